@@ -1,0 +1,335 @@
+//! Client backends running the seed experiment's workload (postgres.c,
+//! xact.c, heapam.c, syncrep.c's waiting side).
+//!
+//! One transaction is: insert a random key into `test` (or update one of
+//! the client's own rows), then COMMIT. Each step below is one event:
+//! DML, inserting the commit record, flushing it, and finishing the
+//! sync-rep wait, so crashes and other processes can fall between them.
+
+use crate::clog::XidStatus;
+use crate::event::{Ack, Failure, Op, OpKind, Wait};
+use crate::heap::{Tuple, Xid};
+use crate::log::Process;
+use crate::lsn::Lsn;
+use crate::node::{Ctx, Env, Node};
+use crate::settings::SynchronousCommit;
+use crate::slog;
+use crate::syncrep::WaitMode;
+use crate::wal::RecordBody;
+use std::sync::Arc;
+
+/// A backend's state machine.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug)]
+pub enum Backend {
+    /// Between transactions.
+    #[default]
+    Idle,
+    /// Blocked before its DML could run.
+    Blocked { op: Op, wait: Wait },
+    /// DML done; COMMIT is next.
+    InXact { xid: Xid, op: Op },
+    /// Commit record inserted, ending at `end`; XLogFlush is next.
+    Committing { xid: Xid, op: Op, end: Lsn },
+    /// In SyncRepWaitForLSN.
+    SyncRepWait { xid: Xid, op: Op, end: Lsn, mode: WaitMode },
+}
+
+impl Backend {
+    /// The session dies. Returns the transaction if it is in doubt: its
+    /// commit record was inserted, so it may or may not have committed.
+    pub fn abandon(&mut self) -> Option<Op> {
+        match std::mem::take(self) {
+            Backend::Committing { op, .. } | Backend::SyncRepWait { op, .. } => Some(op),
+            _ => None,
+        }
+    }
+
+    /// What the process title would show.
+    pub fn wait(&self) -> Option<Wait> {
+        match *self {
+            Backend::Blocked { wait, .. } => Some(wait),
+            Backend::SyncRepWait { end, mode, .. } => Some(Wait::SyncRep { lsn: end, mode }),
+            _ => None,
+        }
+    }
+
+    pub fn is_idle(&self) -> bool {
+        matches!(self, Backend::Idle)
+    }
+}
+
+impl Node {
+    /// Whether backend `b` can take a step. `allow_new`: may an idle
+    /// backend start a transaction (not while the cluster quiesces).
+    pub fn backend_ready(&self, b: usize, env: Env<'_>, allow_new: bool) -> bool {
+        if !self.is_primary() {
+            return false;
+        }
+        match self.backends[b] {
+            Backend::Idle => allow_new,
+            Backend::InXact { .. } | Backend::Committing { .. } => true,
+            Backend::SyncRepWait { end, mode, .. } => self.sync_released(env.names, end, mode),
+            Backend::Blocked { wait, .. } => !self.still_blocked(wait, env),
+        }
+    }
+
+    fn still_blocked(&self, wait: Wait, env: Env<'_>) -> bool {
+        match wait {
+            Wait::Standby { lsn, what } => self.transfer_wait(env, lsn, what).is_some(),
+            Wait::SyncRep { lsn, mode } => !self.sync_released(env.names, lsn, mode),
+            Wait::Xact { xid } => self.running.contains(&xid),
+        }
+    }
+
+    /// Whether the backend's next step starts a transaction (and so takes a
+    /// drawn argument).
+    pub fn backend_starts_xact(&self, b: usize) -> bool {
+        self.backends[b].is_idle()
+    }
+
+    /// One step of backend `b`. `new_op` is the transaction to start when
+    /// the backend is idle.
+    pub fn backend_step(&mut self, b: usize, new_op: Option<Op>, ctx: &mut Ctx<'_>) {
+        match self.backends[b] {
+            Backend::Idle => {
+                let op = new_op.expect("an idle backend starts a transaction");
+                self.exec_dml(b, op, ctx);
+            }
+            Backend::Blocked { op, .. } => self.exec_dml(b, op, ctx),
+            Backend::InXact { xid, op } => self.commit(b, xid, op, ctx),
+            Backend::Committing { xid, op, end } => self.commit_flush(b, xid, op, end, ctx),
+            Backend::SyncRepWait { xid, op, end, .. } => {
+                slog!(
+                    ctx.log,
+                    self.id,
+                    Process::Backend(b as u8),
+                    Debug,
+                    "released from synchronous replication wait for {}",
+                    end
+                );
+                self.finish_commit(b, xid, op, end, ctx);
+            }
+        }
+    }
+
+    /// INSERT or UPDATE: read the block, check the key, log and apply the
+    /// change.
+    fn exec_dml(&mut self, b: usize, op: Op, ctx: &mut Ctx<'_>) {
+        let proc = Process::Backend(b as u8);
+        let blk = op.key % self.data.len();
+        let f = match self.read_buffer(blk, proc, ctx) {
+            Ok(f) => f,
+            Err(wait) => return self.block(b, op, wait, ctx),
+        };
+        self.set_hint_bits(f, proc, ctx);
+        if op.kind == OpKind::Select {
+            slog!(ctx.log, self.id, proc, Log, "SELECT * FROM test WHERE id = {} (block {})", op.key, blk);
+            self.backends[b] = Backend::Idle;
+            return;
+        }
+        let tuples = &self.buffers.frame(f).page.tuples;
+        let same_key = || tuples.iter().enumerate().filter(|(_, t)| t.key == op.key);
+        if let Some((_, t)) = same_key().find(|(_, t)| self.running.contains(&t.xmin)) {
+            return self.block(b, op, Wait::Xact { xid: t.xmin }, ctx);
+        }
+        match op.kind {
+            OpKind::Insert => {
+                let duplicate = same_key().any(|(_, t)| self.xid_committed(t.xmin));
+                let xid = self.assign_xid();
+                let tuple = Tuple { key: op.key, payload: op.payload, xmin: xid, xmax: 0, infomask: 0 };
+                let end = self.heap_change(f, xid, None, tuple, ctx);
+                if duplicate {
+                    // The heap tuple is in, then the unique index check fails.
+                    slog!(
+                        ctx.log,
+                        self.id,
+                        proc,
+                        Error,
+                        "duplicate key value violates unique constraint \"test_pkey\" (Key (id)=({}) already exists)",
+                        op.key
+                    );
+                    let end = self.xlog_insert(xid, RecordBody::Abort).end;
+                    self.clog.set(xid, XidStatus::Aborted, Lsn(0));
+                    self.end_xid(xid);
+                    self.backends[b] = Backend::Idle;
+                    ctx.fx.failed.push((op.client, op, Failure::DuplicateKey));
+                    slog!(
+                        ctx.log,
+                        self.id,
+                        proc,
+                        Debug,
+                        "abort record of transaction {} ends at {}",
+                        xid,
+                        end
+                    );
+                } else {
+                    slog!(
+                        ctx.log,
+                        self.id,
+                        proc,
+                        Log,
+                        "xid {}: INSERT INTO test VALUES ({}, '{}') in block {}, record ends at {}",
+                        xid,
+                        op.key,
+                        crate::heap::md5_text(op.payload),
+                        blk,
+                        end
+                    );
+                    self.backends[b] = Backend::InXact { xid, op };
+                }
+            }
+            OpKind::Select => unreachable!("handled above"),
+            OpKind::Update => {
+                let live = same_key()
+                    .find(|(_, t)| self.xid_committed(t.xmin) && (t.xmax == 0 || self.xid_aborted(t.xmax)))
+                    .map(|(i, _)| i);
+                let Some(old) = live else {
+                    slog!(
+                        ctx.log,
+                        self.id,
+                        proc,
+                        Log,
+                        "UPDATE test SET info = ... WHERE id = {}: UPDATE 0",
+                        op.key
+                    );
+                    self.backends[b] = Backend::Idle;
+                    ctx.fx.failed.push((op.client, op, Failure::NoRow));
+                    return;
+                };
+                let xid = self.assign_xid();
+                let tuple = Tuple { key: op.key, payload: op.payload, xmin: xid, xmax: 0, infomask: 0 };
+                let end = self.heap_change(f, xid, Some(old), tuple, ctx);
+                slog!(
+                    ctx.log,
+                    self.id,
+                    proc,
+                    Log,
+                    "xid {}: UPDATE test SET info = '{}' WHERE id = {} in block {}, record ends at {}",
+                    xid,
+                    crate::heap::md5_text(op.payload),
+                    op.key,
+                    blk,
+                    end
+                );
+                self.backends[b] = Backend::InXact { xid, op };
+            }
+        }
+    }
+
+    fn block(&mut self, b: usize, op: Op, wait: Wait, ctx: &mut Ctx<'_>) {
+        slog!(ctx.log, self.id, Process::Backend(b as u8), Log, "{}", wait);
+        self.backends[b] = Backend::Blocked { op, wait };
+    }
+
+    /// Applies an insert (or an update of the tuple at index `old`) to the
+    /// page in frame `f` and logs it, with a full-page image if this is the
+    /// page's first change since the checkpoint's REDO.
+    fn heap_change(&mut self, f: usize, xid: Xid, old: Option<usize>, tuple: Tuple, ctx: &Ctx<'_>) -> Lsn {
+        let needs_image =
+            ctx.env.settings.full_page_writes && self.buffers.frame(f).page.lsn <= self.redo_ptr;
+        let blk = self.buffers.frame(f).tag.expect("resident");
+        let page = &mut self.buffers.frame_mut(f).page;
+        let offnum = page.next_offnum();
+        if let Some(o) = old {
+            page.tuples[o].set_xmax(xid);
+        }
+        page.tuples.push(tuple);
+        let image = needs_image.then(|| Arc::new(page.clone()));
+        let body = match old {
+            None => RecordBody::HeapInsert { block: blk, offnum, tuple, image },
+            Some(o) => RecordBody::HeapUpdate {
+                block: blk,
+                old_offnum: o as u16 + 1,
+                new_offnum: offnum,
+                tuple,
+                image,
+            },
+        };
+        let end = self.xlog_insert(xid, body).end;
+        let d = self.buffers.frame_mut(f);
+        d.page.lsn = end;
+        d.dirty = true;
+        end
+    }
+
+    /// COMMIT: insert the commit record. With `synchronous_commit = off`
+    /// the client is told at once; otherwise the flush comes next.
+    fn commit(&mut self, b: usize, xid: Xid, op: Op, ctx: &mut Ctx<'_>) {
+        let end = self.xlog_insert(xid, RecordBody::Commit).end;
+        slog!(
+            ctx.log,
+            self.id,
+            Process::Backend(b as u8),
+            Debug,
+            "commit record of transaction {} ends at {}",
+            xid,
+            end
+        );
+        if ctx.env.settings.synchronous_commit == SynchronousCommit::Off {
+            self.clog.set(xid, XidStatus::Committed, end);
+            self.finish_commit(b, xid, op, end, ctx);
+        } else {
+            self.backends[b] = Backend::Committing { xid, op, end };
+        }
+    }
+
+    /// XLogFlush of the commit record, the CLOG update, then the sync-rep
+    /// wait if `synchronous_commit` and `synchronous_transfer` ask for one.
+    fn commit_flush(&mut self, b: usize, xid: Xid, op: Op, end: Lsn, ctx: &mut Ctx<'_>) {
+        self.xlog_flush(end, ctx.log, Process::Backend(b as u8));
+        self.clog.set(xid, XidStatus::Committed, end);
+        let s = ctx.env.settings;
+        let mode = match s.synchronous_commit {
+            SynchronousCommit::RemoteWrite => Some(WaitMode::Write),
+            SynchronousCommit::On => Some(WaitMode::Flush),
+            SynchronousCommit::RemoteApply => Some(WaitMode::Apply),
+            SynchronousCommit::Off | SynchronousCommit::Local => None,
+        };
+        match mode {
+            Some(mode)
+                if s.synchronous_transfer.covers_commit()
+                    && !self.sync_released(ctx.env.names, end, mode) =>
+            {
+                let proc = Process::Backend(b as u8);
+                slog!(ctx.log, self.id, proc, Log, "{}", Wait::SyncRep { lsn: end, mode });
+                self.backends[b] = Backend::SyncRepWait { xid, op, end, mode };
+            }
+            _ => self.finish_commit(b, xid, op, end, ctx),
+        }
+    }
+
+    /// The transaction leaves the ProcArray and the client hears "COMMIT".
+    fn finish_commit(&mut self, b: usize, xid: Xid, op: Op, end: Lsn, ctx: &mut Ctx<'_>) {
+        self.end_xid(xid);
+        self.backends[b] = Backend::Idle;
+        let (durable_on, written_on) = self.holders_of(end);
+        ctx.fx.acks.push(Ack { op, node: self.id, commit_end: end, durable_on, written_on });
+        slog!(
+            ctx.log,
+            self.id,
+            Process::Backend(b as u8),
+            Log,
+            "xid {}: COMMIT acknowledged (commit record ends at {}, WAL flushed to {})",
+            xid,
+            end,
+            self.wal.flush_lsn()
+        );
+    }
+
+    /// Nodes known to hold WAL up to `lsn`: flushed, and at least written
+    /// (bit = node id).
+    pub fn holders_of(&self, lsn: Lsn) -> (u16, u16) {
+        let me = 1u16 << self.id;
+        let mut durable = if self.wal.flush_lsn() >= lsn { me } else { 0 };
+        let mut written = if self.wal.write_lsn() >= lsn { me } else { 0 };
+        for w in &self.walsenders {
+            if w.reported.flush >= lsn {
+                durable |= 1 << w.peer;
+            }
+            if w.reported.write >= lsn {
+                written |= 1 << w.peer;
+            }
+        }
+        (durable, written)
+    }
+}

@@ -1,0 +1,165 @@
+//! Shared buffers (bufmgr.c, freelist.c): a fixed pool of frames over the
+//! table's blocks, with page LSN, dirty flag and clock-sweep eviction.
+//!
+//! The pool only holds state; *writing* a buffer (FlushBuffer: WAL first,
+//! then the data file) is done by the process that evicts or checkpoints,
+//! in `node.rs`, because who waits for what is process business.
+
+use crate::heap::{BlockNumber, Page};
+
+/// One buffer (`BufferDesc` + its page).
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct BufferDesc {
+    /// The block held, if any (`BufferTag`).
+    pub tag: Option<BlockNumber>,
+    /// `BM_DIRTY`.
+    pub dirty: bool,
+    /// Clock-sweep usage count (max `BM_MAX_USAGE_COUNT` = 5).
+    pub usage: u8,
+    pub page: Page,
+}
+
+const BM_MAX_USAGE_COUNT: u8 = 5;
+const NO_FRAME: u32 = u32::MAX;
+
+/// The buffer pool.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct BufferPool {
+    frames: Vec<BufferDesc>,
+    /// Block number → frame (`BufTable`), dense because the table is small.
+    lookup: Vec<u32>,
+    /// `nextVictimBuffer`.
+    hand: u32,
+}
+
+impl BufferPool {
+    pub fn new(frames: u32, blocks: u32) -> BufferPool {
+        BufferPool {
+            frames: vec![BufferDesc::default(); frames as usize],
+            lookup: vec![NO_FRAME; blocks as usize],
+            hand: 0,
+        }
+    }
+
+    pub fn frames(&self) -> &[BufferDesc] {
+        &self.frames
+    }
+
+    pub fn frame(&self, f: usize) -> &BufferDesc {
+        &self.frames[f]
+    }
+
+    pub fn frame_mut(&mut self, f: usize) -> &mut BufferDesc {
+        &mut self.frames[f]
+    }
+
+    /// The frame holding `blk`, if resident.
+    pub fn lookup(&self, blk: BlockNumber) -> Option<usize> {
+        let f = self.lookup[blk as usize];
+        (f != NO_FRAME).then_some(f as usize)
+    }
+
+    /// Marks a use of a frame (PinBuffer bumps the usage count).
+    pub fn touch(&mut self, f: usize) {
+        let d = &mut self.frames[f];
+        d.usage = (d.usage + 1).min(BM_MAX_USAGE_COUNT);
+    }
+
+    /// `StrategyGetBuffer`'s clock sweep without side effects: the frame the
+    /// sweep would pick next. Used to ask "must a dirty page be written
+    /// before a block can be read?" before committing to it.
+    pub fn peek_victim(&self) -> usize {
+        let n = self.frames.len();
+        // A frame with usage u is picked on the sweep's (u+1)-th visit, so
+        // the victim is the one minimising (usage, distance from the hand).
+        (0..n)
+            .map(|d| (self.hand as usize + d) % n)
+            .min_by_key(|&f| {
+                let fr = &self.frames[f];
+                let u = if fr.tag.is_none() { 0 } else { fr.usage as usize };
+                (u, (f + n - self.hand as usize) % n)
+            })
+            .expect("pool has frames")
+    }
+
+    /// Runs the clock sweep for real: decrements usage counts on the way,
+    /// and returns the victim [`Self::peek_victim`] predicted.
+    pub fn take_victim(&mut self) -> usize {
+        let victim = self.peek_victim();
+        let n = self.frames.len();
+        let usage = self.frames[victim].usage as usize;
+        let dist = (victim + n - self.hand as usize) % n;
+        // Frames passed over lose one usage point per full round the sweep
+        // makes, and the frames before the victim in the last round one more.
+        for d in 0..n {
+            let f = (self.hand as usize + d) % n;
+            if f == victim || self.frames[f].tag.is_none() {
+                continue;
+            }
+            let rounds = usage + usize::from(d < dist);
+            let fr = &mut self.frames[f];
+            fr.usage = fr.usage.saturating_sub(rounds.min(u8::MAX as usize) as u8);
+        }
+        self.frames[victim].usage = 0;
+        self.hand = ((victim + 1) % n) as u32;
+        victim
+    }
+
+    /// Puts `page` of block `blk` into frame `f`, which must be clean.
+    pub fn install(&mut self, f: usize, blk: BlockNumber, page: Page) {
+        let d = &mut self.frames[f];
+        assert!(!d.dirty, "installing over a dirty buffer would lose a change");
+        if let Some(old) = d.tag {
+            self.lookup[old as usize] = NO_FRAME;
+        }
+        *d = BufferDesc { tag: Some(blk), dirty: false, usage: 1, page };
+        self.lookup[blk as usize] = f as u32;
+    }
+
+    /// Shared memory is lost (crash).
+    pub fn clear(&mut self) {
+        for d in &mut self.frames {
+            *d = BufferDesc::default();
+        }
+        self.lookup.iter_mut().for_each(|f| *f = NO_FRAME);
+        self.hand = 0;
+    }
+
+    /// Dirty frames, in frame order (the checkpoint's to-do list).
+    pub fn dirty_frames(&self) -> impl Iterator<Item = usize> + '_ {
+        self.frames.iter().enumerate().filter(|(_, d)| d.dirty).map(|(i, _)| i)
+    }
+
+    /// The page a reader sees for `blk`: the buffer if resident.
+    pub fn resident_page(&self, blk: BlockNumber) -> Option<&Page> {
+        self.lookup(blk).map(|f| &self.frames[f].page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_sweep_prefers_free_then_cold_frames() {
+        let mut p = BufferPool::new(3, 10);
+        for blk in 0..3 {
+            let f = p.take_victim();
+            p.install(f, blk, Page::default());
+        }
+        // All usage 1; touch frame 0 twice so it is hottest.
+        p.touch(0);
+        p.touch(0);
+        let v = p.peek_victim();
+        assert_eq!(v, p.take_victim());
+        assert_ne!(v, 0);
+        p.install(v, 7, Page::default());
+        assert_eq!(p.lookup(7), Some(v));
+        assert_eq!(p.resident_page(7), Some(&Page::default()));
+        for blk in 0..3 {
+            if p.lookup(blk).is_none() {
+                assert!(blk != 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The checkpointer (checkpointer.c, xlog.c CreateCheckPoint /
+//! CreateRestartPoint): checkpoints on a primary, restartpoints on a
+//! standby, the shutdown checkpoint, and the end-of-recovery checkpoint.
+//!
+//! Order, as in CreateCheckPoint: take REDO (the insert position); write
+//! CLOG pages and every buffer dirty at the start, one per event, each
+//! under the WAL rule; fsync; insert the checkpoint record and flush it;
+//! then point pg_control at it. Only then may WAL before REDO be dropped.
+
+use crate::backend::Backend;
+use crate::control::DbState;
+use crate::event::Wait;
+use crate::heap::{BlockNumber, Xid};
+use crate::log::Process;
+use crate::lsn::{Lsn, Tli};
+use crate::node::{Ctx, Env, Node, Status};
+use crate::settings::FileKind;
+use crate::slog;
+use crate::wal::{CheckPoint, RecordBody};
+
+/// Why a checkpoint runs.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum CkptKind {
+    /// checkpoint_timeout or max_wal_size on a primary.
+    Online,
+    /// Restartpoint on a standby, at the last replayed checkpoint.
+    Restartpoint,
+    /// Written at the end of crash recovery (a shutdown-type record).
+    EndOfRecovery,
+    /// Fast shutdown.
+    Shutdown,
+}
+
+impl CkptKind {
+    fn flags(self) -> &'static str {
+        match self {
+            CkptKind::Online => "time",
+            CkptKind::Restartpoint => "time",
+            CkptKind::EndOfRecovery => "end-of-recovery immediate wait",
+            CkptKind::Shutdown => "shutdown immediate",
+        }
+    }
+    fn noun(self) -> &'static str {
+        if self == CkptKind::Restartpoint { "restartpoint" } else { "checkpoint" }
+    }
+}
+
+/// Where a checkpoint is.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Phase {
+    /// CheckPointCLOG: dirty CLOG pages.
+    Clog,
+    /// CheckPointBuffers: the buffers dirty at the start, one per event.
+    Buffers,
+    /// ProcessSyncRequests: fsync data files and CLOG.
+    Sync,
+    /// Insert the checkpoint record and flush it (not for restartpoints).
+    Record,
+    /// UpdateControlFile.
+    Control,
+    /// Only with `rules.fsync_before_control_update = false`: the fsync
+    /// happens after pg_control already points at the new REDO.
+    LateSync,
+}
+
+/// A checkpoint in progress.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Ckpt {
+    pub kind: CkptKind,
+    pub redo: Lsn,
+    pub phase: Phase,
+    /// Transactions between inserting their commit record and updating the
+    /// CLOG when REDO was taken (`delayChkptFlags`): the checkpoint waits
+    /// for them, or it could miss a commit that lies before its REDO.
+    delaying: Vec<Xid>,
+    /// Buffers dirty when the checkpoint started (frame, block).
+    todo: Vec<(usize, BlockNumber)>,
+    next: usize,
+    written: u32,
+    /// The checkpoint record (start, end, contents): inserted by this
+    /// checkpoint, or for a restartpoint the replayed one it completes.
+    record: Option<(Lsn, Lsn, CheckPoint)>,
+    pub wait: Option<Wait>,
+}
+
+/// The checkpointer process.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct Checkpointer {
+    /// Highest-priority pending request.
+    pub requested: Option<CkptKind>,
+    pub current: Option<Ckpt>,
+    /// Checkpoints (or restartpoints) completed since start.
+    pub completed: u32,
+}
+
+impl Checkpointer {
+    /// Adds a request; a shutdown or end-of-recovery request outranks a
+    /// timed one.
+    pub fn request(&mut self, kind: CkptKind) {
+        self.requested = Some(self.requested.map_or(kind, |k| k.max(kind)));
+    }
+}
+
+impl Node {
+    /// Whether the checkpointer can take a step now.
+    pub fn checkpointer_ready(&self, env: Env<'_>) -> bool {
+        if !self.is_running() {
+            return false;
+        }
+        match &self.checkpointer.current {
+            Some(c) => match c.wait {
+                Some(Wait::Standby { lsn, what }) => self.transfer_wait(env, lsn, what).is_none(),
+                _ => self.delaying_xid(c).is_none(),
+            },
+            None => self.checkpointer.requested.is_some_and(|k| self.may_start(k)),
+        }
+    }
+
+    fn may_start(&self, kind: CkptKind) -> bool {
+        match kind {
+            CkptKind::Online => self.status == Status::Production,
+            CkptKind::Restartpoint => self.is_standby(),
+            CkptKind::EndOfRecovery => self.status == Status::Recovery,
+            CkptKind::Shutdown => self.status == Status::ShuttingDown,
+        }
+    }
+
+    /// Whether a timed checkpoint request would do anything: a primary with
+    /// WAL since the last checkpoint, or a standby that replayed a newer
+    /// checkpoint record than its last restartpoint.
+    pub fn checkpoint_request_useful(&self) -> bool {
+        if self.checkpointer.requested.is_some() || self.checkpointer.current.is_some() {
+            return false;
+        }
+        match self.status {
+            // Skipped when nothing was logged since the last checkpoint.
+            Status::Production => self.wal.records().last().is_some_and(|r| r.lsn > self.control.checkpoint),
+            Status::Recovery => self.startup.as_ref().is_some_and(|s| {
+                s.standby && s.last_checkpoint.is_some_and(|c| c.0 > self.control.checkpoint)
+            }),
+            _ => false,
+        }
+    }
+
+    /// Requests a checkpoint when WAL since REDO exceeds `max_wal_size`.
+    pub fn request_checkpoint_if_wal_full(&mut self, ctx: &mut Ctx<'_>) {
+        let used = self.wal.insert_lsn().0.saturating_sub(self.redo_ptr.0);
+        if used > ctx.env.settings.max_wal_size.0.0
+            && self.checkpointer.requested.is_none()
+            && self.checkpointer.current.is_none()
+        {
+            let kind = if self.is_standby() { CkptKind::Restartpoint } else { CkptKind::Online };
+            self.checkpointer.request(kind);
+            slog!(
+                ctx.log,
+                self.id,
+                Process::Checkpointer,
+                Log,
+                "{}s are occurring too frequently (WAL since REDO exceeds max_wal_size)",
+                kind.noun()
+            );
+        }
+    }
+
+    /// One checkpointer step.
+    pub fn checkpointer_step(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(mut c) = self.checkpointer.current.take() else {
+            let kind = self.checkpointer.requested.take().expect("checkpointer_ready");
+            if let Some(c) = self.begin_checkpoint(kind, ctx) {
+                self.checkpointer.current = Some(c);
+            }
+            return;
+        };
+        c.wait = None;
+        let proc = Process::Checkpointer;
+        let next_clog = self.clog.dirty_pages().next();
+        match c.phase {
+            Phase::Clog => match next_clog {
+                Some(p) => {
+                    if let Err(w) = self.write_clog_page(p, proc, ctx) {
+                        self.ckpt_wait(&mut c, w, ctx);
+                    }
+                }
+                None => c.phase = Phase::Buffers,
+            },
+            Phase::Buffers => {
+                if let Some(&(f, blk)) = c.todo.get(c.next) {
+                    let d = self.buffers.frame(f);
+                    if d.dirty && d.tag == Some(blk) {
+                        match self.flush_buffer(f, proc, ctx) {
+                            Ok(()) => {
+                                c.written += 1;
+                                c.next += 1;
+                            }
+                            Err(w) => self.ckpt_wait(&mut c, w, ctx),
+                        }
+                    } else {
+                        c.next += 1;
+                    }
+                } else {
+                    c.phase = Phase::Sync;
+                }
+            }
+            Phase::Sync => {
+                if ctx.env.settings.rules.fsync_before_control_update {
+                    self.data.fsync();
+                    self.clog.file.fsync();
+                }
+                c.phase = if c.kind == CkptKind::Restartpoint { Phase::Control } else { Phase::Record };
+            }
+            Phase::Record => {
+                let ckpt = CheckPoint {
+                    redo: c.redo,
+                    tli: self.tli,
+                    prev_tli: self.control_prev_tli(),
+                    next_xid: self.next_xid,
+                };
+                let body = if c.kind == CkptKind::Online {
+                    RecordBody::CheckpointOnline(ckpt)
+                } else {
+                    RecordBody::CheckpointShutdown(ckpt)
+                };
+                let rec = self.xlog_insert(0, body);
+                let (start, end) = (rec.lsn, rec.end);
+                self.xlog_flush(end, ctx.log, proc);
+                c.record = Some((start, end, ckpt));
+                c.phase = Phase::Control;
+            }
+            Phase::Control => {
+                let (_, end, _) = c.record.expect("checkpoint record known");
+                if let Some(w) = self.transfer_wait(ctx.env, end, FileKind::Control) {
+                    self.ckpt_wait(&mut c, Wait::Standby { lsn: w, what: FileKind::Control }, ctx);
+                } else {
+                    self.update_control_for(&c);
+                    if ctx.env.settings.rules.fsync_before_control_update {
+                        return self.finish_checkpoint(c, ctx);
+                    }
+                    c.phase = Phase::LateSync;
+                }
+            }
+            Phase::LateSync => {
+                self.data.fsync();
+                self.clog.file.fsync();
+                return self.finish_checkpoint(c, ctx);
+            }
+        }
+        self.checkpointer.current = Some(c);
+    }
+
+    /// A transaction the checkpoint must still wait for before writing
+    /// anything (GetVirtualXIDsDelayingChkpt), if the rule is on.
+    fn delaying_xid(&self, c: &Ckpt) -> Option<Xid> {
+        if c.phase != Phase::Clog {
+            return None;
+        }
+        c.delaying.iter().copied().find(|&x| {
+            self.backends.iter().any(|b| matches!(*b, Backend::Committing { xid, .. } if xid == x))
+        })
+    }
+
+    fn control_prev_tli(&self) -> Tli {
+        if self.control.tli == self.tli { self.control.prev_tli } else { self.control.tli }
+    }
+
+    fn ckpt_wait(&mut self, c: &mut Ckpt, w: Wait, ctx: &mut Ctx<'_>) {
+        slog!(ctx.log, self.id, Process::Checkpointer, Log, "{}", w);
+        c.wait = Some(w);
+    }
+
+    fn begin_checkpoint(&mut self, kind: CkptKind, ctx: &mut Ctx<'_>) -> Option<Ckpt> {
+        let record = if kind == CkptKind::Restartpoint {
+            let last = self.startup.as_ref().and_then(|s| s.last_checkpoint);
+            match last {
+                Some(l) if l.0 > self.control.checkpoint => Some(l),
+                _ => {
+                    slog!(
+                        ctx.log,
+                        self.id,
+                        Process::Checkpointer,
+                        Debug,
+                        "skipping restartpoint, already performed at {}",
+                        self.control.checkpoint
+                    );
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        let redo = match record {
+            Some((_, _, ckpt)) => ckpt.redo,
+            None => self.wal.insert_lsn(),
+        };
+        if kind != CkptKind::Restartpoint {
+            self.redo_ptr = redo;
+        }
+        let delaying = if ctx.env.settings.rules.checkpoint_waits_for_commits {
+            self.backends
+                .iter()
+                .filter_map(|b| match *b {
+                    Backend::Committing { xid, .. } => Some(xid),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let todo = self
+            .buffers
+            .dirty_frames()
+            .map(|f| (f, self.buffers.frame(f).tag.expect("dirty frame has a tag")))
+            .collect();
+        slog!(ctx.log, self.id, Process::Checkpointer, Log, "{} starting: {}", kind.noun(), kind.flags());
+        Some(Ckpt { kind, redo, phase: Phase::Clog, delaying, todo, next: 0, written: 0, record, wait: None })
+    }
+
+    fn update_control_for(&mut self, c: &Ckpt) {
+        let (start, end, ckpt) = c.record.expect("checkpoint record known");
+        let ctl = &mut self.control;
+        ctl.checkpoint = start;
+        ctl.redo = ckpt.redo;
+        ctl.tli = ckpt.tli;
+        ctl.prev_tli = ckpt.prev_tli;
+        ctl.next_xid = ckpt.next_xid;
+        match c.kind {
+            CkptKind::Shutdown => ctl.state = DbState::Shutdowned,
+            CkptKind::EndOfRecovery | CkptKind::Online => ctl.state = DbState::InProduction,
+            CkptKind::Restartpoint => {
+                ctl.state = DbState::InArchiveRecovery;
+                if ctl.min_recovery_point < end {
+                    ctl.min_recovery_point = end;
+                    ctl.min_recovery_point_tli = ckpt.tli;
+                }
+            }
+        }
+    }
+
+    fn finish_checkpoint(&mut self, c: Ckpt, ctx: &mut Ctx<'_>) {
+        self.checkpointer.completed += 1;
+        let pct = 100.0 * f64::from(c.written) / self.buffers.frames().len() as f64;
+        slog!(
+            ctx.log,
+            self.id,
+            Process::Checkpointer,
+            Log,
+            "{} complete: wrote {} buffers ({:.1}%); lsn={}, redo lsn={}",
+            c.kind.noun(),
+            c.written,
+            pct,
+            self.control.checkpoint,
+            c.redo
+        );
+        if c.kind == CkptKind::Restartpoint {
+            slog!(ctx.log, self.id, Process::Checkpointer, Log, "recovery restart point at {}", c.redo);
+        }
+        match c.kind {
+            CkptKind::Shutdown => self.shutdown_complete(ctx),
+            CkptKind::EndOfRecovery => self.end_of_recovery_checkpoint_done(ctx),
+            CkptKind::Online | CkptKind::Restartpoint => {}
+        }
+    }
+
+    /// The shutdown checkpoint is durable: the postmaster exits.
+    fn shutdown_complete(&mut self, ctx: &mut Ctx<'_>) {
+        self.status = Status::Down;
+        self.buffers.clear();
+        self.walsenders.clear();
+        slog!(ctx.log, self.id, Process::Postmaster, Log, "database system is shut down");
+    }
+}

@@ -1,0 +1,169 @@
+//! Clients and what they were told (the ledger).
+//!
+//! Durability is judged against what a user saw: every acknowledged commit
+//! is recorded with the nodes that held its commit record at that moment.
+//! A session lost during COMMIT leaves its write in doubt: it may or may
+//! not have happened, so either outcome is accepted.
+
+use crate::event::{Ack, Failure, Op, OpKind};
+use crate::heap::{Row, md5_text};
+use crate::lsn::Lsn;
+use crate::node::NodeId;
+use crate::settings::WorkloadSettings;
+use std::collections::BTreeMap;
+
+/// The last acknowledged write of a key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct AckedWrite {
+    pub payload: u64,
+    pub node: NodeId,
+    pub commit_end: Lsn,
+    /// Nodes that had the commit record flushed at acknowledgement.
+    pub durable_on: u16,
+    /// Nodes that had it written (in the OS cache) at acknowledgement;
+    /// cleared for a node that loses power.
+    pub written_on: u16,
+}
+
+/// What clients know of one key.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct KeyLedger {
+    pub acked: Option<AckedWrite>,
+    /// Writes in doubt since the last acknowledged one (any may be the
+    /// row's value).
+    pub in_doubt: Vec<u64>,
+}
+
+/// All clients' knowledge.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct Ledger {
+    keys: BTreeMap<u32, KeyLedger>,
+    /// Per client: keys it inserted and may update (its own rows with no
+    /// write in doubt).
+    owned: Vec<Vec<u32>>,
+    pub acks: u64,
+    pub in_doubt_count: u64,
+    pub failures: u64,
+}
+
+/// Splits a drawn argument into independent-looking bits (SplitMix64).
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Ledger {
+    pub fn new(clients: u8) -> Ledger {
+        Ledger { owned: vec![Vec::new(); clients as usize], ..Ledger::default() }
+    }
+
+    /// The transaction client `client` runs next, from the scheduler's
+    /// drawn argument: an insert of a random key, or an update of one of
+    /// its own rows.
+    pub fn make_op(&self, client: u8, arg: u64, w: &WorkloadSettings) -> Op {
+        let owned = &self.owned[client as usize];
+        let payload = mix(arg);
+        let pick = arg >> 8;
+        let roll = arg % 100;
+        let updates = u64::from(w.update_percent);
+        let (kind, key) = if roll < updates && !owned.is_empty() {
+            (OpKind::Update, owned[(pick % owned.len() as u64) as usize])
+        } else if (updates..updates + u64::from(w.select_percent)).contains(&roll) {
+            (OpKind::Select, (pick % u64::from(w.key_space)) as u32 + 1)
+        } else {
+            (OpKind::Insert, (pick % u64::from(w.key_space)) as u32 + 1)
+        };
+        Op { client, kind, key, payload }
+    }
+
+    pub fn on_ack(&mut self, ack: &Ack) {
+        self.acks += 1;
+        let k = self.keys.entry(ack.op.key).or_default();
+        k.acked = Some(AckedWrite {
+            payload: ack.op.payload,
+            node: ack.node,
+            commit_end: ack.commit_end,
+            durable_on: ack.durable_on,
+            written_on: ack.written_on,
+        });
+        k.in_doubt.clear();
+        let owned = &mut self.owned[ack.op.client as usize];
+        if ack.op.kind == OpKind::Insert && !owned.contains(&ack.op.key) {
+            owned.push(ack.op.key);
+        }
+    }
+
+    pub fn on_in_doubt(&mut self, client: u8, op: &Op) {
+        self.in_doubt_count += 1;
+        self.keys.entry(op.key).or_default().in_doubt.push(op.payload);
+        self.owned[client as usize].retain(|&k| k != op.key);
+    }
+
+    pub fn on_failed(&mut self, client: u8, op: &Op, why: Failure) {
+        self.failures += 1;
+        if why == Failure::NoRow {
+            self.owned[client as usize].retain(|&k| k != op.key);
+        }
+    }
+
+    /// A node lost its OS cache: writes it only had written are gone.
+    pub fn on_power_loss(&mut self, node: NodeId) {
+        for k in self.keys.values_mut() {
+            if let Some(a) = &mut k.acked {
+                a.written_on &= !(1 << node);
+            }
+        }
+    }
+
+    /// A node's data was replaced (rewind, base backup, truncation): what
+    /// it held no longer counts as held.
+    pub fn forget_node(&mut self, node: NodeId) {
+        for k in self.keys.values_mut() {
+            if let Some(a) = &mut k.acked {
+                a.durable_on &= !(1 << node);
+                a.written_on &= !(1 << node);
+            }
+        }
+    }
+
+    /// Checks that `rows` (node `node`'s visible rows) hold every
+    /// acknowledged write the node held when it was acknowledged. Returns
+    /// a sentence describing the first lost write.
+    pub fn check_node(&self, node: NodeId, name: &str, rows: &[Row]) -> Option<String> {
+        let bit = 1u16 << node;
+        let mut by_key: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for &(k, p) in rows {
+            by_key.entry(k).or_default().push(p);
+        }
+        for (&key, k) in &self.keys {
+            let Some(a) = k.acked else { continue };
+            if (a.durable_on | a.written_on) & bit == 0 {
+                continue;
+            }
+            let seen = by_key.get(&key).map_or(&[][..], Vec::as_slice);
+            let ok = seen.len() == 1 && (seen[0] == a.payload || k.in_doubt.contains(&seen[0]));
+            if !ok {
+                let how = if a.durable_on & bit != 0 { "flushed" } else { "written" };
+                let found = match seen {
+                    [] => "no such row".to_string(),
+                    [p] => format!("info = '{}'", md5_text(*p)),
+                    many => format!("{} rows with that id", many.len()),
+                };
+                return Some(format!(
+                    "acknowledged commit lost: row id={key} info='{}' was acknowledged by node{} (commit record ending at {}, {how} on {name} at that moment), but {name} shows {found}",
+                    md5_text(a.payload),
+                    a.node + 1,
+                    a.commit_end,
+                ));
+            }
+        }
+        None
+    }
+
+    /// Number of keys with an acknowledged write.
+    pub fn acked_keys(&self) -> usize {
+        self.keys.values().filter(|k| k.acked.is_some()).count()
+    }
+}

@@ -1,0 +1,123 @@
+//! The commit log (clog.c, slru.c): two bits of status per transaction in
+//! pages that are files too.
+//!
+//! Each CLOG page carries a group LSN: the latest commit record whose
+//! status it holds. Like a data page, a CLOG page may reach disk only after
+//! WAL is flushed up to that LSN (SlruPhysicalWritePage), which matters for
+//! asynchronous commits. All pages stay in memory (the SLRU is assumed big
+//! enough); they are written by checkpoints.
+
+use crate::heap::Xid;
+use crate::lsn::Lsn;
+use crate::storage::{BlockFile, HasLsn};
+
+/// `XidStatus`.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug)]
+pub enum XidStatus {
+    #[default]
+    InProgress,
+    Committed,
+    Aborted,
+}
+
+/// One CLOG page.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct ClogPage {
+    pub status: Vec<XidStatus>,
+    pub lsn: Lsn,
+}
+
+impl HasLsn for ClogPage {
+    fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+}
+
+/// The CLOG of a node: shared-memory pages and the `pg_xact` file.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Clog {
+    xids_per_page: u32,
+    pages: Vec<ClogPage>,
+    dirty: Vec<bool>,
+    pub file: BlockFile<ClogPage>,
+}
+
+impl Clog {
+    pub fn new(xids_per_page: u32) -> Clog {
+        Clog { xids_per_page, pages: Vec::new(), dirty: Vec::new(), file: BlockFile::new(0) }
+    }
+
+    fn locate(&self, xid: Xid) -> (usize, usize) {
+        let x = xid as usize;
+        let per = self.xids_per_page as usize;
+        (x / per, x % per)
+    }
+
+    pub fn get(&self, xid: Xid) -> XidStatus {
+        let (p, i) = self.locate(xid);
+        self.pages.get(p).map_or(XidStatus::InProgress, |pg| pg.status[i])
+    }
+
+    /// `TransactionIdSetTreeStatus`: records the status, raising the page's
+    /// group LSN to the commit record's end.
+    pub fn set(&mut self, xid: Xid, status: XidStatus, lsn: Lsn) {
+        let (p, i) = self.locate(xid);
+        while self.pages.len() <= p {
+            // ExtendCLOG: a zeroed page, also in the file so reads find it.
+            let zero =
+                ClogPage { status: vec![XidStatus::InProgress; self.xids_per_page as usize], lsn: Lsn(0) };
+            self.file.extend(zero.clone());
+            self.pages.push(zero);
+            self.dirty.push(false);
+        }
+        let pg = &mut self.pages[p];
+        pg.status[i] = status;
+        pg.lsn = pg.lsn.max(lsn);
+        self.dirty[p] = true;
+    }
+
+    /// Pages changed since they were last written, lowest first.
+    pub fn dirty_pages(&self) -> impl Iterator<Item = u32> + '_ {
+        self.dirty.iter().enumerate().filter(|(_, d)| **d).map(|(i, _)| i as u32)
+    }
+
+    pub fn page(&self, p: u32) -> &ClogPage {
+        &self.pages[p as usize]
+    }
+
+    /// `SlruPhysicalWritePage` (the caller has applied the WAL rule).
+    pub fn write_page(&mut self, p: u32) {
+        self.file.write(p, self.pages[p as usize].clone());
+        self.dirty[p as usize] = false;
+    }
+
+    /// Shared memory lost: reload every page from the file (OS cache).
+    pub fn reload(&mut self) {
+        self.pages = (0..self.file.len()).map(|p| self.file.read(p).clone()).collect();
+        self.dirty = vec![false; self.pages.len()];
+    }
+
+    /// Highest group LSN of any page in memory or in the OS cache.
+    pub fn max_file_lsn(&self) -> Lsn {
+        self.file.max_lsn_os()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_survives_only_when_written() {
+        let mut c = Clog::new(4);
+        c.set(5, XidStatus::Committed, Lsn(100));
+        assert_eq!(c.get(5), XidStatus::Committed);
+        assert_eq!(c.dirty_pages().collect::<Vec<_>>(), vec![1]);
+        c.write_page(1);
+        c.set(6, XidStatus::Aborted, Lsn(0));
+        c.reload();
+        assert_eq!(c.get(5), XidStatus::Committed);
+        assert_eq!(c.get(6), XidStatus::InProgress);
+        assert_eq!(c.get(1000), XidStatus::InProgress);
+    }
+}

@@ -1,0 +1,367 @@
+//! The whole simulated installation, and the model's two answers to the
+//! scheduler: which events are enabled now, and what applying one does.
+//!
+//! This is the stateright-style `Model`: it never chooses. The sim crate's
+//! scheduler picks among [`Cluster::enabled`] and draws the argument an
+//! event needs; everything here is a pure function of the state and those
+//! choices.
+
+use crate::client::Ledger;
+use crate::event::{Check, CrashKind, Effects, Event};
+use crate::invariants::{self, Violation};
+use crate::log::Log;
+use crate::lsn::Lsn;
+use crate::node::{Ctx, Env, Node, NodeId, Status};
+use crate::settings::Settings;
+use crate::syncrep::StandbyNames;
+use serde::Serialize;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// The cluster.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    settings: Arc<Settings>,
+    names: StandbyNames,
+    pub nodes: Vec<Node>,
+    pub ledger: Ledger,
+    /// Log lines of the current step (drained by the caller).
+    pub log: Log,
+    fx: Effects,
+    /// No new transactions or checkpoint requests: let work finish.
+    quiesce: bool,
+}
+
+impl Cluster {
+    /// `initdb` on the primary, then each standby from a base backup of it,
+    /// and everything started. `settings` must be valid.
+    pub fn new(settings: Settings, log_enabled: bool) -> Cluster {
+        let names = StandbyNames::parse(&settings.synchronous_standby_names).expect("validated settings");
+        let primary = Node::initdb(0, &settings);
+        let mut nodes = vec![primary];
+        for i in 1..=settings.cluster.standbys {
+            let mut s = Node::copy_of(i, &nodes[0], &settings);
+            s.standby_signal = true;
+            nodes.push(s);
+        }
+        let ledger = Ledger::new(settings.workload.clients);
+        let mut c = Cluster {
+            settings: Arc::new(settings),
+            names,
+            nodes,
+            ledger,
+            log: Log::new(log_enabled),
+            fx: Effects::default(),
+            quiesce: false,
+        };
+        for i in 0..c.nodes.len() {
+            c.with_node(i, |n, ctx| n.start(ctx));
+        }
+        c
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Enters the quiesce phase: no new transactions and no faults; work in
+    /// flight finishes and crashed nodes restart.
+    pub fn set_quiesce(&mut self, on: bool) {
+        self.quiesce = on;
+    }
+
+    fn env(&self) -> Env<'_> {
+        Env { settings: &self.settings, names: &self.names }
+    }
+
+    /// Runs `f` on node `i` with a context.
+    fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, &mut Ctx<'_>) -> R) -> R {
+        let mut ctx = Ctx {
+            env: Env { settings: &self.settings, names: &self.names },
+            log: &mut self.log,
+            fx: &mut self.fx,
+        };
+        f(&mut self.nodes[i], &mut ctx)
+    }
+
+    /// Events that can happen now, in a fixed order (node by node, process
+    /// by process), excluding faults.
+    pub fn enabled(&self, out: &mut Vec<Event>) {
+        out.clear();
+        let env = self.env();
+        for n in &self.nodes {
+            let node = n.id;
+            if n.status == Status::Down {
+                if n.failed.is_none() {
+                    out.push(Event::Start { node });
+                }
+                continue;
+            }
+            for b in 0..n.backends.len() {
+                if n.backend_ready(b, env, !self.quiesce) {
+                    out.push(Event::Backend { node, backend: b as u8 });
+                }
+            }
+            if n.walwriter_has_work() {
+                out.push(Event::WalWriter { node });
+            }
+            if n.bgwriter_victim(env).is_some() {
+                out.push(Event::BgWriter { node });
+            }
+            if n.checkpointer_ready(env) {
+                out.push(Event::Checkpointer { node });
+            }
+            if !self.quiesce && n.checkpoint_request_useful() {
+                out.push(Event::RequestCheckpoint { node });
+            }
+            if n.startup_ready() {
+                out.push(Event::Startup { node });
+            }
+        }
+    }
+
+    /// Fault events that could happen now, of one kind.
+    pub fn enabled_faults(&self, kind: CrashKind, out: &mut Vec<Event>) {
+        out.clear();
+        if self.quiesce {
+            return;
+        }
+        for n in self.nodes.iter().filter(|n| n.is_running()) {
+            out.push(Event::Crash { node: n.id, kind });
+        }
+    }
+
+    /// Whether applying `ev` consumes a drawn argument (a backend starting
+    /// a transaction draws its key and payload).
+    pub fn takes_argument(&self, ev: &Event) -> bool {
+        match *ev {
+            Event::Backend { node, backend } => {
+                self.nodes[node as usize].backend_starts_xact(backend as usize)
+            }
+            _ => false,
+        }
+    }
+
+    /// Applies one enabled event and checks the invariants it may affect.
+    pub fn apply(&mut self, ev: Event, arg: u64) -> Result<(), Violation> {
+        self.fx.clear();
+        let i = ev.node() as usize;
+        match ev {
+            Event::Backend { backend, .. } => {
+                let b = backend as usize;
+                let op = self.nodes[i]
+                    .backend_starts_xact(b)
+                    .then(|| self.ledger.make_op(backend, arg, &self.settings.workload));
+                self.with_node(i, |n, ctx| {
+                    n.backend_step(b, op, ctx);
+                    n.request_checkpoint_if_wal_full(ctx);
+                });
+            }
+            Event::WalWriter { .. } => self.with_node(i, |n, ctx| n.walwriter_step(ctx)),
+            Event::BgWriter { .. } => self.with_node(i, |n, ctx| n.bgwriter_step(ctx)),
+            Event::Checkpointer { .. } => self.with_node(i, |n, ctx| n.checkpointer_step(ctx)),
+            Event::RequestCheckpoint { .. } => self.with_node(i, |n, ctx| {
+                let kind = if n.is_standby() {
+                    crate::checkpointer::CkptKind::Restartpoint
+                } else {
+                    crate::checkpointer::CkptKind::Online
+                };
+                n.checkpointer.request(kind);
+                crate::slog!(
+                    ctx.log,
+                    n.id,
+                    crate::log::Process::Checkpointer,
+                    Debug,
+                    "checkpoint_timeout reached: {kind:?} requested"
+                );
+            }),
+            Event::Startup { .. } => self.with_node(i, |n, ctx| {
+                n.startup_step(ctx);
+                if n.is_standby() {
+                    n.request_checkpoint_if_wal_full(ctx);
+                }
+            }),
+            Event::Start { .. } => self.with_node(i, |n, ctx| n.start(ctx)),
+            Event::Crash { kind, .. } => self.with_node(i, |n, ctx| n.crash(kind, ctx)),
+        }
+        self.settle(i)
+    }
+
+    /// Books the step's effects in the ledger and runs the checks.
+    fn settle(&mut self, touched: usize) -> Result<(), Violation> {
+        let fx = std::mem::take(&mut self.fx);
+        for a in &fx.acks {
+            self.ledger.on_ack(a);
+        }
+        for (c, op) in &fx.in_doubt {
+            self.ledger.on_in_doubt(*c, op);
+        }
+        for (c, op, why) in &fx.failed {
+            self.ledger.on_failed(*c, op, *why);
+        }
+        for &n in &fx.power_loss {
+            self.ledger.on_power_loss(n);
+        }
+        let result = if let Some(v) = fx.violations.first() {
+            Err(v.clone())
+        } else if let Some(v) = invariants::check_wal_before_data(&mut self.nodes[touched]) {
+            Err(v)
+        } else {
+            fx.checks
+                .iter()
+                .find_map(|c| match *c {
+                    Check::AfterCrashRecovery(n) => invariants::check_after_crash_recovery(self, n),
+                })
+                .map_or(Ok(()), Err)
+        };
+        self.fx = fx;
+        result
+    }
+
+    /// Final checks once the run has quiesced.
+    pub fn check_final(&self) -> Result<(), Violation> {
+        invariants::check_final(self).map_or(Ok(()), Err)
+    }
+
+    /// Servers that failed to start in the last step, and why.
+    pub fn startup_failures(&self) -> &[(NodeId, String)] {
+        &self.fx.startup_failures
+    }
+
+    /// True when nothing is mid-flight: every backend idle, no checkpoint
+    /// running, no crash recovery pending. With no enabled events and
+    /// this false, the cluster is stuck.
+    pub fn is_idle(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            n.backends.iter().all(|b| b.is_idle())
+                && n.checkpointer.current.is_none()
+                && (n.status != Status::Recovery || n.is_standby())
+        })
+    }
+
+    /// What each blocked process waits for, as `ps` would show it
+    /// (`node1 checkpointer waiting for 0/2D0C99D8`).
+    pub fn waits(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            for (i, b) in n.backends.iter().enumerate() {
+                if let Some(w) = b.wait() {
+                    out.push(format!("{} client backend {i} {w}", n.name));
+                }
+            }
+            if let Some(w) = n.checkpointer.current.as_ref().and_then(|c| c.wait) {
+                out.push(format!("{} checkpointer {w}", n.name));
+            }
+            if n.status == Status::ShuttingDown {
+                out.push(format!("{}: fast shutdown cannot finish", n.name));
+            }
+        }
+        out
+    }
+
+    /// A stable fingerprint of the whole state (for state hashing and
+    /// determinism checks): the same on every platform.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = StableHasher::default();
+        self.nodes.hash(&mut h);
+        self.ledger.hash(&mut h);
+        self.quiesce.hash(&mut h);
+        h.finish()
+    }
+
+    /// Per-node positions, for the JSONL trace export.
+    pub fn snapshot(&self) -> Vec<NodeSnapshot> {
+        self.nodes.iter().map(NodeSnapshot::of).collect()
+    }
+}
+
+/// Positions of one node after a step (JSONL export).
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeSnapshot {
+    pub node: String,
+    pub status: &'static str,
+    pub timeline: u32,
+    pub insert_lsn: String,
+    pub write_lsn: String,
+    pub flush_lsn: String,
+    pub max_page_lsn_os: String,
+    pub max_page_lsn_durable: String,
+    pub control: ControlSnapshot,
+}
+
+/// pg_control fields (JSONL export).
+#[derive(Clone, Debug, Serialize)]
+pub struct ControlSnapshot {
+    pub state: &'static str,
+    pub checkpoint: String,
+    pub redo: String,
+    pub timeline: u32,
+    pub min_recovery_point: String,
+}
+
+impl NodeSnapshot {
+    fn of(n: &Node) -> NodeSnapshot {
+        let max_os = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap_or(Lsn(0));
+        NodeSnapshot {
+            node: n.name.clone(),
+            status: match n.status {
+                Status::Down => "down",
+                Status::Recovery if n.is_standby() => "standby",
+                Status::Recovery => "recovery",
+                Status::Production => "primary",
+                Status::ShuttingDown => "shutting down",
+            },
+            timeline: n.tli,
+            insert_lsn: n.wal.insert_lsn().to_string(),
+            write_lsn: n.wal.write_lsn().to_string(),
+            flush_lsn: n.wal.flush_lsn().to_string(),
+            max_page_lsn_os: max_os.to_string(),
+            max_page_lsn_durable: n.data.max_lsn_durable().to_string(),
+            control: ControlSnapshot {
+                state: n.control.state.name(),
+                checkpoint: n.control.checkpoint.to_string(),
+                redo: n.control.redo.to_string(),
+                timeline: n.control.tli,
+                min_recovery_point: n.control.min_recovery_point.to_string(),
+            },
+        }
+    }
+}
+
+/// FNV-1a, with `usize` hashed as 64 bits, so fingerprints do not depend
+/// on the platform or the Rust release (unlike `DefaultHasher`).
+#[derive(Clone, Copy, Debug)]
+pub struct StableHasher(u64);
+
+impl Default for StableHasher {
+    fn default() -> Self {
+        StableHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for StableHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write(&(n as u64).to_le_bytes());
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.write(&n.to_le_bytes());
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write(&n.to_le_bytes());
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write(&n.to_le_bytes());
+    }
+    fn write_isize(&mut self, n: isize) {
+        self.write(&(n as i64).to_le_bytes());
+    }
+}

@@ -1,0 +1,110 @@
+//! Heap pages and tuples (bufpage.h, htup_details.h, heapam_visibility.c).
+//!
+//! The one simulated table is the seed experiment's
+//! `test(id int primary key, info text, crt_time timestamp)`: a tuple holds
+//! the key (`id`) and a payload standing for `md5(random()::text)`.
+
+use crate::lsn::Lsn;
+
+/// Transaction ID (`TransactionId`).
+pub type Xid = u32;
+
+/// `InvalidTransactionId`.
+pub const INVALID_XID: Xid = 0;
+/// `FirstNormalTransactionId`.
+pub const FIRST_NORMAL_XID: Xid = 3;
+
+/// Block number within the table.
+pub type BlockNumber = u32;
+
+/// Hint bits (`t_infomask`): cached commit status, set without WAL.
+pub const HEAP_XMIN_COMMITTED: u8 = 0x01;
+pub const HEAP_XMIN_INVALID: u8 = 0x02;
+pub const HEAP_XMAX_COMMITTED: u8 = 0x04;
+pub const HEAP_XMAX_INVALID: u8 = 0x08;
+
+/// A heap tuple version.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Tuple {
+    pub key: u32,
+    /// Stands for the md5 text; printed as 32 hex digits by [`md5_text`].
+    pub payload: u64,
+    pub xmin: Xid,
+    /// Deleting/updating transaction, or `INVALID_XID`.
+    pub xmax: Xid,
+    pub infomask: u8,
+}
+
+/// Bytes of one tuple on a page (header, id, 32-char text, timestamp,
+/// aligned) plus its line pointer: sizes full-page images.
+pub const TUPLE_SPACE: u64 = 72 + 4;
+/// `SizeOfPageHeaderData`.
+pub const PAGE_HEADER: u64 = 24;
+/// `BLCKSZ`.
+pub const BLCKSZ: u64 = 8192;
+
+/// A heap page: its LSN and its tuples (offset number = index + 1).
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct Page {
+    pub lsn: Lsn,
+    pub tuples: Vec<Tuple>,
+}
+
+impl Tuple {
+    /// Marks the tuple deleted/updated by `xid`, dropping stale xmax hint
+    /// bits (heap_update and heap_xlog_update both clear HEAP_XMAX_BITS).
+    pub fn set_xmax(&mut self, xid: Xid) {
+        self.xmax = xid;
+        self.infomask &= !(HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID);
+    }
+}
+
+impl Page {
+    /// Bytes of a full-page image with the hole removed, as
+    /// XLogRecordAssemble compresses the free space out.
+    pub fn image_len(&self) -> u64 {
+        (PAGE_HEADER + self.tuples.len() as u64 * TUPLE_SPACE).min(BLCKSZ)
+    }
+
+    /// The offset number the next tuple gets (`PageAddItem`).
+    pub fn next_offnum(&self) -> u16 {
+        self.tuples.len() as u16 + 1
+    }
+}
+
+/// `md5(random()::text)`-like text for a payload: 32 hex digits.
+pub fn md5_text(payload: u64) -> String {
+    let a = payload;
+    let b = payload.rotate_left(29) ^ 0x9E37_79B9_7F4A_7C15;
+    format!("{a:016x}{b:016x}")
+}
+
+/// A row as a client sees it: `(id, info)`.
+pub type Row = (u32, u64);
+
+/// `hashtext(test::text)`-like hash of a row, summed by the convergence
+/// check as the seed experiment's `sum(hashtext(test.*::text))`.
+pub fn row_hash(row: Row) -> i64 {
+    // SplitMix64 finaliser: stable, platform-independent.
+    let mut z = (u64::from(row.0) << 32) ^ row.1 ^ 0x9E37_79B9_7F4A_7C15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    i64::from(z as i32)
+}
+
+/// `count(*), sum(hashtext(test::text))` of a set of rows.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct RowSummary {
+    pub count: u64,
+    pub sum: i64,
+}
+
+impl RowSummary {
+    pub fn of(rows: &[Row]) -> RowSummary {
+        RowSummary {
+            count: rows.len() as u64,
+            sum: rows.iter().map(|&r| row_hash(r)).fold(0i64, i64::wrapping_add),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The invariants: named checks, each stated as a sentence a PostgreSQL
+//! developer would write in a bug report when it fails.
+//!
+//! Cheap checks run after every step on the node the step touched; the
+//! costly ones (comparing rows) run when something finishes that they
+//! judge (crash recovery, the end of a run).
+
+use crate::cluster::Cluster;
+use crate::node::{Node, NodeId, Status};
+use crate::recovery::rows_implied_by_wal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The invariants walsim checks (docs/invariants.md).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Invariant {
+    /// Every page on disk has LSN ≤ that node's flushed WAL.
+    WalBeforeData,
+    /// The proposal's premise: every page on the primary's disk has LSN ≤
+    /// the sync standby's flushed WAL.
+    StandbyCoversPrimaryData,
+    /// Acknowledged commits survive what their level promises.
+    AcknowledgedCommitsSurvive,
+    /// No node replays WAL from a server whose history does not contain
+    /// everything it already applied or wrote.
+    NoSilentDivergence,
+    /// After faults stop and the cluster quiesces, every node has the
+    /// primary's rows.
+    Converges,
+    /// After crash recovery, a node's rows equal the commits in its WAL.
+    RecoveryIsExact,
+    /// History files agree and timeline IDs only grow.
+    TimelinesConsistent,
+}
+
+impl Invariant {
+    pub const ALL: [Invariant; 7] = [
+        Invariant::WalBeforeData,
+        Invariant::StandbyCoversPrimaryData,
+        Invariant::AcknowledgedCommitsSurvive,
+        Invariant::NoSilentDivergence,
+        Invariant::Converges,
+        Invariant::RecoveryIsExact,
+        Invariant::TimelinesConsistent,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::WalBeforeData => "wal_before_data",
+            Invariant::StandbyCoversPrimaryData => "standby_covers_primary_data",
+            Invariant::AcknowledgedCommitsSurvive => "acknowledged_commits_survive",
+            Invariant::NoSilentDivergence => "no_silent_divergence",
+            Invariant::Converges => "converges",
+            Invariant::RecoveryIsExact => "recovery_is_exact",
+            Invariant::TimelinesConsistent => "timelines_consistent",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Invariant> {
+        Invariant::ALL.into_iter().find(|i| i.name() == s)
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failed check.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub node: Option<NodeId>,
+    /// What went wrong, naming the node, page or transaction and the LSNs.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)
+    }
+}
+
+/// `wal_before_data` on one node: data and CLOG pages in the OS cache
+/// must not be ahead of flushed WAL. O(1) unless the cached maximum is
+/// ahead, when it is recomputed before judging.
+pub fn check_wal_before_data(node: &mut Node) -> Option<Violation> {
+    let flush = node.wal.flush_lsn();
+    let data = (node.data.max_lsn_os() > flush)
+        .then(|| node.data.recompute_max_lsn())
+        .flatten()
+        .filter(|&(_, lsn)| lsn > flush);
+    if let Some((blk, lsn)) = data {
+        return Some(Violation {
+            invariant: Invariant::WalBeforeData,
+            node: Some(node.id),
+            detail: format!(
+                "{}: block {blk} of relation test is in the data file with page LSN {lsn}, but WAL is flushed only to {flush} (written to {}); a crash now leaves a page that depends on WAL the server may not have",
+                node.name,
+                node.wal.write_lsn()
+            ),
+        });
+    }
+    let clog = (node.clog.file.max_lsn_os() > flush)
+        .then(|| node.clog.file.recompute_max_lsn())
+        .flatten()
+        .filter(|&(_, lsn)| lsn > flush);
+    clog.map(|(p, lsn)| Violation {
+        invariant: Invariant::WalBeforeData,
+        node: Some(node.id),
+        detail: format!(
+            "{}: CLOG page {p} was written with group LSN {lsn}, but WAL is flushed only to {flush}; a crash could leave a transaction committed in pg_xact whose commit record is gone",
+            node.name
+        ),
+    })
+}
+
+/// After crash recovery of `id`: first `acknowledged_commits_survive` (what
+/// the node held when it acknowledged commits must be there), then
+/// `recovery_is_exact` (the rows are exactly what its WAL commits).
+pub fn check_after_crash_recovery(cluster: &Cluster, id: NodeId) -> Option<Violation> {
+    let node = &cluster.nodes[id as usize];
+    let rows = node.visible_rows();
+    if let Some(v) = check_acknowledged_rows(cluster, node, &rows, "crash recovery") {
+        return Some(v);
+    }
+    let expected = rows_implied_by_wal(&node.wal, node.data.len());
+    if rows != expected {
+        return Some(Violation {
+            invariant: Invariant::RecoveryIsExact,
+            node: Some(id),
+            detail: format!(
+                "{}: after crash recovery (redo to {}) the table holds {} rows, but its WAL commits {} rows: {}",
+                node.name,
+                node.wal.end(),
+                rows.len(),
+                expected.len(),
+                first_difference(&rows, &expected)
+            ),
+        });
+    }
+    None
+}
+
+/// `acknowledged_commits_survive` on one node.
+pub fn check_acknowledged(cluster: &Cluster, node: &Node, when: &str) -> Option<Violation> {
+    check_acknowledged_rows(cluster, node, &node.visible_rows(), when)
+}
+
+fn check_acknowledged_rows(
+    cluster: &Cluster,
+    node: &Node,
+    rows: &[crate::heap::Row],
+    when: &str,
+) -> Option<Violation> {
+    cluster.ledger.check_node(node.id, &node.name, rows).map(|detail| Violation {
+        invariant: Invariant::AcknowledgedCommitsSurvive,
+        node: Some(node.id),
+        detail: format!("after {when}: {detail}"),
+    })
+}
+
+/// Checks at the end of a run, once the cluster quiesced.
+pub fn check_final(cluster: &Cluster) -> Option<Violation> {
+    cluster
+        .nodes
+        .iter()
+        .filter(|n| n.status != Status::Down)
+        .find_map(|n| check_acknowledged(cluster, n, "the run quiesced"))
+}
+
+fn first_difference(have: &[crate::heap::Row], want: &[crate::heap::Row]) -> String {
+    use crate::heap::md5_text;
+    for (k, p) in have {
+        if want.binary_search(&(*k, *p)).is_err() {
+            return format!(
+                "row id={k} info='{}' is visible but no committed WAL record wrote it",
+                md5_text(*p)
+            );
+        }
+    }
+    for (k, p) in want {
+        if have.binary_search(&(*k, *p)).is_err() {
+            return format!("row id={k} info='{}' was committed in WAL but is not visible", md5_text(*p));
+        }
+    }
+    "the rows differ".to_string()
+}

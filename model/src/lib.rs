@@ -1,0 +1,35 @@
+//! walsim-model: PostgreSQL's storage and replication rules as pure state
+//! machines.
+//!
+//! The model never chooses: [`cluster::Cluster::enabled`] says which events
+//! can happen, [`cluster::Cluster::apply`] applies one. No randomness, no
+//! clock, no I/O, no threads, no hash-map iteration order: a run is a pure
+//! function of the settings and the scheduler's choices.
+//!
+//! Modules are named after the PostgreSQL parts they stand for.
+
+pub mod backend;
+pub mod buffer;
+pub mod checkpointer;
+pub mod client;
+pub mod clog;
+pub mod cluster;
+pub mod control;
+pub mod event;
+pub mod heap;
+pub mod invariants;
+pub mod log;
+pub mod lsn;
+pub mod node;
+pub mod recovery;
+pub mod settings;
+pub mod storage;
+pub mod syncrep;
+pub mod timeline;
+pub mod wal;
+
+pub use cluster::Cluster;
+pub use event::{CrashKind, Event, EventKind};
+pub use invariants::{Invariant, Violation};
+pub use lsn::Lsn;
+pub use settings::Settings;

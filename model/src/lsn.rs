@@ -1,0 +1,244 @@
+//! Log sequence numbers and WAL geometry (xlogdefs.h, xlog_internal.h).
+//!
+//! An [`Lsn`] is a byte position in the WAL stream. WAL is laid out in
+//! `XLOG_BLCKSZ` pages, each starting with a page header (a long one at the
+//! start of every segment), so the position of the next record is not just
+//! "previous end + length": [`WalGeometry`] converts between LSNs and
+//! "usable byte positions" exactly as xlog.c does, which is what makes
+//! record boundaries, segment starts and WAL file names look like the real
+//! server's.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A WAL position (`XLogRecPtr`).
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Lsn(pub u64);
+
+/// Timeline ID (`TimeLineID`).
+pub type Tli = u32;
+
+impl Lsn {
+    /// `InvalidXLogRecPtr`.
+    pub const INVALID: Lsn = Lsn(0);
+
+    pub fn is_valid(self) -> bool {
+        self.0 != 0
+    }
+
+    /// Formats the LSN with the given style.
+    pub fn fmt_with(self, style: LsnFormat) -> LsnDisplay {
+        LsnDisplay { lsn: self, style }
+    }
+
+    /// Parses `%X/%X` (either style).
+    pub fn parse(s: &str) -> Option<Lsn> {
+        let (hi, lo) = s.split_once('/')?;
+        let hi = u32::from_str_radix(hi, 16).ok()?;
+        let lo = u32::from_str_radix(lo, 16).ok()?;
+        Some(Lsn((u64::from(hi) << 32) | u64::from(lo)))
+    }
+}
+
+impl fmt::Display for Lsn {
+    /// PostgreSQL 17 and earlier: `%X/%X` (`0/2D0C99D8`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 as u32)
+    }
+}
+
+/// How LSNs are printed: the classic `%X/%X` or the zero-padded low half of
+/// newer servers (`%X/%08X`, `0/03000060`).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum LsnFormat {
+    #[default]
+    #[serde(rename = "%X/%X")]
+    Classic,
+    #[serde(rename = "%X/%08X")]
+    Padded,
+}
+
+/// An LSN bound to a print style.
+pub struct LsnDisplay {
+    lsn: Lsn,
+    style: LsnFormat,
+}
+
+impl fmt::Display for LsnDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (hi, lo) = (self.lsn.0 >> 32, self.lsn.0 as u32);
+        match self.style {
+            LsnFormat::Classic => write!(f, "{hi:X}/{lo:X}"),
+            LsnFormat::Padded => write!(f, "{hi:X}/{lo:08X}"),
+        }
+    }
+}
+
+/// `XLOG_BLCKSZ`: WAL page size. Fixed, as in a default build.
+pub const XLOG_BLCKSZ: u64 = 8192;
+/// `SizeOfXLogShortPHD`: header of every WAL page but the first of a segment.
+pub const SIZE_OF_XLOG_SHORT_PHD: u64 = 24;
+/// `SizeOfXLogLongPHD`: header of the first page of a segment.
+pub const SIZE_OF_XLOG_LONG_PHD: u64 = 40;
+/// `MAXIMUM_ALIGNOF` on the usual 64-bit platforms.
+pub const MAXALIGN: u64 = 8;
+
+/// Rounds a length up to `MAXALIGN`.
+pub const fn maxalign(len: u64) -> u64 {
+    (len + MAXALIGN - 1) & !(MAXALIGN - 1)
+}
+
+/// WAL segment geometry: converts positions the way xlog.c does.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct WalGeometry {
+    segment_size: u64,
+    usable_bytes_in_segment: u64,
+}
+
+impl WalGeometry {
+    const USABLE_BYTES_IN_PAGE: u64 = XLOG_BLCKSZ - SIZE_OF_XLOG_SHORT_PHD;
+
+    /// `segment_size` must be a power of two and at least two WAL pages
+    /// (validated by the settings; PostgreSQL itself requires 1 MiB..1 GiB).
+    pub fn new(segment_size: u64) -> WalGeometry {
+        assert!(segment_size.is_power_of_two() && segment_size >= 2 * XLOG_BLCKSZ);
+        let pages = segment_size / XLOG_BLCKSZ;
+        WalGeometry {
+            segment_size,
+            usable_bytes_in_segment: pages * Self::USABLE_BYTES_IN_PAGE
+                - (SIZE_OF_XLOG_LONG_PHD - SIZE_OF_XLOG_SHORT_PHD),
+        }
+    }
+
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
+    }
+
+    /// `XLByteToSeg`.
+    pub fn segno(&self, lsn: Lsn) -> u64 {
+        lsn.0 / self.segment_size
+    }
+
+    /// Start of the segment holding `lsn` (where a walreceiver asks to
+    /// start streaming, RequestXLogStreaming).
+    pub fn segment_start(&self, lsn: Lsn) -> Lsn {
+        Lsn(lsn.0 - lsn.0 % self.segment_size)
+    }
+
+    /// `XLogFileName`: `%08X%08X%08X` of timeline, segment / segments-per-xlogid
+    /// and segment % segments-per-xlogid.
+    pub fn wal_file_name(&self, tli: Tli, lsn: Lsn) -> String {
+        let per_id = 0x1_0000_0000 / self.segment_size;
+        let segno = self.segno(lsn);
+        format!("{:08X}{:08X}{:08X}", tli, segno / per_id, segno % per_id)
+    }
+
+    /// `XLogBytePosToRecPtr`: where a record starting at usable byte
+    /// position `pos` begins (past any page header).
+    pub fn bytepos_to_recptr(&self, pos: u64) -> Lsn {
+        let fullsegs = pos / self.usable_bytes_in_segment;
+        let mut left = pos % self.usable_bytes_in_segment;
+        let offset = if left < XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD {
+            left + SIZE_OF_XLOG_LONG_PHD
+        } else {
+            left -= XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD;
+            let fullpages = left / Self::USABLE_BYTES_IN_PAGE;
+            left %= Self::USABLE_BYTES_IN_PAGE;
+            XLOG_BLCKSZ + fullpages * XLOG_BLCKSZ + left + SIZE_OF_XLOG_SHORT_PHD
+        };
+        Lsn(fullsegs * self.segment_size + offset)
+    }
+
+    /// `XLogBytePosToEndRecPtr`: like [`Self::bytepos_to_recptr`], but a
+    /// position exactly at a page boundary maps to the boundary itself, as
+    /// the end of the record that filled the page.
+    pub fn bytepos_to_endrecptr(&self, pos: u64) -> Lsn {
+        let fullsegs = pos / self.usable_bytes_in_segment;
+        let mut left = pos % self.usable_bytes_in_segment;
+        let offset = if left < XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD {
+            if left == 0 { 0 } else { left + SIZE_OF_XLOG_LONG_PHD }
+        } else {
+            left -= XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD;
+            let fullpages = left / Self::USABLE_BYTES_IN_PAGE;
+            left %= Self::USABLE_BYTES_IN_PAGE;
+            let header = if left == 0 { 0 } else { SIZE_OF_XLOG_SHORT_PHD };
+            XLOG_BLCKSZ + fullpages * XLOG_BLCKSZ + left + header
+        };
+        Lsn(fullsegs * self.segment_size + offset)
+    }
+
+    /// `XLogRecPtrToBytePos`: the inverse of both conversions above.
+    pub fn recptr_to_bytepos(&self, lsn: Lsn) -> u64 {
+        let fullsegs = lsn.0 / self.segment_size;
+        let offset = lsn.0 % self.segment_size;
+        let fullpages = offset / XLOG_BLCKSZ;
+        let in_page = offset % XLOG_BLCKSZ;
+        let base = fullsegs * self.usable_bytes_in_segment;
+        if fullpages == 0 {
+            base + in_page.saturating_sub(SIZE_OF_XLOG_LONG_PHD)
+        } else {
+            base + (XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD)
+                + (fullpages - 1) * Self::USABLE_BYTES_IN_PAGE
+                + in_page.saturating_sub(SIZE_OF_XLOG_SHORT_PHD)
+        }
+    }
+
+    /// Usable byte position at the start of the segment after the one
+    /// holding `lsn` (what an `XLOG_SWITCH` record skips to).
+    pub fn bytepos_of_next_segment(&self, lsn: Lsn) -> u64 {
+        (self.segno(lsn) + 1) * self.usable_bytes_in_segment
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_like_postgres() {
+        let l = Lsn(0x2D0C_99D8);
+        assert_eq!(l.to_string(), "0/2D0C99D8");
+        assert_eq!(Lsn(0x0300_0060).fmt_with(LsnFormat::Padded).to_string(), "0/03000060");
+        assert_eq!(Lsn(0x0300_0060).to_string(), "0/3000060");
+        assert_eq!(Lsn((1 << 32) | 0x28).to_string(), "1/28");
+        assert_eq!(Lsn::parse("0/52000000"), Some(Lsn(0x5200_0000)));
+        assert_eq!(Lsn::parse("1/28"), Some(Lsn((1 << 32) | 0x28)));
+        assert_eq!(Lsn::parse("zz"), None);
+    }
+
+    #[test]
+    fn wal_file_names_match_postgres() {
+        let g = WalGeometry::new(16 << 20);
+        assert_eq!(g.wal_file_name(1, Lsn(0x5243_8570)), "000000010000000000000052");
+        assert_eq!(g.wal_file_name(2, Lsn((1 << 32) | 5)), "000000020000000100000000");
+        assert_eq!(g.segment_start(Lsn(0x5243_8570)), Lsn(0x5200_0000));
+        let small = WalGeometry::new(1 << 20);
+        assert_eq!(small.wal_file_name(1, Lsn(0x0530_0000)), "000000010000000000000053");
+    }
+
+    #[test]
+    fn first_record_follows_long_header() {
+        let g = WalGeometry::new(16 << 20);
+        assert_eq!(g.bytepos_to_recptr(0), Lsn(40));
+        assert_eq!(g.bytepos_to_endrecptr(0), Lsn(0));
+        // The first byte past the first page lands after a short header.
+        let first_page = XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD;
+        assert_eq!(g.bytepos_to_recptr(first_page), Lsn(XLOG_BLCKSZ + 24));
+        assert_eq!(g.bytepos_to_endrecptr(first_page), Lsn(XLOG_BLCKSZ));
+    }
+
+    #[test]
+    fn conversions_round_trip() {
+        for seg in [1u64 << 14, 1 << 20, 16 << 20] {
+            let g = WalGeometry::new(seg);
+            for pos in (0..4 * seg).step_by(977) {
+                let start = g.bytepos_to_recptr(pos);
+                assert_eq!(g.recptr_to_bytepos(start), pos, "seg {seg} pos {pos}");
+                let end = g.bytepos_to_endrecptr(pos);
+                assert_eq!(g.recptr_to_bytepos(end), pos, "seg {seg} pos {pos}");
+                assert!(end <= start);
+            }
+        }
+    }
+}

@@ -1,0 +1,618 @@
+//! One PostgreSQL server: its files, its shared memory and its processes
+//! (postmaster.c, and the buffer-write path of bufmgr.c / xlog.c).
+//!
+//! Process logic lives in the module named after the process (`backend`,
+//! `checkpointer`, `recovery`, `walsender`, `walreceiver`); each adds an
+//! `impl Node` block. This file holds what they share: starting, stopping
+//! and crashing the server, WAL insert/flush, and reading and writing
+//! buffers under the WAL-before-data rule and `synchronous_transfer`.
+
+use crate::backend::Backend;
+use crate::buffer::BufferPool;
+use crate::checkpointer::Checkpointer;
+use crate::clog::{Clog, XidStatus};
+use crate::control::{ControlFileData, DbState};
+use crate::event::{CrashKind, Effects, Wait};
+use crate::heap::{
+    BlockNumber, HEAP_XMAX_COMMITTED, HEAP_XMAX_INVALID, HEAP_XMIN_COMMITTED, HEAP_XMIN_INVALID, Page, Row,
+    Xid,
+};
+use crate::log::{Log, Process};
+use crate::lsn::{Lsn, Tli, WalGeometry};
+use crate::recovery::Startup;
+use crate::settings::{FileKind, Settings};
+use crate::slog;
+use crate::storage::{BlockFile, HasLsn};
+use crate::syncrep::{ReportedPositions, StandbyNames, WaitMode};
+use crate::timeline::History;
+use crate::wal::{Record, RecordBody, Wal};
+
+impl HasLsn for Page {
+    fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+}
+
+/// Node index within the cluster.
+pub type NodeId = u8;
+
+/// What the postmaster is doing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Status {
+    /// Not running.
+    Down,
+    /// The startup process runs (crash recovery, or a standby).
+    Recovery,
+    /// A primary accepting writes.
+    Production,
+    /// A fast shutdown: the shutdown checkpoint is under way.
+    ShuttingDown,
+}
+
+/// The run's configuration, as every process reads it.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    pub settings: &'a Settings,
+    /// Parsed `synchronous_standby_names`.
+    pub names: &'a StandbyNames,
+}
+
+/// What a process needs while it acts: the configuration, the log, and
+/// where to report effects outside its node.
+pub struct Ctx<'a> {
+    pub env: Env<'a>,
+    pub log: &'a mut Log,
+    pub fx: &'a mut Effects,
+}
+
+/// A standby as its primary's walsender sees it (`WalSnd`): who it is and
+/// the positions it last reported.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct WalSndInfo {
+    pub peer: NodeId,
+    pub name: String,
+    pub reported: ReportedPositions,
+}
+
+/// A server.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Node {
+    pub id: NodeId,
+    /// `application_name` / `cluster_name`: `node1`, `node2`, ...
+    pub name: String,
+    pub status: Status,
+    // --- files ---
+    pub wal: Wal,
+    pub data: BlockFile<Page>,
+    pub clog: Clog,
+    pub control: ControlFileData,
+    /// Timeline history files in `pg_wal`.
+    pub history: History,
+    /// `standby.signal` present: start as a standby.
+    pub standby_signal: bool,
+    // --- shared memory ---
+    pub buffers: BufferPool,
+    /// Timeline WAL is inserted on (primary) or replayed on (standby).
+    pub tli: Tli,
+    /// `RedoRecPtr`: the REDO of the latest checkpoint started; a page
+    /// whose LSN is at or before it needs a full-page image on next change.
+    pub redo_ptr: Lsn,
+    /// `nextXid`.
+    pub next_xid: Xid,
+    /// `ProcArray`: transactions in progress.
+    pub running: Vec<Xid>,
+    // --- processes ---
+    pub backends: Vec<Backend>,
+    pub checkpointer: Checkpointer,
+    pub startup: Option<Startup>,
+    /// Connected standbys, as walsenders know them.
+    pub walsenders: Vec<WalSndInfo>,
+    /// Times the node lost power.
+    pub power_losses: u32,
+    /// Why the server cannot start (a PANIC or FATAL at startup), until an
+    /// operator changes its files.
+    pub failed: Option<String>,
+}
+
+impl Node {
+    /// `initdb`: an empty table, and WAL that starts with a shutdown
+    /// checkpoint on timeline 1.
+    pub fn initdb(id: NodeId, settings: &Settings) -> Node {
+        let geometry = WalGeometry::new(settings.wal_segment_size.0);
+        let mut wal = Wal::new(geometry);
+        let redo = wal.insert_lsn();
+        let ckpt =
+            crate::wal::CheckPoint { redo, tli: 1, prev_tli: 1, next_xid: crate::heap::FIRST_NORMAL_XID };
+        let lsn = wal.insert(1, 0, RecordBody::CheckpointShutdown(ckpt)).lsn;
+        wal.flush_upto(Lsn(u64::MAX));
+        let control = ControlFileData {
+            system_identifier: 7_000_000_000_000_000_001,
+            state: DbState::Shutdowned,
+            checkpoint: lsn,
+            redo,
+            tli: 1,
+            prev_tli: 1,
+            next_xid: ckpt.next_xid,
+            min_recovery_point: Lsn(0),
+            min_recovery_point_tli: 0,
+            backup_start: Lsn(0),
+            backup_end_required: false,
+        };
+        let clients = settings.workload.clients;
+        Node {
+            id,
+            name: format!("node{}", id + 1),
+            status: Status::Down,
+            wal,
+            data: BlockFile::new(settings.cluster.rel_pages),
+            clog: Clog::new(settings.cluster.clog_xids_per_page),
+            control,
+            history: History::default(),
+            standby_signal: false,
+            buffers: BufferPool::new(settings.shared_buffers, settings.cluster.rel_pages),
+            tli: 1,
+            redo_ptr: redo,
+            next_xid: ckpt.next_xid,
+            running: Vec::new(),
+            backends: (0..clients).map(|_| Backend::default()).collect(),
+            checkpointer: Checkpointer::default(),
+            startup: None,
+            walsenders: Vec::new(),
+            power_losses: 0,
+            failed: None,
+        }
+    }
+
+    /// A copy of `source`'s files as a base backup taken while it is shut
+    /// down cleanly (the cluster's initial standbys, and the `basebackup`
+    /// failback): same data, WAL and history, a fresh node identity.
+    pub fn copy_of(id: NodeId, source: &Node, settings: &Settings) -> Node {
+        let mut n = Node::initdb(id, settings);
+        n.wal = source.wal.clone();
+        n.data = source.data.clone();
+        n.data.fsync();
+        n.clog = source.clog.clone();
+        n.clog.file.fsync();
+        n.control = source.control;
+        n.history = source.history.clone();
+        n.tli = source.control.tli;
+        n
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status != Status::Down
+    }
+
+    /// A primary accepting writes.
+    pub fn is_primary(&self) -> bool {
+        self.status == Status::Production
+    }
+
+    /// `RecoveryInProgress()`.
+    pub fn in_recovery(&self) -> bool {
+        self.status == Status::Recovery
+    }
+
+    /// A standby (archive recovery with `standby.signal`).
+    pub fn is_standby(&self) -> bool {
+        self.startup.as_ref().is_some_and(|s| s.standby)
+    }
+
+    // ---------------------------------------------------------------
+    // WAL
+    // ---------------------------------------------------------------
+
+    /// `XLogInsert` on the current timeline; returns the record.
+    pub fn xlog_insert(&mut self, xid: Xid, body: RecordBody) -> &Record {
+        self.wal.insert(self.tli, xid, body)
+    }
+
+    /// `XLogFlush(lsn)`. Outside recovery this writes and fsyncs WAL; in
+    /// recovery it instead raises minRecoveryPoint (UpdateMinRecoveryPoint),
+    /// because a standby must not start up before replaying past any page
+    /// it has already written.
+    pub fn xlog_flush(&mut self, lsn: Lsn, log: &mut Log, proc: Process) {
+        if let Some(st) = self.startup.as_ref().filter(|_| !self.xlog_insert_allowed()) {
+            if lsn > self.control.min_recovery_point && st.standby {
+                let new = st.replayed.max(lsn);
+                self.control.min_recovery_point = new;
+                self.control.min_recovery_point_tli = self.tli;
+                slog!(
+                    log,
+                    self.id,
+                    proc,
+                    Debug,
+                    "updated min recovery point to {} on timeline {}",
+                    new,
+                    self.tli
+                );
+            }
+            return;
+        }
+        if self.wal.needs_flush(lsn) {
+            self.wal.flush_upto(lsn);
+        }
+    }
+
+    // ---------------------------------------------------------------
+    // Synchronous replication
+    // ---------------------------------------------------------------
+
+    /// Whether this server would make anything wait for a standby: a
+    /// primary with `synchronous_standby_names` set (SyncRepRequested and
+    /// sync_standbys_defined).
+    pub fn sync_rep_active(&self, names: &StandbyNames) -> bool {
+        self.is_primary_or_shutting_down() && names.is_sync()
+    }
+
+    fn is_primary_or_shutting_down(&self) -> bool {
+        matches!(self.status, Status::Production | Status::ShuttingDown)
+    }
+
+    /// The position up to which sync-rep waiters of `mode` are released.
+    pub fn sync_release(&self, names: &StandbyNames, mode: WaitMode) -> Option<Lsn> {
+        names.release_position(self.walsenders.iter().map(|w| (w.name.as_str(), w.reported)), mode)
+    }
+
+    /// Whether a sync-rep waiter for `lsn` in `mode` is released.
+    pub fn sync_released(&self, names: &StandbyNames, lsn: Lsn, mode: WaitMode) -> bool {
+        !self.sync_rep_active(names) || self.sync_release(names, mode).is_some_and(|p| p >= lsn)
+    }
+
+    /// `synchronous_transfer`: must a file write of something with `lsn`
+    /// wait for the sync standby? Returns the LSN to wait for.
+    pub fn transfer_wait(&self, env: Env<'_>, lsn: Lsn, what: FileKind) -> Option<Lsn> {
+        let covered = env.settings.synchronous_transfer.covers_data() && env.settings.design.covers(what);
+        (covered && !self.in_recovery() && !self.sync_released(env.names, lsn, WaitMode::Flush))
+            .then_some(lsn)
+    }
+
+    // ---------------------------------------------------------------
+    // Buffers
+    // ---------------------------------------------------------------
+
+    /// `FlushBuffer`: WAL up to the page LSN first (the WAL-before-data
+    /// rule), then, under `synchronous_transfer`, the standby's flush, then
+    /// the write to the OS cache. `Err` names what the caller waits for.
+    pub fn flush_buffer(&mut self, f: usize, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
+        let frame = self.buffers.frame(f);
+        let (blk, lsn) = (frame.tag.expect("flushing an empty buffer"), frame.page.lsn);
+        if let Some(w) = self.transfer_wait(ctx.env, lsn, FileKind::Data) {
+            return Err(Wait::Standby { lsn: w, what: FileKind::Data });
+        }
+        if ctx.env.settings.rules.wal_before_data {
+            self.xlog_flush(lsn, ctx.log, proc);
+        }
+        let d = self.buffers.frame_mut(f);
+        d.dirty = false;
+        let page = d.page.clone();
+        self.data.write(blk, page);
+        slog!(ctx.log, self.id, proc, Debug, "wrote block {} of relation test (page LSN {})", blk, lsn);
+        Ok(())
+    }
+
+    /// `ReadBuffer`: makes `blk` resident, writing out a dirty victim first
+    /// if the clock sweep picks one. Returns the frame.
+    pub fn read_buffer(&mut self, blk: BlockNumber, proc: Process, ctx: &mut Ctx<'_>) -> Result<usize, Wait> {
+        if let Some(f) = self.buffers.lookup(blk) {
+            self.buffers.touch(f);
+            return Ok(f);
+        }
+        let victim = self.buffers.peek_victim();
+        if self.buffers.frame(victim).dirty {
+            self.flush_buffer(victim, proc, ctx)?;
+        }
+        let f = self.buffers.take_victim();
+        debug_assert_eq!(f, victim);
+        let page = self.data.read(blk).clone();
+        self.buffers.install(f, blk, page);
+        Ok(f)
+    }
+
+    /// Writes one CLOG page under the same rules as a data page.
+    pub fn write_clog_page(&mut self, p: u32, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
+        let lsn = self.clog.page(p).lsn;
+        if let Some(w) = self.transfer_wait(ctx.env, lsn, FileKind::Clog) {
+            return Err(Wait::Standby { lsn: w, what: FileKind::Clog });
+        }
+        if ctx.env.settings.rules.wal_before_data {
+            self.xlog_flush(lsn, ctx.log, proc);
+        }
+        self.clog.write_page(p);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------
+    // Transaction status and visibility
+    // ---------------------------------------------------------------
+
+    /// Committed and no longer running (what a reader may treat as
+    /// committed: TransactionIdIsInProgress first, then the CLOG).
+    pub fn xid_committed(&self, xid: Xid) -> bool {
+        !self.running.contains(&xid) && self.clog.get(xid) == XidStatus::Committed
+    }
+
+    /// Ended without committing, or crashed while in progress.
+    pub fn xid_aborted(&self, xid: Xid) -> bool {
+        !self.running.contains(&xid) && self.clog.get(xid) != XidStatus::Committed
+    }
+
+    /// `SetHintBits` for every tuple of the page in frame `f`: a reader
+    /// caches commit status in the tuple. Not WAL-logged, except that with
+    /// `wal_log_hints` the first hint change after a checkpoint logs a
+    /// full-page image (MarkBufferDirtyHint, XLogSaveBufferForHint).
+    pub fn set_hint_bits(&mut self, f: usize, proc: Process, ctx: &mut Ctx<'_>) {
+        let mut changed = false;
+        let tuples = self.buffers.frame(f).page.tuples.len();
+        for t in 0..tuples {
+            let tup = self.buffers.frame(f).page.tuples[t];
+            let mut mask = tup.infomask;
+            if mask & (HEAP_XMIN_COMMITTED | HEAP_XMIN_INVALID) == 0 {
+                if self.hint_committed(tup.xmin, ctx) {
+                    mask |= HEAP_XMIN_COMMITTED;
+                } else if self.xid_aborted(tup.xmin) && !self.xid_in_progress(tup.xmin) {
+                    mask |= HEAP_XMIN_INVALID;
+                }
+            }
+            if tup.xmax != 0 && mask & (HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID) == 0 {
+                if self.hint_committed(tup.xmax, ctx) {
+                    mask |= HEAP_XMAX_COMMITTED;
+                } else if self.xid_aborted(tup.xmax) && !self.xid_in_progress(tup.xmax) {
+                    mask |= HEAP_XMAX_INVALID;
+                }
+            }
+            if mask != tup.infomask {
+                self.buffers.frame_mut(f).page.tuples[t].infomask = mask;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+        let needs_fpi = ctx.env.settings.wal_log_hints && self.buffers.frame(f).page.lsn <= self.redo_ptr;
+        if needs_fpi && !self.in_recovery() {
+            let blk = self.buffers.frame(f).tag.expect("resident");
+            let image = std::sync::Arc::new(self.buffers.frame(f).page.clone());
+            let end = self.xlog_insert(0, RecordBody::FpiForHint { block: blk, image }).end;
+            self.buffers.frame_mut(f).page.lsn = end;
+            slog!(
+                ctx.log,
+                self.id,
+                proc,
+                Debug,
+                "logged full-page image of block {} for hint bits, ending at {}",
+                blk,
+                end
+            );
+        }
+        self.buffers.frame_mut(f).dirty = true;
+    }
+
+    /// A transaction that has not ended (running, or in the CLOG as in
+    /// progress and not yet known to be dead).
+    fn xid_in_progress(&self, xid: Xid) -> bool {
+        self.running.contains(&xid)
+    }
+
+    /// Whether a hint bit "committed" may be set for `xid`: committed, and
+    /// (the rule) its commit record is flushed, since a hint must never
+    /// outlive a commit that a crash could lose.
+    fn hint_committed(&self, xid: Xid, ctx: &Ctx<'_>) -> bool {
+        if !self.xid_committed(xid) {
+            return false;
+        }
+        if !ctx.env.settings.rules.hint_bits_wait_for_commit_flush {
+            return true;
+        }
+        let per = ctx.env.settings.cluster.clog_xids_per_page;
+        let group_lsn = self.clog.page(xid / per).lsn;
+        !self.wal.needs_flush(group_lsn)
+    }
+
+    /// The page a reader sees: the buffer if resident, else the OS cache.
+    pub fn current_page(&self, blk: BlockNumber) -> &Page {
+        self.buffers.resident_page(blk).unwrap_or_else(|| self.data.read(blk))
+    }
+
+    /// The table's rows as a query would see them once nothing is running:
+    /// hint bits first, then the CLOG (HeapTupleSatisfiesMVCC). Sorted.
+    pub fn visible_rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for blk in 0..self.data.len() {
+            for t in &self.current_page(blk).tuples {
+                let xmin_ok = if t.infomask & HEAP_XMIN_COMMITTED != 0 {
+                    true
+                } else if t.infomask & HEAP_XMIN_INVALID != 0 {
+                    false
+                } else {
+                    self.xid_committed(t.xmin)
+                };
+                let deleted = t.xmax != 0
+                    && if t.infomask & HEAP_XMAX_COMMITTED != 0 {
+                        true
+                    } else if t.infomask & HEAP_XMAX_INVALID != 0 {
+                        false
+                    } else {
+                        self.xid_committed(t.xmax)
+                    };
+                if xmin_ok && !deleted {
+                    rows.push((t.key, t.payload));
+                }
+            }
+        }
+        rows.sort_unstable();
+        rows
+    }
+
+    /// A new transaction ID (GetNewTransactionId).
+    pub fn assign_xid(&mut self) -> Xid {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        self.running.push(xid);
+        xid
+    }
+
+    /// The transaction left the ProcArray.
+    pub fn end_xid(&mut self, xid: Xid) {
+        self.running.retain(|&x| x != xid);
+    }
+
+    // ---------------------------------------------------------------
+    // Lifecycle
+    // ---------------------------------------------------------------
+
+    /// `pg_ctl start`: the postmaster starts the startup process, which
+    /// decides between no recovery (clean shutdown of a primary), crash
+    /// recovery and standby mode.
+    pub fn start(&mut self, ctx: &mut Ctx<'_>) {
+        debug_assert_eq!(self.status, Status::Down);
+        let clean = self.control.state.is_clean_shutdown();
+        slog!(
+            ctx.log,
+            self.id,
+            Process::Postmaster,
+            Log,
+            "starting PostgreSQL (walsim model) on {}",
+            self.name
+        );
+        if !clean {
+            slog!(
+                ctx.log,
+                self.id,
+                Process::Startup,
+                Log,
+                "database system was interrupted; last known up at checkpoint {}",
+                self.control.checkpoint
+            );
+            if ctx.env.settings.rules.sync_data_directory_after_crash {
+                // SyncDataDirectory: fsync everything so recovery reads
+                // only durable WAL and data.
+                self.data.fsync();
+                self.clog.file.fsync();
+                self.wal.mark_written_durable();
+                slog!(
+                    ctx.log,
+                    self.id,
+                    Process::Startup,
+                    Debug,
+                    "syncing data directory (fsync), elapsed time: 0.00 s"
+                );
+            }
+        } else {
+            slog!(
+                ctx.log,
+                self.id,
+                Process::Startup,
+                Log,
+                "database system was shut down at checkpoint {}",
+                self.control.checkpoint
+            );
+        }
+        self.buffers.clear();
+        self.clog.reload();
+        self.running.clear();
+        self.walsenders.clear();
+        self.checkpointer = Checkpointer::default();
+        for b in &mut self.backends {
+            *b = Backend::default();
+        }
+        self.tli = self.control.tli;
+        self.next_xid = self.control.next_xid;
+        self.redo_ptr = self.control.redo;
+        if clean && !self.standby_signal {
+            self.status = Status::Production;
+            self.control.state = DbState::InProduction;
+            slog!(
+                ctx.log,
+                self.id,
+                Process::Postmaster,
+                Log,
+                "database system is ready to accept connections"
+            );
+            return;
+        }
+        self.begin_recovery(ctx);
+    }
+
+    /// Crash: shared memory and every process are gone; with power loss,
+    /// so is everything not fsynced. Client sessions in the middle of a
+    /// commit are left not knowing whether it committed.
+    pub fn crash(&mut self, kind: CrashKind, ctx: &mut Ctx<'_>) {
+        match kind {
+            CrashKind::Immediate => {
+                slog!(ctx.log, self.id, Process::Postmaster, Log, "received immediate shutdown request");
+                self.wal.lose_unwritten();
+            }
+            CrashKind::PowerLoss => {
+                slog!(
+                    ctx.log,
+                    self.id,
+                    Process::Postmaster,
+                    Log,
+                    "power loss: OS cache lost (WAL durable to {}, written to {})",
+                    self.wal.flush_lsn(),
+                    self.wal.write_lsn()
+                );
+                self.wal.lose_unflushed();
+                self.data.lose_unsynced();
+                self.clog.file.lose_unsynced();
+                self.power_losses += 1;
+                ctx.fx.power_loss.push(self.id);
+            }
+        }
+        for (i, b) in self.backends.iter_mut().enumerate() {
+            if let Some(op) = b.abandon() {
+                ctx.fx.in_doubt.push((i as u8, op));
+            }
+        }
+        self.buffers.clear();
+        self.running.clear();
+        self.walsenders.clear();
+        self.checkpointer = Checkpointer::default();
+        self.startup = None;
+        self.status = Status::Down;
+        slog!(ctx.log, self.id, Process::Postmaster, Log, "database system is shut down (crashed)");
+    }
+
+    // ---------------------------------------------------------------
+    // Background writers
+    // ---------------------------------------------------------------
+
+    /// Work for the WAL writer: WAL inserted but not written, or written
+    /// but not flushed.
+    pub fn walwriter_has_work(&self) -> bool {
+        self.is_primary_or_shutting_down()
+            && (self.wal.write_lsn() < self.wal.end() || self.wal.flush_lsn() < self.wal.write_lsn())
+    }
+
+    /// `XLogBackgroundFlush`: fsync what is written, else write what is
+    /// inserted (two steps, so a crash can fall between them).
+    pub fn walwriter_step(&mut self, ctx: &mut Ctx<'_>) {
+        if self.wal.flush_lsn() < self.wal.write_lsn() {
+            self.wal.flush_upto(self.wal.write_lsn());
+            slog!(ctx.log, self.id, Process::WalWriter, Debug, "flushed WAL up to {}", self.wal.flush_lsn());
+        } else {
+            self.wal.write_upto(self.wal.end());
+            slog!(ctx.log, self.id, Process::WalWriter, Debug, "wrote WAL up to {}", self.wal.write_lsn());
+        }
+    }
+
+    /// The background writer writes the next dirty buffer the clock sweep
+    /// would reach, if it need not wait.
+    pub fn bgwriter_victim(&self, env: Env<'_>) -> Option<usize> {
+        if !self.is_running() {
+            return None;
+        }
+        let f = self.buffers.dirty_frames().next()?;
+        let lsn = self.buffers.frame(f).page.lsn;
+        self.transfer_wait(env, lsn, FileKind::Data).is_none().then_some(f)
+    }
+
+    /// `BgBufferSync` writing one buffer.
+    pub fn bgwriter_step(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(f) = self.bgwriter_victim(ctx.env) {
+            // Cannot wait: bgwriter_victim only offers writable buffers.
+            let _ = self.flush_buffer(f, Process::BgWriter, ctx);
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! The configuration of one run: PostgreSQL settings (top-level keys named
+//! exactly as the GUCs) and walsim's own settings (in sections).
+//!
+//! Every struct denies unknown fields so a misspelt key is an error, not a
+//! silently ignored setting. Ranges are checked by [`Settings::validate`],
+//! which names the offending key.
+
+use crate::lsn::{LsnFormat, XLOG_BLCKSZ};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// `synchronous_commit`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SynchronousCommit {
+    Off,
+    Local,
+    RemoteWrite,
+    On,
+    RemoteApply,
+}
+
+impl SynchronousCommit {
+    pub fn name(self) -> &'static str {
+        match self {
+            SynchronousCommit::Off => "off",
+            SynchronousCommit::Local => "local",
+            SynchronousCommit::RemoteWrite => "remote_write",
+            SynchronousCommit::On => "on",
+            SynchronousCommit::RemoteApply => "remote_apply",
+        }
+    }
+}
+
+/// `synchronous_transfer`, the 2013 proposal: what waits for the sync standby.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SynchronousTransfer {
+    /// Stock PostgreSQL: only commits wait (per `synchronous_commit`).
+    Commit,
+    /// Writes of data files wait for the standby to flush WAL up to the
+    /// page LSN; commits do not wait.
+    DataFlush,
+    /// Both.
+    All,
+}
+
+impl SynchronousTransfer {
+    pub fn name(self) -> &'static str {
+        match self {
+            SynchronousTransfer::Commit => "commit",
+            SynchronousTransfer::DataFlush => "data_flush",
+            SynchronousTransfer::All => "all",
+        }
+    }
+    /// Whether file writes wait for the sync standby.
+    pub fn covers_data(self) -> bool {
+        !matches!(self, SynchronousTransfer::Commit)
+    }
+    /// Whether commits wait for the sync standby.
+    pub fn covers_commit(self) -> bool {
+        !matches!(self, SynchronousTransfer::DataFlush)
+    }
+}
+
+/// A size in bytes, written as PostgreSQL writes memory settings: an
+/// integer in the setting's base unit, or a string with a unit (`"16MB"`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Bytes(pub u64);
+
+impl Bytes {
+    /// Parses `"<n><unit>"` with PostgreSQL's case-sensitive units.
+    pub fn parse(s: &str) -> Result<Bytes, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size \"{s}\": expected a number with a unit such as 16MB"))?;
+        let mult = match unit.trim() {
+            "" | "B" => 1,
+            "kB" => 1 << 10,
+            "MB" => 1 << 20,
+            "GB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "invalid size unit \"{other}\" in \"{s}\": valid units are B, kB, MB and GB"
+                ));
+            }
+        };
+        n.checked_mul(mult).map(Bytes).ok_or_else(|| format!("size \"{s}\" is too large"))
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        if n != 0 && n.is_multiple_of(1 << 30) {
+            write!(f, "{}GB", n >> 30)
+        } else if n != 0 && n.is_multiple_of(1 << 20) {
+            write!(f, "{}MB", n >> 20)
+        } else if n != 0 && n.is_multiple_of(1 << 10) {
+            write!(f, "{}kB", n >> 10)
+        } else {
+            write!(f, "{n}B")
+        }
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(Bytes(n)),
+            Raw::Str(s) => Bytes::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// All settings of a run. Defaults are PostgreSQL's where PostgreSQL has
+/// one, scaled down where sizes would make a run slow (see docs/model.md).
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `synchronous_commit`: off | local | remote_write | on | remote_apply.
+    pub synchronous_commit: SynchronousCommit,
+    /// `wal_log_hints`: WAL-log a full-page image on the first hint-bit
+    /// change of a page after a checkpoint.
+    pub wal_log_hints: bool,
+    /// `full_page_writes`: a full-page image with the first change of a page
+    /// after a checkpoint.
+    pub full_page_writes: bool,
+    /// `synchronous_standby_names`: empty (asynchronous), `*`, a name list,
+    /// `FIRST n (...)` or `ANY n (...)`. Standbys are named `standby1`, ...
+    pub synchronous_standby_names: String,
+    /// `synchronous_transfer` (2013 proposal): commit | data_flush | all.
+    pub synchronous_transfer: SynchronousTransfer,
+    /// `wal_segment_size` (initdb --wal-segsize), bytes or with a unit.
+    pub wal_segment_size: Bytes,
+    /// `shared_buffers`, in 8 kB buffers as PostgreSQL counts them.
+    pub shared_buffers: u32,
+    /// `max_wal_size`: WAL written since the last checkpoint's REDO that
+    /// triggers a checkpoint. An integer is in MB, as PostgreSQL reads it.
+    pub max_wal_size: WalSize,
+    #[serde(rename = "cluster")]
+    pub cluster: ClusterSettings,
+    pub workload: WorkloadSettings,
+    pub faults: FaultSettings,
+    pub rules: Rules,
+    pub scheduler: SchedulerSettings,
+    pub log: LogSettings,
+    pub design: DesignSettings,
+}
+
+/// `max_wal_size`, whose base unit is MB.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct WalSize(pub Bytes);
+
+impl Serialize for WalSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for WalSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WalSize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(WalSize(Bytes(n << 20))),
+            Raw::Str(s) => Bytes::parse(&s).map(WalSize).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            synchronous_commit: SynchronousCommit::On,
+            wal_log_hints: false,
+            full_page_writes: true,
+            synchronous_standby_names: String::new(),
+            synchronous_transfer: SynchronousTransfer::Commit,
+            wal_segment_size: Bytes(1 << 20),
+            shared_buffers: 16,
+            max_wal_size: WalSize(Bytes(2 << 20)),
+            cluster: ClusterSettings::default(),
+            workload: WorkloadSettings::default(),
+            faults: FaultSettings::default(),
+            rules: Rules::default(),
+            scheduler: SchedulerSettings::default(),
+            log: LogSettings::default(),
+            design: DesignSettings::default(),
+        }
+    }
+}
+
+/// Files whose writes `synchronous_transfer = data_flush` may hold back.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// Table and index pages (relation data files).
+    Data,
+    /// CLOG (`pg_xact`) pages.
+    Clog,
+    /// `global/pg_control`.
+    Control,
+}
+
+impl FileKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Data => "data page",
+            FileKind::Clog => "CLOG page",
+            FileKind::Control => "pg_control",
+        }
+    }
+}
+
+/// `[design]`: variants of the synchronous_transfer proposal, so designs
+/// can be compared side by side.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DesignSettings {
+    /// What `data_flush` (and `all`) hold back until the sync standby has
+    /// flushed WAL up to the file's LSN. The 2013 patch covered data pages
+    /// and CLOG (SLRU) pages.
+    pub data_flush_covers: Vec<FileKind>,
+}
+
+impl Default for DesignSettings {
+    fn default() -> Self {
+        DesignSettings { data_flush_covers: vec![FileKind::Data, FileKind::Clog] }
+    }
+}
+
+impl DesignSettings {
+    pub fn covers(&self, kind: FileKind) -> bool {
+        self.data_flush_covers.contains(&kind)
+    }
+}
+
+/// `[cluster]`: the shape of the simulated installation.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// Number of standbys streaming from the primary.
+    pub standbys: u8,
+    /// Pages in the one simulated table (`test`).
+    pub rel_pages: u32,
+    /// Transaction statuses per CLOG page (32768 in PostgreSQL; small here
+    /// so runs use several CLOG pages).
+    pub clog_xids_per_page: u32,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings { standbys: 0, rel_pages: 32, clog_xids_per_page: 64 }
+    }
+}
+
+/// `[workload]`: the seed experiment's pgbench load.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSettings {
+    /// Concurrent client sessions (one backend each).
+    pub clients: u8,
+    /// Keys are drawn from 1..=key_space (`test.id`, the primary key).
+    pub key_space: u32,
+    /// Percent of transactions that update one of the client's own rows
+    /// instead of inserting a new key.
+    pub update_percent: u8,
+    /// Percent of transactions that only read one row (`SELECT`): no WAL,
+    /// but readers set hint bits.
+    pub select_percent: u8,
+}
+
+impl Default for WorkloadSettings {
+    fn default() -> Self {
+        WorkloadSettings { clients: 4, key_space: 100_000, update_percent: 20, select_percent: 10 }
+    }
+}
+
+/// `[faults]`: per-step probabilities of each fault.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultSettings {
+    /// `pg_ctl stop -m immediate` / kill -9: shared memory is lost, the OS
+    /// cache survives.
+    pub process_crash: f64,
+    /// Machine crash: everything not fsynced is lost too.
+    pub power_loss: f64,
+}
+
+impl Default for FaultSettings {
+    fn default() -> Self {
+        FaultSettings { process_crash: 0.002, power_loss: 0.001 }
+    }
+}
+
+/// `[rules]`: PostgreSQL rules that can be switched off to ask "what breaks
+/// if PostgreSQL did not do this?". All on by default.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    /// FlushBuffer flushes WAL up to the page LSN before writing the page
+    /// (bufmgr.c); likewise for CLOG pages and their group LSN (slru.c).
+    pub wal_before_data: bool,
+    /// A checkpoint fsyncs data files and CLOG before it points pg_control
+    /// at its REDO (CreateCheckPoint, CheckPointGuts).
+    pub fsync_before_control_update: bool,
+    /// A checkpoint waits for transactions that inserted their commit
+    /// record but have not yet set it in the CLOG when REDO is taken
+    /// (delayChkptFlags / DELAY_CHKPT_START, CreateCheckPoint).
+    pub checkpoint_waits_for_commits: bool,
+    /// Redo skips a record when the page LSN is already at or past it
+    /// (XLogReadBufferForRedo returns BLK_DONE).
+    pub redo_skips_newer_pages: bool,
+    /// Hint bits for a commit are set only once its commit record is
+    /// flushed (SetHintBits, XLogNeedsFlush).
+    pub hint_bits_wait_for_commit_flush: bool,
+    /// After a crash, startup fsyncs the data directory before recovery
+    /// (SyncDataDirectory), so WAL read during recovery is durable.
+    pub sync_data_directory_after_crash: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            wal_before_data: true,
+            fsync_before_control_update: true,
+            checkpoint_waits_for_commits: true,
+            redo_skips_newer_pages: true,
+            hint_bits_wait_for_commit_flush: true,
+            sync_data_directory_after_crash: true,
+        }
+    }
+}
+
+/// `[scheduler]`: run length and how often each kind of event is picked.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    /// Events in the main phase (faults and workload on).
+    pub steps: u64,
+    /// Upper bound on events in the quiesce phase (no faults, no new
+    /// transactions; work in flight finishes, crashed nodes restart).
+    pub quiesce_steps: u64,
+    /// Relative weights of the event kinds.
+    pub weights: Weights,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings { steps: 2_000, quiesce_steps: 20_000, weights: Weights::default() }
+    }
+}
+
+/// Relative weights with which the scheduler picks among enabled events of
+/// each kind. Zero disables a kind (where the model can do without it).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    pub backend: u32,
+    pub wal_writer: u32,
+    pub bgwriter: u32,
+    pub checkpointer: u32,
+    pub checkpoint_request: u32,
+    pub startup: u32,
+    /// `pg_ctl start` of a node that is down (after a crash).
+    pub start: u32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            backend: 20,
+            wal_writer: 4,
+            bgwriter: 2,
+            checkpointer: 6,
+            checkpoint_request: 1,
+            startup: 20,
+            start: 2,
+        }
+    }
+}
+
+/// `[log]`: how the `--log` output looks.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `"%X/%X"` (PostgreSQL 17 and earlier) or `"%X/%08X"` (newer).
+    pub lsn_format: LsnFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { lsn_format: LsnFormat::Classic }
+    }
+}
+
+/// A setting with a value out of range.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct InvalidSetting {
+    /// Dotted key, e.g. `cluster.rel_pages`.
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for InvalidSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid value for {}: {}", self.key, self.message)
+    }
+}
+
+impl Settings {
+    /// Checks every range; the error names the key.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        fn bad(key: &'static str, message: impl Into<String>) -> Result<(), InvalidSetting> {
+            Err(InvalidSetting { key, message: message.into() })
+        }
+        let seg = self.wal_segment_size.0;
+        if !seg.is_power_of_two() || !(2 * XLOG_BLCKSZ..=1 << 30).contains(&seg) {
+            return bad(
+                "wal_segment_size",
+                format!("{} is not a power of two between 16kB and 1GB", self.wal_segment_size),
+            );
+        }
+        if self.shared_buffers < 2 || self.shared_buffers > 1 << 16 {
+            return bad("shared_buffers", format!("{} is outside 2..65536", self.shared_buffers));
+        }
+        if self.max_wal_size.0.0 < seg {
+            return bad("max_wal_size", "must be at least one WAL segment");
+        }
+        if let Err(e) = crate::syncrep::StandbyNames::parse(&self.synchronous_standby_names) {
+            return bad("synchronous_standby_names", e);
+        }
+        let c = &self.cluster;
+        if c.standbys > 8 {
+            return bad("cluster.standbys", format!("{} is outside 0..8", c.standbys));
+        }
+        if c.rel_pages == 0 || c.rel_pages > 1 << 16 {
+            return bad("cluster.rel_pages", format!("{} is outside 1..65536", c.rel_pages));
+        }
+        if c.clog_xids_per_page < 4 || c.clog_xids_per_page > 32_768 {
+            return bad(
+                "cluster.clog_xids_per_page",
+                format!("{} is outside 4..32768", c.clog_xids_per_page),
+            );
+        }
+        let w = &self.workload;
+        if w.clients == 0 || w.clients > 64 {
+            return bad("workload.clients", format!("{} is outside 1..64", w.clients));
+        }
+        if w.key_space == 0 {
+            return bad("workload.key_space", "must be at least 1");
+        }
+        if w.update_percent > 100 {
+            return bad("workload.update_percent", format!("{} is above 100", w.update_percent));
+        }
+        let rw = u16::from(w.update_percent) + u16::from(w.select_percent);
+        if rw > 100 {
+            return bad(
+                "workload.select_percent",
+                format!("update_percent + select_percent = {rw} is above 100"),
+            );
+        }
+        for (key, p) in [
+            ("faults.process_crash", self.faults.process_crash),
+            ("faults.power_loss", self.faults.power_loss),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return bad(key, format!("{p} is not a probability in 0..1"));
+            }
+        }
+        if self.faults.process_crash + self.faults.power_loss > 1.0 {
+            return bad("faults", "fault probabilities add up to more than 1");
+        }
+        if self.scheduler.steps == 0 {
+            return bad("scheduler.steps", "must be at least 1");
+        }
+        let wt = &self.scheduler.weights;
+        for (key, v) in [
+            ("scheduler.weights.backend", wt.backend),
+            ("scheduler.weights.wal_writer", wt.wal_writer),
+            ("scheduler.weights.checkpointer", wt.checkpointer),
+            ("scheduler.weights.startup", wt.startup),
+            ("scheduler.weights.start", wt.start),
+        ] {
+            if v == 0 {
+                return bad(key, "must be positive: without it the cluster cannot make progress");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_postgres() {
+        assert_eq!(Bytes::parse("16MB"), Ok(Bytes(16 << 20)));
+        assert_eq!(Bytes::parse("64kB"), Ok(Bytes(64 << 10)));
+        assert_eq!(Bytes::parse("8192"), Ok(Bytes(8192)));
+        assert!(Bytes::parse("16mb").is_err());
+        assert!(Bytes::parse("lots").is_err());
+        assert_eq!(Bytes(16 << 20).to_string(), "16MB");
+        assert_eq!(Bytes(100).to_string(), "100B");
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let s = Settings { wal_segment_size: Bytes(3000), ..Settings::default() };
+        assert_eq!(s.validate().unwrap_err().key, "wal_segment_size");
+        let mut s = Settings::default();
+        s.workload.update_percent = 101;
+        assert_eq!(s.validate().unwrap_err().key, "workload.update_percent");
+        s.workload.update_percent = 95;
+        assert_eq!(s.validate().unwrap_err().key, "workload.select_percent");
+    }
+}

@@ -1,0 +1,165 @@
+//! Files as the OS and the disk see them (md.c, sync.c, fd.c).
+//!
+//! Every block has an OS-cache image (what a read returns, what survives a
+//! process crash) and a durable image (what survives power loss). A write
+//! changes the OS image and joins an *ordered* list of unsynced writes;
+//! fsync makes them durable. Keeping the list ordered (not a dirty bit) is
+//! what later lets crash-image enumeration pick which unsynced writes
+//! survived.
+
+use crate::lsn::Lsn;
+
+/// Something stored in a block that carries an LSN (heap pages, CLOG pages).
+pub trait HasLsn {
+    fn lsn(&self) -> Lsn;
+}
+
+/// A file of blocks.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct BlockFile<T> {
+    os: Vec<T>,
+    durable: Vec<T>,
+    /// Blocks written since the last fsync, in write order, each once.
+    unsynced: Vec<u32>,
+    /// Membership flags for `unsynced`.
+    is_unsynced: Vec<bool>,
+    /// Upper bound of the LSNs of blocks in the OS cache (exact after
+    /// [`BlockFile::recompute_max_lsn`]); kept so the `wal_before_data`
+    /// check costs O(1) per step.
+    max_lsn_os: Lsn,
+}
+
+impl<T: Clone + Default + HasLsn> BlockFile<T> {
+    pub fn new(blocks: u32) -> BlockFile<T> {
+        BlockFile {
+            os: vec![T::default(); blocks as usize],
+            durable: vec![T::default(); blocks as usize],
+            unsynced: Vec::new(),
+            is_unsynced: vec![false; blocks as usize],
+            max_lsn_os: Lsn(0),
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.os.len() as u32
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.os.is_empty()
+    }
+
+    /// What a read returns.
+    pub fn read(&self, blk: u32) -> &T {
+        &self.os[blk as usize]
+    }
+
+    /// What is on disk.
+    pub fn durable(&self, blk: u32) -> &T {
+        &self.durable[blk as usize]
+    }
+
+    /// A write reaches the OS cache.
+    pub fn write(&mut self, blk: u32, data: T) {
+        self.max_lsn_os = self.max_lsn_os.max(data.lsn());
+        self.os[blk as usize] = data;
+        if !self.is_unsynced[blk as usize] {
+            self.is_unsynced[blk as usize] = true;
+            self.unsynced.push(blk);
+        }
+    }
+
+    /// Grows the file by one block (both images), returning its number.
+    pub fn extend(&mut self, data: T) -> u32 {
+        self.os.push(data.clone());
+        self.durable.push(data);
+        self.is_unsynced.push(false);
+        self.os.len() as u32 - 1
+    }
+
+    /// fsync: every unsynced write becomes durable.
+    pub fn fsync(&mut self) {
+        for blk in self.unsynced.drain(..) {
+            self.is_unsynced[blk as usize] = false;
+            self.durable[blk as usize] = self.os[blk as usize].clone();
+        }
+    }
+
+    /// Writes not yet fsynced, oldest first.
+    pub fn unsynced(&self) -> &[u32] {
+        &self.unsynced
+    }
+
+    /// Power loss: the OS cache is gone; unsynced writes are lost.
+    pub fn lose_unsynced(&mut self) {
+        for blk in self.unsynced.drain(..) {
+            self.is_unsynced[blk as usize] = false;
+            self.os[blk as usize] = self.durable[blk as usize].clone();
+        }
+        self.recompute_max_lsn();
+    }
+
+    /// Replaces both images block for block (a base backup or pg_rewind
+    /// copy), as if written and fsynced.
+    pub fn replace_block(&mut self, blk: u32, data: T) {
+        self.os[blk as usize] = data.clone();
+        self.durable[blk as usize] = data;
+        if self.is_unsynced[blk as usize] {
+            self.is_unsynced[blk as usize] = false;
+            self.unsynced.retain(|&b| b != blk);
+        }
+    }
+
+    /// Highest LSN of a block in the OS cache: an upper bound, exact after
+    /// a recompute.
+    pub fn max_lsn_os(&self) -> Lsn {
+        self.max_lsn_os
+    }
+
+    /// Exact highest LSN in the OS cache and the block that has it.
+    pub fn recompute_max_lsn(&mut self) -> Option<(u32, Lsn)> {
+        let best = self
+            .os
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32, b.lsn()))
+            .max_by_key(|&(i, l)| (l, std::cmp::Reverse(i)));
+        self.max_lsn_os = best.map_or(Lsn(0), |b| b.1);
+        best
+    }
+
+    /// Highest LSN of a durable block.
+    pub fn max_lsn_durable(&self) -> Lsn {
+        self.durable.iter().map(HasLsn::lsn).max().unwrap_or(Lsn(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+    struct B(u64);
+    impl HasLsn for B {
+        fn lsn(&self) -> Lsn {
+            Lsn(self.0)
+        }
+    }
+
+    #[test]
+    fn fsync_and_power_loss() {
+        let mut f: BlockFile<B> = BlockFile::new(3);
+        f.write(2, B(5));
+        f.write(0, B(7));
+        f.write(2, B(9));
+        assert_eq!(f.unsynced(), &[2, 0]);
+        assert_eq!(f.max_lsn_os(), Lsn(9));
+        f.fsync();
+        assert_eq!(f.durable(2), &B(9));
+        f.write(1, B(11));
+        f.lose_unsynced();
+        assert_eq!(f.read(1), &B(0));
+        assert_eq!(f.read(2), &B(9));
+        assert_eq!(f.max_lsn_os(), Lsn(9));
+        assert_eq!(f.max_lsn_durable(), Lsn(9));
+    }
+}

@@ -1,0 +1,114 @@
+//! Timelines and their history files (timeline.c).
+//!
+//! Promotion starts a new timeline whose history file is the parent's
+//! history plus one line: `parentTLI<TAB>switchpoint<TAB>reason`. The
+//! switch point is where the parent timeline ended in the new timeline's
+//! history (the end of the last record the promoted standby replayed).
+
+use crate::lsn::{Lsn, Tli};
+use std::collections::BTreeMap;
+
+/// One line of a history file.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct HistoryEntry {
+    /// The ancestor timeline that ended.
+    pub tli: Tli,
+    /// Where it ended (exclusive).
+    pub switchpoint: Lsn,
+    pub reason: String,
+}
+
+/// The `%08X.history` files a node has in `pg_wal`.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct History {
+    files: BTreeMap<Tli, Vec<HistoryEntry>>,
+}
+
+impl History {
+    /// `%08X.history`.
+    pub fn file_name(tli: Tli) -> String {
+        format!("{tli:08X}.history")
+    }
+
+    /// The entries of the history file of `tli` (empty for timeline 1 or
+    /// when the file is missing).
+    pub fn entries(&self, tli: Tli) -> &[HistoryEntry] {
+        self.files.get(&tli).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn has(&self, tli: Tli) -> bool {
+        tli == 1 || self.files.contains_key(&tli)
+    }
+
+    /// Timelines with a history file, ascending.
+    pub fn timelines(&self) -> impl Iterator<Item = Tli> + '_ {
+        self.files.keys().copied()
+    }
+
+    /// The newest timeline this node knows of (`findNewestTimeLine`).
+    pub fn newest(&self) -> Tli {
+        self.files.keys().next_back().copied().unwrap_or(1)
+    }
+
+    /// Writes the history file of a new timeline `new` forked from `parent`
+    /// at `switchpoint` (writeTimeLineHistory).
+    pub fn add_child(&mut self, new: Tli, parent: Tli, switchpoint: Lsn, reason: &str) {
+        let mut entries = self.entries(parent).to_vec();
+        entries.push(HistoryEntry { tli: parent, switchpoint, reason: reason.to_string() });
+        self.files.insert(new, entries);
+    }
+
+    /// Copies a history file received from another server
+    /// (walreceiver's TIMELINE_HISTORY, pg_rewind, a base backup).
+    pub fn insert_file(&mut self, tli: Tli, entries: Vec<HistoryEntry>) {
+        self.files.insert(tli, entries);
+    }
+
+    /// The file's text as PostgreSQL writes it.
+    pub fn render(&self, tli: Tli) -> String {
+        self.entries(tli).iter().map(|e| format!("{}\t{}\t{}\n", e.tli, e.switchpoint, e.reason)).collect()
+    }
+
+    /// Whether `tli` is `target` or one of its ancestors (tliInHistory).
+    pub fn in_history_of(&self, target: Tli, tli: Tli) -> bool {
+        tli == target || self.entries(target).iter().any(|e| e.tli == tli)
+    }
+
+    /// Where `tli` ended in the history of `target` (tliSwitchPoint): `None`
+    /// if `tli` is `target` itself (it has not ended), or not an ancestor.
+    pub fn switch_point(&self, target: Tli, tli: Tli) -> Option<Lsn> {
+        self.entries(target).iter().find(|e| e.tli == tli).map(|e| e.switchpoint)
+    }
+
+    /// Which timeline of `target`'s history WAL position `lsn` belongs to
+    /// (tliOfPointInHistory).
+    pub fn tli_of_point(&self, target: Tli, lsn: Lsn) -> Tli {
+        self.entries(target).iter().find(|e| lsn < e.switchpoint).map_or(target, |e| e.tli)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_files_chain() {
+        let mut h = History::default();
+        h.add_child(2, 1, Lsn(0x45AD_5F80), "no recovery target specified");
+        h.add_child(3, 2, Lsn(0x5000_0000), "no recovery target specified");
+        assert_eq!(
+            h.render(3),
+            "1\t0/45AD5F80\tno recovery target specified\n2\t0/50000000\tno recovery target specified\n"
+        );
+        assert!(h.in_history_of(3, 1));
+        assert!(h.in_history_of(3, 3));
+        assert!(!h.in_history_of(2, 3));
+        assert_eq!(h.switch_point(3, 1), Some(Lsn(0x45AD_5F80)));
+        assert_eq!(h.switch_point(3, 3), None);
+        assert_eq!(h.tli_of_point(3, Lsn(0x4000_0000)), 1);
+        assert_eq!(h.tli_of_point(3, Lsn(0x4800_0000)), 2);
+        assert_eq!(h.tli_of_point(3, Lsn(0x6000_0000)), 3);
+        assert_eq!(h.newest(), 3);
+        assert_eq!(History::file_name(2), "00000002.history");
+    }
+}

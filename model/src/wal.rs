@@ -1,0 +1,284 @@
+//! The write-ahead log of one node (xlog.c, xloginsert.c): records, and the
+//! insert ≥ write ≥ flush positions (`XLogCtl->Insert`, `LogwrtResult`).
+//!
+//! Records are kept whole in a vector ordered by LSN; write and flush
+//! positions always fall on record ends (the model writes whole records, see
+//! docs/model.md). What lies between `flush` and `write` is in the OS cache;
+//! what lies between `write` and the insert position is only in WAL buffers.
+
+use crate::heap::{BlockNumber, Page, Tuple, Xid};
+use crate::lsn::{Lsn, Tli, WalGeometry, maxalign};
+use std::sync::Arc;
+
+/// The contents of a checkpoint record (`CheckPoint`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CheckPoint {
+    pub redo: Lsn,
+    pub tli: Tli,
+    pub prev_tli: Tli,
+    pub next_xid: Xid,
+}
+
+/// What a record says (rmgr + info).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum RecordBody {
+    /// `XLOG_HEAP_INSERT`; `image` is the full-page image taken when this
+    /// was the first change of the page after a checkpoint.
+    HeapInsert { block: BlockNumber, offnum: u16, tuple: Tuple, image: Option<Arc<Page>> },
+    /// `XLOG_HEAP_UPDATE` within one page: sets xmax of the old version and
+    /// adds the new one.
+    HeapUpdate {
+        block: BlockNumber,
+        old_offnum: u16,
+        new_offnum: u16,
+        tuple: Tuple,
+        image: Option<Arc<Page>>,
+    },
+    /// `XLOG_XACT_COMMIT`.
+    Commit,
+    /// `XLOG_XACT_ABORT`.
+    Abort,
+    /// `XLOG_FPI_FOR_HINT`: the page image logged on the first hint-bit change
+    /// after a checkpoint when `wal_log_hints` is on.
+    FpiForHint { block: BlockNumber, image: Arc<Page> },
+    /// `XLOG_CHECKPOINT_ONLINE`.
+    CheckpointOnline(CheckPoint),
+    /// `XLOG_CHECKPOINT_SHUTDOWN` (also written at the end of crash recovery).
+    CheckpointShutdown(CheckPoint),
+    /// `XLOG_END_OF_RECOVERY`: written by a promoted standby on its new
+    /// timeline.
+    EndOfRecovery { tli: Tli, prev_tli: Tli },
+    /// `XLOG_SWITCH` (`pg_switch_wal()`): the rest of the segment is unused.
+    Switch,
+}
+
+/// `SizeOfXLogRecord`.
+const SIZE_OF_XLOG_RECORD: u64 = 24;
+/// A block reference (header, RelFileNode, block number).
+const BLOCK_REF: u64 = 21;
+
+impl RecordBody {
+    /// Record length before alignment: realistic sizes, so LSNs advance as
+    /// they do on a real server.
+    pub fn size(&self) -> u64 {
+        let image = |i: &Option<Arc<Page>>| i.as_ref().map_or(0, |p| p.image_len() + 5);
+        SIZE_OF_XLOG_RECORD
+            + match self {
+                RecordBody::HeapInsert { image: i, .. } => BLOCK_REF + 5 + 68 + image(i),
+                RecordBody::HeapUpdate { image: i, .. } => BLOCK_REF + 16 + 68 + image(i),
+                RecordBody::Commit | RecordBody::Abort => 10,
+                RecordBody::FpiForHint { image, .. } => BLOCK_REF + image.image_len() + 5,
+                RecordBody::CheckpointOnline(_) | RecordBody::CheckpointShutdown(_) => 90,
+                RecordBody::EndOfRecovery { .. } => 18,
+                RecordBody::Switch => 0,
+            }
+    }
+
+    /// The rmgr/description as pg_waldump would name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RecordBody::HeapInsert { .. } => "Heap/INSERT",
+            RecordBody::HeapUpdate { .. } => "Heap/HOT_UPDATE",
+            RecordBody::Commit => "Transaction/COMMIT",
+            RecordBody::Abort => "Transaction/ABORT",
+            RecordBody::FpiForHint { .. } => "XLOG/FPI_FOR_HINT",
+            RecordBody::CheckpointOnline(_) => "XLOG/CHECKPOINT_ONLINE",
+            RecordBody::CheckpointShutdown(_) => "XLOG/CHECKPOINT_SHUTDOWN",
+            RecordBody::EndOfRecovery { .. } => "XLOG/END_OF_RECOVERY",
+            RecordBody::Switch => "XLOG/SWITCH",
+        }
+    }
+
+    /// The heap block the record changes, if any.
+    pub fn block(&self) -> Option<BlockNumber> {
+        match self {
+            RecordBody::HeapInsert { block, .. }
+            | RecordBody::HeapUpdate { block, .. }
+            | RecordBody::FpiForHint { block, .. } => Some(*block),
+            _ => None,
+        }
+    }
+
+    pub fn checkpoint(&self) -> Option<&CheckPoint> {
+        match self {
+            RecordBody::CheckpointOnline(c) | RecordBody::CheckpointShutdown(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// A WAL record at its position.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Record {
+    /// Start (`ReadRecPtr`).
+    pub lsn: Lsn,
+    /// End (`EndRecPtr`): what a page LSN is set to.
+    pub end: Lsn,
+    /// Timeline the record was written on.
+    pub tli: Tli,
+    pub xid: Xid,
+    pub body: RecordBody,
+}
+
+/// One node's WAL.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Wal {
+    geometry: WalGeometry,
+    records: Vec<Record>,
+    /// `Insert->CurrBytePos`, in usable bytes.
+    insert_bytepos: u64,
+    /// Written to the OS (`LogwrtResult.Write`).
+    write: Lsn,
+    /// fsynced (`LogwrtResult.Flush`).
+    flush: Lsn,
+}
+
+impl Wal {
+    /// A fresh WAL whose first record will start after the segment's long
+    /// page header (initdb starts at the first segment).
+    pub fn new(geometry: WalGeometry) -> Wal {
+        Wal { geometry, records: Vec::new(), insert_bytepos: 0, write: Lsn(0), flush: Lsn(0) }
+    }
+
+    pub fn geometry(&self) -> &WalGeometry {
+        &self.geometry
+    }
+
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Where the next record will start (`pg_current_wal_insert_lsn`).
+    pub fn insert_lsn(&self) -> Lsn {
+        self.geometry.bytepos_to_recptr(self.insert_bytepos)
+    }
+
+    /// End of the last record inserted.
+    pub fn end(&self) -> Lsn {
+        self.records.last().map_or(Lsn(0), |r| r.end)
+    }
+
+    pub fn write_lsn(&self) -> Lsn {
+        self.write
+    }
+
+    pub fn flush_lsn(&self) -> Lsn {
+        self.flush
+    }
+
+    /// `XLogInsert`: appends a record at the insert position and returns
+    /// its index.
+    pub fn insert(&mut self, tli: Tli, xid: Xid, body: RecordBody) -> &Record {
+        let start = self.geometry.bytepos_to_recptr(self.insert_bytepos);
+        self.insert_bytepos = match body {
+            RecordBody::Switch => self.geometry.bytepos_of_next_segment(start),
+            _ => self.insert_bytepos + maxalign(body.size()),
+        };
+        let end = self.geometry.bytepos_to_endrecptr(self.insert_bytepos);
+        self.records.push(Record { lsn: start, end, tli, xid, body });
+        self.records.last().expect("just pushed")
+    }
+
+    /// Appends a record received from an upstream server (walreceiver
+    /// write). It must continue this WAL exactly.
+    pub fn append_received(&mut self, rec: Record) {
+        debug_assert_eq!(rec.lsn, self.insert_lsn(), "received WAL must be contiguous");
+        self.insert_bytepos = self.geometry.recptr_to_bytepos(rec.end);
+        self.records.push(rec);
+    }
+
+    /// `XLogWrite` up to `upto` (clamped to what is inserted): the records
+    /// reach the OS cache.
+    pub fn write_upto(&mut self, upto: Lsn) {
+        self.write = self.write.max(upto.min(self.end()));
+    }
+
+    /// `XLogFlush`: write and fsync up to `upto`.
+    pub fn flush_upto(&mut self, upto: Lsn) {
+        self.write_upto(upto);
+        self.flush = self.flush.max(upto.min(self.write));
+    }
+
+    /// Whether `lsn` is not yet durable (`XLogNeedsFlush`).
+    pub fn needs_flush(&self, lsn: Lsn) -> bool {
+        lsn > self.flush
+    }
+
+    /// Drops every record that ends after `keep_upto` (a crash losing WAL
+    /// buffers or unsynced WAL, or failback removing WAL past a fork).
+    pub fn truncate(&mut self, keep_upto: Lsn) {
+        let keep = self.records.partition_point(|r| r.end <= keep_upto);
+        self.records.truncate(keep);
+        let end = self.end();
+        self.insert_bytepos = if keep == 0 { 0 } else { self.geometry.recptr_to_bytepos(end) };
+        self.write = self.write.min(end);
+        self.flush = self.flush.min(end);
+    }
+
+    /// Process crash: WAL buffers are lost, written WAL stays in the OS.
+    pub fn lose_unwritten(&mut self) {
+        let w = self.write;
+        self.truncate(w);
+    }
+
+    /// Power loss: everything not fsynced is lost.
+    pub fn lose_unflushed(&mut self) {
+        let f = self.flush;
+        self.truncate(f);
+    }
+
+    /// After `SyncDataDirectory`: all WAL in the OS cache is durable.
+    pub fn mark_written_durable(&mut self) {
+        self.flush = self.write;
+    }
+
+    /// Index of the first record starting at or after `lsn`.
+    pub fn index_at(&self, lsn: Lsn) -> usize {
+        self.records.partition_point(|r| r.lsn < lsn)
+    }
+
+    /// The record starting exactly at `lsn`.
+    pub fn record_at(&self, lsn: Lsn) -> Option<&Record> {
+        self.records.get(self.index_at(lsn)).filter(|r| r.lsn == lsn)
+    }
+
+    /// Replaces the whole WAL with a copy of another node's (base backup).
+    pub fn replace_with(&mut self, other: &Wal) {
+        *self = other.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_advance_and_truncate() {
+        let g = WalGeometry::new(1 << 20);
+        let mut w = Wal::new(g);
+        let c = CheckPoint { redo: Lsn(40), tli: 1, prev_tli: 1, next_xid: 3 };
+        let r = w.insert(1, 0, RecordBody::CheckpointShutdown(c)).clone();
+        assert_eq!(r.lsn, Lsn(40));
+        assert_eq!(r.end, Lsn(40 + 120));
+        assert_eq!(w.insert_lsn(), r.end);
+        w.insert(1, 3, RecordBody::Commit);
+        w.write_upto(Lsn(u64::MAX));
+        w.flush_upto(r.end);
+        assert_eq!(w.flush_lsn(), r.end);
+        assert!(w.write_lsn() > w.flush_lsn());
+        w.lose_unflushed();
+        assert_eq!(w.records().len(), 1);
+        assert_eq!(w.insert_lsn(), r.end);
+        assert_eq!(w.write_lsn(), r.end);
+    }
+
+    #[test]
+    fn switch_skips_to_next_segment() {
+        let g = WalGeometry::new(1 << 20);
+        let mut w = Wal::new(g);
+        w.insert(1, 3, RecordBody::Commit);
+        let s = w.insert(1, 0, RecordBody::Switch).clone();
+        assert_eq!(s.end, Lsn(1 << 20));
+        assert_eq!(w.insert_lsn(), Lsn((1 << 20) + 40));
+    }
+}

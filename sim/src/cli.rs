@@ -1,0 +1,181 @@
+//! The `walsim` command line.
+//!
+//! Exit codes (docs/cli.md): 0 = done, no invariant violated; 1 = an
+//! invariant was violated; 2 = bad input (unknown key, bad value, missing
+//! or unreadable file, bad range) or an I/O error.
+
+use crate::config;
+use crate::report::{self, JsonlWriter, LogWriter, Tee};
+use crate::run::{NoObserver, Observer, Outcome, RunOptions, run_seed};
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+/// Exit code: success (violations found by `explore` count as success).
+pub const EXIT_OK: i32 = 0;
+/// Exit code: an invariant was violated.
+pub const EXIT_VIOLATION: i32 = 1;
+/// Exit code: bad input or I/O error.
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "walsim",
+    version,
+    about = "Deterministic simulator of PostgreSQL primary/standby WAL replication"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one seed and report the outcome.
+    Run(RunArgs),
+    /// Show the configuration.
+    Config(ConfigArgs),
+}
+
+/// Settings shared by commands that build a configuration.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Override one setting (dotted key), e.g. --set synchronous_commit=local.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The seed of the scheduler's generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    source: ConfigSource,
+    /// Events in the main phase (overrides scheduler.steps).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Print one PostgreSQL-style log line per event.
+    #[arg(long)]
+    log: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Write one JSON line per event with every node's positions.
+    #[arg(long, value_name = "FILE")]
+    trace_jsonl: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    /// Print the complete default configuration as TOML.
+    #[arg(long)]
+    print_defaults: bool,
+    #[command(flatten)]
+    source: ConfigSource,
+}
+
+/// A failure to report on stderr with exit code 2.
+pub struct BadInput(pub String);
+
+impl<E: std::fmt::Display> From<E> for BadInput {
+    fn from(e: E) -> Self {
+        BadInput(e.to_string())
+    }
+}
+
+/// Runs the CLI with `args` (including the program name), writing to the
+/// given streams; returns the exit code. `main` is a thin wrapper, so
+/// tests drive exactly this.
+pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK };
+            let text = e.render().to_string();
+            let _ = if e.use_stderr() { write!(err, "{text}") } else { write!(out, "{text}") };
+            return code;
+        }
+    };
+    let res = match cli.command {
+        Command::Run(a) => cmd_run(a, out),
+        Command::Config(a) => cmd_config(a, out),
+    };
+    match res {
+        Ok(code) => code,
+        Err(BadInput(msg)) => {
+            let _ = writeln!(err, "walsim: {msg}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+fn cmd_config(a: ConfigArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+    if a.print_defaults {
+        write!(out, "{}", config::defaults_toml())?;
+    } else {
+        let s = config::load(a.source.config.as_deref(), &a.source.set)?;
+        write!(out, "{}", toml::to_string(&s)?)?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+    let mut settings = config::load(a.source.config.as_deref(), &a.source.set)?;
+    if let Some(steps) = a.steps {
+        if steps == 0 {
+            return Err(BadInput("--steps must be at least 1".into()));
+        }
+        settings.scheduler.steps = steps;
+    }
+    let mut out = BufWriter::new(out);
+    let opts = RunOptions { record: false, log: a.log };
+    let mut jsonl = match &a.trace_jsonl {
+        Some(p) => Some(JsonlWriter {
+            out: BufWriter::new(
+                std::fs::File::create(p)
+                    .map_err(|e| BadInput(format!("cannot create {}: {e}", p.display())))?,
+            ),
+            error: None,
+        }),
+        None => None,
+    };
+    let style = settings.log.lsn_format;
+    let result = {
+        let mut logw = LogWriter { out: &mut out, style, error: None };
+        let mut none = NoObserver;
+        let mut observers: Vec<&mut dyn Observer> = Vec::new();
+        if a.log {
+            observers.push(&mut logw);
+        }
+        if let Some(j) = jsonl.as_mut() {
+            observers.push(j);
+        }
+        let r = if observers.is_empty() {
+            run_seed(&settings, a.seed, opts, &mut none)
+        } else {
+            run_seed(&settings, a.seed, opts, &mut Tee(observers))
+        };
+        if let Some(e) = logw.error {
+            return Err(BadInput(format!("writing the log: {e}")));
+        }
+        r
+    };
+    if let Some(mut j) = jsonl {
+        if let Some(e) = j.error.take() {
+            return Err(BadInput(format!("writing the JSONL trace: {e}")));
+        }
+        j.out.flush()?;
+    }
+    if a.json {
+        writeln!(out, "{}", report::summary_json(&result, &settings))?;
+    } else {
+        write!(out, "{}", report::summary_text(&result))?;
+    }
+    out.flush()?;
+    Ok(if result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
+}

@@ -1,0 +1,196 @@
+//! The scheduler: the one place where choices are made.
+//!
+//! Every nondeterministic decision is a *draw* from a [`ChoiceSource`]: a
+//! seeded ChaCha generator when exploring, a recorded sequence when
+//! replaying or shrinking. A run is therefore its sequence of draws. The
+//! policy that turns draws into a pick among enabled events sits behind
+//! [`Policy`], so a PCT-style strategy can be added beside the weighted
+//! random one.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use walsim_model::event::{Event, EventKind};
+use walsim_model::settings::Weights;
+
+/// Where draws come from.
+pub trait ChoiceSource {
+    /// A value in `0..bound` (`bound` ≥ 1).
+    fn draw(&mut self, bound: u64) -> u64;
+}
+
+/// Seeded draws, optionally recorded.
+pub struct SeededSource {
+    rng: ChaCha8Rng,
+    record: Option<Vec<u64>>,
+}
+
+impl SeededSource {
+    pub fn new(seed: u64, record: bool) -> SeededSource {
+        SeededSource { rng: ChaCha8Rng::seed_from_u64(seed), record: record.then(Vec::new) }
+    }
+
+    /// The draws made so far, if recording.
+    pub fn into_record(self) -> Option<Vec<u64>> {
+        self.record
+    }
+}
+
+impl ChoiceSource for SeededSource {
+    #[inline]
+    fn draw(&mut self, bound: u64) -> u64 {
+        debug_assert!(bound >= 1);
+        // Multiply-shift: unbiased enough, stable across rand releases.
+        let v = ((u128::from(self.rng.next_u64()) * u128::from(bound)) >> 64) as u64;
+        if let Some(r) = &mut self.record {
+            r.push(v);
+        }
+        v
+    }
+}
+
+/// Draws from a recorded sequence. Past its end every draw is 0; a value
+/// out of range is reduced. So any sequence (a shrunk one included) is a
+/// valid run.
+pub struct ReplaySource<'a> {
+    draws: &'a [u64],
+    pos: usize,
+}
+
+impl<'a> ReplaySource<'a> {
+    pub fn new(draws: &'a [u64]) -> ReplaySource<'a> {
+        ReplaySource { draws, pos: 0 }
+    }
+
+    /// Draws consumed so far.
+    pub fn consumed(&self) -> usize {
+        self.pos
+    }
+}
+
+impl ChoiceSource for ReplaySource<'_> {
+    fn draw(&mut self, bound: u64) -> u64 {
+        let v = self.draws.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        if v < bound { v } else { v % bound }
+    }
+}
+
+/// Turns draws into a pick among enabled events.
+pub trait Policy {
+    /// Index into `enabled` (non-empty).
+    fn pick(&mut self, enabled: &[Event], src: &mut dyn ChoiceSource) -> usize;
+}
+
+/// Uniform random choice weighted by event kind.
+pub struct WeightedRandom {
+    weights: Weights,
+    scratch: Vec<u64>,
+}
+
+impl WeightedRandom {
+    pub fn new(weights: Weights) -> WeightedRandom {
+        WeightedRandom { weights, scratch: Vec::new() }
+    }
+
+    fn weight(&self, kind: EventKind) -> u64 {
+        let w = &self.weights;
+        u64::from(match kind {
+            EventKind::Backend => w.backend,
+            EventKind::WalWriter => w.wal_writer,
+            EventKind::BgWriter => w.bgwriter,
+            EventKind::Checkpointer => w.checkpointer,
+            EventKind::CheckpointRequest => w.checkpoint_request,
+            EventKind::Startup => w.startup,
+            EventKind::Start => w.start,
+            EventKind::Fault => 1,
+        })
+    }
+}
+
+impl Policy for WeightedRandom {
+    fn pick(&mut self, enabled: &[Event], src: &mut dyn ChoiceSource) -> usize {
+        self.scratch.clear();
+        let mut total = 0u64;
+        for e in enabled {
+            // A zero weight still lets the event run when nothing else can.
+            total += self.weight(e.kind()).max(1);
+            self.scratch.push(total);
+        }
+        let r = src.draw(total);
+        self.scratch.partition_point(|&c| c <= r)
+    }
+}
+
+/// Fault decisions: one draw per step in `0..2^32`. A fault happens when
+/// the draw is at the *top* of the range, so lowering draws (what the
+/// shrinker does) removes faults rather than adding them.
+pub struct FaultDice {
+    crash_from: u64,
+    power_from: u64,
+}
+
+/// Result of the per-step fault draw.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FaultRoll {
+    None,
+    ProcessCrash,
+    PowerLoss,
+}
+
+const FAULT_RANGE: u64 = 1 << 32;
+
+impl FaultDice {
+    pub fn new(process_crash: f64, power_loss: f64) -> FaultDice {
+        let scale = |p: f64| (p * FAULT_RANGE as f64).round() as u64;
+        let power_from = FAULT_RANGE - scale(power_loss);
+        let crash_from = power_from.saturating_sub(scale(process_crash));
+        FaultDice { crash_from, power_from }
+    }
+
+    pub fn any(&self) -> bool {
+        self.crash_from < FAULT_RANGE
+    }
+
+    pub fn roll(&self, src: &mut dyn ChoiceSource) -> FaultRoll {
+        let x = src.draw(FAULT_RANGE);
+        if x >= self.power_from {
+            FaultRoll::PowerLoss
+        } else if x >= self.crash_from {
+            FaultRoll::ProcessCrash
+        } else {
+            FaultRoll::None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_draws_are_reproducible_and_recorded() {
+        let mut a = SeededSource::new(7, true);
+        let mut b = SeededSource::new(7, false);
+        let xs: Vec<u64> = (0..100).map(|_| a.draw(10)).collect();
+        let ys: Vec<u64> = (0..100).map(|_| b.draw(10)).collect();
+        assert_eq!(xs, ys);
+        assert!(xs.iter().all(|&x| x < 10));
+        assert_eq!(a.into_record().unwrap(), xs);
+        let mut r = ReplaySource::new(&xs);
+        let zs: Vec<u64> = (0..100).map(|_| r.draw(10)).collect();
+        assert_eq!(zs, xs);
+        assert_eq!(r.draw(10), 0, "past the end draws are zero");
+    }
+
+    #[test]
+    fn zero_draws_mean_no_fault() {
+        let dice = FaultDice::new(0.5, 0.25);
+        let zeros = [0u64; 4];
+        assert_eq!(dice.roll(&mut ReplaySource::new(&zeros)), FaultRoll::None);
+        let top = [FAULT_RANGE - 1];
+        assert_eq!(dice.roll(&mut ReplaySource::new(&top)), FaultRoll::PowerLoss);
+        let mid = [FAULT_RANGE / 2];
+        assert_eq!(dice.roll(&mut ReplaySource::new(&mid)), FaultRoll::ProcessCrash);
+        assert!(!FaultDice::new(0.0, 0.0).any());
+    }
+}

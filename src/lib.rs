@@ -1,0 +1,1 @@
+//! Workspace-wide tests and benchmarks live in tests/ and benches/.
