@@ -161,6 +161,7 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     pub log: LogSettings,
     pub design: DesignSettings,
+    pub failover: FailoverSettings,
 }
 
 /// `max_wal_size`, whose base unit is MB.
@@ -206,7 +207,49 @@ impl Default for Settings {
             scheduler: SchedulerSettings::default(),
             log: LogSettings::default(),
             design: DesignSettings::default(),
+            failover: FailoverSettings::default(),
         }
+    }
+}
+
+/// How an old primary rejoins after a failover.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failback {
+    /// Restart it as a standby of the new primary and let PostgreSQL's
+    /// checks decide.
+    Naive,
+    /// pg_rewind, then restart as a standby.
+    Rewind,
+    /// A fresh base backup of the new primary.
+    Basebackup,
+    /// The proposal's missing step: drop WAL after the fork point, then
+    /// restart as a standby.
+    Truncate,
+}
+
+impl Failback {
+    pub fn name(self) -> &'static str {
+        match self {
+            Failback::Naive => "naive",
+            Failback::Rewind => "rewind",
+            Failback::Basebackup => "basebackup",
+            Failback::Truncate => "truncate",
+        }
+    }
+}
+
+/// `[failover]`: operator actions and how an old primary rejoins.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverSettings {
+    /// Strategy used when the old primary rejoins.
+    pub failback: Failback,
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        FailoverSettings { failback: Failback::Naive }
     }
 }
 
