@@ -2,7 +2,7 @@
 //! model's public API.
 
 mod common;
-use common::{run, settings};
+use common::{run, single_node};
 use walsim_model::event::CrashKind;
 use walsim_model::invariants;
 use walsim_model::node::Status;
@@ -40,7 +40,7 @@ fn recover(c: &mut Cluster, counter: &mut u64) {
 
 /// Runs async commits until some WAL is written but not flushed.
 fn cluster_with_unflushed_wal() -> (Cluster, u64) {
-    let s = settings(&["synchronous_commit=off", "faults.process_crash=0", "faults.power_loss=0"]);
+    let s = single_node(&["synchronous_commit=off", "faults.process_crash=0", "faults.power_loss=0"]);
     let mut c = Cluster::new(s, false);
     let mut counter = 0;
     for _ in 0..10_000 {
@@ -86,7 +86,7 @@ fn process_crash_keeps_written_wal_and_power_loss_loses_it() {
 
 #[test]
 fn synchronous_commits_survive_power_loss() {
-    let s = settings(&["synchronous_commit=local", "faults.process_crash=0", "faults.power_loss=0"]);
+    let s = single_node(&["synchronous_commit=local", "faults.process_crash=0", "faults.power_loss=0"]);
     let mut c = Cluster::new(s, false);
     let mut counter = 0;
     while c.ledger.acks < 50 {
@@ -106,7 +106,7 @@ fn random_runs_with_each_crash_kind_recover_exactly() {
         (["faults.process_crash=0.01", "faults.power_loss=0"], "process crashes"),
         (["faults.process_crash=0", "faults.power_loss=0.01"], "power losses"),
     ] {
-        let s = settings(&sets);
+        let s = single_node(&sets);
         let mut crashes = 0;
         for seed in 1..=20 {
             let r = run(&s, seed);

@@ -4,11 +4,11 @@
 //! pass: see tests/properties.rs and `rules_on_pass_the_same_settings`.)
 
 mod common;
-use common::{cli, first_violation, run, settings};
+use common::{cli, first_violation, run, single_node};
 use walsim_model::Invariant;
 
 fn assert_caught(sets: &[&str], want: Invariant, within: u64) {
-    let s = settings(sets);
+    let s = single_node(sets);
     let (seed, r) =
         first_violation(&s, within).unwrap_or_else(|| panic!("{sets:?}: no violation within {within} seeds"));
     assert_eq!(r.invariant(), Some(want), "{sets:?}, seed {seed}: {}", r.detail);
@@ -90,7 +90,7 @@ fn rules_on_pass_the_same_settings() {
         &["full_page_writes=false", "faults.process_crash=0.01"][..],
         HINT_RACE,
     ] {
-        let s = settings(sets);
+        let s = single_node(sets);
         for seed in 1..=40 {
             let r = run(&s, seed);
             assert!(r.violation.is_none(), "{sets:?} seed {seed}: {}", r.detail);

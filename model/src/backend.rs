@@ -59,6 +59,37 @@ impl Backend {
 }
 
 impl Node {
+    /// Terminates backend `b` (fast shutdown). An open transaction is
+    /// aborted; one that inserted its commit record finishes committing
+    /// locally, but the client never hears back.
+    pub fn terminate_backend(&mut self, b: usize, ctx: &mut Ctx<'_>) {
+        let proc = Process::Backend(b as u8);
+        match std::mem::take(&mut self.backends[b]) {
+            Backend::Idle => {}
+            Backend::Blocked { op, .. } => ctx.fx.failed.push((op.client, op, Failure::Terminated)),
+            Backend::InXact { xid, op } => {
+                self.xlog_insert(xid, RecordBody::Abort);
+                self.clog.set(xid, XidStatus::Aborted, Lsn(0));
+                self.end_xid(xid);
+                ctx.fx.failed.push((op.client, op, Failure::Terminated));
+            }
+            Backend::Committing { xid, op, end } | Backend::SyncRepWait { xid, op, end, .. } => {
+                self.xlog_flush(end, ctx.log, proc);
+                self.clog.set(xid, XidStatus::Committed, end);
+                self.end_xid(xid);
+                slog!(
+                    ctx.log,
+                    self.id,
+                    proc,
+                    Log,
+                    "terminating connection due to administrator command: the transaction has already committed locally, but might not have been replicated to the standby"
+                );
+                ctx.fx.in_doubt.push((op.client, op));
+            }
+        }
+        slog!(ctx.log, self.id, proc, Fatal, "terminating connection due to administrator command");
+    }
+
     /// Whether backend `b` can take a step. `allow_new`: may an idle
     /// backend start a transaction (not while the cluster quiesces).
     pub fn backend_ready(&self, b: usize, env: Env<'_>, allow_new: bool) -> bool {
@@ -269,6 +300,7 @@ impl Node {
             self.clog.set(xid, XidStatus::Committed, end);
             self.finish_commit(b, xid, op, end, ctx);
         } else {
+            ctx.fx.commits_started.push(op);
             self.backends[b] = Backend::Committing { xid, op, end };
         }
     }

@@ -27,6 +27,9 @@ pub enum CkptKind {
     Restartpoint,
     /// Written at the end of crash recovery (a shutdown-type record).
     EndOfRecovery,
+    /// Fast shutdown of a standby: a last restartpoint, then "shut down in
+    /// recovery".
+    ShutdownRestartpoint,
     /// Fast shutdown.
     Shutdown,
 }
@@ -37,11 +40,16 @@ impl CkptKind {
             CkptKind::Online => "time",
             CkptKind::Restartpoint => "time",
             CkptKind::EndOfRecovery => "end-of-recovery immediate wait",
-            CkptKind::Shutdown => "shutdown immediate",
+            CkptKind::Shutdown | CkptKind::ShutdownRestartpoint => "shutdown immediate",
         }
     }
     fn noun(self) -> &'static str {
-        if self == CkptKind::Restartpoint { "restartpoint" } else { "checkpoint" }
+        if self.is_restartpoint() { "restartpoint" } else { "checkpoint" }
+    }
+
+    /// Restartpoints complete a replayed checkpoint; they write no record.
+    pub fn is_restartpoint(self) -> bool {
+        matches!(self, CkptKind::Restartpoint | CkptKind::ShutdownRestartpoint)
     }
 }
 
@@ -121,7 +129,8 @@ impl Node {
             CkptKind::Online => self.status == Status::Production,
             CkptKind::Restartpoint => self.is_standby(),
             CkptKind::EndOfRecovery => self.status == Status::Recovery,
-            CkptKind::Shutdown => self.status == Status::ShuttingDown,
+            CkptKind::Shutdown => self.status == Status::ShuttingDown && self.startup.is_none(),
+            CkptKind::ShutdownRestartpoint => self.status == Status::ShuttingDown && self.startup.is_some(),
         }
     }
 
@@ -206,7 +215,7 @@ impl Node {
                     self.data.fsync();
                     self.clog.file.fsync();
                 }
-                c.phase = if c.kind == CkptKind::Restartpoint { Phase::Control } else { Phase::Record };
+                c.phase = if c.kind.is_restartpoint() { Phase::Control } else { Phase::Record };
             }
             Phase::Record => {
                 let ckpt = CheckPoint {
@@ -268,10 +277,15 @@ impl Node {
     }
 
     fn begin_checkpoint(&mut self, kind: CkptKind, ctx: &mut Ctx<'_>) -> Option<Ckpt> {
-        let record = if kind == CkptKind::Restartpoint {
+        let record = if kind.is_restartpoint() {
             let last = self.startup.as_ref().and_then(|s| s.last_checkpoint);
             match last {
                 Some(l) if l.0 > self.control.checkpoint => Some(l),
+                _ if kind == CkptKind::ShutdownRestartpoint => {
+                    self.control.state = DbState::ShutdownedInRecovery;
+                    self.shutdown_complete(ctx);
+                    return None;
+                }
                 _ => {
                     slog!(
                         ctx.log,
@@ -291,7 +305,7 @@ impl Node {
             Some((_, _, ckpt)) => ckpt.redo,
             None => self.wal.insert_lsn(),
         };
-        if kind != CkptKind::Restartpoint {
+        if !kind.is_restartpoint() {
             self.redo_ptr = redo;
         }
         let delaying = if ctx.env.settings.rules.checkpoint_waits_for_commits {
@@ -325,8 +339,12 @@ impl Node {
         match c.kind {
             CkptKind::Shutdown => ctl.state = DbState::Shutdowned,
             CkptKind::EndOfRecovery | CkptKind::Online => ctl.state = DbState::InProduction,
-            CkptKind::Restartpoint => {
-                ctl.state = DbState::InArchiveRecovery;
+            CkptKind::Restartpoint | CkptKind::ShutdownRestartpoint => {
+                ctl.state = if c.kind == CkptKind::Restartpoint {
+                    DbState::InArchiveRecovery
+                } else {
+                    DbState::ShutdownedInRecovery
+                };
                 if ctl.min_recovery_point < end {
                     ctl.min_recovery_point = end;
                     ctl.min_recovery_point_tli = ckpt.tli;
@@ -350,21 +368,34 @@ impl Node {
             self.control.checkpoint,
             c.redo
         );
-        if c.kind == CkptKind::Restartpoint {
+        if c.kind.is_restartpoint() {
             slog!(ctx.log, self.id, Process::Checkpointer, Log, "recovery restart point at {}", c.redo);
         }
         match c.kind {
-            CkptKind::Shutdown => self.shutdown_complete(ctx),
+            CkptKind::Shutdown | CkptKind::ShutdownRestartpoint => self.shutdown_complete(ctx),
             CkptKind::EndOfRecovery => self.end_of_recovery_checkpoint_done(ctx),
             CkptKind::Online | CkptKind::Restartpoint => {}
         }
     }
 
-    /// The shutdown checkpoint is durable: the postmaster exits.
+    /// The shutdown checkpoint is durable. A primary's walsenders still
+    /// send what is left (the cluster finishes the shutdown when they are
+    /// done); everything else exits now.
     fn shutdown_complete(&mut self, ctx: &mut Ctx<'_>) {
+        self.shutdown_ckpt_done = true;
+        if self.startup.is_some() || self.single_user || !ctx.env.settings.rules.shutdown_sends_all_wal {
+            self.finish_shutdown(ctx);
+        }
+    }
+
+    /// The postmaster exits after a fast shutdown.
+    pub fn finish_shutdown(&mut self, ctx: &mut Ctx<'_>) {
         self.status = Status::Down;
+        self.startup = None;
+        self.shutdown_ckpt_done = false;
         self.buffers.clear();
         self.walsenders.clear();
+        self.checkpointer = Checkpointer::default();
         slog!(ctx.log, self.id, Process::Postmaster, Log, "database system is shut down");
     }
 }

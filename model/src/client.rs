@@ -29,8 +29,9 @@ pub struct AckedWrite {
 #[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
 pub struct KeyLedger {
     pub acked: Option<AckedWrite>,
-    /// Writes in doubt since the last acknowledged one (any may be the
-    /// row's value).
+    /// Writes since the last acknowledged one whose commit record was
+    /// written but whose client has not heard back (in flight, or lost with
+    /// its session): any may be the row's value.
     pub in_doubt: Vec<u64>,
 }
 
@@ -95,9 +96,18 @@ impl Ledger {
         }
     }
 
+    /// A commit record was inserted: until the client hears back, the write
+    /// may be visible anywhere that WAL reached.
+    pub fn on_commit_started(&mut self, op: &Op) {
+        let k = self.keys.entry(op.key).or_default();
+        if !k.in_doubt.contains(&op.payload) {
+            k.in_doubt.push(op.payload);
+        }
+    }
+
     pub fn on_in_doubt(&mut self, client: u8, op: &Op) {
         self.in_doubt_count += 1;
-        self.keys.entry(op.key).or_default().in_doubt.push(op.payload);
+        self.on_commit_started(op);
         self.owned[client as usize].retain(|&k| k != op.key);
     }
 
@@ -122,6 +132,18 @@ impl Ledger {
     pub fn forget_node(&mut self, node: NodeId) {
         for k in self.keys.values_mut() {
             if let Some(a) = &mut k.acked {
+                a.durable_on &= !(1 << node);
+                a.written_on &= !(1 << node);
+            }
+        }
+    }
+
+    /// A node's WAL after `lsn` was replaced by another history: writes
+    /// acknowledged with commit records past it no longer count as held
+    /// there.
+    pub fn forget_after(&mut self, node: NodeId, lsn: Lsn) {
+        for k in self.keys.values_mut() {
+            if let Some(a) = k.acked.as_mut().filter(|a| a.commit_end > lsn) {
                 a.durable_on &= !(1 << node);
                 a.written_on &= !(1 << node);
             }

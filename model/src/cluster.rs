@@ -7,16 +7,29 @@
 //! choices.
 
 use crate::client::Ledger;
-use crate::event::{Check, CrashKind, Effects, Event};
+use crate::event::{Check, CrashKind, Effects, Event, FaultKind, RefusalKind};
+use crate::failback::{AttemptResult, FailbackAttempt};
 use crate::invariants::{self, Violation};
 use crate::log::Log;
 use crate::lsn::Lsn;
+use crate::network::{Conn, Partitions};
 use crate::node::{Ctx, Env, Node, NodeId, Status};
+use crate::operator::ScriptState;
 use crate::settings::Settings;
 use crate::syncrep::StandbyNames;
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+
+/// A rejoin PostgreSQL refused.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize)]
+pub struct Refusal {
+    pub node: String,
+    pub kind: RefusalKind,
+    pub message: String,
+    /// Event index.
+    pub at: u64,
+}
 
 /// The cluster.
 #[derive(Clone, Debug)]
@@ -27,8 +40,20 @@ pub struct Cluster {
     pub ledger: Ledger,
     /// Log lines of the current step (drained by the caller).
     pub log: Log,
-    fx: Effects,
-    /// No new transactions or checkpoint requests: let work finish.
+    pub(crate) fx: Effects,
+    pub(crate) conns: Vec<Conn>,
+    pub(crate) partitions: Partitions,
+    pub(crate) script: ScriptState,
+    /// Events applied so far.
+    pub(crate) now: u64,
+    /// Every failback attempt, in order.
+    pub attempts: Vec<FailbackAttempt>,
+    /// Every refusal, in order (repeats of the same one are kept once).
+    pub refusals: Vec<Refusal>,
+    /// Invariants that failed where they are not expected to hold (first
+    /// failure of each): reported, not treated as a model bug.
+    pub observations: Vec<Violation>,
+    /// No new transactions, checkpoint requests or faults: let work finish.
     quiesce: bool,
 }
 
@@ -42,6 +67,7 @@ impl Cluster {
         for i in 1..=settings.cluster.standbys {
             let mut s = Node::copy_of(i, &nodes[0], &settings);
             s.standby_signal = true;
+            s.upstream = Some(0);
             nodes.push(s);
         }
         let ledger = Ledger::new(settings.workload.clients);
@@ -52,6 +78,13 @@ impl Cluster {
             ledger,
             log: Log::new(log_enabled),
             fx: Effects::default(),
+            conns: Vec::new(),
+            partitions: Partitions::default(),
+            script: ScriptState::default(),
+            now: 0,
+            attempts: Vec::new(),
+            refusals: Vec::new(),
+            observations: Vec::new(),
             quiesce: false,
         };
         for i in 0..c.nodes.len() {
@@ -64,10 +97,13 @@ impl Cluster {
         &self.settings
     }
 
-    /// Enters the quiesce phase: no new transactions and no faults; work in
-    /// flight finishes and crashed nodes restart.
+    /// Enters the quiesce phase: no new transactions and no faults;
+    /// partitions heal, crashed nodes restart and work in flight finishes.
     pub fn set_quiesce(&mut self, on: bool) {
         self.quiesce = on;
+        if on {
+            self.partitions.heal_all();
+        }
     }
 
     fn env(&self) -> Env<'_> {
@@ -75,7 +111,7 @@ impl Cluster {
     }
 
     /// Runs `f` on node `i` with a context.
-    fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, &mut Ctx<'_>) -> R) -> R {
+    pub(crate) fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, &mut Ctx<'_>) -> R) -> R {
         let mut ctx = Ctx {
             env: Env { settings: &self.settings, names: &self.names },
             log: &mut self.log,
@@ -85,14 +121,14 @@ impl Cluster {
     }
 
     /// Events that can happen now, in a fixed order (node by node, process
-    /// by process), excluding faults.
+    /// by process, then connections, then the operator), excluding faults.
     pub fn enabled(&self, out: &mut Vec<Event>) {
         out.clear();
         let env = self.env();
         for n in &self.nodes {
             let node = n.id;
             if n.status == Status::Down {
-                if n.failed.is_none() {
+                if n.failed.is_none() && !n.operator_stopped {
                     out.push(Event::Start { node });
                 }
                 continue;
@@ -117,17 +153,59 @@ impl Cluster {
             if n.startup_ready() {
                 out.push(Event::Startup { node });
             }
+            if self.can_connect(n) {
+                out.push(Event::Connect { node });
+            }
+            if self.walreceiver_ready(n) {
+                out.push(Event::WalReceiver { node });
+            }
+        }
+        for c in &self.conns {
+            if self.walsender_ready(c) {
+                out.push(Event::WalSender { node: c.upstream, standby: c.downstream });
+            }
+            if !c.to_standby.is_empty() {
+                out.push(Event::Deliver { node: c.downstream, from: c.upstream });
+            }
+            if !c.to_upstream.is_empty() {
+                out.push(Event::Deliver { node: c.upstream, from: c.downstream });
+            }
+        }
+        for &(a, b) in self.partitions.pairs() {
+            out.push(Event::Heal { node: a, peer: b });
+        }
+        if let Some(i) = self.operator_ready(out.is_empty()) {
+            let node = crate::script::node_index(&self.settings.operator[i].node).expect("validated");
+            out.push(Event::Operator { node, step: i as u8 });
         }
     }
 
-    /// Fault events that could happen now, of one kind.
-    pub fn enabled_faults(&self, kind: CrashKind, out: &mut Vec<Event>) {
+    /// Fault events of one kind that could happen now.
+    pub fn enabled_faults(&self, kind: FaultKind, out: &mut Vec<Event>) {
         out.clear();
         if self.quiesce {
             return;
         }
-        for n in self.nodes.iter().filter(|n| n.is_running()) {
-            out.push(Event::Crash { node: n.id, kind });
+        match kind {
+            FaultKind::ProcessCrash | FaultKind::PowerLoss => {
+                let kind =
+                    if kind == FaultKind::PowerLoss { CrashKind::PowerLoss } else { CrashKind::Immediate };
+                out.extend(
+                    self.nodes.iter().filter(|n| n.is_running()).map(|n| Event::Crash { node: n.id, kind }),
+                );
+            }
+            FaultKind::Disconnect => {
+                out.extend(self.conns.iter().map(|c| Event::Disconnect { node: c.downstream }))
+            }
+            FaultKind::Partition => {
+                for a in &self.nodes {
+                    for b in self.nodes.iter().filter(|b| b.id > a.id) {
+                        if a.is_running() && b.is_running() && !self.partitions.is_cut(a.id, b.id) {
+                            out.push(Event::Partition { node: a.id, peer: b.id });
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -145,7 +223,9 @@ impl Cluster {
     /// Applies one enabled event and checks the invariants it may affect.
     pub fn apply(&mut self, ev: Event, arg: u64) -> Result<(), Violation> {
         self.fx.clear();
+        self.now += 1;
         let i = ev.node() as usize;
+        let mut violation = None;
         match ev {
             Event::Backend { backend, .. } => {
                 let b = backend as usize;
@@ -182,14 +262,35 @@ impl Cluster {
                 }
             }),
             Event::Start { .. } => self.with_node(i, |n, ctx| n.start(ctx)),
-            Event::Crash { kind, .. } => self.with_node(i, |n, ctx| n.crash(kind, ctx)),
+            Event::WalSender { node, standby } => self.walsender_send(node, standby),
+            Event::Deliver { node, from } => violation = self.deliver(node, from),
+            Event::WalReceiver { node } => self.walreceiver_step(node),
+            Event::Connect { node } => self.connect(node),
+            Event::Operator { step, .. } => self.operator_step(step as usize),
+            Event::Heal { node, peer } => self.partitions.heal(node, peer),
+            Event::Crash { node, kind } => self.crash_node(node, kind),
+            Event::Disconnect { node } => self.drop_conns_where(|c| c.downstream == node, "connection lost"),
+            Event::Partition { node, peer } => {
+                self.partitions.cut(node, peer);
+                self.drop_conns_where(|c| c.joins(node, peer), "network partition");
+            }
+        }
+        if let Some(v) = violation {
+            self.fx.violations.push(v);
         }
         self.settle(i)
     }
 
-    /// Books the step's effects in the ledger and runs the checks.
+    /// Books the step's effects and runs the checks.
     fn settle(&mut self, touched: usize) -> Result<(), Violation> {
+        self.end_finished_timelines();
+        self.mark_caught_up();
+        self.finish_shutdowns();
+        self.settle_script();
         let fx = std::mem::take(&mut self.fx);
+        for op in &fx.commits_started {
+            self.ledger.on_commit_started(op);
+        }
         for a in &fx.acks {
             self.ledger.on_ack(a);
         }
@@ -202,25 +303,105 @@ impl Cluster {
         for &n in &fx.power_loss {
             self.ledger.on_power_loss(n);
         }
-        let result = if let Some(v) = fx.violations.first() {
-            Err(v.clone())
-        } else if let Some(v) = invariants::check_wal_before_data(&mut self.nodes[touched]) {
-            Err(v)
-        } else {
-            fx.checks
-                .iter()
-                .find_map(|c| match *c {
-                    Check::AfterCrashRecovery(n) => invariants::check_after_crash_recovery(self, n),
-                })
-                .map_or(Ok(()), Err)
-        };
+        for (n, kind, msg) in &fx.refusals {
+            self.book_refusal(*n, *kind, msg);
+        }
+        for (n, msg) in &fx.startup_failures {
+            if self.attempts.iter().any(|a| a.node == self.nodes[*n as usize].name) {
+                self.book_refusal(*n, RefusalKind::StartupFailed, msg);
+                self.set_attempt_result(*n, AttemptResult::Failed);
+            }
+        }
+        self.update_attempts();
+        let result = self.check_step(&fx, touched);
         self.fx = fx;
         result
     }
 
-    /// Final checks once the run has quiesced.
-    pub fn check_final(&self) -> Result<(), Violation> {
-        invariants::check_final(self).map_or(Ok(()), Err)
+    fn book_refusal(&mut self, n: NodeId, kind: RefusalKind, msg: &str) {
+        let name = self.nodes[n as usize].name.clone();
+        let repeat = self
+            .refusals
+            .iter()
+            .rev()
+            .find(|r| r.node == name)
+            .is_some_and(|r| r.kind == kind && r.message == msg);
+        if !repeat {
+            self.refusals.push(Refusal { node: name, kind, message: msg.to_string(), at: self.now });
+        }
+        self.attempt_refused(n, msg);
+    }
+
+    /// A pending attempt becomes `streaming` once its node streams and can
+    /// follow the new timeline.
+    fn update_attempts(&mut self) {
+        let streaming: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.walrcv.refused.is_none()
+                    && self.conns.iter().any(|c| c.downstream == n.id && self.on_current_timeline(c))
+            })
+            .map(|n| n.name.clone())
+            .collect();
+        for a in self.attempts.iter_mut().filter(|a| a.result == AttemptResult::Pending) {
+            if streaming.contains(&a.node) {
+                a.result = AttemptResult::Streaming;
+            }
+        }
+    }
+
+    fn check_step(&mut self, fx: &Effects, touched: usize) -> Result<(), Violation> {
+        if let Some(v) = fx.violations.first() {
+            return Err(v.clone());
+        }
+        if let Some(v) = invariants::check_wal_before_data(&mut self.nodes[touched]) {
+            return Err(v);
+        }
+        if let Some(v) = invariants::check_standby_covers_primary_data(self) {
+            if self.premise_expected() {
+                return Err(v);
+            }
+            if !self.observations.iter().any(|o| o.invariant == v.invariant) {
+                self.observations.push(v);
+            }
+        }
+        for c in &fx.checks {
+            let v = match *c {
+                Check::AfterCrashRecovery(n) => invariants::check_after_crash_recovery(self, n),
+                Check::AfterPromotion(n) => {
+                    invariants::check_acknowledged(self, &self.nodes[n as usize], "promotion")
+                }
+                Check::Timelines(n) => invariants::check_timelines(self, n),
+            };
+            if let Some(v) = v {
+                return Err(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `standby_covers_primary_data` is expected to hold: writes of
+    /// data pages wait for a synchronous standby.
+    pub fn premise_expected(&self) -> bool {
+        self.settings.synchronous_transfer.covers_data() && self.names.is_sync()
+    }
+
+    /// Final checks once the run has quiesced: acknowledged commits on every
+    /// node, then `converges`.
+    pub fn check_final(&mut self) -> Result<(), Violation> {
+        if let Some(v) = invariants::check_final(self) {
+            return Err(v);
+        }
+        let converged = invariants::check_converges(self)?;
+        for name in converged {
+            if let Some(a) = self.attempts.iter_mut().rev().find(|a| a.node == name)
+                && a.result == AttemptResult::Streaming
+            {
+                a.result = AttemptResult::Converged;
+            }
+        }
+        Ok(())
     }
 
     /// Servers that failed to start in the last step, and why.
@@ -228,15 +409,36 @@ impl Cluster {
         &self.fx.startup_failures
     }
 
+    /// Rejoins still refused: failback attempts refused or failed, and
+    /// standbys whose last connection was refused.
+    pub fn open_refusals(&self) -> Vec<&Refusal> {
+        let mut out: Vec<&Refusal> = Vec::new();
+        for n in &self.nodes {
+            let attempt_bad = self
+                .attempts
+                .iter()
+                .rev()
+                .find(|a| a.node == n.name)
+                .is_some_and(|a| matches!(a.result, AttemptResult::Refused | AttemptResult::Failed));
+            if attempt_bad || n.walrcv.refused.is_some() {
+                out.extend(self.refusals.iter().filter(|r| r.node == n.name));
+            }
+        }
+        out.sort_by_key(|r| r.at);
+        out
+    }
+
     /// True when nothing is mid-flight: every backend idle, no checkpoint
-    /// running, no crash recovery pending. With no enabled events and
-    /// this false, the cluster is stuck.
+    /// running, no crash recovery or shutdown pending, the script done.
+    /// With no enabled events and this false, the cluster is stuck.
     pub fn is_idle(&self) -> bool {
-        self.nodes.iter().all(|n| {
-            n.backends.iter().all(|b| b.is_idle())
-                && n.checkpointer.current.is_none()
-                && (n.status != Status::Recovery || n.is_standby())
-        })
+        self.script_done()
+            && self.nodes.iter().all(|n| {
+                n.backends.iter().all(|b| b.is_idle())
+                    && n.checkpointer.current.is_none()
+                    && n.status != Status::ShuttingDown
+                    && (n.status != Status::Recovery || n.is_standby())
+            })
     }
 
     /// What each blocked process waits for, as `ps` would show it
@@ -256,6 +458,13 @@ impl Cluster {
                 out.push(format!("{}: fast shutdown cannot finish", n.name));
             }
         }
+        if !self.script_done() {
+            let i = self.script.next;
+            if let Some(step) = self.settings.operator.get(i) {
+                let what = if self.script.in_progress.is_some() { "has not finished" } else { "cannot run" };
+                out.push(format!("operator step {} ({} on {}) {what}", i + 1, step.action.name(), step.node));
+            }
+        }
         out
     }
 
@@ -265,6 +474,9 @@ impl Cluster {
         let mut h = StableHasher::default();
         self.nodes.hash(&mut h);
         self.ledger.hash(&mut h);
+        self.conns.hash(&mut h);
+        self.partitions.hash(&mut h);
+        self.script.hash(&mut h);
         self.quiesce.hash(&mut h);
         h.finish()
     }

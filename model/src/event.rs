@@ -38,10 +38,35 @@ pub enum Event {
     RequestCheckpoint { node: NodeId },
     /// The startup process replays the next record or finishes recovery.
     Startup { node: NodeId },
-    /// `pg_ctl start` of a node that is down.
+    /// `pg_ctl start` of a node that is down (after a crash).
     Start { node: NodeId },
-    /// A fault.
+    /// The walsender on `node` sends WAL to `standby`.
+    WalSender { node: NodeId, standby: NodeId },
+    /// The network delivers the next message from `from` to `node`.
+    Deliver { node: NodeId, from: NodeId },
+    /// The walreceiver flushes received WAL or reports its positions.
+    WalReceiver { node: NodeId },
+    /// The walreceiver connects to its upstream (START_REPLICATION).
+    Connect { node: NodeId },
+    /// The operator takes step `step` of the script.
+    Operator { node: NodeId, step: u8 },
+    /// A network partition between `node` and `peer` heals.
+    Heal { node: NodeId, peer: NodeId },
+    /// Fault: the node crashes.
     Crash { node: NodeId, kind: CrashKind },
+    /// Fault: the standby's replication connection drops.
+    Disconnect { node: NodeId },
+    /// Fault: `node` and `peer` cannot reach each other.
+    Partition { node: NodeId, peer: NodeId },
+}
+
+/// Kinds of fault the scheduler may inject.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum FaultKind {
+    ProcessCrash,
+    PowerLoss,
+    Disconnect,
+    Partition,
 }
 
 /// Event kinds, for weights and statistics.
@@ -54,6 +79,12 @@ pub enum EventKind {
     CheckpointRequest,
     Startup,
     Start,
+    WalSender,
+    Network,
+    WalReceiver,
+    Connect,
+    Operator,
+    Heal,
     Fault,
 }
 
@@ -67,7 +98,13 @@ impl Event {
             Event::RequestCheckpoint { .. } => EventKind::CheckpointRequest,
             Event::Startup { .. } => EventKind::Startup,
             Event::Start { .. } => EventKind::Start,
-            Event::Crash { .. } => EventKind::Fault,
+            Event::WalSender { .. } => EventKind::WalSender,
+            Event::Deliver { .. } => EventKind::Network,
+            Event::WalReceiver { .. } => EventKind::WalReceiver,
+            Event::Connect { .. } => EventKind::Connect,
+            Event::Operator { .. } => EventKind::Operator,
+            Event::Heal { .. } => EventKind::Heal,
+            Event::Crash { .. } | Event::Disconnect { .. } | Event::Partition { .. } => EventKind::Fault,
         }
     }
 
@@ -81,7 +118,15 @@ impl Event {
             | Event::RequestCheckpoint { node }
             | Event::Startup { node }
             | Event::Start { node }
-            | Event::Crash { node, .. } => node,
+            | Event::WalSender { node, .. }
+            | Event::Deliver { node, .. }
+            | Event::WalReceiver { node }
+            | Event::Connect { node }
+            | Event::Operator { node, .. }
+            | Event::Heal { node, .. }
+            | Event::Crash { node, .. }
+            | Event::Disconnect { node }
+            | Event::Partition { node, .. } => node,
         }
     }
 
@@ -96,6 +141,14 @@ impl Event {
             Event::Startup { node } => (6, node, 0),
             Event::Start { node } => (7, node, 0),
             Event::Crash { node, kind } => (8, node, kind as u64),
+            Event::WalSender { node, standby } => (9, node, u64::from(standby)),
+            Event::Deliver { node, from } => (10, node, u64::from(from)),
+            Event::WalReceiver { node } => (11, node, 0),
+            Event::Connect { node } => (12, node, 0),
+            Event::Operator { node, step } => (13, node, u64::from(step)),
+            Event::Heal { node, peer } => (14, node, u64::from(peer)),
+            Event::Disconnect { node } => (15, node, 0),
+            Event::Partition { node, peer } => (16, node, u64::from(peer)),
         };
         (tag << 56) | (u64::from(node) << 48) | detail
     }
@@ -115,6 +168,18 @@ impl fmt::Display for Event {
                 write!(f, "node{} pg_ctl stop -m immediate", node + 1)
             }
             Event::Crash { node, kind: CrashKind::PowerLoss } => write!(f, "node{} power loss", node + 1),
+            Event::WalSender { node, standby } => {
+                write!(f, "node{} walsender to node{}", node + 1, standby + 1)
+            }
+            Event::Deliver { node, from } => {
+                write!(f, "network delivers node{} -> node{}", from + 1, node + 1)
+            }
+            Event::WalReceiver { node } => write!(f, "node{} walreceiver", node + 1),
+            Event::Connect { node } => write!(f, "node{} walreceiver connects", node + 1),
+            Event::Operator { node, step } => write!(f, "node{} operator step {}", node + 1, step + 1),
+            Event::Heal { node, peer } => write!(f, "partition node{} | node{} heals", node + 1, peer + 1),
+            Event::Disconnect { node } => write!(f, "node{} replication connection drops", node + 1),
+            Event::Partition { node, peer } => write!(f, "partition node{} | node{}", node + 1, peer + 1),
         }
     }
 }
@@ -190,11 +255,41 @@ pub enum Failure {
 pub enum Check {
     /// Crash recovery of the node finished.
     AfterCrashRecovery(NodeId),
+    /// The node finished promotion.
+    AfterPromotion(NodeId),
+    /// A history file was written or copied on the node.
+    Timelines(NodeId),
+}
+
+/// Which PostgreSQL check refused a rejoin (the message kinds the
+/// conformance suite compares).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalKind {
+    /// "requested timeline N is not a child of this server's history"
+    NotAChild,
+    /// "requested timeline N does not contain minimum recovery point X on
+    /// timeline T"
+    MinRecoveryPointNotOnTimeline,
+    /// "requested starting point X on timeline T is not in this server's history"
+    NotInHistory,
+    /// "new timeline N forked off current database system timeline T before
+    /// current recovery point X"
+    ForkedBeforeRecoveryPoint,
+    /// "requested starting point X is ahead of the WAL flush position of
+    /// this server Y"
+    AheadOfFlush,
+    /// pg_rewind: target server needs data checksums or wal_log_hints
+    RewindNeedsHints,
+    /// The server could not start (e.g. no valid checkpoint record).
+    StartupFailed,
 }
 
 /// Effects of one step beyond the node it happened on.
 #[derive(Clone, Default, Debug)]
 pub struct Effects {
+    /// Commit records inserted whose clients have not heard back yet.
+    pub commits_started: Vec<Op>,
     pub acks: Vec<Ack>,
     pub failed: Vec<(u8, Op, Failure)>,
     /// Sessions lost during a commit: the client does not know the result.
@@ -204,10 +299,13 @@ pub struct Effects {
     pub power_loss: Vec<NodeId>,
     /// Servers that could not start, and why.
     pub startup_failures: Vec<(NodeId, String)>,
+    /// Rejoins refused by PostgreSQL's checks: node, check, message.
+    pub refusals: Vec<(NodeId, RefusalKind, String)>,
 }
 
 impl Effects {
     pub fn clear(&mut self) {
+        self.commits_started.clear();
         self.acks.clear();
         self.failed.clear();
         self.in_doubt.clear();
@@ -215,5 +313,6 @@ impl Effects {
         self.violations.clear();
         self.power_loss.clear();
         self.startup_failures.clear();
+        self.refusals.clear();
     }
 }

@@ -6,6 +6,7 @@
 //! judge (crash recovery, the end of a run).
 
 use crate::cluster::Cluster;
+use crate::lsn::Lsn;
 use crate::node::{Node, NodeId, Status};
 use crate::recovery::rows_implied_by_wal;
 use serde::{Deserialize, Serialize};
@@ -169,6 +170,124 @@ pub fn check_final(cluster: &Cluster) -> Option<Violation> {
         .iter()
         .filter(|n| n.status != Status::Down)
         .find_map(|n| check_acknowledged(cluster, n, "the run quiesced"))
+}
+
+/// `standby_covers_primary_data`, the 2013 proposal's premise: no page in
+/// a primary's data files (or one in crash recovery) is ahead of what its
+/// synchronous standby candidates have flushed. O(nodes) per step.
+pub fn check_standby_covers_primary_data(cluster: &mut Cluster) -> Option<Violation> {
+    let names = crate::syncrep::StandbyNames::parse(&cluster.settings().synchronous_standby_names).ok()?;
+    for p in 0..cluster.nodes.len() {
+        let node = &cluster.nodes[p];
+        let writer =
+            node.is_primary_or_shutting_down() || (node.status == Status::Recovery && !node.is_standby());
+        if !writer {
+            continue;
+        }
+        let covered = cluster
+            .nodes
+            .iter()
+            .filter(|s| s.synced_to == Some(node.id) && s.standby_signal && names.priority(&s.name) > 0)
+            .filter(|s| follows(s, node))
+            .map(|s| (s.wal.flush_lsn(), s.name.clone()))
+            .max();
+        let Some((covered, standby)) = covered else { continue };
+        if node.data.max_lsn_os() <= covered {
+            continue;
+        }
+        let node = &mut cluster.nodes[p];
+        if let Some((blk, lsn)) = node.data.recompute_max_lsn().filter(|&(_, l)| l > covered) {
+            return Some(Violation {
+                invariant: Invariant::StandbyCoversPrimaryData,
+                node: Some(node.id),
+                detail: format!(
+                    "{} has block {blk} of relation test in its data file with page LSN {lsn}, but its synchronous standby {standby} has flushed WAL only to {covered}: if {} failed now and {standby} were promoted, {}'s data files would be ahead of the new primary",
+                    node.name, node.name, node.name
+                ),
+            });
+        }
+    }
+    None
+}
+
+/// Whether standby `s`'s WAL is a prefix of `p`'s history: nothing on a
+/// timeline `p` left, past the point where `p` left it. (A rejoining old
+/// primary with diverged WAL is not yet covering anything.)
+fn follows(s: &Node, p: &Node) -> bool {
+    let Some(last) = s.wal.records().last() else { return true };
+    if last.tli == p.tli {
+        return true;
+    }
+    p.history.switch_point(p.tli, last.tli).is_some_and(|sp| s.wal.end() <= sp)
+}
+
+/// `timelines_consistent`: every history file node `id` has equals the
+/// file of the same timeline on every other node.
+pub fn check_timelines(cluster: &Cluster, id: NodeId) -> Option<Violation> {
+    let n = &cluster.nodes[id as usize];
+    for tli in n.history.timelines() {
+        for other in cluster.nodes.iter().filter(|o| o.id != id && o.history.has(tli) && tli > 1) {
+            if other.history.entries(tli) != n.history.entries(tli) {
+                return Some(Violation {
+                    invariant: Invariant::TimelinesConsistent,
+                    node: Some(id),
+                    detail: format!(
+                        "{} and {} both have {} but they differ: {} says {:?}, {} says {:?}; two servers created timeline {tli} independently",
+                        n.name,
+                        other.name,
+                        crate::timeline::History::file_name(tli),
+                        n.name,
+                        n.history.render(tli),
+                        other.name,
+                        other.history.render(tli)
+                    ),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// `converges`: once quiesced, every standby streaming from the current
+/// primary has replayed all of its WAL and shows exactly its rows (the
+/// seed experiment's `count(*), sum(hashtext(test::text))`). Returns the
+/// names of the standbys that converged.
+pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
+    let Some(p) = cluster.current_primary(None) else { return Ok(Vec::new()) };
+    let primary = &cluster.nodes[p as usize];
+    let want = primary.visible_rows();
+    let want_sum = crate::heap::RowSummary::of(&want);
+    let mut converged = Vec::new();
+    for s in &cluster.nodes {
+        let streaming = s.is_standby()
+            && s.walrcv.refused.is_none()
+            && cluster.conns.iter().any(|c| c.downstream == s.id && cluster.on_current_timeline(c));
+        if !streaming {
+            continue;
+        }
+        let replayed = s.startup.as_ref().map_or(Lsn(0), |st| st.replayed);
+        let rows = s.visible_rows();
+        let got = crate::heap::RowSummary::of(&rows);
+        if replayed < primary.wal.flush_lsn() || rows != want {
+            return Err(Violation {
+                invariant: Invariant::Converges,
+                node: Some(s.id),
+                detail: format!(
+                    "after the cluster quiesced, {} (replayed to {replayed}) shows count={} sum={} but the primary {} (flushed to {}) shows count={} sum={}: {}",
+                    s.name,
+                    got.count,
+                    got.sum,
+                    primary.name,
+                    primary.wal.flush_lsn(),
+                    want_sum.count,
+                    want_sum.sum,
+                    first_difference(&rows, &want)
+                ),
+            });
+        }
+        converged.push(s.name.clone());
+    }
+    Ok(converged)
 }
 
 fn first_difference(have: &[crate::heap::Row], want: &[crate::heap::Row]) -> String {

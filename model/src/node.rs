@@ -72,6 +72,9 @@ pub struct WalSndInfo {
     pub peer: NodeId,
     pub name: String,
     pub reported: ReportedPositions,
+    /// `WALSNDSTATE_STREAMING`: the walsender has caught up once. Only
+    /// such standbys can be synchronous (SyncRepGetCandidateStandbys).
+    pub streaming: bool,
 }
 
 /// A server.
@@ -112,6 +115,22 @@ pub struct Node {
     /// Why the server cannot start (a PANIC or FATAL at startup), until an
     /// operator changes its files.
     pub failed: Option<String>,
+    /// `primary_conninfo`: the node a standby streams from.
+    pub upstream: Option<NodeId>,
+    /// Walreceiver and recovery-target state of a standby.
+    pub walrcv: crate::walreceiver::WalRcv,
+    /// Stopped by the operator: not restarted automatically.
+    pub operator_stopped: bool,
+    /// Running in single-user mode (pg_rewind's crash recovery): no
+    /// replication, so nothing waits for a standby.
+    pub single_user: bool,
+    /// The shutdown checkpoint is done; walsenders finish sending.
+    pub shutdown_ckpt_done: bool,
+    /// The `promote` signal file: survives a crash, consumed by promotion.
+    pub promote_signal: bool,
+    /// The primary this standby caught up with as a synchronous candidate,
+    /// while its WAL is still that primary's (for the proposal's premise).
+    pub synced_to: Option<NodeId>,
 }
 
 impl Node {
@@ -160,6 +179,13 @@ impl Node {
             walsenders: Vec::new(),
             power_losses: 0,
             failed: None,
+            upstream: None,
+            walrcv: crate::walreceiver::WalRcv::default(),
+            operator_stopped: false,
+            single_user: false,
+            shutdown_ckpt_done: false,
+            promote_signal: false,
+            synced_to: None,
         }
     }
 
@@ -242,16 +268,22 @@ impl Node {
     /// primary with `synchronous_standby_names` set (SyncRepRequested and
     /// sync_standbys_defined).
     pub fn sync_rep_active(&self, names: &StandbyNames) -> bool {
-        self.is_primary_or_shutting_down() && names.is_sync()
+        self.is_primary_or_shutting_down() && !self.single_user && names.is_sync()
     }
 
-    fn is_primary_or_shutting_down(&self) -> bool {
-        matches!(self.status, Status::Production | Status::ShuttingDown)
+    /// A primary, possibly in fast shutdown (not a standby shutting down).
+    pub fn is_primary_or_shutting_down(&self) -> bool {
+        match self.status {
+            Status::Production => true,
+            Status::ShuttingDown => self.startup.is_none(),
+            _ => false,
+        }
     }
 
     /// The position up to which sync-rep waiters of `mode` are released.
     pub fn sync_release(&self, names: &StandbyNames, mode: WaitMode) -> Option<Lsn> {
-        names.release_position(self.walsenders.iter().map(|w| (w.name.as_str(), w.reported)), mode)
+        let candidates = self.walsenders.iter().filter(|w| w.streaming);
+        names.release_position(candidates.map(|w| (w.name.as_str(), w.reported)), mode)
     }
 
     /// Whether a sync-rep waiter for `lsn` in `mode` is released.
@@ -512,6 +544,8 @@ impl Node {
         self.clog.reload();
         self.running.clear();
         self.walsenders.clear();
+        self.shutdown_ckpt_done = false;
+        self.walrcv = crate::walreceiver::WalRcv::default();
         self.checkpointer = Checkpointer::default();
         for b in &mut self.backends {
             *b = Backend::default();
@@ -570,8 +604,29 @@ impl Node {
         self.walsenders.clear();
         self.checkpointer = Checkpointer::default();
         self.startup = None;
+        self.shutdown_ckpt_done = false;
+        self.single_user = false;
         self.status = Status::Down;
         slog!(ctx.log, self.id, Process::Postmaster, Log, "database system is shut down (crashed)");
+    }
+
+    /// `pg_ctl stop -m fast`: sessions are terminated (a commit whose record
+    /// is flushed stays committed locally, but its client is left in
+    /// doubt), then the checkpointer writes the shutdown checkpoint (a
+    /// shutdown restartpoint on a standby).
+    pub fn begin_fast_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        slog!(ctx.log, self.id, Process::Postmaster, Log, "received fast shutdown request");
+        for b in 0..self.backends.len() {
+            self.terminate_backend(b, ctx);
+        }
+        self.running.clear();
+        let kind = if self.startup.is_some() {
+            crate::checkpointer::CkptKind::ShutdownRestartpoint
+        } else {
+            crate::checkpointer::CkptKind::Shutdown
+        };
+        self.checkpointer.request(kind);
+        self.status = Status::ShuttingDown;
     }
 
     // ---------------------------------------------------------------

@@ -10,7 +10,7 @@
 use crate::checkpointer::CkptKind;
 use crate::clog::XidStatus;
 use crate::control::DbState;
-use crate::event::Check;
+use crate::event::{Check, RefusalKind};
 use crate::heap::{Page, Row, Tuple, Xid};
 use crate::invariants::{Invariant, Violation};
 use crate::log::Process;
@@ -47,6 +47,8 @@ pub struct Startup {
     pub last_checkpoint: Option<(Lsn, Lsn, CheckPoint)>,
     /// Replay passed minRecoveryPoint (hot standby could open).
     pub consistent: bool,
+    /// `pg_ctl promote` was requested: replay what is left, then promote.
+    pub promote: bool,
 }
 
 impl Node {
@@ -74,6 +76,9 @@ impl Node {
             );
             return;
         };
+        if standby && !self.choose_recovery_target(ctx) {
+            return;
+        }
         if !self.control.state.is_clean_shutdown() {
             slog!(
                 ctx.log,
@@ -95,8 +100,52 @@ impl Node {
             replayed_start: None,
             last_checkpoint: None,
             consistent: false,
+            promote: standby && self.promote_signal,
         });
         self.status = Status::Recovery;
+    }
+
+    /// `recovery_target_timeline = 'latest'`: the newest timeline with a
+    /// history file in pg_wal. Its history must contain the checkpoint we
+    /// start from, else FATAL "requested timeline N is not a child of this
+    /// server's history". Returns whether startup may go on.
+    fn choose_recovery_target(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let target = self.history.newest().max(self.control.tli);
+        self.walrcv.target_tli = target;
+        let ckpt_tli = self.control.tli;
+        if target == ckpt_tli || !ctx.env.settings.rules.startup_checks_timeline_fork {
+            return true;
+        }
+        if self.history.tli_of_point(target, self.control.checkpoint) == ckpt_tli {
+            // The minimum recovery point must be on the target's history too.
+            let mrp = self.control.min_recovery_point;
+            let mrp_tli = self.control.min_recovery_point_tli;
+            if !mrp.is_valid() || self.history.tli_of_point(target, Lsn(mrp.0 - 1)) == mrp_tli {
+                return true;
+            }
+            let msg = format!(
+                "requested timeline {target} does not contain minimum recovery point {mrp} on timeline {mrp_tli}"
+            );
+            slog!(ctx.log, self.id, Process::Startup, Fatal, "{}", msg);
+            ctx.fx.refusals.push((
+                self.id,
+                RefusalKind::MinRecoveryPointNotOnTimeline,
+                format!("FATAL: {msg}"),
+            ));
+            self.fail(msg, ctx);
+            return false;
+        }
+        let fork = self.history.switch_point(target, ckpt_tli).unwrap_or(Lsn(0));
+        let msg = format!("requested timeline {target} is not a child of this server's history");
+        let detail = format!(
+            "Latest checkpoint is at {} on timeline {ckpt_tli}, but in the history of the requested timeline, the server forked off from that timeline at {fork}.",
+            self.control.checkpoint
+        );
+        slog!(ctx.log, self.id, Process::Startup, Fatal, "{}", msg);
+        slog!(ctx.log, self.id, Process::Startup, Detail, "{}", detail);
+        ctx.fx.refusals.push((self.id, RefusalKind::NotAChild, format!("FATAL: {msg} DETAIL: {detail}")));
+        self.fail(format!("{msg}: {detail}"), ctx);
+        false
     }
 
     /// The server cannot start (PANIC/FATAL in the startup process): it
@@ -112,7 +161,7 @@ impl Node {
     /// How far the startup process may read: all local WAL in crash
     /// recovery, what the walreceiver has flushed on a standby.
     fn replay_limit(&self, st: &Startup) -> Lsn {
-        if st.standby { self.wal.flush_lsn() } else { self.wal.end() }
+        if st.standby && !st.promote { self.wal.flush_lsn() } else { self.wal.end() }
     }
 
     /// Whether the startup process can take a step.
@@ -122,7 +171,7 @@ impl Node {
                 match self.wal.records().get(st.next) {
                     Some(r) => r.end <= self.replay_limit(st),
                     // End of WAL: crash recovery finishes; a standby waits.
-                    None => !st.standby,
+                    None => !st.standby || st.promote,
                 }
             }
             _ => false,
@@ -133,6 +182,9 @@ impl Node {
     pub fn startup_step(&mut self, ctx: &mut Ctx<'_>) {
         let st = self.startup.as_ref().expect("startup_ready");
         let Some(rec) = self.wal.records().get(st.next).cloned() else {
+            if st.promote {
+                return self.finish_promotion(ctx);
+            }
             return self.end_of_crash_recovery(ctx);
         };
         self.redo(&rec, ctx);
@@ -157,8 +209,9 @@ impl Node {
         }
     }
 
-    fn end_of_crash_recovery(&mut self, ctx: &mut Ctx<'_>) {
-        let st = self.startup.as_mut().expect("recovering");
+    /// Logs the end of redo ("redo done at").
+    fn log_redo_done(&self, ctx: &mut Ctx<'_>) {
+        let st = self.startup.as_ref().expect("recovering");
         match st.replayed_start {
             Some(last) => {
                 slog!(
@@ -173,8 +226,49 @@ impl Node {
             }
             None => slog!(ctx.log, self.id, Process::Startup, Log, "redo is not required"),
         }
+    }
+
+    fn end_of_crash_recovery(&mut self, ctx: &mut Ctx<'_>) {
+        self.log_redo_done(ctx);
+        let st = self.startup.as_mut().expect("recovering");
         st.phase = StartupPhase::EndOfRecovery;
         self.checkpointer.request(CkptKind::EndOfRecovery);
+    }
+
+    /// Promotion (StartupXLOG after redo): a new timeline, newest known + 1;
+    /// its history file, ending the parent at the end of the last record
+    /// replayed; an end-of-recovery record on the new timeline; open for
+    /// writes; a checkpoint is requested (pg_control keeps the old timeline
+    /// until it completes, as pg_rewind notices).
+    fn finish_promotion(&mut self, ctx: &mut Ctx<'_>) {
+        self.log_redo_done(ctx);
+        let st = self.startup.take().expect("recovering");
+        self.promote_signal = false;
+        let parent = self.tli;
+        let newest = if ctx.env.settings.rules.promotion_picks_newest_timeline {
+            self.history.newest().max(parent)
+        } else {
+            parent
+        };
+        let new_tli = newest + 1;
+        let switchpoint = st.replayed;
+        slog!(ctx.log, self.id, Process::Startup, Log, "selected new timeline ID: {}", new_tli);
+        self.history.add_child(new_tli, parent, switchpoint, "no recovery target specified");
+        slog!(ctx.log, self.id, Process::Startup, Log, "archive recovery complete");
+        self.tli = new_tli;
+        self.walrcv.target_tli = new_tli;
+        let body = RecordBody::EndOfRecovery { tli: new_tli, prev_tli: parent };
+        let end = self.xlog_insert(0, body).end;
+        self.wal.flush_upto(end);
+        self.standby_signal = false;
+        self.upstream = None;
+        self.status = Status::Production;
+        self.control.state = DbState::InProduction;
+        self.control.min_recovery_point = Lsn(0);
+        self.checkpointer.request(CkptKind::Online);
+        slog!(ctx.log, self.id, Process::Postmaster, Log, "database system is ready to accept connections");
+        ctx.fx.checks.push(Check::AfterPromotion(self.id));
+        ctx.fx.checks.push(Check::Timelines(self.id));
     }
 
     /// The end-of-recovery checkpoint is durable: open for writes.
@@ -220,7 +314,10 @@ impl Node {
             }
             RecordBody::EndOfRecovery { .. } | RecordBody::Switch => {}
         }
-        if rec.tli != self.tli && self.startup.as_ref().is_some_and(|s| s.standby) {
+        // Replay follows timeline switches in the WAL (an end-of-recovery
+        // record starts the new one), in crash recovery too: a node that
+        // crashed right after promotion comes back on its new timeline.
+        if rec.tli != self.tli {
             slog!(ctx.log, self.id, Process::Startup, Log, "switched to timeline {} at {}", rec.tli, rec.lsn);
             self.tli = rec.tli;
         }

@@ -162,6 +162,8 @@ pub struct Settings {
     pub log: LogSettings,
     pub design: DesignSettings,
     pub failover: FailoverSettings,
+    /// The operator's script, in order (`[[operator]]`).
+    pub operator: Vec<crate::script::Step>,
 }
 
 /// `max_wal_size`, whose base unit is MB.
@@ -195,7 +197,7 @@ impl Default for Settings {
             synchronous_commit: SynchronousCommit::On,
             wal_log_hints: false,
             full_page_writes: true,
-            synchronous_standby_names: String::new(),
+            synchronous_standby_names: "*".to_string(),
             synchronous_transfer: SynchronousTransfer::Commit,
             wal_segment_size: Bytes(1 << 20),
             shared_buffers: 16,
@@ -208,6 +210,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             design: DesignSettings::default(),
             failover: FailoverSettings::default(),
+            operator: crate::script::default_story(),
         }
     }
 }
@@ -313,7 +316,7 @@ pub struct ClusterSettings {
 
 impl Default for ClusterSettings {
     fn default() -> Self {
-        ClusterSettings { standbys: 0, rel_pages: 32, clog_xids_per_page: 64 }
+        ClusterSettings { standbys: 1, rel_pages: 32, clog_xids_per_page: 64 }
     }
 }
 
@@ -348,11 +351,15 @@ pub struct FaultSettings {
     pub process_crash: f64,
     /// Machine crash: everything not fsynced is lost too.
     pub power_loss: f64,
+    /// A replication connection drops (what is in flight is lost).
+    pub disconnect: f64,
+    /// Two nodes cannot reach each other until the partition heals.
+    pub partition: f64,
 }
 
 impl Default for FaultSettings {
     fn default() -> Self {
-        FaultSettings { process_crash: 0.002, power_loss: 0.001 }
+        FaultSettings { process_crash: 0.002, power_loss: 0.001, disconnect: 0.002, partition: 0.001 }
     }
 }
 
@@ -380,6 +387,25 @@ pub struct Rules {
     /// After a crash, startup fsyncs the data directory before recovery
     /// (SyncDataDirectory), so WAL read during recovery is durable.
     pub sync_data_directory_after_crash: bool,
+    /// The walsender refuses a start point not in its timeline history, or
+    /// ahead of its flush position (walsender.c StartReplication).
+    pub walsender_checks_start_point: bool,
+    /// A standby does not follow a new timeline that forked before its
+    /// replay position, and does not start when its checkpoint lies past
+    /// the fork (xlogrecovery.c rescanLatestTimeLine, StartupXLOG).
+    pub startup_checks_timeline_fork: bool,
+    /// A walsender sends only WAL its server has flushed (walsender.c).
+    pub walsender_sends_only_flushed: bool,
+    /// A walreceiver reports a flush position only after fsync
+    /// (XLogWalRcvFlush, XLogWalRcvSendReply).
+    pub walreceiver_reports_after_fsync: bool,
+    /// Promotion picks the newest timeline ID known + 1 (findNewestTimeLine).
+    pub promotion_picks_newest_timeline: bool,
+    /// pg_rewind refuses a target without data checksums or wal_log_hints.
+    pub rewind_requires_wal_log_hints: bool,
+    /// Fast shutdown waits until connected standbys have received all WAL
+    /// (WalSndDone).
+    pub shutdown_sends_all_wal: bool,
 }
 
 impl Default for Rules {
@@ -391,6 +417,13 @@ impl Default for Rules {
             redo_skips_newer_pages: true,
             hint_bits_wait_for_commit_flush: true,
             sync_data_directory_after_crash: true,
+            walsender_checks_start_point: true,
+            startup_checks_timeline_fork: true,
+            walsender_sends_only_flushed: true,
+            walreceiver_reports_after_fsync: true,
+            promotion_picks_newest_timeline: true,
+            rewind_requires_wal_log_hints: true,
+            shutdown_sends_all_wal: true,
         }
     }
 }
@@ -427,6 +460,18 @@ pub struct Weights {
     pub startup: u32,
     /// `pg_ctl start` of a node that is down (after a crash).
     pub start: u32,
+    /// A walsender sends WAL.
+    pub walsender: u32,
+    /// A walreceiver flushes WAL or sends a reply.
+    pub walreceiver: u32,
+    /// The network delivers the next message of a connection.
+    pub network: u32,
+    /// A walreceiver (re)connects.
+    pub connect: u32,
+    /// The operator takes the next step of the script.
+    pub operator: u32,
+    /// A network partition heals.
+    pub heal: u32,
 }
 
 impl Default for Weights {
@@ -439,6 +484,12 @@ impl Default for Weights {
             checkpoint_request: 1,
             startup: 20,
             start: 2,
+            walsender: 8,
+            walreceiver: 8,
+            network: 12,
+            connect: 2,
+            operator: 2,
+            heal: 1,
         }
     }
 }
@@ -526,12 +577,15 @@ impl Settings {
         for (key, p) in [
             ("faults.process_crash", self.faults.process_crash),
             ("faults.power_loss", self.faults.power_loss),
+            ("faults.disconnect", self.faults.disconnect),
+            ("faults.partition", self.faults.partition),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return bad(key, format!("{p} is not a probability in 0..1"));
             }
         }
-        if self.faults.process_crash + self.faults.power_loss > 1.0 {
+        let f = &self.faults;
+        if f.process_crash + f.power_loss + f.disconnect + f.partition > 1.0 {
             return bad("faults", "fault probabilities add up to more than 1");
         }
         if self.scheduler.steps == 0 {
@@ -544,10 +598,37 @@ impl Settings {
             ("scheduler.weights.checkpointer", wt.checkpointer),
             ("scheduler.weights.startup", wt.startup),
             ("scheduler.weights.start", wt.start),
+            ("scheduler.weights.walsender", wt.walsender),
+            ("scheduler.weights.walreceiver", wt.walreceiver),
+            ("scheduler.weights.network", wt.network),
+            ("scheduler.weights.connect", wt.connect),
+            ("scheduler.weights.operator", wt.operator),
+            ("scheduler.weights.heal", wt.heal),
         ] {
             if v == 0 {
                 return bad(key, "must be positive: without it the cluster cannot make progress");
             }
+        }
+        let nodes = 1 + usize::from(self.cluster.standbys);
+        for (i, step) in self.operator.iter().enumerate() {
+            let names = [Some(step.node.as_str()), step.upstream.as_deref().filter(|u| *u != "none")];
+            for name in names.into_iter().flatten() {
+                match crate::script::node_index(name) {
+                    Some(n) if usize::from(n) < nodes => {}
+                    _ => {
+                        return bad(
+                            "operator",
+                            format!(
+                                "step {}: no node named \"{name}\" (nodes are node1..node{nodes})",
+                                i + 1
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if self.operator.len() > 200 {
+            return bad("operator", "at most 200 steps");
         }
         Ok(())
     }

@@ -182,7 +182,10 @@ pub fn summary_json(r: &RunResult, settings: &Settings) -> Value {
         "detail": r.detail,
         "events": r.events,
         "trace_hash": hash_hex(r.trace_hash),
-        "stats": r.stats,
+                "stats": r.stats,
+        "failbacks": r.failbacks,
+        "refusals": r.refusals,
+        "observations": r.observations.iter().map(|o| json!({"invariant": o.invariant.name(), "detail": o.detail})).collect::<Vec<_>>(),
         "config": serde_json::to_value(settings).expect("settings serialize"),
     })
 }
@@ -194,6 +197,18 @@ pub fn summary_text(r: &RunResult) -> String {
     match r.invariant() {
         Some(inv) => s.push_str(&format!("outcome: violation of {inv}\n  {}\n", r.detail)),
         None => s.push_str(&format!("outcome: {} ({})\n", r.outcome.name(), r.detail)),
+    }
+    for a in &r.failbacks {
+        s.push_str(&format!(
+            "failback of {} by {} onto {}: {:?}\n",
+            a.node,
+            a.strategy.name(),
+            a.upstream,
+            a.result
+        ));
+    }
+    for o in &r.observations {
+        s.push_str(&format!("observed (not expected to hold here): {o}\n"));
     }
     let st = &r.stats;
     s.push_str(&format!(

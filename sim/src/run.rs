@@ -5,13 +5,13 @@
 //! restarts crashed nodes and lets work in flight finish, then the final
 //! checks run. A run that cannot make progress is `stuck`.
 
-use crate::scheduler::{
-    ChoiceSource, FaultDice, FaultRoll, Policy, ReplaySource, SeededSource, WeightedRandom,
-};
+use crate::scheduler::{ChoiceSource, FaultDice, Policy, ReplaySource, SeededSource, WeightedRandom};
 use serde::Serialize;
 use std::hash::Hasher;
+use walsim_model::cluster::Refusal;
 use walsim_model::cluster::StableHasher;
 use walsim_model::event::CrashKind;
+use walsim_model::failback::FailbackAttempt;
 use walsim_model::{Cluster, Event, Invariant, Settings, Violation};
 
 /// How a run ended.
@@ -85,6 +85,13 @@ pub struct RunResult {
     /// The draws, when recorded.
     pub choices: Option<Vec<u64>>,
     pub stats: RunStats,
+    /// Every failback attempt and its result.
+    pub failbacks: Vec<FailbackAttempt>,
+    /// Every refusal PostgreSQL's checks made, in order.
+    pub refusals: Vec<Refusal>,
+    /// Invariants that failed where they are not expected to hold
+    /// (`standby_covers_primary_data` without `data_flush`).
+    pub observations: Vec<Violation>,
 }
 
 impl RunResult {
@@ -168,26 +175,23 @@ impl Runner<'_> {
         }
     }
 
-    fn main_phase(&mut self, steps: u64, dice: &FaultDice) -> Result<(), Stop> {
-        for _ in 0..steps {
+    /// `steps` events, then on until the operator's script has run
+    /// (at most `extra` more events).
+    fn main_phase(&mut self, steps: u64, extra: u64, dice: &FaultDice) -> Result<(), Stop> {
+        let mut step = 0;
+        while step < steps || (!self.cluster.script_done() && step < steps + extra) {
+            step += 1;
             self.cluster.enabled(&mut self.enabled);
             if self.enabled.is_empty() {
                 return Err(Stop::Stuck(self.stuck_reason("stuck")));
             }
-            if dice.any() {
-                let kind = match dice.roll(self.src) {
-                    FaultRoll::None => None,
-                    FaultRoll::ProcessCrash => Some(CrashKind::Immediate),
-                    FaultRoll::PowerLoss => Some(CrashKind::PowerLoss),
-                };
-                if let Some(kind) = kind {
-                    self.cluster.enabled_faults(kind, &mut self.faults);
-                    if !self.faults.is_empty() {
-                        let i = self.src.draw(self.faults.len() as u64) as usize;
-                        let ev = self.faults[i];
-                        self.apply(Phase::Main, ev)?;
-                        continue;
-                    }
+            if let Some(kind) = dice.any().then(|| dice.roll(self.src)).flatten() {
+                self.cluster.enabled_faults(kind, &mut self.faults);
+                if !self.faults.is_empty() {
+                    let i = self.src.draw(self.faults.len() as u64) as usize;
+                    let ev = self.faults[i];
+                    self.apply(Phase::Main, ev)?;
+                    continue;
                 }
             }
             let i = self.policy.pick(&self.enabled, self.src);
@@ -222,7 +226,7 @@ fn execute(
     opts: RunOptions,
     obs: &mut dyn Observer,
 ) -> RunResult {
-    let dice = FaultDice::new(settings.faults.process_crash, settings.faults.power_loss);
+    let dice = FaultDice::new(&settings.faults);
     let mut runner = Runner {
         cluster: Cluster::new(settings.clone(), opts.log),
         src,
@@ -235,10 +239,18 @@ fn execute(
         stats: RunStats::default(),
     };
     let res = runner
-        .main_phase(settings.scheduler.steps, &dice)
+        .main_phase(settings.scheduler.steps, settings.scheduler.quiesce_steps, &dice)
         .and_then(|()| runner.quiesce_phase(settings.scheduler.quiesce_steps));
-    let (outcome, violation, detail) = match res {
-        Ok(()) => {
+    let refusal =
+        runner.cluster.open_refusals().first().map(|r| format!("{} refused: {}", r.node, r.message));
+    let (outcome, violation, detail) = match (res, refusal) {
+        (Err(Stop::Violation(v)), _) => {
+            let d = v.to_string();
+            (Outcome::Violation, Some(v), d)
+        }
+        (_, Some(msg)) => (Outcome::Refused, None, msg),
+        (Err(Stop::Stuck(why)), None) => (Outcome::Stuck, None, why),
+        (Ok(()), None) => {
             let l = &runner.cluster.ledger;
             let detail = format!(
                 "all invariants held; {} commits acknowledged, {} in doubt, {} transactions failed",
@@ -246,11 +258,6 @@ fn execute(
             );
             (Outcome::Ok, None, detail)
         }
-        Err(Stop::Violation(v)) => {
-            let d = v.to_string();
-            (Outcome::Violation, Some(v), d)
-        }
-        Err(Stop::Stuck(why)) => (Outcome::Stuck, None, why),
     };
     let l = &runner.cluster.ledger;
     let mut stats = runner.stats;
@@ -258,6 +265,7 @@ fn execute(
     stats.commits_in_doubt = l.in_doubt_count;
     stats.transactions_failed = l.failures;
     stats.checkpoints = runner.cluster.nodes.iter().map(|n| u64::from(n.checkpointer.completed)).sum();
+    let c = runner.cluster;
     RunResult {
         seed,
         outcome,
@@ -267,5 +275,8 @@ fn execute(
         trace_hash: runner.hash.finish(),
         choices: None,
         stats,
+        failbacks: c.attempts,
+        refusals: c.refusals,
+        observations: c.observations,
     }
 }

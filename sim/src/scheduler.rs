@@ -9,8 +9,8 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use walsim_model::event::{Event, EventKind};
-use walsim_model::settings::Weights;
+use walsim_model::event::{Event, EventKind, FaultKind};
+use walsim_model::settings::{FaultSettings, Weights};
 
 /// Where draws come from.
 pub trait ChoiceSource {
@@ -102,6 +102,12 @@ impl WeightedRandom {
             EventKind::CheckpointRequest => w.checkpoint_request,
             EventKind::Startup => w.startup,
             EventKind::Start => w.start,
+            EventKind::WalSender => w.walsender,
+            EventKind::Network => w.network,
+            EventKind::WalReceiver => w.walreceiver,
+            EventKind::Connect => w.connect,
+            EventKind::Operator => w.operator,
+            EventKind::Heal => w.heal,
             EventKind::Fault => 1,
         })
     }
@@ -125,41 +131,39 @@ impl Policy for WeightedRandom {
 /// the draw is at the *top* of the range, so lowering draws (what the
 /// shrinker does) removes faults rather than adding them.
 pub struct FaultDice {
-    crash_from: u64,
-    power_from: u64,
-}
-
-/// Result of the per-step fault draw.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum FaultRoll {
-    None,
-    ProcessCrash,
-    PowerLoss,
+    /// (lowest draw that means this fault, fault), highest band first.
+    bands: Vec<(u64, FaultKind)>,
 }
 
 const FAULT_RANGE: u64 = 1 << 32;
 
 impl FaultDice {
-    pub fn new(process_crash: f64, power_loss: f64) -> FaultDice {
+    pub fn new(f: &FaultSettings) -> FaultDice {
         let scale = |p: f64| (p * FAULT_RANGE as f64).round() as u64;
-        let power_from = FAULT_RANGE - scale(power_loss);
-        let crash_from = power_from.saturating_sub(scale(process_crash));
-        FaultDice { crash_from, power_from }
+        let mut from = FAULT_RANGE;
+        let mut bands = Vec::new();
+        for (p, kind) in [
+            (f.power_loss, FaultKind::PowerLoss),
+            (f.process_crash, FaultKind::ProcessCrash),
+            (f.disconnect, FaultKind::Disconnect),
+            (f.partition, FaultKind::Partition),
+        ] {
+            if p > 0.0 {
+                from = from.saturating_sub(scale(p));
+                bands.push((from, kind));
+            }
+        }
+        FaultDice { bands }
     }
 
     pub fn any(&self) -> bool {
-        self.crash_from < FAULT_RANGE
+        !self.bands.is_empty()
     }
 
-    pub fn roll(&self, src: &mut dyn ChoiceSource) -> FaultRoll {
+    /// The fault this step, if any.
+    pub fn roll(&self, src: &mut dyn ChoiceSource) -> Option<FaultKind> {
         let x = src.draw(FAULT_RANGE);
-        if x >= self.power_from {
-            FaultRoll::PowerLoss
-        } else if x >= self.crash_from {
-            FaultRoll::ProcessCrash
-        } else {
-            FaultRoll::None
-        }
+        self.bands.iter().find(|&&(from, _)| x >= from).map(|&(_, k)| k)
     }
 }
 
@@ -184,13 +188,15 @@ mod tests {
 
     #[test]
     fn zero_draws_mean_no_fault() {
-        let dice = FaultDice::new(0.5, 0.25);
+        let f = FaultSettings { process_crash: 0.5, power_loss: 0.25, disconnect: 0.0, partition: 0.0 };
+        let dice = FaultDice::new(&f);
         let zeros = [0u64; 4];
-        assert_eq!(dice.roll(&mut ReplaySource::new(&zeros)), FaultRoll::None);
+        assert_eq!(dice.roll(&mut ReplaySource::new(&zeros)), None);
         let top = [FAULT_RANGE - 1];
-        assert_eq!(dice.roll(&mut ReplaySource::new(&top)), FaultRoll::PowerLoss);
+        assert_eq!(dice.roll(&mut ReplaySource::new(&top)), Some(FaultKind::PowerLoss));
         let mid = [FAULT_RANGE / 2];
-        assert_eq!(dice.roll(&mut ReplaySource::new(&mid)), FaultRoll::ProcessCrash);
-        assert!(!FaultDice::new(0.0, 0.0).any());
+        assert_eq!(dice.roll(&mut ReplaySource::new(&mid)), Some(FaultKind::ProcessCrash));
+        let none = FaultSettings { process_crash: 0.0, power_loss: 0.0, disconnect: 0.0, partition: 0.0 };
+        assert!(!FaultDice::new(&none).any());
     }
 }

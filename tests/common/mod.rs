@@ -13,6 +13,17 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
     (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }
 
+/// `--set` assignments for a single server with no replication and no
+/// operator script (the storage model alone).
+pub const SINGLE_NODE: &[&str] = &["cluster.standbys=0", "operator=[]", "synchronous_standby_names="];
+
+/// `SINGLE_NODE` plus `extra`.
+pub fn single_node(extra: &[&str]) -> Settings {
+    let mut sets = SINGLE_NODE.to_vec();
+    sets.extend_from_slice(extra);
+    settings(&sets)
+}
+
 /// Settings from `--set` style assignments on top of the defaults.
 pub fn settings(sets: &[&str]) -> Settings {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();

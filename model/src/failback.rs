@@ -1,0 +1,356 @@
+//! Rejoining an old primary after failover, by strategy: `naive` (restart
+//! as a standby and let PostgreSQL's checks decide), `rewind` (pg_rewind.c),
+//! `basebackup` (pg_basebackup), and `truncate` (the 2013 proposal's missing
+//! step: drop WAL after the fork point, then restart as a standby).
+
+use crate::cluster::Cluster;
+use crate::event::RefusalKind;
+use crate::log::{Level, Process};
+use crate::lsn::{Lsn, Tli};
+use crate::node::{Node, NodeId, Status};
+use crate::settings::Failback;
+
+use crate::storage::BlockFile;
+use crate::timeline::History;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// One failback attempt and what became of it.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize)]
+pub struct FailbackAttempt {
+    pub node: String,
+    pub strategy: Failback,
+    /// Event index at which it started.
+    pub at: u64,
+    pub upstream: String,
+    pub result: AttemptResult,
+    /// What PostgreSQL said (refusals, pg_rewind's decisions).
+    pub messages: Vec<String>,
+}
+
+/// The result of a failback attempt.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptResult {
+    /// Started; not yet streaming.
+    Pending,
+    /// Streaming from its new upstream on the new timeline.
+    Streaming,
+    /// Streaming, caught up, and its rows equal its upstream's.
+    Converged,
+    /// A PostgreSQL check refused it.
+    Refused,
+    /// The server could not start.
+    Failed,
+}
+
+impl Cluster {
+    /// Runs strategy `strategy` on the stopped node `id`, then starts it as
+    /// a standby of `upstream` (unless pg_rewind refused).
+    pub(crate) fn failback(&mut self, id: NodeId, strategy: Failback, upstream: NodeId) {
+        self.attempts.push(FailbackAttempt {
+            node: self.nodes[id as usize].name.clone(),
+            strategy,
+            at: self.now,
+            upstream: self.nodes[upstream as usize].name.clone(),
+            result: AttemptResult::Pending,
+            messages: Vec::new(),
+        });
+        let proceed = match strategy {
+            Failback::Naive => true,
+            Failback::Rewind => self.pg_rewind(id, upstream),
+            Failback::Basebackup => {
+                self.base_backup(id, upstream);
+                true
+            }
+            Failback::Truncate => self.truncate_after_fork(id, upstream),
+        };
+        if !proceed {
+            return;
+        }
+        let n = &mut self.nodes[id as usize];
+        n.standby_signal = true;
+        n.upstream = Some(upstream);
+        n.synced_to = None;
+        n.operator_stopped = false;
+        self.with_node(id as usize, |n, ctx| n.start(ctx));
+    }
+
+    /// Logs a pg_rewind-style line and keeps it with the attempt.
+    fn tool_says(&mut self, id: NodeId, level: Level, msg: String) {
+        if self.log.enabled() {
+            self.log.push(id, Process::Operator, level, format_args!("{msg}"));
+        }
+        if let Some(a) = self.attempts.last_mut() {
+            a.messages.push(msg);
+        }
+    }
+
+    /// pg_rewind (pg_rewind.c, PostgreSQL 15). Returns whether the node
+    /// should be started as a standby afterwards.
+    fn pg_rewind(&mut self, id: NodeId, source: NodeId) -> bool {
+        let (t, s) = (id as usize, source as usize);
+        if !self.nodes[t].control.state.is_clean_shutdown() {
+            self.tool_says(
+                id,
+                Level::Log,
+                "pg_rewind: executing \"postgres\" for target server to complete crash recovery".into(),
+            );
+            if !self.single_user_recovery(id) {
+                self.tool_says(
+                    id,
+                    Level::Fatal,
+                    "pg_rewind: fatal: postgres single-user mode in target cluster failed".into(),
+                );
+                self.set_attempt_result(id, AttemptResult::Failed);
+                return false;
+            }
+        }
+        // sanityChecks
+        if self.settings().rules.rewind_requires_wal_log_hints && !self.settings().wal_log_hints {
+            let msg = "pg_rewind: fatal: target server needs to use either data checksums or \"wal_log_hints = on\"";
+            self.tool_says(id, Level::Fatal, msg.into());
+            self.fx.refusals.push((id, RefusalKind::RewindNeedsHints, msg.into()));
+            self.set_attempt_result(id, AttemptResult::Refused);
+            return false;
+        }
+        let (target, src) = (&self.nodes[t], &self.nodes[s]);
+        // Timelines come from the control files: a freshly promoted source
+        // still shows its old timeline until its first checkpoint.
+        if target.control.tli == src.control.tli {
+            self.tool_says(
+                id,
+                Level::Log,
+                "pg_rewind: source and target cluster are on the same timeline".into(),
+            );
+            self.tool_says(id, Level::Log, "pg_rewind: no rewind required".into());
+            return true;
+        }
+        let Some((diverge, common_tli)) = common_ancestor(target, src) else {
+            let msg = "pg_rewind: fatal: could not find common ancestor of the source and target cluster's timelines";
+            self.tool_says(id, Level::Fatal, msg.into());
+            self.set_attempt_result(id, AttemptResult::Failed);
+            return false;
+        };
+        self.tool_says(
+            id,
+            Level::Log,
+            format!("pg_rewind: servers diverged at WAL location {diverge} on timeline {common_tli}"),
+        );
+        let target = &self.nodes[t];
+        let chkpt_end =
+            target.wal.record_at(target.control.checkpoint).map_or(target.control.checkpoint, |r| r.end);
+        let target_end = target.control.min_recovery_point.max(chkpt_end);
+        if target_end <= diverge {
+            self.tool_says(id, Level::Log, "pg_rewind: no rewind required".into());
+            return true;
+        }
+        // findLastCheckpoint: the last checkpoint record before the fork.
+        let last = target.wal.records()[..target.wal.index_at(diverge)]
+            .iter()
+            .rev()
+            .find_map(|r| r.body.checkpoint().map(|c| (r.lsn, r.tli, c.redo)));
+        // extractPageMap: every block the target's WAL touched since.
+        let blocks: BTreeSet<u32> = match last {
+            Some((chkpt, ..)) => target.wal.records()[target.wal.index_at(chkpt)..]
+                .iter()
+                .filter_map(|r| r.body.block())
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        let Some((chkpt, chkpt_tli, mut redo)) = last else {
+            self.tool_says(id, Level::Fatal, "pg_rewind: fatal: could not find previous WAL record".into());
+            self.set_attempt_result(id, AttemptResult::Failed);
+            return false;
+        };
+        self.tool_says(
+            id,
+            Level::Log,
+            format!("pg_rewind: rewinding from last common checkpoint at {chkpt} on timeline {chkpt_tli}"),
+        );
+        let (mut chkpt, mut chkpt_tli) = (chkpt, chkpt_tli);
+        let src = &self.nodes[s];
+        if src.control.redo < redo {
+            (redo, chkpt_tli, chkpt) = (src.control.redo, src.control.tli, src.control.checkpoint);
+        }
+        let copied: Vec<_> = blocks.iter().map(|&b| (b, src.data.read(b).clone())).collect();
+        let (src_wal, src_clog, src_history, src_control, src_end, src_tli) = (
+            src.wal.clone(),
+            src.clog.file.clone(),
+            src.history.clone(),
+            src.control,
+            src.wal.insert_lsn(),
+            src.tli,
+        );
+        let n_blocks = copied.len();
+        let target = &mut self.nodes[t];
+        for (b, page) in copied {
+            target.data.replace_block(b, page);
+        }
+        target.data.recompute_max_lsn();
+        // Non-relation files come whole from the source; pg_control last.
+        target.wal = src_wal;
+        let written = target.wal.write_lsn();
+        target.wal.truncate(written);
+        target.wal.mark_written_durable();
+        install_clog(target, src_clog);
+        target.history = src_history;
+        target.control = src_control;
+        target.control.checkpoint = chkpt;
+        target.control.redo = redo;
+        target.control.tli = chkpt_tli;
+        target.control.min_recovery_point = src_end;
+        target.control.min_recovery_point_tli = src_tli;
+        target.control.state = crate::control::DbState::InArchiveRecovery;
+        target.failed = None;
+        self.ledger.forget_node(id);
+        self.tool_says(id, Level::Log, format!("pg_rewind: copied {n_blocks} changed blocks, pg_xact, pg_wal and pg_control from {}; backup label at {redo}", self.nodes[s].name));
+        self.tool_says(id, Level::Log, "pg_rewind: Done!".into());
+        self.fx.checks.push(crate::event::Check::Timelines(id));
+        true
+    }
+
+    /// PostgreSQL 13+ pg_rewind runs crash recovery in single-user mode on
+    /// a target that was not shut down cleanly, and shuts it down. Runs the
+    /// startup process and checkpointer to completion within this step.
+    fn single_user_recovery(&mut self, id: NodeId) -> bool {
+        let i = id as usize;
+        let standby = std::mem::replace(&mut self.nodes[i].standby_signal, false);
+        self.nodes[i].single_user = true;
+        let queued = self.fx.checks.len();
+        self.with_node(i, |n, ctx| {
+            n.start(ctx);
+            let env = ctx.env;
+            for _ in 0..10_000_000 {
+                match n.status {
+                    Status::Recovery if n.startup_ready() => n.startup_step(ctx),
+                    Status::Recovery | Status::ShuttingDown if n.checkpointer_ready(env) => {
+                        n.checkpointer_step(ctx)
+                    }
+                    Status::Production => n.begin_fast_shutdown(ctx),
+                    _ => break,
+                }
+            }
+        });
+        // Judge the recovery now, before pg_rewind replaces the files.
+        self.fx.checks.truncate(queued);
+        if let Some(v) = crate::invariants::check_after_crash_recovery(self, id) {
+            self.fx.violations.push(v);
+        }
+        let n = &mut self.nodes[i];
+        n.single_user = false;
+        n.standby_signal = standby;
+        n.status == Status::Down && n.control.state.is_clean_shutdown()
+    }
+
+    /// pg_basebackup of `source` onto `id`: its files as they are in the OS,
+    /// WAL up to what the source has flushed, replay from the source's last
+    /// checkpoint to the backup's end.
+    fn base_backup(&mut self, id: NodeId, source: NodeId) {
+        let src = self.nodes[source as usize].clone();
+        let n = &mut self.nodes[id as usize];
+        for b in 0..src.data.len() {
+            n.data.replace_block(b, src.data.read(b).clone());
+        }
+        n.data.recompute_max_lsn();
+        n.wal = src.wal.clone();
+        let flush = n.wal.flush_lsn();
+        n.wal.truncate(flush);
+        install_clog(n, src.clog.file.clone());
+        n.history = src.history.clone();
+        n.control = src.control;
+        n.control.min_recovery_point = flush;
+        n.control.min_recovery_point_tli = src.tli;
+        n.control.state = crate::control::DbState::InArchiveRecovery;
+        n.failed = None;
+        self.ledger.forget_node(id);
+        self.tool_says(
+            id,
+            Level::Log,
+            format!(
+                "pg_basebackup: copied {} from {} (WAL up to {flush})",
+                self.nodes[id as usize].name, src.name
+            ),
+        );
+        self.fx.checks.push(crate::event::Check::Timelines(id));
+    }
+
+    /// The proposal's path: remove the old primary's WAL after the point
+    /// where its timeline ends in the new primary's history, keep its data
+    /// files, and restart it as a standby. Returns false if there is no
+    /// such point (the node's timeline is not an ancestor).
+    fn truncate_after_fork(&mut self, id: NodeId, upstream: NodeId) -> bool {
+        let up = &self.nodes[upstream as usize];
+        let n = &self.nodes[id as usize];
+        let Some(fork) = up.history.switch_point(up.tli, n.control.tli) else {
+            self.tool_says(
+                id,
+                Level::Fatal,
+                format!(
+                    "truncate: timeline {} of {} is not in the history of {}",
+                    n.control.tli, n.name, up.name
+                ),
+            );
+            self.set_attempt_result(id, AttemptResult::Failed);
+            return false;
+        };
+        let old_end = n.wal.end();
+        let n = &mut self.nodes[id as usize];
+        n.wal.truncate(fork);
+        self.ledger.forget_after(id, fork);
+        self.tool_says(
+            id,
+            Level::Log,
+            format!(
+                "truncate: removed WAL from {fork} to {old_end}; data files, pg_xact and pg_control are kept"
+            ),
+        );
+        true
+    }
+
+    /// Sets the result of `id`'s latest attempt.
+    pub(crate) fn set_attempt_result(&mut self, id: NodeId, r: AttemptResult) {
+        let name = &self.nodes[id as usize].name;
+        if let Some(a) = self.attempts.iter_mut().rev().find(|a| &a.node == name) {
+            a.result = r;
+        }
+    }
+
+    /// Books a refusal against `id`'s latest attempt.
+    pub(crate) fn attempt_refused(&mut self, id: NodeId, msg: &str) {
+        let name = self.nodes[id as usize].name.clone();
+        if let Some(a) = self.attempts.iter_mut().rev().find(|a| a.node == name) {
+            a.result = AttemptResult::Refused;
+            if !a.messages.iter().any(|m| m == msg) {
+                a.messages.push(msg.to_string());
+            }
+        }
+    }
+}
+
+/// Replaces the CLOG file with a copy and reloads shared memory from it.
+fn install_clog(n: &mut Node, mut file: BlockFile<crate::clog::ClogPage>) {
+    file.fsync();
+    n.clog.file = file;
+    n.clog.reload();
+}
+
+/// findCommonAncestorTimeline: where the two servers' histories diverge,
+/// and on which timeline.
+fn common_ancestor(target: &Node, source: &Node) -> Option<(Lsn, Tli)> {
+    let list = |h: &History, tli: Tli| -> Vec<(Tli, Lsn, Lsn)> {
+        let mut begin = Lsn(0);
+        let mut out = Vec::new();
+        for e in h.entries(tli) {
+            out.push((e.tli, begin, e.switchpoint));
+            begin = e.switchpoint;
+        }
+        out.push((tli, begin, Lsn(u64::MAX)));
+        out
+    };
+    let th = list(&target.history, target.control.tli);
+    let sh = list(&source.history, source.control.tli);
+    let same = th.iter().zip(&sh).take_while(|(a, b)| a.0 == b.0 && a.1 == b.1).count();
+    let i = same.checked_sub(1)?;
+    Some((th[i].2.min(sh[i].2), th[i].0))
+}

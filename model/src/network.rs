@@ -1,0 +1,101 @@
+//! Replication connections (libpqwalreceiver, the walsender's socket).
+//!
+//! One connection per standby: a FIFO queue each way. Delivering the next
+//! message is an event, so messages interleave with everything else. A
+//! dropped connection loses what is in flight; the walreceiver starts over
+//! with START_REPLICATION.
+
+use crate::lsn::{Lsn, Tli};
+use crate::node::NodeId;
+use crate::syncrep::ReportedPositions;
+use crate::wal::Record;
+use std::collections::VecDeque;
+
+/// A message on a replication connection.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Msg {
+    /// `XLogData`: WAL records, upstream → standby.
+    WalData(Vec<Record>),
+    /// Standby status update: write/flush/apply positions, standby →
+    /// upstream.
+    Reply(ReportedPositions),
+}
+
+/// A streaming connection from a walreceiver to its upstream's walsender.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Conn {
+    pub upstream: NodeId,
+    pub downstream: NodeId,
+    /// Messages on their way to the standby.
+    pub to_standby: VecDeque<Msg>,
+    /// Messages on their way to the upstream.
+    pub to_upstream: VecDeque<Msg>,
+    /// Walsender: index in the upstream's WAL of the next record to send.
+    pub cursor: usize,
+    /// Walsender: `sentPtr`.
+    pub sent: Lsn,
+    /// The timeline streamed. When it is no longer the upstream's (the
+    /// standby asked for an older one it cannot follow past, or the
+    /// upstream was promoted), the walsender stops at its end and the
+    /// connection ends there ("end of timeline"); the walreceiver then
+    /// starts over, and the checks run again.
+    pub tli: Tli,
+}
+
+impl Conn {
+    pub fn new(upstream: NodeId, downstream: NodeId, cursor: usize, start: Lsn, tli: Tli) -> Conn {
+        Conn {
+            upstream,
+            downstream,
+            to_standby: VecDeque::new(),
+            to_upstream: VecDeque::new(),
+            cursor,
+            sent: start,
+            tli,
+        }
+    }
+
+    /// Whether the connection joins `a` and `b` (either way).
+    pub fn joins(&self, a: NodeId, b: NodeId) -> bool {
+        (self.upstream == a && self.downstream == b) || (self.upstream == b && self.downstream == a)
+    }
+
+    pub fn touches(&self, n: NodeId) -> bool {
+        self.upstream == n || self.downstream == n
+    }
+}
+
+/// Pairs of nodes that cannot reach each other, in canonical order.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct Partitions(Vec<(NodeId, NodeId)>);
+
+impl Partitions {
+    fn key(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
+        (a.min(b), a.max(b))
+    }
+
+    pub fn cut(&mut self, a: NodeId, b: NodeId) {
+        let k = Self::key(a, b);
+        if !self.0.contains(&k) {
+            self.0.push(k);
+            self.0.sort_unstable();
+        }
+    }
+
+    pub fn heal(&mut self, a: NodeId, b: NodeId) {
+        let k = Self::key(a, b);
+        self.0.retain(|&p| p != k);
+    }
+
+    pub fn heal_all(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn is_cut(&self, a: NodeId, b: NodeId) -> bool {
+        self.0.contains(&Self::key(a, b))
+    }
+
+    pub fn pairs(&self) -> &[(NodeId, NodeId)] {
+        &self.0
+    }
+}

@@ -1,0 +1,245 @@
+//! The operator: runs the script's steps (pg_ctl stop/start/promote,
+//! CHECKPOINT, pg_switch_wal, failback), each when its condition holds and
+//! the previous step has finished. A step that blocks in PostgreSQL (a fast
+//! shutdown, `pg_ctl promote -w`, CHECKPOINT) finishes only when the server
+//! is done, so a hang shows up as a stuck run, as the blog saw.
+
+use crate::checkpointer::CkptKind;
+use crate::cluster::Cluster;
+use crate::event::CrashKind;
+use crate::log::Process;
+use crate::node::{NodeId, Status};
+use crate::script::{Action, Condition, Step, node_index};
+use crate::settings::Failback;
+use crate::slog;
+use crate::wal::RecordBody;
+
+/// Where the script is.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct ScriptState {
+    /// Index of the next step.
+    pub next: usize,
+    /// Event count when the previous step finished.
+    pub last_done_at: u64,
+    /// A started step that finishes when the server is done.
+    pub in_progress: Option<Completion>,
+}
+
+/// What a started step waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Completion {
+    /// The node is down (fast shutdown finished).
+    Down(NodeId),
+    /// The node accepts writes (promotion finished).
+    Production(NodeId),
+    /// The node completed one more checkpoint than it had.
+    Checkpoint(NodeId, u32),
+}
+
+impl Cluster {
+    /// The node an HA tool would call the primary: the one accepting
+    /// writes on the newest timeline, other than `except`.
+    pub fn current_primary(&self, except: Option<NodeId>) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| n.status == Status::Production && Some(n.id) != except)
+            .max_by_key(|n| (n.tli, std::cmp::Reverse(n.id)))
+            .map(|n| n.id)
+    }
+
+    fn step_node(step: &Step) -> NodeId {
+        node_index(&step.node).expect("validated node name")
+    }
+
+    /// The upstream a `start`/`failback` step names, or the current primary.
+    pub(crate) fn step_upstream(&self, step: &Step, n: NodeId) -> Option<NodeId> {
+        match step.upstream.as_deref() {
+            Some("none") => None,
+            Some(name) => node_index(name),
+            None => self.current_primary(Some(n)),
+        }
+    }
+
+    /// Whether the script's next step may happen now. `idle`: nothing else
+    /// can happen, so time passes and `after_events` is met.
+    pub(crate) fn operator_ready(&self, idle: bool) -> Option<usize> {
+        if self.script.in_progress.is_some() {
+            return None;
+        }
+        let i = self.script.next;
+        let step = self.settings().operator.get(i)?;
+        let waited = self.now - self.script.last_done_at >= step.after_events || idle;
+        (waited && self.ledger.acks >= step.after_commits && self.step_possible(step)).then_some(i)
+    }
+
+    fn step_possible(&self, step: &Step) -> bool {
+        let id = Self::step_node(step);
+        let n = &self.nodes[id as usize];
+        let when = match step.when {
+            None => true,
+            Some(Condition::NodeDown) => n.status == Status::Down,
+            Some(Condition::NodeReplayedAll) => {
+                n.startup.as_ref().is_some_and(|s| s.next >= n.wal.records().len())
+            }
+            Some(Condition::StandbyFlushedPastCheckpoint) => self.nodes.iter().any(|s| {
+                s.is_standby()
+                    && s.upstream
+                        .is_some_and(|u| s.wal.flush_lsn() > self.nodes[u as usize].control.checkpoint)
+            }),
+            Some(Condition::StandbyCaughtUp) => self.nodes.iter().filter(|s| s.is_standby()).all(|s| {
+                s.upstream.is_none_or(|u| s.wal.flush_lsn() >= self.nodes[u as usize].wal.flush_lsn())
+            }),
+        };
+        when && match step.action {
+            Action::StopFast | Action::Checkpoint => n.status == Status::Production || n.is_standby(),
+            Action::StopImmediate | Action::PowerLoss => n.is_running(),
+            Action::Start => n.status == Status::Down,
+            Action::Promote => n.is_standby() && n.startup.as_ref().is_some_and(|s| !s.promote),
+            Action::Failback => {
+                let strategy = step.strategy.unwrap_or(self.settings().failover.failback);
+                n.status == Status::Down
+                    && self.step_upstream(step, id).is_some_and(|u| {
+                        // pg_rewind (15) reads the source's timeline from its
+                        // pg_control, which a promotion updates only at its
+                        // first checkpoint: like an HA tool, wait for it.
+                        let src = &self.nodes[u as usize];
+                        u != id && (strategy != Failback::Rewind || src.control.tli == src.tli)
+                    })
+            }
+            Action::SwitchWal => n.status == Status::Production,
+        }
+    }
+
+    /// Advances the script when a started step has finished.
+    pub(crate) fn settle_script(&mut self) {
+        let done = match self.script.in_progress {
+            None => return,
+            Some(Completion::Down(n)) => self.nodes[n as usize].status == Status::Down,
+            Some(Completion::Production(n)) => self.nodes[n as usize].status == Status::Production,
+            Some(Completion::Checkpoint(n, before)) => self.nodes[n as usize].checkpointer.completed > before,
+        };
+        if done {
+            self.script.in_progress = None;
+            self.script.next += 1;
+            self.script.last_done_at = self.now;
+        }
+    }
+
+    /// Whether every step has run.
+    pub fn script_done(&self) -> bool {
+        self.script.in_progress.is_none() && self.script.next >= self.settings().operator.len()
+    }
+
+    /// Takes step `i` of the script.
+    pub(crate) fn operator_step(&mut self, i: usize) {
+        let step = self.settings().operator[i].clone();
+        let id = Self::step_node(&step);
+        let n = id as usize;
+        slog!(
+            self.log,
+            id,
+            Process::Operator,
+            Log,
+            "step {}: {} on {}",
+            i + 1,
+            step.action.name(),
+            step.node
+        );
+        let mut completion = None;
+        match step.action {
+            Action::StopFast => {
+                self.drop_conns_where(|c| c.downstream == id, "walreceiver stopped for shutdown");
+                self.with_node(n, |node, ctx| node.begin_fast_shutdown(ctx));
+                self.nodes[n].operator_stopped = true;
+                completion = Some(Completion::Down(id));
+            }
+            Action::StopImmediate | Action::PowerLoss => {
+                let kind = if step.action == Action::PowerLoss {
+                    CrashKind::PowerLoss
+                } else {
+                    CrashKind::Immediate
+                };
+                self.crash_node(id, kind);
+                self.nodes[n].operator_stopped = true;
+            }
+            Action::Start => {
+                let upstream = self.step_upstream(&step, id);
+                let node = &mut self.nodes[n];
+                node.standby_signal |= step.standby;
+                node.upstream = if node.standby_signal { upstream } else { None };
+                node.operator_stopped = false;
+                self.with_node(n, |node, ctx| node.start(ctx));
+            }
+            Action::Promote => {
+                self.promote(id);
+                completion = Some(Completion::Production(id));
+            }
+            Action::Failback => {
+                let strategy = step.strategy.unwrap_or(self.settings().failover.failback);
+                let upstream = self.step_upstream(&step, id).expect("step_possible");
+                self.failback(id, strategy, upstream);
+            }
+            Action::Checkpoint => {
+                let node = &mut self.nodes[n];
+                let kind = if node.is_standby() { CkptKind::Restartpoint } else { CkptKind::Online };
+                node.checkpointer.request(kind);
+                completion = Some(Completion::Checkpoint(id, node.checkpointer.completed));
+            }
+            Action::SwitchWal => {
+                let node = &mut self.nodes[n];
+                let end = node.xlog_insert(0, RecordBody::Switch).end;
+                node.wal.flush_upto(end);
+                slog!(
+                    self.log,
+                    id,
+                    Process::Backend(0),
+                    Log,
+                    "pg_switch_wal(): the next record starts at {}",
+                    end
+                );
+            }
+        }
+        match completion {
+            Some(c) => self.script.in_progress = Some(c),
+            None => {
+                self.script.next += 1;
+                self.script.last_done_at = self.now;
+            }
+        }
+    }
+
+    /// `pg_ctl promote`: the walreceiver stops, the startup process
+    /// replays what is left and promotes. Other standbys are repointed at
+    /// the new primary, as an HA tool would.
+    fn promote(&mut self, id: NodeId) {
+        slog!(self.log, id, Process::Startup, Log, "received promote request");
+        slog!(
+            self.log,
+            id,
+            Process::WalReceiver,
+            Fatal,
+            "terminating walreceiver process due to administrator command"
+        );
+        self.drop_conns_where(|c| c.downstream == id, "promotion");
+        let n = &mut self.nodes[id as usize];
+        n.promote_signal = true;
+        if let Some(st) = n.startup.as_mut() {
+            st.promote = true;
+        }
+        for other in 0..self.nodes.len() {
+            let o = &mut self.nodes[other];
+            if o.id != id && o.standby_signal && o.upstream.is_some() {
+                o.upstream = Some(id);
+                o.synced_to = None;
+                let oid = o.id;
+                self.drop_conns_where(|c| c.downstream == oid, "primary_conninfo changed to the new primary");
+            }
+        }
+    }
+
+    /// A node goes down abruptly; its connections go with it.
+    pub(crate) fn crash_node(&mut self, id: NodeId, kind: CrashKind) {
+        self.drop_conns_where(|c| c.touches(id), "server crashed");
+        self.with_node(id as usize, |n, ctx| n.crash(kind, ctx));
+    }
+}

@@ -1,0 +1,126 @@
+//! Operator scripts: the ordered steps an operator (or an HA tool) takes
+//! during a run — stop, start, promote, fail back — each with the
+//! condition that must hold before it may happen. The scheduler still
+//! decides *when* an enabled step happens, and everything around it.
+
+use crate::settings::Failback;
+use serde::{Deserialize, Serialize};
+
+/// What the operator does.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// `pg_ctl stop -m fast`: shutdown checkpoint; walsenders first send all
+    /// remaining WAL to connected standbys.
+    StopFast,
+    /// `pg_ctl stop -m immediate`.
+    StopImmediate,
+    /// The machine loses power.
+    PowerLoss,
+    /// `pg_ctl start` (as a standby if `standby.signal` is present, or if
+    /// the step sets `standby = true`).
+    Start,
+    /// `pg_ctl promote` of a standby.
+    Promote,
+    /// Rejoin a stopped node as a standby by the failback strategy.
+    Failback,
+    /// `CHECKPOINT`.
+    Checkpoint,
+    /// `SELECT pg_switch_wal()`.
+    SwitchWal,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::StopFast => "pg_ctl stop -m fast",
+            Action::StopImmediate => "pg_ctl stop -m immediate",
+            Action::PowerLoss => "power loss",
+            Action::Start => "pg_ctl start",
+            Action::Promote => "pg_ctl promote",
+            Action::Failback => "failback",
+            Action::Checkpoint => "CHECKPOINT",
+            Action::SwitchWal => "SELECT pg_switch_wal()",
+        }
+    }
+}
+
+/// A state the cluster must be in before a step.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Some standby has flushed WAL past the primary's latest checkpoint.
+    StandbyFlushedPastCheckpoint,
+    /// Every standby streaming from the primary has flushed all its WAL.
+    StandbyCaughtUp,
+    /// The step's node is down.
+    NodeDown,
+    /// The step's node is a standby that replayed everything it received.
+    NodeReplayedAll,
+}
+
+/// One step of a script.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub action: Action,
+    /// The node acted on: `node1`, `node2`, ...
+    pub node: String,
+    /// At least this many commits acknowledged to clients since the start.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub after_commits: u64,
+    /// At least this many events since the previous step (or the start).
+    /// Time passes while nothing else can happen, so this never blocks.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub after_events: u64,
+    /// A further condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// For `start` and `failback`: the node to stream from
+    /// (`primary_conninfo`); default: the current primary. `"none"`
+    /// starts a standby with no upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// For `failback`: overrides `failover.failback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Failback>,
+    /// For `start`: create `standby.signal` first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Step {
+    pub fn new(action: Action, node: &str) -> Step {
+        Step {
+            action,
+            node: node.to_string(),
+            after_commits: 0,
+            after_events: 0,
+            when: None,
+            upstream: None,
+            strategy: None,
+            standby: false,
+        }
+    }
+}
+
+/// Parses a node name (`node1` → 0).
+pub fn node_index(name: &str) -> Option<u8> {
+    let n: u8 = name.strip_prefix("node")?.parse().ok()?;
+    n.checked_sub(1)
+}
+
+/// The default story of a run: the seed experiment's failover. The standby
+/// is promoted while the old primary keeps taking writes, the old primary
+/// is stopped, then rejoins by the configured failback strategy.
+pub fn default_story() -> Vec<Step> {
+    vec![
+        Step { after_commits: 40, ..Step::new(Action::Promote, "node2") },
+        Step { after_events: 100, ..Step::new(Action::StopImmediate, "node1") },
+        Step { after_events: 20, ..Step::new(Action::Failback, "node1") },
+    ]
+}

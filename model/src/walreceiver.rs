@@ -1,0 +1,372 @@
+//! The walreceiver and the standby's side of streaming (walreceiver.c,
+//! walreceiverfuncs.c, xlogrecovery.c's WaitForWALToBecomeAvailable and
+//! rescanLatestTimeLine).
+//!
+//! Connecting is one event that plays the whole handshake: IDENTIFY_SYSTEM,
+//! fetching missing timeline history files, START_REPLICATION at the start
+//! of the segment holding the standby's end of WAL, and the checks both
+//! sides make, in PostgreSQL's order, with PostgreSQL's messages.
+
+use crate::cluster::Cluster;
+use crate::event::RefusalKind;
+use crate::invariants::{Invariant, Violation};
+use crate::log::Process;
+use crate::lsn::{Lsn, Tli};
+use crate::network::{Conn, Msg};
+use crate::node::{Node, NodeId, Status, WalSndInfo};
+use crate::slog;
+use crate::syncrep::ReportedPositions;
+use crate::wal::Record;
+
+/// A standby's walreceiver state.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct WalRcv {
+    /// Positions last reported to the upstream.
+    pub reported: ReportedPositions,
+    /// Recovery target timeline (`recovery_target_timeline = 'latest'`).
+    pub target_tli: Tli,
+    /// The world as it was at the last refusal. PostgreSQL retries every
+    /// `wal_retrieve_retry_interval`; the model retries only once something
+    /// the checks look at has changed, so a refused run still quiesces.
+    pub refused: Option<RefusalMemo>,
+}
+
+/// What a refused START_REPLICATION depended on.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct RefusalMemo {
+    pub upstream: NodeId,
+    pub upstream_flush: Lsn,
+    pub upstream_tli: Tli,
+    pub local_end: Lsn,
+}
+
+impl Node {
+    /// The highest position this node may send to a standby: its flushed
+    /// WAL (a primary with the rule on, or a cascading standby), else
+    /// everything inserted.
+    pub fn send_upto(&self, only_flushed: bool) -> Lsn {
+        if self.is_primary_or_shutting_down() && !only_flushed {
+            self.wal.end()
+        } else {
+            self.wal.flush_lsn()
+        }
+    }
+
+    /// Whether a walsender on this node accepts a new connection.
+    pub fn accepts_replication(&self) -> bool {
+        match self.status {
+            Status::Production => true,
+            Status::Recovery => {
+                self.startup.as_ref().is_some_and(|s| s.standby && s.consistent && !s.promote)
+            }
+            Status::Down | Status::ShuttingDown => false,
+        }
+    }
+
+    /// Where streaming must start: the start of the segment holding the end
+    /// of this node's WAL (RequestXLogStreaming), and its timeline in the
+    /// recovery target's history.
+    pub fn streaming_start(&self) -> (Lsn, Tli) {
+        let start = self.wal.geometry().segment_start(self.wal.end());
+        (start, self.history.tli_of_point(self.walrcv.target_tli, start))
+    }
+
+    /// The positions a status update reports now.
+    pub fn receiver_positions(&self, report_unflushed: bool) -> ReportedPositions {
+        let write = self.wal.write_lsn();
+        ReportedPositions {
+            write,
+            flush: if report_unflushed { write } else { self.wal.flush_lsn() },
+            apply: self.startup.as_ref().map_or(self.wal.flush_lsn(), |s| s.replayed),
+        }
+    }
+}
+
+impl Cluster {
+    /// Whether standby `d`'s walreceiver can (re)connect now.
+    pub(crate) fn can_connect(&self, d: &Node) -> bool {
+        let Some(u) = d.upstream else { return false };
+        let Some(st) = d.startup.as_ref() else { return false };
+        if d.status != Status::Recovery || !st.standby || st.promote || u == d.id {
+            return false;
+        }
+        let up = &self.nodes[u as usize];
+        if !up.accepts_replication()
+            || self.partitions.is_cut(d.id, u)
+            || self.conns.iter().any(|c| c.downstream == d.id)
+        {
+            return false;
+        }
+        // The startup process asks for streaming once local WAL is used up.
+        if st.next < d.wal.records().len() {
+            return false;
+        }
+        d.walrcv.refused.is_none_or(|m| m != self.refusal_memo(d, up))
+    }
+
+    fn refusal_memo(&self, d: &Node, up: &Node) -> RefusalMemo {
+        RefusalMemo {
+            upstream: up.id,
+            upstream_flush: up.send_upto(self.settings().rules.walsender_sends_only_flushed),
+            upstream_tli: up.tli,
+            local_end: d.wal.end(),
+        }
+    }
+
+    /// The walreceiver connects and asks to stream.
+    pub(crate) fn connect(&mut self, d: NodeId) {
+        let di = d as usize;
+        let u = self.nodes[di].upstream.expect("can_connect");
+        let ui = u as usize;
+        let rules = self.settings().rules.clone();
+        let (start, start_tli) = self.nodes[di].streaming_start();
+        let up_tli = self.nodes[ui].tli;
+        let up_flush = self.nodes[ui].send_upto(rules.walsender_sends_only_flushed);
+        let dname = self.nodes[di].name.clone();
+
+        // IDENTIFY_SYSTEM, then TIMELINE_HISTORY for timelines the standby lacks.
+        if up_tli > self.nodes[di].walrcv.target_tli {
+            for t in 2..=up_tli {
+                if !self.nodes[di].history.has(t) && self.nodes[ui].history.has(t) {
+                    slog!(
+                        self.log,
+                        d,
+                        Process::WalReceiver,
+                        Log,
+                        "fetching timeline history file for timeline {}",
+                        t
+                    );
+                    let entries = self.nodes[ui].history.entries(t).to_vec();
+                    self.nodes[di].history.insert_file(t, entries);
+                    self.fx.checks.push(crate::event::Check::Timelines(d));
+                }
+            }
+        }
+
+        // START_REPLICATION: the walsender's checks.
+        let mut refusal: Option<(RefusalKind, String)> = None;
+
+        if start_tli != up_tli {
+            let up_hist = &self.nodes[ui].history;
+            let switch = up_hist.switch_point(up_tli, start_tli);
+            match switch {
+                None if rules.walsender_checks_start_point => {
+                    let msg = format!("requested timeline {start_tli} is not in this server's history");
+                    refusal = Some((RefusalKind::NotInHistory, msg));
+                }
+                Some(sp) if sp < start && rules.walsender_checks_start_point => {
+                    let msg = format!(
+                        "requested starting point {start} on timeline {start_tli} is not in this server's history"
+                    );
+                    let detail = format!("This server's history forked from timeline {start_tli} at {sp}.");
+                    slog!(self.log, u, Process::WalSender(d), Error, "{}", msg);
+                    slog!(self.log, u, Process::WalSender(d), Detail, "{}", detail);
+                    refusal = Some((RefusalKind::NotInHistory, format!("ERROR: {msg} DETAIL: {detail}")));
+                }
+                _ => {}
+            }
+            if let Some((_, m)) = &refusal {
+                slog!(self.log, d, Process::WalReceiver, Fatal, "could not start WAL streaming: {}", m);
+            }
+        } else {
+            slog!(
+                self.log,
+                d,
+                Process::WalReceiver,
+                Log,
+                "started streaming WAL from primary at {} on timeline {}",
+                start,
+                start_tli
+            );
+            if start > up_flush && rules.walsender_checks_start_point {
+                let msg = format!(
+                    "requested starting point {start} is ahead of the WAL flush position of this server {up_flush}"
+                );
+                slog!(self.log, u, Process::WalSender(d), Error, "{}", msg);
+                slog!(
+                    self.log,
+                    d,
+                    Process::WalReceiver,
+                    Fatal,
+                    "could not receive data from WAL stream: ERROR:  {}",
+                    msg
+                );
+                refusal = Some((RefusalKind::AheadOfFlush, format!("ERROR: {msg}")));
+            }
+        }
+        if refusal.is_none() && start_tli != up_tli {
+            slog!(
+                self.log,
+                d,
+                Process::WalReceiver,
+                Log,
+                "started streaming WAL from primary at {} on timeline {}",
+                start,
+                start_tli
+            );
+        }
+
+        // The startup process looks for a newer timeline to follow.
+        if let Some((kind, msg)) = refusal {
+            self.refuse(d, kind, msg);
+            self.rescan_latest_timeline(d);
+            return;
+        }
+        let can_follow = self.rescan_latest_timeline(d);
+        // A standby that cannot follow streams the old timeline to its end.
+        let tli = if can_follow && self.nodes[di].walrcv.target_tli >= up_tli { up_tli } else { start_tli };
+        let cursor = self.nodes[ui].wal.index_at(start);
+        self.conns.push(Conn::new(u, d, cursor, start, tli));
+        self.nodes[ui].walsenders.push(WalSndInfo {
+            peer: d,
+            name: dname.clone(),
+            reported: ReportedPositions::default(),
+            streaming: false,
+        });
+        if self.nodes[di].synced_to != Some(u) {
+            self.nodes[di].synced_to = None;
+        }
+        self.nodes[di].walrcv.reported = ReportedPositions::default();
+        if can_follow {
+            self.nodes[di].walrcv.refused = None;
+        }
+        slog!(
+            self.log,
+            u,
+            Process::WalSender(d),
+            Debug,
+            "walsender for {} started at {} on timeline {}",
+            dname,
+            start,
+            start_tli
+        );
+    }
+
+    /// rescanLatestTimeLine: adopt the newest timeline with a history file
+    /// unless it forked off before what this standby already replayed.
+    /// Returns whether the standby can follow its upstream's timeline.
+    fn rescan_latest_timeline(&mut self, d: NodeId) -> bool {
+        let check = self.settings().rules.startup_checks_timeline_fork;
+        let n = &mut self.nodes[d as usize];
+        let newest = n.history.newest();
+        if newest <= n.walrcv.target_tli {
+            return true;
+        }
+        let replayed = n.startup.as_ref().map_or(n.wal.end(), |s| s.replayed);
+        let cur = n.tli;
+        let fork = n.history.switch_point(newest, cur);
+        let ok = match fork {
+            Some(f) => f >= replayed,
+            None => n.history.in_history_of(newest, cur),
+        };
+        if ok || !check {
+            n.walrcv.target_tli = newest;
+            slog!(self.log, d, Process::Startup, Log, "new target timeline is {}", newest);
+            return true;
+        }
+        let msg = match fork {
+            Some(_) => format!(
+                "new timeline {newest} forked off current database system timeline {cur} before current recovery point {replayed}"
+            ),
+            None => format!("new timeline {newest} is not a child of database system timeline {cur}"),
+        };
+        slog!(self.log, d, Process::Startup, Log, "{}", msg);
+        self.refuse(d, RefusalKind::ForkedBeforeRecoveryPoint, msg);
+        false
+    }
+
+    /// Records a refusal and what it depended on.
+    fn refuse(&mut self, d: NodeId, kind: RefusalKind, msg: String) {
+        let n = &self.nodes[d as usize];
+        let up = &self.nodes[n.upstream.expect("streaming needs an upstream") as usize];
+        let memo = self.refusal_memo(n, up);
+        self.nodes[d as usize].walrcv.refused = Some(memo);
+        self.fx.refusals.push((d, kind, msg));
+    }
+
+    /// Standby `d` receives WAL. Records it already has are skipped; a
+    /// record that differs from its own overwrites its WAL from there —
+    /// which must never touch WAL it already replayed or pages it already
+    /// wrote (`no_silent_divergence`).
+    pub(crate) fn receive_wal(&mut self, d: NodeId, from: NodeId, records: Vec<Record>) -> Option<Violation> {
+        for rec in records {
+            let n = &mut self.nodes[d as usize];
+            if rec.lsn < n.wal.end() {
+                if n.wal.record_at(rec.lsn) == Some(&rec) {
+                    continue;
+                }
+                let p = rec.lsn;
+                let replayed = n.startup.as_ref().map_or(n.wal.end(), |s| s.replayed);
+                let on_disk = n.data.recompute_max_lsn().map_or(Lsn(0), |b| b.1);
+                if replayed > p || on_disk > p {
+                    let theirs = rec.tli;
+                    let ours = n.wal.records().get(n.wal.index_at(p)).map_or(n.tli, |r| r.tli);
+                    return Some(Violation {
+                        invariant: Invariant::NoSilentDivergence,
+                        node: Some(d),
+                        detail: format!(
+                            "{} receives WAL from node{} at {p} (timeline {theirs}) that differs from its own (timeline {ours}), but it has already replayed up to {replayed} and its data files hold page LSN {on_disk}: it would mix two histories without noticing",
+                            n.name,
+                            from + 1
+                        ),
+                    });
+                }
+                n.wal.truncate(p);
+                let len = n.wal.records().len();
+                if let Some(st) = n.startup.as_mut() {
+                    st.next = st.next.min(len);
+                }
+                self.ledger.forget_after(d, p);
+                slog!(
+                    self.log,
+                    d,
+                    Process::WalReceiver,
+                    Log,
+                    "overwriting WAL from {} with WAL received from node{}",
+                    p,
+                    from + 1
+                );
+                // Anything streamed onwards from this node is now stale.
+                self.drop_conns_where(|c| c.upstream == d, "upstream WAL was overwritten");
+            }
+            let n = &mut self.nodes[d as usize];
+            n.wal.append_received(rec);
+        }
+        let n = &mut self.nodes[d as usize];
+        let end = n.wal.end();
+        n.wal.write_upto(end);
+        None
+    }
+
+    /// Whether `d`'s walreceiver has something to do: fsync received WAL,
+    /// or report new positions.
+    pub(crate) fn walreceiver_ready(&self, d: &Node) -> bool {
+        self.conns.iter().any(|c| c.downstream == d.id)
+            && (d.wal.flush_lsn() < d.wal.write_lsn() || d.receiver_positions(false) != d.walrcv.reported)
+    }
+
+    /// XLogWalRcvFlush, then a status update if anything moved.
+    pub(crate) fn walreceiver_step(&mut self, d: NodeId) {
+        let n = &mut self.nodes[d as usize];
+        if n.wal.flush_lsn() < n.wal.write_lsn() {
+            let w = n.wal.write_lsn();
+            n.wal.flush_upto(w);
+            slog!(self.log, d, Process::WalReceiver, Debug, "flushed received WAL up to {}", w);
+        }
+        self.send_reply(d);
+    }
+
+    /// Queues a standby status update for the upstream.
+    pub(crate) fn send_reply(&mut self, d: NodeId) {
+        let lie = !self.settings().rules.walreceiver_reports_after_fsync;
+        let n = &mut self.nodes[d as usize];
+        let pos = n.receiver_positions(lie);
+        if pos == n.walrcv.reported {
+            return;
+        }
+        n.walrcv.reported = pos;
+        if let Some(c) = self.conns.iter_mut().find(|c| c.downstream == d) {
+            c.to_upstream.push_back(Msg::Reply(pos));
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The walsender (walsender.c): streams WAL its server has flushed to a
+//! connected standby, takes the standby's status updates (which release
+//! sync-rep waiters), and at fast shutdown sends everything left before
+//! the server may exit (WalSndDone).
+
+use crate::cluster::Cluster;
+use crate::invariants::Violation;
+use crate::log::Process;
+use crate::network::{Conn, Msg};
+use crate::node::{NodeId, Status};
+use crate::slog;
+
+/// Records per XLogData message (a stand-in for MAX_SEND_SIZE).
+const SEND_BATCH: usize = 8;
+
+impl Cluster {
+    /// Whether the walsender of `c` has WAL to send.
+    pub(crate) fn walsender_ready(&self, c: &Conn) -> bool {
+        let up = &self.nodes[c.upstream as usize];
+        let limit = self.send_limit(c);
+        up.wal.records().get(c.cursor).is_some_and(|r| r.end <= limit)
+    }
+
+    /// How far the walsender of `c` may send: its server's flushed WAL, and
+    /// no further than the end of the timeline streamed.
+    fn send_limit(&self, c: &Conn) -> crate::lsn::Lsn {
+        let up = &self.nodes[c.upstream as usize];
+        let upto = up.send_upto(self.settings().rules.walsender_sends_only_flushed);
+        self.timeline_end(c).map_or(upto, |end| end.min(upto))
+    }
+
+    /// Where the streamed timeline ends, if it is historic for the upstream.
+    fn timeline_end(&self, c: &Conn) -> Option<crate::lsn::Lsn> {
+        let up = &self.nodes[c.upstream as usize];
+        (c.tli != up.tli).then(|| up.history.switch_point(up.tli, c.tli).unwrap_or(crate::lsn::Lsn(0)))
+    }
+
+    /// Whether `c` streams its upstream's current timeline.
+    pub(crate) fn on_current_timeline(&self, c: &Conn) -> bool {
+        self.timeline_end(c).is_none()
+    }
+
+    /// Connections whose historic timeline has been sent to its end and
+    /// delivered end (the walsender sends end-of-timeline; the walreceiver
+    /// starts over with START_REPLICATION, so the checks run again).
+    pub(crate) fn end_finished_timelines(&mut self) {
+        let done: Vec<NodeId> = self
+            .conns
+            .iter()
+            .filter(|c| c.to_standby.is_empty())
+            .filter(|c| {
+                self.timeline_end(c).is_some_and(|end| {
+                    let up = &self.nodes[c.upstream as usize];
+                    up.wal.records().get(c.cursor).is_none_or(|r| r.end > end)
+                })
+            })
+            .map(|c| c.downstream)
+            .collect();
+        for d in done {
+            let tli = self.conns[self.conn_index(d).expect("listed")].tli;
+            slog!(
+                self.log,
+                d,
+                Process::WalReceiver,
+                Log,
+                "replication terminated by primary server: end of WAL reached on timeline {}",
+                tli
+            );
+            self.drop_conns_where(|c| c.downstream == d, "end of timeline");
+        }
+    }
+
+    /// XLogSendPhysical: the next batch of records.
+    pub(crate) fn walsender_send(&mut self, up: NodeId, down: NodeId) {
+        let i = self.conn_index(down).expect("enabled walsender has a connection");
+        let limit = self.send_limit(&self.conns[i]);
+        let c = &self.conns[i];
+        let batch: Vec<_> = self.nodes[up as usize].wal.records()[c.cursor..]
+            .iter()
+            .take_while(|r| r.end <= limit)
+            .take(SEND_BATCH)
+            .cloned()
+            .collect();
+        let (first, last) = (batch[0].lsn, batch[batch.len() - 1].end);
+        let c = &mut self.conns[i];
+        c.cursor += batch.len();
+        c.sent = last;
+        c.to_standby.push_back(Msg::WalData(batch));
+        slog!(
+            self.log,
+            up,
+            Process::WalSender(down),
+            Debug,
+            "sent WAL {}..{} to node{}",
+            first,
+            last,
+            down + 1
+        );
+    }
+
+    pub(crate) fn conn_index(&self, downstream: NodeId) -> Option<usize> {
+        self.conns.iter().position(|c| c.downstream == downstream)
+    }
+
+    /// Delivers the next message from `from` to `to`.
+    pub(crate) fn deliver(&mut self, to: NodeId, from: NodeId) -> Option<Violation> {
+        let i = self.conns.iter().position(|c| c.joins(to, from)).expect("enabled delivery has a connection");
+        if self.conns[i].downstream == to {
+            let Some(Msg::WalData(records)) = self.conns[i].to_standby.pop_front() else {
+                unreachable!("only WAL flows to a standby")
+            };
+            let v = self.receive_wal(to, from, records);
+            if v.is_none() {
+                self.send_reply(to);
+            }
+            v
+        } else {
+            let Some(Msg::Reply(pos)) = self.conns[i].to_upstream.pop_front() else {
+                unreachable!("only replies flow upstream")
+            };
+            let up = &mut self.nodes[to as usize];
+            if let Some(w) = up.walsenders.iter_mut().find(|w| w.peer == from) {
+                w.reported = pos;
+            }
+            slog!(
+                self.log,
+                to,
+                Process::WalSender(from),
+                Debug,
+                "standby node{} reports write {} flush {} apply {}",
+                from + 1,
+                pos.write,
+                pos.flush,
+                pos.apply
+            );
+            None
+        }
+    }
+
+    /// A walsender that has sent everything it can on its upstream's
+    /// current timeline is caught up: it moves from catchup to streaming
+    /// and its standby becomes a synchronous candidate.
+    pub(crate) fn mark_caught_up(&mut self) {
+        for i in 0..self.conns.len() {
+            let c = &self.conns[i];
+            let (u, d) = (c.upstream, c.downstream);
+            let caught_up = self.on_current_timeline(c) && !self.walsender_ready(c);
+            let up = &self.nodes[u as usize];
+            let fresh = up.walsenders.iter().any(|w| w.peer == d && !w.streaming);
+            if caught_up && fresh {
+                let w = self.nodes[u as usize].walsenders.iter_mut().find(|w| w.peer == d).expect("listed");
+                w.streaming = true;
+                self.nodes[d as usize].synced_to = Some(u);
+                slog!(
+                    self.log,
+                    u,
+                    Process::WalSender(d),
+                    Log,
+                    "standby \"node{}\" has now caught up with primary",
+                    d + 1
+                );
+            }
+        }
+    }
+
+    /// Drops connections matching `pred` (their in-flight messages are
+    /// lost) and the walsender entries behind them.
+    pub(crate) fn drop_conns_where(&mut self, pred: impl Fn(&Conn) -> bool, why: &str) {
+        let mut i = 0;
+        while i < self.conns.len() {
+            if pred(&self.conns[i]) {
+                let c = self.conns.remove(i);
+                self.nodes[c.upstream as usize].walsenders.retain(|w| w.peer != c.downstream);
+                // An exiting walreceiver flushes what it wrote (WalRcvDie).
+                let d = &mut self.nodes[c.downstream as usize];
+                if d.is_running() {
+                    let w = d.wal.write_lsn();
+                    d.wal.flush_upto(w);
+                }
+                slog!(
+                    self.log,
+                    c.downstream,
+                    Process::WalReceiver,
+                    Log,
+                    "replication connection to node{} lost: {}",
+                    c.upstream + 1,
+                    why
+                );
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Fast shutdown of a primary ends once every walsender has sent all
+    /// WAL and its standby confirmed flushing it (WalSndDone), or lost its
+    /// connection.
+    pub(crate) fn finish_shutdowns(&mut self) {
+        for n in 0..self.nodes.len() {
+            let node = &self.nodes[n];
+            if node.status != Status::ShuttingDown || !node.shutdown_ckpt_done {
+                continue;
+            }
+            let end = node.wal.end();
+            let done = self.conns.iter().filter(|c| c.upstream as usize == n).all(|c| {
+                let sent_all = c.cursor >= node.wal.records().len() || !self.on_current_timeline(c);
+                sent_all
+                    && c.to_standby.is_empty()
+                    && node.walsenders.iter().any(|w| w.peer == c.downstream && w.reported.flush >= end)
+            });
+            if done {
+                let id = node.id;
+                self.drop_conns_where(|c| c.touches(id), "server shut down");
+                self.with_node(n, |node, ctx| node.finish_shutdown(ctx));
+            }
+        }
+    }
+}
