@@ -124,3 +124,33 @@ fn trace_jsonl_has_a_line_per_event() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/dir/t.jsonl"), "{err}");
 }
+
+#[test]
+fn scenarios_are_listed_and_bad_scenario_files_name_the_line() {
+    let (code, out, _) = cli(&["scenario", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().count() >= 7);
+    for name in [
+        "blog-data-flush-standby-down",
+        "blog-failback-commit",
+        "rewind-without-hints",
+        "truncate-data-flush",
+    ] {
+        assert!(out.contains(name), "{name} missing from {out}");
+    }
+    let (code, out, _) = cli(&["run", "--scenario", "blog-failback-commit", "--seed", "2", "--json"]);
+    assert_eq!(code, 0, "refused is a result, not an error");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outcome"], "refused");
+    assert_eq!(v["failbacks"][0]["strategy"], "naive");
+
+    let path = std::env::temp_dir().join(format!("walsim-bad-scenario-{}.toml", std::process::id()));
+    std::fs::write(&path, "[scenario]\nname = \"x\"\ndescription = \"y\"\n\n[[operator]]\naction = \"promote\"\nnode = \"node7\"\n").unwrap();
+    let (code, _, err) = cli(&["run", "--scenario", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("node7") && err.contains("line 7"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    let (code, _, err) = cli(&["run", "--scenario", "no-such-thing"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no scenario named no-such-thing"), "{err}");
+}

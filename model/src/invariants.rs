@@ -197,11 +197,16 @@ pub fn check_standby_covers_primary_data(cluster: &mut Cluster) -> Option<Violat
         }
         let node = &mut cluster.nodes[p];
         if let Some((blk, lsn)) = node.data.recompute_max_lsn().filter(|&(_, l)| l > covered) {
+            let when = if node.status == Status::Recovery {
+                " during crash recovery, when nothing waits for a standby,"
+            } else {
+                ""
+            };
             return Some(Violation {
                 invariant: Invariant::StandbyCoversPrimaryData,
                 node: Some(node.id),
                 detail: format!(
-                    "{} has block {blk} of relation test in its data file with page LSN {lsn}, but its synchronous standby {standby} has flushed WAL only to {covered}: if {} failed now and {standby} were promoted, {}'s data files would be ahead of the new primary",
+                    "{} has{when} block {blk} of relation test in its data file with page LSN {lsn}, but its synchronous standby {standby} has flushed WAL only to {covered}: if {} failed now and {standby} were promoted, {}'s data files would be ahead of the new primary",
                     node.name, node.name, node.name
                 ),
             });

@@ -34,6 +34,9 @@ pub struct Conn {
     pub cursor: usize,
     /// Walsender: `sentPtr`.
     pub sent: Lsn,
+    /// Walreceiver: end of what it received on this connection (it starts
+    /// at the start point): what its status updates may report.
+    pub received: Lsn,
     /// The timeline streamed. When it is no longer the upstream's (the
     /// standby asked for an older one it cannot follow past, or the
     /// upstream was promoted), the walsender stops at its end and the
@@ -51,6 +54,7 @@ impl Conn {
             to_upstream: VecDeque::new(),
             cursor,
             sent: start,
+            received: start,
             tli,
         }
     }

@@ -81,6 +81,7 @@ impl Cluster {
             Some(Condition::NodeReplayedAll) => {
                 n.startup.as_ref().is_some_and(|s| s.next >= n.wal.records().len())
             }
+            Some(Condition::NodeKnowsNewerTimeline) => n.history.newest() > n.tli,
             Some(Condition::StandbyFlushedPastCheckpoint) => self.nodes.iter().any(|s| {
                 s.is_standby()
                     && s.upstream
@@ -199,7 +200,7 @@ impl Cluster {
                 );
             }
         }
-        match completion {
+        match completion.filter(|_| step.wait) {
             Some(c) => self.script.in_progress = Some(c),
             None => {
                 self.script.next += 1;
@@ -239,7 +240,8 @@ impl Cluster {
 
     /// A node goes down abruptly; its connections go with it.
     pub(crate) fn crash_node(&mut self, id: NodeId, kind: CrashKind) {
-        self.drop_conns_where(|c| c.touches(id), "server crashed");
+        // Crash first: the node's own walreceiver dies without flushing.
         self.with_node(id as usize, |n, ctx| n.crash(kind, ctx));
+        self.drop_conns_where(|c| c.touches(id), "server crashed");
     }
 }

@@ -265,7 +265,8 @@ impl Node {
         self.status = Status::Production;
         self.control.state = DbState::InProduction;
         self.control.min_recovery_point = Lsn(0);
-        self.checkpointer.request(CkptKind::Online);
+        // A pending restartpoint request is moot now; ask for a checkpoint.
+        self.checkpointer.requested = Some(CkptKind::Online);
         slog!(ctx.log, self.id, Process::Postmaster, Log, "database system is ready to accept connections");
         ctx.fx.checks.push(Check::AfterPromotion(self.id));
         ctx.fx.checks.push(Check::Timelines(self.id));

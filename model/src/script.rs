@@ -57,6 +57,9 @@ pub enum Condition {
     NodeDown,
     /// The step's node is a standby that replayed everything it received.
     NodeReplayedAll,
+    /// The step's node has a history file for a newer timeline than the
+    /// one it is on (it learned of a promotion but has not followed yet).
+    NodeKnowsNewerTimeline,
 }
 
 /// One step of a script.
@@ -87,6 +90,19 @@ pub struct Step {
     /// For `start`: create `standby.signal` first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub standby: bool,
+    /// Wait for a blocking step (fast stop, promote, CHECKPOINT) to finish
+    /// before the next step; `false` runs the next one from another
+    /// terminal, as the blog did with `pg_ctl stop` while CHECKPOINT hung.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub wait: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -104,6 +120,7 @@ impl Step {
             upstream: None,
             strategy: None,
             standby: false,
+            wait: true,
         }
     }
 }

@@ -512,7 +512,7 @@ impl Default for LogSettings {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct InvalidSetting {
     /// Dotted key, e.g. `cluster.rel_pages`.
-    pub key: &'static str,
+    pub key: String,
     pub message: String,
 }
 
@@ -525,8 +525,8 @@ impl fmt::Display for InvalidSetting {
 impl Settings {
     /// Checks every range; the error names the key.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        fn bad(key: &'static str, message: impl Into<String>) -> Result<(), InvalidSetting> {
-            Err(InvalidSetting { key, message: message.into() })
+        fn bad(key: impl Into<String>, message: impl Into<String>) -> Result<(), InvalidSetting> {
+            Err(InvalidSetting { key: key.into(), message: message.into() })
         }
         let seg = self.wal_segment_size.0;
         if !seg.is_power_of_two() || !(2 * XLOG_BLCKSZ..=1 << 30).contains(&seg) {
@@ -611,13 +611,17 @@ impl Settings {
         }
         let nodes = 1 + usize::from(self.cluster.standbys);
         for (i, step) in self.operator.iter().enumerate() {
-            let names = [Some(step.node.as_str()), step.upstream.as_deref().filter(|u| *u != "none")];
-            for name in names.into_iter().flatten() {
+            let names = [
+                ("node", Some(step.node.as_str())),
+                ("upstream", step.upstream.as_deref().filter(|u| *u != "none")),
+            ];
+            for (field, name) in names {
+                let Some(name) = name else { continue };
                 match crate::script::node_index(name) {
                     Some(n) if usize::from(n) < nodes => {}
                     _ => {
                         return bad(
-                            "operator",
+                            format!("operator[{i}].{field}"),
                             format!(
                                 "step {}: no node named \"{name}\" (nodes are node1..node{nodes})",
                                 i + 1

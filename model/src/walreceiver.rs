@@ -71,14 +71,14 @@ impl Node {
         (start, self.history.tli_of_point(self.walrcv.target_tli, start))
     }
 
-    /// The positions a status update reports now.
-    pub fn receiver_positions(&self, report_unflushed: bool) -> ReportedPositions {
-        let write = self.wal.write_lsn();
-        ReportedPositions {
-            write,
-            flush: if report_unflushed { write } else { self.wal.flush_lsn() },
-            apply: self.startup.as_ref().map_or(self.wal.flush_lsn(), |s| s.replayed),
-        }
+    /// The positions a status update reports now. Write and flush count
+    /// only WAL received on this connection (`received`, from the start
+    /// point on), as the walreceiver's LogstreamResult does: a standby's
+    /// own WAL beyond that is not its upstream's.
+    pub fn receiver_positions(&self, received: Lsn, report_unflushed: bool) -> ReportedPositions {
+        let write = self.wal.write_lsn().min(received);
+        let flush = if report_unflushed { write } else { self.wal.flush_lsn().min(received) };
+        ReportedPositions { write, flush, apply: self.startup.as_ref().map_or(flush, |s| s.replayed) }
     }
 }
 
@@ -293,6 +293,7 @@ impl Cluster {
             let n = &mut self.nodes[d as usize];
             if rec.lsn < n.wal.end() {
                 if n.wal.record_at(rec.lsn) == Some(&rec) {
+                    self.note_received(d, rec.end);
                     continue;
                 }
                 let p = rec.lsn;
@@ -329,8 +330,10 @@ impl Cluster {
                 // Anything streamed onwards from this node is now stale.
                 self.drop_conns_where(|c| c.upstream == d, "upstream WAL was overwritten");
             }
+            let end = rec.end;
             let n = &mut self.nodes[d as usize];
             n.wal.append_received(rec);
+            self.note_received(d, end);
         }
         let n = &mut self.nodes[d as usize];
         let end = n.wal.end();
@@ -338,11 +341,26 @@ impl Cluster {
         None
     }
 
+    fn note_received(&mut self, d: NodeId, end: Lsn) {
+        if let Some(c) = self.conns.iter_mut().find(|c| c.downstream == d) {
+            c.received = c.received.max(end);
+        }
+    }
+
     /// Whether `d`'s walreceiver has something to do: fsync received WAL,
     /// or report new positions.
     pub(crate) fn walreceiver_ready(&self, d: &Node) -> bool {
         self.conns.iter().any(|c| c.downstream == d.id)
-            && (d.wal.flush_lsn() < d.wal.write_lsn() || d.receiver_positions(false) != d.walrcv.reported)
+            && (d.wal.flush_lsn() < d.wal.write_lsn() || self.reply_due(d))
+    }
+
+    fn reply_positions(&self, d: &Node) -> Option<ReportedPositions> {
+        let c = self.conns.iter().find(|c| c.downstream == d.id)?;
+        Some(d.receiver_positions(c.received, !self.settings().rules.walreceiver_reports_after_fsync))
+    }
+
+    fn reply_due(&self, d: &Node) -> bool {
+        self.reply_positions(d).is_some_and(|p| p != d.walrcv.reported)
     }
 
     /// XLogWalRcvFlush, then a status update if anything moved.
@@ -358,9 +376,8 @@ impl Cluster {
 
     /// Queues a standby status update for the upstream.
     pub(crate) fn send_reply(&mut self, d: NodeId) {
-        let lie = !self.settings().rules.walreceiver_reports_after_fsync;
+        let Some(pos) = self.reply_positions(&self.nodes[d as usize]) else { return };
         let n = &mut self.nodes[d as usize];
-        let pos = n.receiver_positions(lie);
         if pos == n.walrcv.reported {
             return;
         }

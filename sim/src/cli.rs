@@ -36,6 +36,22 @@ enum Command {
     Run(RunArgs),
     /// Show the configuration.
     Config(ConfigArgs),
+    /// Built-in scenarios.
+    Scenario(ScenarioArgs),
+}
+
+#[derive(Args, Debug)]
+struct ScenarioArgs {
+    #[command(subcommand)]
+    command: ScenarioCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ScenarioCommand {
+    /// One line per built-in scenario.
+    List,
+    /// Print a built-in scenario's TOML (a starting point for your own).
+    Show { name: String },
 }
 
 /// Settings shared by commands that build a configuration.
@@ -56,6 +72,10 @@ struct RunArgs {
     seed: u64,
     #[command(flatten)]
     source: ConfigSource,
+    /// A built-in scenario's name, or a scenario file (.toml): its settings
+    /// and operator script, on top of --config; --set still applies last.
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    scenario: Option<String>,
     /// Events in the main phase (overrides scheduler.steps).
     #[arg(long)]
     steps: Option<u64>,
@@ -104,6 +124,7 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
     let res = match cli.command {
         Command::Run(a) => cmd_run(a, out),
         Command::Config(a) => cmd_config(a, out),
+        Command::Scenario(a) => cmd_scenario(a, out),
     };
     match res {
         Ok(code) => code,
@@ -124,8 +145,39 @@ fn cmd_config(a: ConfigArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     Ok(EXIT_OK)
 }
 
+fn cmd_scenario(a: ScenarioArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+    match a.command {
+        ScenarioCommand::List => write!(out, "{}", crate::scenario::list())?,
+        ScenarioCommand::Show { name } => {
+            let (_, text) = crate::scenario::BUILTIN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| BadInput(format!("no built-in scenario named {name}")))?;
+            write!(out, "{text}")?;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// Settings from `--config`, an optional `--scenario`, and `--set`.
+pub fn load_settings(
+    source: &ConfigSource,
+    scenario: Option<&str>,
+) -> Result<walsim_model::Settings, BadInput> {
+    match scenario {
+        None => Ok(config::load(source.config.as_deref(), &source.set)?),
+        Some(s) => {
+            let base = match &source.config {
+                Some(p) => config::read_table(p)?.0,
+                None => toml::Table::new(),
+            };
+            Ok(crate::scenario::load(s, base, &source.set)?.settings)
+        }
+    }
+}
+
 fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
-    let mut settings = config::load(a.source.config.as_deref(), &a.source.set)?;
+    let mut settings = load_settings(&a.source, a.scenario.as_deref())?;
     if let Some(steps) = a.steps {
         if steps == 0 {
             return Err(BadInput("--steps must be at least 1".into()));

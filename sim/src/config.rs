@@ -56,25 +56,65 @@ pub fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Res
     Ok(())
 }
 
-/// Reads a TOML file into a table.
-pub fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| {
+/// Parses TOML text; a syntax error names `origin` and the line.
+pub fn parse_table(origin: &str, text: &str) -> Result<toml::Table, ConfigError> {
+    toml::from_str(text).map_err(|e| {
         let msg = e.message().to_string();
-        let at = e
-            .span()
-            .map(|s| format!(" at line {}", text[..s.start.min(text.len())].lines().count().max(1)))
-            .unwrap_or_default();
-        ConfigError(format!("config file {}{at}: {msg}", path.display()))
+        let at = e.span().map(|s| format!(" at line {}", line_at(text, s.start))).unwrap_or_default();
+        ConfigError(format!("{origin}{at}: {msg}"))
     })
 }
 
-/// Turns a table into validated settings. `origin` says where keys came
-/// from, for messages; `set_keys` are the keys given with `--set`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Reads a TOML config file into a table (and its text, for messages).
+pub fn read_table(path: &Path) -> Result<(toml::Table, String), ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    let table = parse_table(&format!("config file {}", path.display()), &text)?;
+    Ok((table, text))
+}
+
+/// The line of `text` that sets dotted `key` (`workload.clients`,
+/// `operator[1].action`), or else the header of its table; for messages.
+pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let mut section = String::new();
+    let mut arrays: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let mut header_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = arrays.entry(name.clone()).and_modify(|n| *n += 1).or_insert(0);
+            section = format!("{name}[{n}]");
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            section = name.trim().to_string();
+        } else {
+            if let Some((k, _)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
+                let k = k.trim().trim_matches('"');
+                let full = if section.is_empty() { k.to_string() } else { format!("{section}.{k}") };
+                if full == key {
+                    return Some(i + 1);
+                }
+            }
+            continue;
+        }
+        let within = key == section || key.starts_with(&format!("{section}."));
+        if within && header_line.is_none() {
+            header_line = Some(i + 1);
+        }
+    }
+    header_line
+}
+
+/// Turns a table into validated settings. `source` is where the table came
+/// from (a name and its text), to name the line of a bad key; `set_keys`
+/// are the keys given with `--set`.
 pub fn settings_from_table(
     table: toml::Table,
-    origin: Option<&Path>,
+    source: Option<(&str, &str)>,
     set_keys: &[String],
 ) -> Result<Settings, ConfigError> {
     let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
@@ -92,38 +132,53 @@ pub fn settings_from_table(
         } else {
             format!("invalid value for {key}: {inner}")
         };
-        ConfigError(format!("{}{what}", source_of(&key, origin, set_keys)))
+        ConfigError(format!("{}{what}", source_of(&key, source, set_keys)))
     })?;
-    settings.validate().map_err(|e| ConfigError(format!("{}{e}", source_of(e.key, origin, set_keys))))?;
+    settings.validate().map_err(|e| ConfigError(format!("{}{e}", source_of(&e.key, source, set_keys))))?;
     Ok(settings)
 }
 
-fn source_of(key: &str, origin: Option<&Path>, set_keys: &[String]) -> String {
-    if set_keys
+fn source_of(key: &str, source: Option<(&str, &str)>, set_keys: &[String]) -> String {
+    let from_set = set_keys
         .iter()
-        .any(|k| k == key || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")))
-    {
-        "--set: ".to_string()
-    } else if let Some(p) = origin {
-        format!("config file {}: ", p.display())
-    } else {
-        String::new()
+        .any(|k| k == key || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")));
+    if from_set {
+        return "--set: ".to_string();
+    }
+    match source {
+        Some((origin, text)) => match line_of_key(text, key) {
+            Some(l) => format!("{origin} at line {l}: "),
+            None => format!("{origin}: "),
+        },
+        None => String::new(),
     }
 }
 
-/// Defaults, then `file`, then `sets` (each `KEY=VALUE`).
-pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Settings, ConfigError> {
-    let mut table = match file {
-        Some(p) => read_table(p)?,
-        None => toml::Table::new(),
-    };
+/// `table`, then `sets` (each `KEY=VALUE`), as validated settings.
+pub fn settings_with_overrides(
+    mut table: toml::Table,
+    sets: &[String],
+    source: Option<(&str, &str)>,
+) -> Result<Settings, ConfigError> {
     let mut keys = Vec::new();
     for s in sets {
         let (k, v) = split_assignment(s)?;
         set_dotted(&mut table, k, parse_value(v))?;
         keys.push(k.to_string());
     }
-    settings_from_table(table, file, &keys)
+    settings_from_table(table, source, &keys)
+}
+
+/// Defaults, then `file`, then `sets` (each `KEY=VALUE`).
+pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Settings, ConfigError> {
+    match file {
+        Some(p) => {
+            let (table, text) = read_table(p)?;
+            let origin = format!("config file {}", p.display());
+            settings_with_overrides(table, sets, Some((&origin, &text)))
+        }
+        None => settings_with_overrides(toml::Table::new(), sets, None),
+    }
 }
 
 /// The complete default configuration as TOML.

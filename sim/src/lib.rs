@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod report;
 pub mod run;
+pub mod scenario;
 pub mod scheduler;
 
 pub use walsim_model as model;

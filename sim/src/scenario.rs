@@ -1,0 +1,143 @@
+//! Scenarios are data: a TOML file with settings, an ordered operator
+//! script (`[[operator]]`), and a `[scenario]` table naming it and saying
+//! what every seed should end in. The built-in ones are such files, shipped
+//! in `sim/scenarios/`; users run their own with `--scenario FILE.toml`.
+
+use crate::config::{self, ConfigError};
+use crate::run::Outcome;
+use serde::Deserialize;
+use std::path::Path;
+use walsim_model::Settings;
+use walsim_model::event::RefusalKind;
+
+/// The `[scenario]` table.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub name: String,
+    pub description: String,
+    /// The outcome every seed should end in.
+    #[serde(default)]
+    pub expect: Option<Outcome>,
+    /// Refusal kinds that must all appear (when `expect = "refused"`).
+    #[serde(default)]
+    pub expect_refusals: Vec<RefusalKind>,
+    /// Texts that must appear in what is stuck (when `expect = "stuck"`).
+    #[serde(default)]
+    pub expect_waits: Vec<String>,
+}
+
+/// A loaded scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub meta: Meta,
+    pub settings: Settings,
+    /// The TOML text it came from.
+    pub text: String,
+}
+
+/// The built-in scenarios: (name, TOML text).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("blog-data-flush-standby-down", include_str!("../scenarios/blog-data-flush-standby-down.toml")),
+    ("blog-failback-commit", include_str!("../scenarios/blog-failback-commit.toml")),
+    ("blog-failback-data-flush", include_str!("../scenarios/blog-failback-data-flush.toml")),
+    ("rewind-after-divergence", include_str!("../scenarios/rewind-after-divergence.toml")),
+    ("rewind-without-hints", include_str!("../scenarios/rewind-without-hints.toml")),
+    ("clean-switchover", include_str!("../scenarios/clean-switchover.toml")),
+    ("truncate-data-flush", include_str!("../scenarios/truncate-data-flush.toml")),
+    ("diverged-naive-after-immediate", include_str!("../scenarios/diverged-naive-after-immediate.toml")),
+    ("diverged-naive-after-fast", include_str!("../scenarios/diverged-naive-after-fast.toml")),
+    ("diverged-rewind", include_str!("../scenarios/diverged-rewind.toml")),
+    ("lagging-standby-ahead", include_str!("../scenarios/lagging-standby-ahead.toml")),
+    ("sync-standby-down", include_str!("../scenarios/sync-standby-down.toml")),
+];
+
+/// Loads a built-in scenario by name, or a file by path. `base` is the
+/// table of an optional `--config` file; `sets` are `--set` overrides,
+/// applied last.
+pub fn load(name_or_path: &str, base: toml::Table, sets: &[String]) -> Result<Scenario, ConfigError> {
+    let (origin, text) = match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+        Some((n, t)) => (format!("built-in scenario {n}"), (*t).to_string()),
+        None => {
+            let p = Path::new(name_or_path);
+            if !name_or_path.ends_with(".toml") && !p.exists() {
+                let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+                return Err(ConfigError(format!(
+                    "no scenario named {name_or_path} (built-in: {}; or give a .toml file)",
+                    names.join(", ")
+                )));
+            }
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| ConfigError(format!("cannot read scenario file {name_or_path}: {e}")))?;
+            (format!("scenario file {name_or_path}"), text)
+        }
+    };
+    parse(&origin, &text, base, sets)
+}
+
+/// Parses scenario text. Errors name the file (or built-in) and the line.
+pub fn parse(
+    origin: &str,
+    text: &str,
+    mut base: toml::Table,
+    sets: &[String],
+) -> Result<Scenario, ConfigError> {
+    let mut table = config::parse_table(origin, text)?;
+    let meta_value = table.remove("scenario").ok_or_else(|| {
+        ConfigError(format!("{origin}: missing the [scenario] table (name, description, expect)"))
+    })?;
+    let meta: Meta = serde_path_to_error::deserialize(meta_value).map_err(|e| {
+        let path = e.path().to_string();
+        let key = format!("scenario.{path}");
+        let line = config::line_of_key(text, &key).map(|l| format!(" at line {l}")).unwrap_or_default();
+        ConfigError(format!("{origin}{line}: [scenario] {path}: {}", first_line(&e.into_inner().to_string())))
+    })?;
+    for (k, v) in table {
+        base.insert(k, v);
+    }
+    let settings = config::settings_with_overrides(base, sets, Some((origin, text)))?;
+    Ok(Scenario { meta, settings, text: text.to_string() })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// One line per built-in scenario: name and description.
+pub fn list() -> String {
+    let mut out = String::new();
+    for (name, text) in BUILTIN {
+        let desc = parse(name, text, toml::Table::new(), &[]).map(|s| s.meta.description).unwrap_or_default();
+        out.push_str(&format!("{name:32} {desc}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_and_are_named_like_their_files() {
+        for (name, text) in BUILTIN {
+            let s = parse(name, text, toml::Table::new(), &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&s.meta.name, name);
+            assert!(s.meta.expect.is_some(), "{name} says what to expect");
+        }
+    }
+
+    #[test]
+    fn bad_files_name_the_line() {
+        let text = "synchronous_commit = \"on\"\n\n[scenario]\nname = \"x\"\ndescription = \"y\"\n\n[workload]\nclients = \"many\"\n";
+        let e = parse("f.toml", text, toml::Table::new(), &[]).unwrap_err().0;
+        assert!(e.contains("f.toml") && e.contains("line 8") && e.contains("workload.clients"), "{e}");
+        let e = parse("f.toml", "[scenario]\nname = \"x\"\n", toml::Table::new(), &[]).unwrap_err().0;
+        assert!(e.contains("description"), "{e}");
+        let e = parse("f.toml", "[scenario\n", toml::Table::new(), &[]).unwrap_err().0;
+        assert!(e.contains("line 1"), "{e}");
+        let text = "[scenario]\nname = \"x\"\ndescription = \"y\"\n\n[[operator]]\naction = \"explode\"\nnode = \"node1\"\n";
+        let e = parse("f.toml", text, toml::Table::new(), &[]).unwrap_err().0;
+        assert!(e.contains("line 6") && e.contains("explode"), "{e}");
+        assert!(load("no-such-scenario", toml::Table::new(), &[]).unwrap_err().0.contains("built-in"));
+    }
+}
