@@ -15,7 +15,9 @@ fn bench(c: &mut Criterion) {
         let s = walsim::config::load(None, &sets).expect("valid");
         let events = run_seed(&s, 1, RunOptions::default(), &mut NoObserver).events;
         g.throughput(Throughput::Elements(events));
-        g.bench_function(name, |b| b.iter(|| run_seed(black_box(&s), 1, RunOptions::default(), &mut NoObserver)));
+        g.bench_function(name, |b| {
+            b.iter(|| run_seed(black_box(&s), 1, RunOptions::default(), &mut NoObserver))
+        });
     }
     g.finish();
 }

@@ -25,11 +25,13 @@ fn configs() -> impl Strategy<Value = Settings> {
         0.0f64..0.01,
     )
         .prop_map(|(sc, hints, fpw, bufs, pages, clients, keys, crash, power)| {
-            let mut s = Settings::default();
-            s.synchronous_commit = sc;
-            s.wal_log_hints = hints;
-            s.full_page_writes = fpw;
-            s.shared_buffers = bufs;
+            let mut s = Settings {
+                synchronous_commit: sc,
+                wal_log_hints: hints,
+                full_page_writes: fpw,
+                shared_buffers: bufs,
+                ..Settings::default()
+            };
             s.cluster.rel_pages = pages;
             s.workload.clients = clients;
             s.workload.key_space = keys;
