@@ -113,6 +113,13 @@ fn source_of(key: &str, origin: Option<&Path>, set_keys: &[String]) -> String {
 
 /// Defaults, then `file`, then `sets` (each `KEY=VALUE`).
 pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Settings, ConfigError> {
+    let (table, keys) = load_table(file, sets)?;
+    settings_from_table(table, file, &keys)
+}
+
+/// `file` then `sets` as a table (not yet validated), and the keys given
+/// with `--set`; for commands that vary settings further (`explore`).
+pub fn load_table(file: Option<&Path>, sets: &[String]) -> Result<(toml::Table, Vec<String>), ConfigError> {
     let mut table = match file {
         Some(p) => read_table(p)?,
         None => toml::Table::new(),
@@ -120,10 +127,48 @@ pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Settings, ConfigErro
     let mut keys = Vec::new();
     for s in sets {
         let (k, v) = split_assignment(s)?;
-        set_dotted(&mut table, k, parse_value(v))?;
+        set_dotted(&mut table, k, parse_value_for(k, v))?;
         keys.push(k.to_string());
     }
-    settings_from_table(table, file, &keys)
+    Ok((table, keys))
+}
+
+/// [`parse_value`], but a boolean setting also takes PostgreSQL's
+/// spellings (`on`, `off`, `yes`, `no`), as `postgresql.conf` does.
+pub fn parse_value_for(key: &str, text: &str) -> toml::Value {
+    let v = parse_value(text);
+    let is_bool = get_dotted(&to_table(&Settings::default()), key).is_some_and(toml::Value::is_bool);
+    match (is_bool, v.as_str().map(str::to_ascii_lowercase).as_deref()) {
+        (true, Some("on" | "yes")) => toml::Value::Boolean(true),
+        (true, Some("off" | "no")) => toml::Value::Boolean(false),
+        _ => v,
+    }
+}
+
+/// A value in a table by dotted key.
+pub fn get_dotted<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let (sections, last) = match key.rsplit_once('.') {
+        Some((s, l)) => (Some(s), l),
+        None => (None, key),
+    };
+    let mut t = table;
+    for p in sections.into_iter().flat_map(|s| s.split('.')) {
+        t = t.get(p)?.as_table()?;
+    }
+    t.get(last)
+}
+
+/// Every setting as a table (the form `--set` and config files edit).
+pub fn to_table(s: &Settings) -> toml::Table {
+    toml::Table::try_from(s).expect("settings serialize to TOML")
+}
+
+/// A value as a user writes it after `KEY=`: strings bare, the rest as TOML.
+pub fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// The complete default configuration as TOML.
@@ -155,6 +200,24 @@ mod tests {
         assert!(e.contains("cluster.rel_pages"), "{e}");
         let e = load(None, &["novalue".into()]).unwrap_err().0;
         assert!(e.contains("KEY=VALUE"), "{e}");
+    }
+
+    #[test]
+    fn booleans_take_postgres_spellings_only_where_boolean() {
+        assert_eq!(parse_value_for("wal_log_hints", "on"), toml::Value::Boolean(true));
+        assert_eq!(parse_value_for("rules.wal_before_data", "off"), toml::Value::Boolean(false));
+        assert_eq!(parse_value_for("synchronous_commit", "on"), toml::Value::String("on".into()));
+        let s = load(None, &["wal_log_hints=on".into()]).unwrap();
+        assert!(s.wal_log_hints);
+    }
+
+    #[test]
+    fn dotted_lookup_and_value_text() {
+        let t = to_table(&Settings::default());
+        assert_eq!(get_dotted(&t, "failover.failback").map(value_text).as_deref(), Some("naive"));
+        assert_eq!(get_dotted(&t, "wal_log_hints").map(value_text).as_deref(), Some("false"));
+        assert!(get_dotted(&t, "failover.nonsense").is_none());
+        assert!(get_dotted(&t, "wal_log_hints.x").is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! ([`run`]), reports ([`report`]) and offers the `walsim` command line
 //! ([`cli`]).
 
+pub mod args;
 pub mod cli;
 pub mod config;
 pub mod report;
