@@ -12,5 +12,6 @@ pub mod config;
 pub mod report;
 pub mod run;
 pub mod scheduler;
+pub mod swarm;
 
 pub use walsim_model as model;
