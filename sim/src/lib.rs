@@ -13,5 +13,6 @@ pub mod report;
 pub mod run;
 pub mod scheduler;
 pub mod swarm;
+pub mod trace;
 
 pub use walsim_model as model;
