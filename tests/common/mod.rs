@@ -27,3 +27,19 @@ pub fn run(s: &Settings, seed: u64) -> RunResult {
 pub fn first_violation(s: &Settings, max: u64) -> Option<(u64, RunResult)> {
     (1..=max).map(|seed| (seed, run(s, seed))).find(|(_, r)| r.violation.is_some())
 }
+
+/// A fresh, empty directory under the system temp dir for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("walsim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Parses JSON output and drops its timing figures (`perf`), which are
+/// the only part allowed to differ between equal sweeps.
+pub fn without_perf(json: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v.as_object_mut().unwrap().remove("perf").expect("a perf key");
+    v
+}
