@@ -9,7 +9,7 @@ use crate::config;
 use crate::report::{self, JsonlWriter, LogWriter, Tee};
 use crate::results::Format;
 use crate::run::{NoObserver, Observer, Outcome, RunOptions, run_seed};
-use crate::{explore, merge, replay};
+use crate::{explore, merge, replay, shrink};
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
@@ -45,6 +45,8 @@ enum Command {
     Explore(ExploreArgs),
     /// Replay a saved trace file exactly.
     Replay(ReplayArgs),
+    /// Minimise a failing trace while the same invariant still fails.
+    Shrink(ShrinkArgs),
     /// Combine shard results (explore --json) into one table.
     Merge(MergeArgs),
 }
@@ -117,6 +119,7 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
         Command::Config(a) => cmd_config(a, out),
         Command::Explore(a) => cmd_explore(a, out),
         Command::Replay(a) => cmd_replay(a, out, err),
+        Command::Shrink(a) => cmd_shrink(a, out),
         Command::Merge(a) => cmd_merge(a, out),
     };
     match res {
@@ -194,7 +197,7 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     Ok(if result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
 }
 
-// ---- exploration at scale: explore, replay, merge ----
+// ---- exploration at scale: explore, replay, shrink, merge ----
 
 #[derive(Args, Debug)]
 struct ExploreArgs {
@@ -241,6 +244,24 @@ struct ReplayArgs {
     /// A trace file (explore --save-failures, shrink -o).
     file: PathBuf,
     /// Print one PostgreSQL-style log line per event.
+    #[arg(long)]
+    log: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ShrinkArgs {
+    /// A failing trace file.
+    file: PathBuf,
+    /// Where to write the shrunk trace.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: PathBuf,
+    /// Bound on replays tried.
+    #[arg(long, value_name = "N", default_value_t = shrink::DEFAULT_MAX_ATTEMPTS)]
+    max_attempts: u64,
+    /// Print the shrunk run's log.
     #[arg(long)]
     log: bool,
     /// Print the summary as one JSON object.
@@ -311,6 +332,21 @@ fn cmd_replay(a: ReplayArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
     }
     out.flush()?;
     Ok(if r.result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
+}
+
+fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+    let shrunk = shrink::shrink_file(&a.file, &a.output, a.max_attempts)?;
+    let mut out = BufWriter::new(out);
+    if a.log {
+        replay::replay(&a.output, Some(&mut out))?;
+    }
+    if a.json {
+        writeln!(out, "{}", shrunk.json(&a.output))?;
+    } else {
+        write!(out, "{}", shrunk.text(&a.output))?;
+    }
+    out.flush()?;
+    Ok(EXIT_OK)
 }
 
 fn cmd_merge(a: MergeArgs, out: &mut dyn Write) -> Result<i32, BadInput> {

@@ -18,6 +18,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scheduler;
+pub mod shrink;
 pub mod swarm;
 pub mod trace;
 
