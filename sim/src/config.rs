@@ -163,6 +163,24 @@ pub fn to_table(s: &Settings) -> toml::Table {
     toml::Table::try_from(s).expect("settings serialize to TOML")
 }
 
+/// Every setting of a table by dotted key.
+pub fn flatten(table: &toml::Table) -> std::collections::BTreeMap<String, toml::Value> {
+    fn walk(prefix: &str, t: &toml::Table, out: &mut std::collections::BTreeMap<String, toml::Value>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            match v.as_table() {
+                Some(sub) => walk(&key, sub, out),
+                None => {
+                    out.insert(key, v.clone());
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk("", table, &mut out);
+    out
+}
+
 /// A value as a user writes it after `KEY=`: strings bare, the rest as TOML.
 pub fn value_text(v: &toml::Value) -> String {
     match v {

@@ -19,6 +19,7 @@ pub mod results;
 pub mod run;
 pub mod scheduler;
 pub mod shrink;
+pub mod strategy;
 pub mod swarm;
 pub mod trace;
 
