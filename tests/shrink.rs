@@ -3,25 +3,12 @@
 //! trace replays exactly.
 
 mod common;
-use common::{cli, temp_dir};
+use common::{cli, explore_failures, temp_dir};
 
 #[test]
 fn a_wal_before_data_failure_shrinks_to_at_most_15_events() {
     let dir = temp_dir("shrink");
-    let (code, out, err) = cli(&[
-        "explore",
-        "--count",
-        "5",
-        "--set",
-        "rules.wal_before_data=false",
-        "--matrix",
-        "synchronous_commit=on",
-        "--json",
-        "--save-failures",
-        dir.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = explore_failures(&dir, &["--count", "5", "--matrix", "synchronous_commit=on"]);
     let failure = &v["failures"][0];
     let input = failure["file"].as_str().unwrap();
     let (a, b) = (dir.join("a.walsim"), dir.join("b.walsim"));

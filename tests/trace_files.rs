@@ -2,27 +2,15 @@
 //! foreign or wrong-version file is exit 2 with a one-line reason.
 
 mod common;
-use common::{cli, temp_dir};
+use common::{cli, explore_failures, temp_dir};
 use std::path::{Path, PathBuf};
 
-/// Runs a small failing sweep and returns (explore JSON, saved trace files).
+/// A small failing sweep: (explore JSON, saved trace files).
 fn saved_failures(dir: &Path) -> (serde_json::Value, Vec<PathBuf>) {
-    let (code, out, err) = cli(&[
-        "explore",
-        "--count",
-        "3",
-        "--set",
-        "rules.wal_before_data=false",
-        "--set",
-        "scheduler.steps=300",
-        "--matrix",
-        "synchronous_commit=local,on",
-        "--json",
-        "--save-failures",
-        dir.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = explore_failures(
+        dir,
+        &["--count", "3", "--set", "scheduler.steps=300", "--matrix", "synchronous_commit=local,on"],
+    );
     let files = v["failures"]
         .as_array()
         .unwrap()

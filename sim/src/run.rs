@@ -126,18 +126,6 @@ pub fn run_choices(
     r
 }
 
-/// Runs with any source of draws (the shrinker wraps a replay to see
-/// which draws each event consumed).
-pub fn run_with_source(
-    settings: &Settings,
-    seed: u64,
-    src: &mut dyn ChoiceSource,
-    opts: RunOptions,
-    obs: &mut dyn Observer,
-) -> RunResult {
-    execute(settings, seed, src, opts, obs)
-}
-
 struct Runner<'a> {
     cluster: Cluster,
     src: &'a mut dyn ChoiceSource,
@@ -227,7 +215,9 @@ impl Runner<'_> {
     }
 }
 
-fn execute(
+/// Runs with any source of draws (the shrinker wraps a replay to see
+/// which draws each event consumed).
+pub fn execute(
     settings: &Settings,
     seed: u64,
     src: &mut dyn ChoiceSource,

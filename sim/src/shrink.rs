@@ -23,9 +23,7 @@
 
 use crate::config;
 use crate::report::hash_hex;
-use crate::run::{
-    NoObserver, Observer, Phase, RunOptions, RunResult, run_choices, run_seed, run_with_source,
-};
+use crate::run::{NoObserver, Observer, Phase, RunOptions, RunResult, execute, run_choices, run_seed};
 use crate::scheduler::{ChoiceSource, ReplaySource};
 use crate::trace::Trace;
 use serde_json::{Value, json};
@@ -285,7 +283,7 @@ impl Shrinker {
         let pos = Rc::new(Cell::new(0));
         let mut src = Counting { inner: ReplaySource::new(self.best.choices()), pos: Rc::clone(&pos) };
         let mut ends = EventEnds { pos, ends: Vec::new() };
-        run_with_source(&self.best.settings, self.seed, &mut src, RunOptions::default(), &mut ends);
+        execute(&self.best.settings, self.seed, &mut src, RunOptions::default(), &mut ends);
         ends.ends.retain(|&e| e <= len);
         ends.ends
     }

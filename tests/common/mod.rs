@@ -43,3 +43,15 @@ pub fn without_perf(json: &str) -> serde_json::Value {
     v.as_object_mut().unwrap().remove("perf").expect("a perf key");
     v
 }
+
+/// `walsim explore --json` with `rules.wal_before_data=false` (every seed
+/// soon fails), failures saved in `dir`; `extra` adds arguments. Returns
+/// the parsed results.
+pub fn explore_failures(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["explore", "--set", "rules.wal_before_data=false", "--json", "--save-failures"];
+    args.push(dir.to_str().unwrap());
+    args.extend(extra);
+    let (code, out, err) = cli(&args);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
