@@ -423,9 +423,8 @@ pub fn progress_bar(total: u64) -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style =
-        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} runs, {per_sec}, eta {eta}")
-            .expect("valid template");
+    let style = ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} runs, eta {eta}")
+        .expect("valid template");
     bar.set_style(style);
     Some(bar)
 }
