@@ -4,22 +4,23 @@
 //!
 //! Passes, repeated to a fixed point (or until the attempt budget is
 //! spent):
-//! - config: lower each integer knob that makes a run smaller
-//!   (`scheduler.steps`, `workload.clients`, `cluster.rel_pages`,
-//!   `cluster.standbys`; binary search) and switch off each fault kind
-//!   (`[faults]` rates to 0), where the settings stay valid;
-//! - delete chunks of draws, large to small;
-//! - zero draws (a zero fault draw is "no fault", a zero pick is the first
-//!   enabled event), in small blocks;
-//! - lower each draw by binary search.
+//! - config: switch off each fault kind (`[faults]` rates to 0) and lower
+//!   `workload.clients`, `cluster.rel_pages`, `cluster.standbys` and
+//!   `scheduler.steps` by binary search, where the settings stay valid;
+//! - delete runs of whole events' draws (a fault roll, a pick, an
+//!   argument), large to small, so what follows stays aligned; then runs
+//!   of up to 4 single draws;
+//! - zero each event's draws, then each draw (a zero fault roll is "no
+//!   fault", a zero pick is the first enabled event);
+//! - lower each pick by binary search.
 //!
 //! A candidate is kept only if it fails the same invariant and is smaller
-//! in the order (config, events, number of draws, draws), so every kept
+//! in the order (events, config, number of draws, draws), so every kept
 //! step is strictly smaller and the search ends. A config change shifts
-//! what each draw means, so when the current draws no longer fail under
-//! it, the draws of a few fresh seeds are tried instead (the later passes
-//! shrink those again). There is no randomness beyond those fixed seeds
-//! and no time limit: the same input always gives the same output.
+//! what every draw means, so one that does not directly give a smaller run
+//! is judged by a bounded look-ahead (see `Shrinker::try_knob`). The only
+//! seeds are fixed ones and there is no time limit: the same input always
+//! gives the same output.
 
 use crate::config;
 use crate::report::hash_hex;
@@ -31,8 +32,7 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::rc::Rc;
-use walsim_model::{Cluster, Event};
-use walsim_model::{Invariant, Settings};
+use walsim_model::{Cluster, Event, Invariant, Settings};
 
 /// Integer settings that make a run smaller when lowered; `scheduler.steps`
 /// last, so fresh draws for the others still have room to fail.
@@ -339,7 +339,7 @@ impl Shrinker {
     }
 
     /// Lowers each small draw (a pick) by binary search; large ones (fault
-    /// rolls, arguments) only go to zero in [`Shrinker::zero_pass`].
+    /// rolls, arguments) only go to zero in `Shrinker::zero_pass`.
     fn lower_pass(&mut self) -> bool {
         let mut improved = false;
         let mut i = 0;
