@@ -59,7 +59,7 @@ fn damaged_files_exit_2_with_one_line() {
         ("truncated", good[..good.len() - 20].to_vec(), "truncated"),
         ("header-only", good[..10].to_vec(), "truncated"),
         ("flipped", flipped, "checksum"),
-        ("version", version, "format version 2 is not supported"),
+        ("version", version, "format version 2 (written by walsim 0.1.0) is not supported"),
     ];
     for (name, bytes, want) in cases {
         let path = dir.join(name);

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | 8 | magic `\x89WALSIM\n` (the high byte and newline catch text-mode copies) |
 //! | 4 | format version ([`FORMAT_VERSION`]) |
+//! | 32 | the walsim release that wrote it, ASCII, NUL-padded |
 //! | 8 | payload length |
 //! | n | payload: [`Trace`], serde + bincode 2 standard config |
 //! | 8 | FNV-1a 64 of everything before it |
@@ -33,7 +34,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The walsim release that writes files; determinism is promised per release.
 pub const WALSIM_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-const HEADER: usize = 8 + 4 + 8;
+const VERSION_FIELD: usize = 32;
+const HEADER: usize = 8 + 4 + VERSION_FIELD + 8;
 const CHECKSUM: usize = 8;
 /// Bound on what decoding may allocate, so a corrupt length cannot exhaust
 /// memory.
@@ -42,6 +44,8 @@ const DECODE_LIMIT: usize = 1 << 28;
 /// A saved run.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct Trace {
+    /// In the header, not the payload.
+    #[serde(skip)]
     pub walsim_version: String,
     pub seed: u64,
     /// The effective settings (swarmed, shrunk) as TOML.
@@ -70,7 +74,7 @@ pub enum TraceError {
     Io(String),
     Foreign,
     Truncated { have: usize, need: usize },
-    Version(u32),
+    Version { format: u32, walsim: String },
     Checksum,
     Trailing(usize),
     Payload(String),
@@ -85,9 +89,9 @@ impl fmt::Display for TraceError {
             TraceError::Truncated { have, need } => {
                 write!(f, "truncated trace file: {have} bytes, the header promises {need}")
             }
-            TraceError::Version(v) => write!(
+            TraceError::Version { format, walsim } => write!(
                 f,
-                "trace format version {v} is not supported (this walsim {WALSIM_VERSION} reads version {FORMAT_VERSION})"
+                "trace format version {format} (written by walsim {walsim}) is not supported (this walsim {WALSIM_VERSION} reads version {FORMAT_VERSION})"
             ),
             TraceError::Checksum => f.write_str("corrupt trace file: checksum mismatch"),
             TraceError::Trailing(n) => write!(f, "corrupt trace file: {n} unexpected bytes after the trace"),
@@ -154,6 +158,11 @@ impl Trace {
         let mut out = Vec::with_capacity(HEADER + payload.len() + CHECKSUM);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let mut version = [0u8; VERSION_FIELD];
+        let v = self.walsim_version.as_bytes();
+        let n = v.len().min(VERSION_FIELD);
+        version[..n].copy_from_slice(&v[..n]);
+        out.extend_from_slice(&version);
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         out.extend_from_slice(&payload);
         let sum = checksum(&out);
@@ -174,11 +183,14 @@ impl Trace {
         }
         let word =
             |at: usize, n: usize| bytes[at..at + n].iter().rev().fold(0u64, |a, &b| a << 8 | u64::from(b));
-        let version = word(8, 4) as u32;
-        if version != FORMAT_VERSION {
-            return Err(TraceError::Version(version));
+        let format = word(8, 4) as u32;
+        let field = &bytes[12..12 + VERSION_FIELD];
+        let walsim =
+            String::from_utf8_lossy(field.split(|&b| b == 0).next().unwrap_or_default()).into_owned();
+        if format != FORMAT_VERSION {
+            return Err(TraceError::Version { format, walsim });
         }
-        let len = word(12, 8);
+        let len = word(12 + VERSION_FIELD, 8);
         let need = usize::try_from(len)
             .ok()
             .and_then(|l| l.checked_add(HEADER + CHECKSUM))
@@ -193,12 +205,13 @@ impl Trace {
         if checksum(&bytes[..body]) != word(body, 8) {
             return Err(TraceError::Checksum);
         }
-        let (trace, used): (Trace, usize) =
+        let (mut trace, used): (Trace, usize) =
             bincode::serde::decode_from_slice(&bytes[HEADER..body], bincode_config())
                 .map_err(|e| TraceError::Payload(one_line(e)))?;
         if used != body - HEADER {
             return Err(TraceError::Trailing(body - HEADER - used));
         }
+        trace.walsim_version = walsim;
         Ok(trace)
     }
 
@@ -272,7 +285,7 @@ mod tests {
             (good[..HEADER + 3].to_vec(), "truncated"),
             (good[..good.len() - 1].to_vec(), "truncated"),
             (flipped, "checksum"),
-            (version, "version 9"),
+            (version, "version 9 (written by walsim 0.1.0)"),
             (trailing, "unexpected bytes"),
         ];
         for (bytes, want) in cases {
@@ -282,7 +295,7 @@ mod tests {
         }
         // A payload that checks out but does not decode (a bogus length).
         let mut forged = good[..HEADER].to_vec();
-        forged[12..20].copy_from_slice(&3u64.to_le_bytes());
+        forged[HEADER - 8..HEADER].copy_from_slice(&3u64.to_le_bytes());
         forged.extend_from_slice(&[0xff, 0xff, 0xff]);
         let sum = checksum(&forged);
         forged.extend_from_slice(&sum.to_le_bytes());
