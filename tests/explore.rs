@@ -134,6 +134,23 @@ fn swarm_draws_fault_rates_within_the_bounds() {
     assert!(rates.len() >= 6, "{v}");
     assert!(rates.iter().all(|&r| r <= 0.004));
     assert!(rates.contains(&0.0) && rates.iter().any(|&r| r > 0.0), "{rates:?}");
+    // Each failure names the `walsim run` that reproduces it, swarm included.
+    for f in v["failures"].as_array().unwrap().iter().take(3) {
+        let cmd = f["command"].as_str().unwrap();
+        let mut args: Vec<String> = Vec::new();
+        for part in cmd.strip_prefix("walsim ").unwrap().split(" --set ") {
+            match part.strip_prefix('\'').and_then(|p| p.strip_suffix('\'')) {
+                Some(set) => args.extend(["--set".to_string(), set.to_string()]),
+                None => args.extend(part.split(' ').map(String::from)),
+            }
+        }
+        args.push("--json".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, _) = cli(&args);
+        assert_eq!(code, 1, "{cmd}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["trace_hash"], f["trace_hash"], "{cmd}");
+    }
     let args = [&base[..], &["--json", "--save-limit", "12", "--no-swarm"]].concat();
     let v = without_perf(&explore(&args).1);
     assert_eq!(v["swarm"], false);

@@ -181,6 +181,26 @@ pub fn flatten(table: &toml::Table) -> std::collections::BTreeMap<String, toml::
     out
 }
 
+/// The settings that differ from the defaults, as `--set KEY=VALUE`
+/// arguments (`KEY=VALUE` each), so `walsim run` can reproduce them.
+pub fn sets_from_defaults(s: &Settings) -> Vec<String> {
+    let defaults = flatten(&to_table(&Settings::default()));
+    flatten(&to_table(s))
+        .into_iter()
+        .filter(|(k, v)| defaults.get(k) != Some(v))
+        .map(|(k, v)| format!("{k}={}", value_text(&v)))
+        .collect()
+}
+
+/// The `walsim run` command line of a run.
+pub fn run_command(s: &Settings, seed: u64) -> String {
+    let mut cmd = format!("walsim run --seed {seed}");
+    for set in sets_from_defaults(s) {
+        cmd.push_str(&format!(" --set '{set}'"));
+    }
+    cmd
+}
+
 /// A value as a user writes it after `KEY=`: strings bare, the rest as TOML.
 pub fn value_text(v: &toml::Value) -> String {
     match v {

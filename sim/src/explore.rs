@@ -385,6 +385,7 @@ fn failure(plan: &Plan, c: usize, inv: Invariant, seed: u64, dir: Option<&Path>)
         events: r.events,
         trace_hash: hash_hex(r.trace_hash),
         faults,
+        command: config::run_command(&settings, seed),
         file,
     })
 }

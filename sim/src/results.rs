@@ -113,6 +113,8 @@ pub struct Failure {
     pub trace_hash: String,
     /// The fault rates the run used (after swarm).
     pub faults: BTreeMap<String, f64>,
+    /// The `walsim run` command that reproduces it.
+    pub command: String,
     /// The saved trace file, with `--save-failures`.
     pub file: Option<String>,
 }

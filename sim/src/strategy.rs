@@ -64,26 +64,12 @@ impl Run {
     pub fn run(&self) -> RunResult {
         run_seed(&self.settings, self.seed, RunOptions::default(), &mut NoObserver)
     }
-
-    /// The settings that differ from the defaults, as `--set` arguments.
-    pub fn sets(&self) -> Vec<String> {
-        let defaults = config::flatten(&config::to_table(&Settings::default()));
-        config::flatten(&config::to_table(&self.settings))
-            .into_iter()
-            .filter(|(k, v)| defaults.get(k) != Some(v))
-            .map(|(k, v)| format!("{k}={}", config::value_text(&v)))
-            .collect()
-    }
 }
 
 impl fmt::Debug for Run {
     /// As the command that reproduces it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "walsim run --seed {}", self.seed)?;
-        for s in self.sets() {
-            write!(f, " --set '{s}'")?;
-        }
-        Ok(())
+        f.write_str(&config::run_command(&self.settings, self.seed))
     }
 }
 
