@@ -263,6 +263,12 @@ impl SweepResults {
             lines.push(format!(
                 "saved {saved} failing traces (walsim replay FILE --log; walsim shrink FILE -o OUT)"
             ));
+        } else if t.violations > 0 {
+            lines.push(
+                "to reproduce a failure: --save-failures DIR, or --json for each one's walsim run command \
+                 (swarm included)"
+                    .into(),
+            );
         }
         if self.interrupted {
             lines.push("interrupted: the table covers the runs that finished".into());
