@@ -2,7 +2,8 @@
 //!
 //! Exit codes (docs/cli.md): 0 = done, no invariant violated; 1 = an
 //! invariant was violated; 2 = bad input (unknown key, bad value, missing
-//! or unreadable file, bad range) or an I/O error.
+//! or unreadable file, bad range) or an I/O error; 130 = `explore` was
+//! interrupted.
 
 use crate::args::{Axis, SeedRange, Shard};
 use crate::config;
