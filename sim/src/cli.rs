@@ -2,11 +2,15 @@
 //!
 //! Exit codes (docs/cli.md): 0 = done, no invariant violated; 1 = an
 //! invariant was violated; 2 = bad input (unknown key, bad value, missing
-//! or unreadable file, bad range) or an I/O error.
+//! or unreadable file, bad range) or an I/O error; 130 = `explore` was
+//! interrupted.
 
+use crate::args::{Axis, SeedRange, Shard};
 use crate::config;
 use crate::report::{self, JsonlWriter, LogWriter, Tee};
+use crate::results::Format;
 use crate::run::{NoObserver, Observer, Outcome, RunOptions, run_seed};
+use crate::{explore, merge, replay, shrink};
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
@@ -18,6 +22,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_VIOLATION: i32 = 1;
 /// Exit code: bad input or I/O error.
 pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code: `explore` stopped by Ctrl-C or SIGTERM (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,6 +44,14 @@ enum Command {
     Config(ConfigArgs),
     /// Built-in scenarios.
     Scenario(ScenarioArgs),
+    /// Sweep seeds over a matrix of settings, in parallel (the main job).
+    Explore(ExploreArgs),
+    /// Replay a saved trace file exactly.
+    Replay(ReplayArgs),
+    /// Minimise a failing trace while the same invariant still fails.
+    Shrink(ShrinkArgs),
+    /// Combine shard results (explore --json) into one table.
+    Merge(MergeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +139,10 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
         Command::Run(a) => cmd_run(a, out),
         Command::Config(a) => cmd_config(a, out),
         Command::Scenario(a) => cmd_scenario(a, out),
+        Command::Explore(a) => cmd_explore(a, out),
+        Command::Replay(a) => cmd_replay(a, out, err),
+        Command::Shrink(a) => cmd_shrink(a, out),
+        Command::Merge(a) => cmd_merge(a, out),
     };
     match res {
         Ok(code) => code,
@@ -185,7 +203,7 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
         settings.scheduler.steps = steps;
     }
     let mut out = BufWriter::new(out);
-    let opts = RunOptions { record: false, log: a.log };
+    let opts = RunOptions { record: false, log: a.log, max_events: None };
     let mut jsonl = match &a.trace_jsonl {
         Some(p) => Some(JsonlWriter {
             out: BufWriter::new(
@@ -230,4 +248,167 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     }
     out.flush()?;
     Ok(if result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
+}
+
+// ---- exploration at scale: explore, replay, shrink, merge ----
+
+#[derive(Args, Debug)]
+struct ExploreArgs {
+    #[command(flatten)]
+    source: ConfigSource,
+    /// A matrix axis (repeatable; replaces the default matrix), e.g.
+    /// --matrix synchronous_commit=local,on.
+    #[arg(long = "matrix", value_name = "KEY=V1,V2")]
+    matrix: Vec<Axis>,
+    /// Seeds A..B (B excluded) or A..=B, in every cell.
+    #[arg(long, value_name = "A..B", conflicts_with = "count")]
+    seeds: Option<SeedRange>,
+    /// Seeds 1..=N in every cell.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Print the results as JSON (timing figures under "perf").
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// Print the table as Markdown.
+    #[arg(long)]
+    markdown: bool,
+    /// Save the traces of failing runs in DIR.
+    #[arg(long, value_name = "DIR")]
+    save_failures: Option<PathBuf>,
+    /// Failures listed (and saved) per cell and invariant: the lowest seeds.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    save_limit: usize,
+    /// Run only shard K of N of the seeds (1 ≤ K ≤ N).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Run every seed with the configured fault rates (no swarm testing).
+    #[arg(long)]
+    no_swarm: bool,
+    /// Exit 1 when any invariant was violated (for CI).
+    #[arg(long)]
+    fail_on_violation: bool,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// A trace file (explore --save-failures, shrink -o).
+    file: PathBuf,
+    /// Print one PostgreSQL-style log line per event.
+    #[arg(long)]
+    log: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ShrinkArgs {
+    /// A failing trace file.
+    file: PathBuf,
+    /// Where to write the shrunk trace.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: PathBuf,
+    /// Bound on replays tried.
+    #[arg(long, value_name = "N", default_value_t = shrink::DEFAULT_MAX_ATTEMPTS)]
+    max_attempts: u64,
+    /// Print the shrunk run's log.
+    #[arg(long)]
+    log: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// Outputs of explore --json (one per shard).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print the merged results as JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// Print the table as Markdown.
+    #[arg(long)]
+    markdown: bool,
+}
+
+fn format_of(json: bool, markdown: bool) -> Format {
+    if json {
+        Format::Json
+    } else if markdown {
+        Format::Markdown
+    } else {
+        Format::Text
+    }
+}
+
+fn cmd_explore(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+    let seeds = match (a.seeds, a.count) {
+        (Some(s), _) => s,
+        (None, Some(n)) => SeedRange::first(n)?,
+        (None, None) => explore::Spec::default().seeds,
+    };
+    let spec = explore::Spec {
+        config: a.source.config,
+        sets: a.source.set,
+        matrix: a.matrix,
+        seeds,
+        shard: a.shard.unwrap_or(Shard::ALL),
+        swarm: !a.no_swarm,
+        save_limit: a.save_limit,
+    };
+    let jobs = a.jobs.unwrap_or_else(explore::default_jobs);
+    let res = explore::explore(&spec, jobs, a.save_failures.as_deref())?;
+    write!(out, "{}", res.render(format_of(a.json, a.markdown)))?;
+    Ok(if res.interrupted {
+        EXIT_INTERRUPTED
+    } else if a.fail_on_violation && res.totals.violations > 0 {
+        EXIT_VIOLATION
+    } else {
+        EXIT_OK
+    })
+}
+
+fn cmd_replay(a: ReplayArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
+    let mut out = BufWriter::new(out);
+    let r = replay::replay(&a.file, a.log.then_some(&mut out as &mut dyn Write))?;
+    if let Some(w) = r.version_warning() {
+        writeln!(err, "{w}")?;
+    }
+    if a.json {
+        writeln!(out, "{}", r.json(&a.file))?;
+    } else {
+        write!(out, "{}", r.text(&a.file))?;
+    }
+    out.flush()?;
+    Ok(if r.result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
+}
+
+fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+    let shrunk = shrink::shrink_file(&a.file, &a.output, a.max_attempts)?;
+    let mut out = BufWriter::new(out);
+    if a.log {
+        replay::replay(&a.output, Some(&mut out))?;
+    }
+    if a.json {
+        writeln!(out, "{}", shrunk.json(&a.output))?;
+    } else {
+        write!(out, "{}", shrunk.text(&a.output))?;
+    }
+    out.flush()?;
+    Ok(EXIT_OK)
+}
+
+fn cmd_merge(a: MergeArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+    let inputs = a
+        .files
+        .iter()
+        .map(|p| merge::load(p).map(|r| (p.display().to_string(), r)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let merged = merge::merge(&inputs)?;
+    write!(out, "{}", merged.render(format_of(a.json, a.markdown)))?;
+    Ok(EXIT_OK)
 }

@@ -163,7 +163,7 @@ pub fn settings_with_overrides(
     let mut keys = Vec::new();
     for s in sets {
         let (k, v) = split_assignment(s)?;
-        set_dotted(&mut table, k, parse_value(v))?;
+        set_dotted(&mut table, k, parse_value_for(k, v))?;
         keys.push(k.to_string());
     }
     settings_from_table(table, source, &keys)
@@ -178,6 +178,98 @@ pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Settings, ConfigErro
             settings_with_overrides(table, sets, Some((&origin, &text)))
         }
         None => settings_with_overrides(toml::Table::new(), sets, None),
+    }
+}
+
+/// `file` then `sets` as a table (not yet validated), and the keys given
+/// with `--set`; for commands that vary settings further (`explore`).
+pub fn load_table(file: Option<&Path>, sets: &[String]) -> Result<(toml::Table, Vec<String>), ConfigError> {
+    let mut table = match file {
+        Some(p) => read_table(p)?.0,
+        None => toml::Table::new(),
+    };
+    let mut keys = Vec::new();
+    for s in sets {
+        let (k, v) = split_assignment(s)?;
+        set_dotted(&mut table, k, parse_value_for(k, v))?;
+        keys.push(k.to_string());
+    }
+    Ok((table, keys))
+}
+
+/// [`parse_value`], but a boolean setting also takes PostgreSQL's
+/// spellings (`on`, `off`, `yes`, `no`), as `postgresql.conf` does.
+pub fn parse_value_for(key: &str, text: &str) -> toml::Value {
+    let v = parse_value(text);
+    let is_bool = get_dotted(&to_table(&Settings::default()), key).is_some_and(toml::Value::is_bool);
+    match (is_bool, v.as_str().map(str::to_ascii_lowercase).as_deref()) {
+        (true, Some("on" | "yes")) => toml::Value::Boolean(true),
+        (true, Some("off" | "no")) => toml::Value::Boolean(false),
+        _ => v,
+    }
+}
+
+/// A value in a table by dotted key.
+pub fn get_dotted<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let (sections, last) = match key.rsplit_once('.') {
+        Some((s, l)) => (Some(s), l),
+        None => (None, key),
+    };
+    let mut t = table;
+    for p in sections.into_iter().flat_map(|s| s.split('.')) {
+        t = t.get(p)?.as_table()?;
+    }
+    t.get(last)
+}
+
+/// Every setting as a table (the form `--set` and config files edit).
+pub fn to_table(s: &Settings) -> toml::Table {
+    toml::Table::try_from(s).expect("settings serialize to TOML")
+}
+
+/// Every setting of a table by dotted key.
+pub fn flatten(table: &toml::Table) -> std::collections::BTreeMap<String, toml::Value> {
+    fn walk(prefix: &str, t: &toml::Table, out: &mut std::collections::BTreeMap<String, toml::Value>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            match v.as_table() {
+                Some(sub) => walk(&key, sub, out),
+                None => {
+                    out.insert(key, v.clone());
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk("", table, &mut out);
+    out
+}
+
+/// The settings that differ from the defaults, as `--set KEY=VALUE`
+/// arguments (`KEY=VALUE` each), so `walsim run` can reproduce them.
+pub fn sets_from_defaults(s: &Settings) -> Vec<String> {
+    let defaults = flatten(&to_table(&Settings::default()));
+    flatten(&to_table(s))
+        .into_iter()
+        .filter(|(k, v)| defaults.get(k) != Some(v))
+        .map(|(k, v)| format!("{k}={}", value_text(&v)))
+        .collect()
+}
+
+/// The `walsim run` command line of a run.
+pub fn run_command(s: &Settings, seed: u64) -> String {
+    let mut cmd = format!("walsim run --seed {seed}");
+    for set in sets_from_defaults(s) {
+        cmd.push_str(&format!(" --set '{set}'"));
+    }
+    cmd
+}
+
+/// A value as a user writes it after `KEY=`: strings bare, the rest as TOML.
+pub fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -210,6 +302,24 @@ mod tests {
         assert!(e.contains("cluster.rel_pages"), "{e}");
         let e = load(None, &["novalue".into()]).unwrap_err().0;
         assert!(e.contains("KEY=VALUE"), "{e}");
+    }
+
+    #[test]
+    fn booleans_take_postgres_spellings_only_where_boolean() {
+        assert_eq!(parse_value_for("wal_log_hints", "on"), toml::Value::Boolean(true));
+        assert_eq!(parse_value_for("rules.wal_before_data", "off"), toml::Value::Boolean(false));
+        assert_eq!(parse_value_for("synchronous_commit", "on"), toml::Value::String("on".into()));
+        let s = load(None, &["wal_log_hints=on".into()]).unwrap();
+        assert!(s.wal_log_hints);
+    }
+
+    #[test]
+    fn dotted_lookup_and_value_text() {
+        let t = to_table(&Settings::default());
+        assert_eq!(get_dotted(&t, "failover.failback").map(value_text).as_deref(), Some("naive"));
+        assert_eq!(get_dotted(&t, "wal_log_hints").map(value_text).as_deref(), Some("false"));
+        assert!(get_dotted(&t, "failover.nonsense").is_none());
+        assert!(get_dotted(&t, "wal_log_hints.x").is_none());
     }
 
     #[test]

@@ -4,13 +4,24 @@
 //! The [`walsim_model`] crate says which events are enabled and what each
 //! does; this crate chooses (the seeded [`scheduler`]), runs
 //! ([`run`]), reports ([`report`]) and offers the `walsim` command line
-//! ([`cli`]).
+//! ([`cli`]). At scale: [`explore`] sweeps seeds over a matrix of settings
+//! (with [`swarm`] testing and shards, [`merge`]d afterwards), failures are
+//! saved as [`trace`] files that [`replay`] exactly.
 
+pub mod args;
 pub mod cli;
 pub mod config;
+pub mod explore;
+pub mod merge;
+pub mod replay;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod scheduler;
+pub mod shrink;
+pub mod strategy;
+pub mod swarm;
+pub mod trace;
 
 pub use walsim_model as model;

@@ -107,6 +107,9 @@ pub struct RunOptions {
     pub record: bool,
     /// Produce log lines (for `--log`).
     pub log: bool,
+    /// Stop after this many events (the shrinker: a candidate longer than
+    /// the best run so far cannot win). The run then ends `stuck`.
+    pub max_events: Option<u64>,
 }
 
 /// Runs `settings` (validated) with `seed`.
@@ -143,6 +146,7 @@ struct Runner<'a> {
     hash: StableHasher,
     events: u64,
     stats: RunStats,
+    cap: Option<u64>,
 }
 
 enum Stop {
@@ -166,6 +170,13 @@ impl Runner<'_> {
         res.map_err(Stop::Violation)
     }
 
+    fn check_cap(&self) -> Result<(), Stop> {
+        match self.cap {
+            Some(cap) if self.events >= cap => Err(Stop::Stuck(format!("cut at {cap} events"))),
+            _ => Ok(()),
+        }
+    }
+
     fn stuck_reason(&self, what: &str) -> String {
         let waits = self.cluster.waits();
         if waits.is_empty() {
@@ -181,6 +192,7 @@ impl Runner<'_> {
         let mut step = 0;
         while step < steps || (!self.cluster.script_done() && step < steps + extra) {
             step += 1;
+            self.check_cap()?;
             self.cluster.enabled(&mut self.enabled);
             if self.enabled.is_empty() {
                 return Err(Stop::Stuck(self.stuck_reason("stuck")));
@@ -204,6 +216,7 @@ impl Runner<'_> {
     fn quiesce_phase(&mut self, max_steps: u64) -> Result<(), Stop> {
         self.cluster.set_quiesce(true);
         for _ in 0..max_steps {
+            self.check_cap()?;
             self.cluster.enabled(&mut self.enabled);
             if self.enabled.is_empty() {
                 if self.cluster.is_idle() {
@@ -219,7 +232,9 @@ impl Runner<'_> {
     }
 }
 
-fn execute(
+/// Runs with any source of draws (the shrinker wraps a replay to see
+/// which draws each event consumed).
+pub fn execute(
     settings: &Settings,
     seed: u64,
     src: &mut dyn ChoiceSource,
@@ -237,6 +252,7 @@ fn execute(
         hash: StableHasher::default(),
         events: 0,
         stats: RunStats::default(),
+        cap: opts.max_events,
     };
     let res = runner
         .main_phase(settings.scheduler.steps, settings.scheduler.quiesce_steps, &dice)

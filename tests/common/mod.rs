@@ -38,3 +38,31 @@ pub fn run(s: &Settings, seed: u64) -> RunResult {
 pub fn first_violation(s: &Settings, max: u64) -> Option<(u64, RunResult)> {
     (1..=max).map(|seed| (seed, run(s, seed))).find(|(_, r)| r.violation.is_some())
 }
+
+/// A fresh, empty directory under the system temp dir for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("walsim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Parses JSON output and drops its timing figures (`perf`), which are
+/// the only part allowed to differ between equal sweeps.
+pub fn without_perf(json: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v.as_object_mut().unwrap().remove("perf").expect("a perf key");
+    v
+}
+
+/// `walsim explore --json` with `rules.wal_before_data=false` (every seed
+/// soon fails), failures saved in `dir`; `extra` adds arguments. Returns
+/// the parsed results.
+pub fn explore_failures(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["explore", "--set", "rules.wal_before_data=false", "--json", "--save-failures"];
+    args.push(dir.to_str().unwrap());
+    args.extend(extra);
+    let (code, out, err) = cli(&args);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}

@@ -1,0 +1,457 @@
+//! `walsim explore`: many seeds over a matrix of settings, in parallel.
+//!
+//! Every (cell, seed) run is independent, and the per-cell tallies combine
+//! by sums and minima, so the results do not depend on how rayon splits
+//! the work, on `--jobs`, or on sharding. Runs do not record their draws
+//! (it is the fast path); a failing seed is re-run with recording
+//! afterwards to save its trace, which is exact because runs are
+//! deterministic. Memory stays flat in the number of seeds: only counts
+//! and the lowest failing seeds are kept.
+
+use crate::args::{Axis, SeedRange, Shard};
+use crate::config;
+use crate::report::hash_hex;
+use crate::results::{
+    AxisValues, CellPerf, CellResult, Counts, Coverage, Failure, InvariantCount, Perf, SweepResults, totals,
+};
+use crate::run::{NoObserver, Outcome, RunOptions, RunResult, run_seed};
+use crate::swarm::{Swarm, SwarmSpace};
+use crate::trace::{Trace, WALSIM_VERSION};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use walsim_model::{Invariant, Settings};
+
+/// The built-in matrix: the synchronous_transfer design space. One list,
+/// so it is easy to retune.
+pub const DEFAULT_MATRIX: &[(&str, &[&str])] = &[
+    ("synchronous_commit", &["local", "on"]),
+    ("synchronous_transfer", &["commit", "data_flush", "all"]),
+    ("failover.failback", &["naive", "rewind", "truncate"]),
+    ("wal_log_hints", &["off", "on"]),
+];
+
+/// Seeds per cell when neither `--seeds` nor `--count` is given: sized so
+/// the default matrix takes about a minute on 2 cores (docs/PERFORMANCE.md).
+pub const DEFAULT_SEEDS_PER_CELL: u64 = 3_000;
+
+/// What to explore, as given on the command line.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub config: Option<PathBuf>,
+    pub sets: Vec<String>,
+    /// Empty: the default matrix, less the keys pinned with `--set`.
+    pub matrix: Vec<Axis>,
+    pub seeds: SeedRange,
+    pub shard: Shard,
+    pub swarm: bool,
+    pub save_limit: usize,
+}
+
+impl Default for Spec {
+    fn default() -> Spec {
+        Spec {
+            config: None,
+            sets: Vec::new(),
+            matrix: Vec::new(),
+            seeds: SeedRange::first(DEFAULT_SEEDS_PER_CELL).expect("positive"),
+            shard: Shard::ALL,
+            swarm: true,
+            save_limit: 1,
+        }
+    }
+}
+
+/// One cell: its matrix values and settings.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub values: Vec<String>,
+    pub settings: Settings,
+    space: SwarmSpace,
+}
+
+impl Cell {
+    /// The cell's settings under a swarm draw (or as configured, if the
+    /// swarmed ones are invalid).
+    fn swarmed(&self, w: &Swarm) -> Settings {
+        self.space.settings(w).unwrap_or_else(|| self.settings.clone())
+    }
+}
+
+/// A validated sweep: every cell's settings are known to be valid before
+/// anything runs.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub base: Settings,
+    pub axes: Vec<Axis>,
+    pub cells: Vec<Cell>,
+    pub seeds: SeedRange,
+    pub shard: Shard,
+    pub swarm: bool,
+    pub save_limit: usize,
+}
+
+impl Plan {
+    pub fn new(spec: &Spec) -> Result<Plan, String> {
+        // Validate first: errors then name the config file and its line.
+        let base = config::load(spec.config.as_deref(), &spec.sets).map_err(|e| e.0)?;
+        let (table, set_keys) = config::load_table(spec.config.as_deref(), &spec.sets).map_err(|e| e.0)?;
+        let axes = if spec.matrix.is_empty() {
+            DEFAULT_MATRIX
+                .iter()
+                .filter(|(key, _)| !set_keys.iter().any(|k| k == key))
+                .map(|(key, values)| Axis {
+                    key: key.to_string(),
+                    values: values.iter().map(|v| v.to_string()).collect(),
+                })
+                .collect()
+        } else {
+            spec.matrix.clone()
+        };
+        for (i, a) in axes.iter().enumerate() {
+            if axes[..i].iter().any(|b| b.key == a.key) {
+                return Err(format!("--matrix {}: the key is given twice", a.key));
+            }
+            if set_keys.contains(&a.key) {
+                return Err(format!("--matrix {}: the key is also given with --set", a.key));
+            }
+        }
+        let mut cells = Vec::new();
+        for values in cartesian(&axes) {
+            let mut t = table.clone();
+            let mut what = Vec::new();
+            for (a, v) in axes.iter().zip(&values) {
+                config::set_dotted(&mut t, &a.key, config::parse_value_for(&a.key, v)).map_err(|e| e.0)?;
+                what.push(format!("{}={v}", a.key));
+            }
+            let settings = config::settings_from_table(t, None, &[])
+                .map_err(|e| format!("--matrix cell {}: {e}", what.join(" ")))?;
+            let space = SwarmSpace::of(&settings);
+            cells.push(Cell { values, settings, space });
+        }
+        Ok(Plan {
+            base,
+            axes,
+            cells,
+            seeds: spec.seeds,
+            shard: spec.shard,
+            swarm: spec.swarm,
+            save_limit: spec.save_limit,
+        })
+    }
+
+    /// Runs in this shard: every cell × every seed of the shard.
+    pub fn runs(&self) -> u64 {
+        self.shard.len(self.seeds) * self.cells.len() as u64
+    }
+
+    /// Run `i`: seed-major, so an interrupted sweep has covered every cell
+    /// about equally.
+    fn item(&self, i: u64) -> (usize, u64) {
+        let n = self.cells.len() as u64;
+        ((i % n) as usize, self.shard.nth(self.seeds, i / n))
+    }
+
+    /// The settings seed `seed` runs with in cell `c` (swarmed).
+    pub fn settings_for(&self, c: usize, seed: u64) -> Settings {
+        let cell = &self.cells[c];
+        if self.swarm { cell.swarmed(&cell.space.draw(seed)) } else { cell.settings.clone() }
+    }
+
+    fn describe(&self, c: usize) -> String {
+        let cell = &self.cells[c];
+        self.axes
+            .iter()
+            .zip(&cell.values)
+            .map(|(a, v)| format!("{}={v}", a.key))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Every combination of the axes' values, the last axis varying fastest.
+fn cartesian(axes: &[Axis]) -> Vec<Vec<String>> {
+    axes.iter().fold(vec![Vec::new()], |acc, a| {
+        acc.iter()
+            .flat_map(|prefix| {
+                a.values.iter().map(move |v| {
+                    let mut p = prefix.clone();
+                    p.push(v.clone());
+                    p
+                })
+            })
+            .collect()
+    })
+}
+
+/// Counts of one cell, and the lowest failing seeds per invariant.
+#[derive(Clone, Default, Debug)]
+struct Tally {
+    counts: Counts,
+    cpu: Duration,
+    invariants: BTreeMap<Invariant, (u64, Vec<u64>)>,
+}
+
+impl Tally {
+    fn add(&mut self, r: &RunResult, keep: usize, took: Duration) {
+        let c = &mut self.counts;
+        c.runs += 1;
+        c.events += r.events;
+        match r.outcome {
+            Outcome::Ok => c.ok += 1,
+            Outcome::Refused => c.refused += 1,
+            Outcome::Stuck => c.stuck += 1,
+            Outcome::Violation => c.violations += 1,
+        }
+        self.cpu += took;
+        if let Some(inv) = r.invariant() {
+            let (n, lowest) = self.invariants.entry(inv).or_default();
+            *n += 1;
+            keep_lowest(lowest, &[r.seed], keep);
+        }
+    }
+
+    fn merge(mut self, o: Tally, keep: usize) -> Tally {
+        self.counts.add(&o.counts);
+        self.cpu += o.cpu;
+        for (inv, (n, seeds)) in o.invariants {
+            let (m, lowest) = self.invariants.entry(inv).or_default();
+            *m += n;
+            keep_lowest(lowest, &seeds, keep);
+        }
+        self
+    }
+}
+
+/// Adds `seeds` to the sorted `lowest` and keeps the `keep` lowest.
+fn keep_lowest(lowest: &mut Vec<u64>, seeds: &[u64], keep: usize) {
+    lowest.extend_from_slice(seeds);
+    lowest.sort_unstable();
+    lowest.dedup();
+    lowest.truncate(keep);
+}
+
+/// How to run a sweep.
+pub struct SweepOptions<'a> {
+    pub jobs: usize,
+    /// Checked before each run: once set, no new run starts.
+    pub stop: &'a AtomicBool,
+    /// Called after each run (progress).
+    pub on_run: &'a (dyn Fn() + Sync),
+}
+
+/// What a sweep ran.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    tallies: Vec<Tally>,
+    pub wall: Duration,
+    pub jobs: usize,
+    pub interrupted: bool,
+}
+
+/// Runs the plan on `opts.jobs` threads.
+pub fn sweep(plan: &Plan, opts: &SweepOptions<'_>) -> Result<Sweep, String> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs)
+        .build()
+        .map_err(|e| format!("cannot start {} worker threads: {e}", opts.jobs))?;
+    let keep = plan.save_limit.max(1);
+    let n = plan.cells.len();
+    let start = Instant::now();
+    let tallies = pool.install(|| {
+        (0..plan.runs())
+            .into_par_iter()
+            .fold(
+                || (vec![Tally::default(); n], BTreeMap::<(usize, Swarm), Settings>::new()),
+                |(mut tallies, mut swarmed), i| {
+                    if opts.stop.load(Ordering::Relaxed) {
+                        return (tallies, swarmed);
+                    }
+                    let (c, seed) = plan.item(i);
+                    let t0 = Instant::now();
+                    let cell = &plan.cells[c];
+                    let settings = if plan.swarm {
+                        swarmed.entry((c, cell.space.draw(seed))).or_insert_with_key(|(_, w)| cell.swarmed(w))
+                    } else {
+                        &cell.settings
+                    };
+                    let r = run_seed(settings, seed, RunOptions::default(), &mut NoObserver);
+                    tallies[c].add(&r, keep, t0.elapsed());
+                    (opts.on_run)();
+                    (tallies, swarmed)
+                },
+            )
+            .map(|(tallies, _)| tallies)
+            .reduce(
+                || vec![Tally::default(); n],
+                |a, b| a.into_iter().zip(b).map(|(x, y)| x.merge(y, keep)).collect(),
+            )
+    });
+    let done: u64 = tallies.iter().map(|t| t.counts.runs).sum();
+    Ok(Sweep { tallies, wall: start.elapsed(), jobs: opts.jobs, interrupted: done < plan.runs() })
+}
+
+/// The results of a sweep. Re-runs the listed failures with recording and,
+/// with `save_dir`, saves their traces there.
+pub fn results(plan: &Plan, sw: &Sweep, save_dir: Option<&Path>) -> Result<SweepResults, String> {
+    let wanted: Vec<(usize, Invariant, u64)> = sw
+        .tallies
+        .iter()
+        .enumerate()
+        .flat_map(|(c, t)| {
+            t.invariants.iter().flat_map(move |(&inv, (_, seeds))| {
+                seeds.iter().take(plan.save_limit).map(move |&s| (c, inv, s))
+            })
+        })
+        .collect();
+    if let Some(dir) = save_dir
+        && !wanted.is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let failures = wanted
+        .par_iter()
+        .map(|&(c, inv, seed)| failure(plan, c, inv, seed, save_dir))
+        .collect::<Result<Vec<_>, String>>()?;
+    let cells: Vec<CellResult> = plan
+        .cells
+        .iter()
+        .zip(&sw.tallies)
+        .map(|(cell, t)| CellResult {
+            values: cell.values.clone(),
+            counts: t.counts,
+            invariants: t
+                .invariants
+                .iter()
+                .map(|(inv, (n, seeds))| {
+                    (inv.name().to_string(), InvariantCount { count: *n, first_seed: seeds[0] })
+                })
+                .collect(),
+        })
+        .collect();
+    let totals = totals(&cells);
+    let cell_perf = sw.tallies.iter().map(|t| CellPerf::new(t.cpu.as_secs_f64(), t.counts.events)).collect();
+    Ok(SweepResults {
+        walsim_version: WALSIM_VERSION.to_string(),
+        config: serde_json::to_value(&plan.base).expect("settings serialize"),
+        matrix: plan
+            .axes
+            .iter()
+            .map(|a| AxisValues { key: a.key.clone(), values: a.values.clone() })
+            .collect(),
+        seeds: plan.seeds,
+        coverage: (plan.shard != Shard::ALL)
+            .then(|| Coverage { shards: plan.shard.count, included: vec![plan.shard.index] }),
+        swarm: plan.swarm,
+        save_limit: plan.save_limit,
+        interrupted: sw.interrupted,
+        totals,
+        cells,
+        failures,
+        perf: Perf::new(sw.wall.as_secs_f64(), sw.jobs, &totals, cell_perf),
+    })
+}
+
+/// Re-runs one failing seed with recording, and saves its trace.
+fn failure(plan: &Plan, c: usize, inv: Invariant, seed: u64, dir: Option<&Path>) -> Result<Failure, String> {
+    let settings = plan.settings_for(c, seed);
+    let r =
+        run_seed(&settings, seed, RunOptions { record: true, log: false, max_events: None }, &mut NoObserver);
+    if r.invariant() != Some(inv) {
+        return Err(format!(
+            "nondeterminism: seed {seed} in cell {} violated {inv} but its re-run gave {}",
+            plan.describe(c),
+            r.detail
+        ));
+    }
+    let faults = SwarmSpace::of(&settings).kinds().iter().cloned().collect();
+    let file = match dir {
+        Some(dir) => {
+            let name = format!("{inv}-{}-seed{seed}.walsim", slug(&plan.cells[c].values));
+            let path = dir.join(name);
+            let note = format!("walsim explore: cell {}, seed {seed}", plan.describe(c));
+            Trace::of_run(&settings, &r, note).save(&path)?;
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
+    Ok(Failure {
+        cell: c,
+        seed,
+        invariant: inv.name().to_string(),
+        detail: r.detail,
+        events: r.events,
+        trace_hash: hash_hex(r.trace_hash),
+        faults,
+        command: config::run_command(&settings, seed),
+        file,
+    })
+}
+
+/// Matrix values as a file-name part: `on-data_flush-naive-off`.
+fn slug(values: &[String]) -> String {
+    let clean = |v: &String| -> String {
+        v.chars().map(|ch| if ch.is_ascii_alphanumeric() || "_.".contains(ch) { ch } else { '_' }).collect()
+    };
+    let parts: Vec<String> = values.iter().map(clean).collect();
+    if parts.is_empty() { "base".into() } else { parts.join("-") }
+}
+
+/// Set by Ctrl-C (and SIGTERM): the sweep stops starting runs.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler once per process and clears [`STOP`]. A
+/// second Ctrl-C exits at once.
+pub fn stop_on_ctrl_c() -> &'static AtomicBool {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if STOP.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    });
+    STOP.store(false, Ordering::SeqCst);
+    &STOP
+}
+
+/// A progress bar on stderr when it is a terminal; `None` otherwise.
+pub fn progress_bar(total: u64) -> Option<ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} runs, eta {eta}")
+        .expect("valid template");
+    bar.set_style(style);
+    Some(bar)
+}
+
+/// The whole command: plan, sweep with a progress bar and Ctrl-C
+/// handling, results (failures saved to `save_dir`).
+pub fn explore(spec: &Spec, jobs: usize, save_dir: Option<&Path>) -> Result<SweepResults, String> {
+    if jobs == 0 {
+        return Err("--jobs must be at least 1".into());
+    }
+    let plan = Plan::new(spec)?;
+    let bar = progress_bar(plan.runs());
+    let on_run = || {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    };
+    let sw = sweep(&plan, &SweepOptions { jobs, stop: stop_on_ctrl_c(), on_run: &on_run })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    results(&plan, &sw, save_dir)
+}
+
+/// One worker per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,554 @@
+//! `walsim shrink`: minimise a failing run while the same invariant still
+//! fails, the way Hypothesis shrinks: by editing the choice sequence and
+//! replaying, so it works for any model without hand-written shrinkers.
+//!
+//! Passes, repeated to a fixed point (or until the attempt budget is
+//! spent):
+//! - config: switch off each fault kind (`[faults]` rates to 0) and lower
+//!   `workload.clients`, `cluster.rel_pages`, `cluster.standbys` and
+//!   `scheduler.steps` by binary search, where the settings stay valid;
+//! - delete runs of whole events' draws (a fault roll, a pick, an
+//!   argument), large to small, so what follows stays aligned; then runs
+//!   of up to 4 single draws;
+//! - zero each event's draws, then each draw (a zero fault roll is "no
+//!   fault", a zero pick is the first enabled event);
+//! - lower each pick by binary search.
+//!
+//! A candidate is kept only if it fails the same invariant and is smaller
+//! in the order (events, config, number of draws, draws), so every kept
+//! step is strictly smaller and the search ends. A config change shifts
+//! what every draw means, so one that does not directly give a smaller run
+//! is judged by a bounded look-ahead (see `Shrinker::try_knob`). The only
+//! seeds are fixed ones and there is no time limit: the same input always
+//! gives the same output.
+
+use crate::config;
+use crate::report::hash_hex;
+use crate::run::{NoObserver, Observer, Phase, RunOptions, RunResult, execute, run_choices, run_seed};
+use crate::scheduler::{ChoiceSource, ReplaySource};
+use crate::trace::Trace;
+use serde_json::{Value, json};
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::rc::Rc;
+use walsim_model::{Cluster, Event, Invariant, Settings};
+
+/// Integer settings that make a run smaller when lowered; `scheduler.steps`
+/// last, so fresh draws for the others still have room to fail.
+const SMALLER_WHEN_LOWER: &[&str] =
+    &["workload.clients", "cluster.rel_pages", "cluster.standbys", "scheduler.steps"];
+
+/// Fresh seeds tried for a config change the current draws do not fail.
+const RESEEDS: u64 = 8;
+
+/// Replays a look-ahead may spend on one config change.
+const LOOKAHEAD: u64 = 2_000;
+
+/// Draws at or above this are fault rolls or arguments, not picks.
+const LOWER_BELOW: u64 = 1 << 16;
+
+const RECORD: RunOptions = RunOptions { record: true, log: false, max_events: None };
+
+/// Default bound on replays.
+pub const DEFAULT_MAX_ATTEMPTS: u64 = 50_000;
+
+/// A config knob the shrinker may lower: a fault rate (to 0) or an
+/// integer (by binary search).
+#[derive(Clone, Debug)]
+struct Knob {
+    key: String,
+}
+
+/// The smallest failing run found.
+#[derive(Clone, Debug)]
+struct Best {
+    table: toml::Table,
+    settings: Settings,
+    result: RunResult,
+}
+
+impl Best {
+    fn choices(&self) -> &[u64] {
+        self.result.choices.as_deref().expect("recorded")
+    }
+}
+
+/// What shrinking gave.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    pub invariant: Invariant,
+    /// (events, draws) of the input run.
+    pub before: (u64, usize),
+    pub settings: Settings,
+    /// The shrunk run, recorded.
+    pub result: RunResult,
+    pub attempts: u64,
+    /// Settings changed: (key, from, to).
+    pub config_changes: Vec<(String, String, String)>,
+}
+
+struct Shrinker {
+    target: Invariant,
+    seed: u64,
+    /// The input's settings.
+    input: toml::Table,
+    knobs: Vec<Knob>,
+    best: Best,
+    attempts: u64,
+    max_attempts: u64,
+    /// Whether a config change may be judged by shrinking under it first.
+    lookahead: bool,
+    /// (knob, value) already judged by look-ahead.
+    looked: BTreeSet<(usize, u64)>,
+    /// [`Shrinker::units`] of the best run.
+    units_cache: Option<(bool, Rc<Vec<usize>>)>,
+}
+
+impl Shrinker {
+    fn new(target: Invariant, seed: u64, input: toml::Table, knobs: Vec<Knob>, best: Best) -> Shrinker {
+        Shrinker {
+            target,
+            seed,
+            input,
+            knobs,
+            best,
+            attempts: 0,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            lookahead: true,
+            looked: BTreeSet::new(),
+            units_cache: None,
+        }
+    }
+
+    /// Knob values, in knob order (non-negative floats order like their
+    /// bit patterns).
+    fn cost(&self, table: &toml::Table) -> Vec<u64> {
+        self.knobs.iter().map(|k| config::get_dotted(table, &k.key).map_or(0, value_key)).collect()
+    }
+
+    fn spent(&self) -> bool {
+        self.attempts >= self.max_attempts
+    }
+
+    /// Replays a candidate (`None`: the best settings); `Some` if it fails
+    /// the same invariant.
+    fn test(&mut self, table: Option<toml::Table>, choices: &[u64]) -> Option<Best> {
+        if self.spent() {
+            return None;
+        }
+        self.attempts += 1;
+        let (table, settings) = match table {
+            Some(t) => {
+                let s = config::settings_from_table(t.clone(), None, &[]).ok()?;
+                (t, s)
+            }
+            None => (self.best.table.clone(), self.best.settings.clone()),
+        };
+        // A candidate longer than the best cannot be smaller: cut it there.
+        let opts = RunOptions { max_events: Some(self.best.result.events), ..RECORD };
+        let result = run_choices(&settings, self.seed, choices, opts, &mut NoObserver);
+        (result.invariant() == Some(self.target)).then_some(Best { table, settings, result })
+    }
+
+    /// Keeps `cand` if it is smaller: fewer events, then a smaller config,
+    /// then fewer and lower draws.
+    fn offer(&mut self, cand: Best) -> bool {
+        let (c, b) = (&cand, &self.best);
+        let smaller = (c.result.events, self.cost(&c.table), c.choices().len(), c.choices())
+            < (b.result.events, self.cost(&b.table), b.choices().len(), b.choices());
+        if smaller {
+            self.best = cand;
+            self.units_cache = None;
+        }
+        smaller
+    }
+
+    fn try_choices(&mut self, choices: &[u64]) -> bool {
+        self.test(None, choices).is_some_and(|c| self.offer(c))
+    }
+
+    /// Tries knob `k` at `value`. A config change shifts what each draw
+    /// means, so when the current draws do not give a smaller run, it is
+    /// judged by look-ahead: starting from the current draws (if they still
+    /// fail) or a fresh seed's, with the knobs after `k` back at their input
+    /// values (room for a fresh run to fail), the draws are shrunk within a
+    /// small budget, and the change is kept if that ends smaller.
+    fn try_knob(&mut self, k: usize, value: toml::Value) -> bool {
+        let with = |table: &toml::Table, key: &str, v: toml::Value| {
+            let mut t = table.clone();
+            config::set_dotted(&mut t, key, v).ok().map(|()| t)
+        };
+        let vkey = value_key(&value);
+        let Some(table) = with(&self.best.table, &self.knobs[k].key, value) else { return false };
+        let current = self.best.choices().to_vec();
+        let mut start = self.test(Some(table.clone()), &current);
+        if let Some(c) = &start
+            && self.offer(c.clone())
+        {
+            return true;
+        }
+        if !self.lookahead || !self.looked.insert((k, vkey)) {
+            return false;
+        }
+        if start.is_none() {
+            let mut roomy = table;
+            for later in &self.knobs[k + 1..] {
+                let input = config::get_dotted(&self.input, &later.key).cloned();
+                if let Some(t) = input.and_then(|v| with(&roomy, &later.key, v)) {
+                    roomy = t;
+                }
+            }
+            let Ok(settings) = config::settings_from_table(roomy.clone(), None, &[]) else { return false };
+            for n in 0..RESEEDS {
+                if self.spent() {
+                    return false;
+                }
+                self.attempts += 1;
+                let fresh = run_seed(&settings, self.seed.wrapping_add(n), RECORD, &mut NoObserver);
+                if fresh.invariant() == Some(self.target) {
+                    start = self.test(Some(roomy), &fresh.choices.expect("recorded"));
+                    break;
+                }
+            }
+        }
+        let Some(start) = start else { return false };
+        let mut sub =
+            Shrinker::new(self.target, self.seed, self.input.clone(), self.knobs[k + 1..].to_vec(), start);
+        sub.lookahead = false;
+        sub.max_attempts = LOOKAHEAD.min(self.max_attempts - self.attempts);
+        sub.run();
+        self.attempts += sub.attempts;
+        self.offer(sub.best)
+    }
+
+    fn config_pass(&mut self) -> bool {
+        let mut improved = false;
+        for k in 0..self.knobs.len() {
+            let cur = config::get_dotted(&self.best.table, &self.knobs[k].key).cloned();
+            match cur {
+                Some(toml::Value::Float(f)) if f != 0.0 => {
+                    improved |= self.try_knob(k, toml::Value::Float(0.0));
+                }
+                Some(toml::Value::Integer(cur)) => {
+                    let (mut lo, mut hi) = (0i64, cur);
+                    while lo < hi && !self.spent() {
+                        let mid = lo + (hi - lo) / 2;
+                        if self.try_knob(k, toml::Value::Integer(mid)) {
+                            hi = mid;
+                            improved = true;
+                        } else {
+                            lo = mid + 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        improved
+    }
+
+    /// All passes, to a fixed point or until the budget is spent.
+    fn run(&mut self) {
+        loop {
+            let mut improved = self.config_pass();
+            improved |= self.delete_pass(true, usize::MAX);
+            improved |= self.delete_pass(false, 4);
+            improved |= self.zero_pass(true);
+            improved |= self.zero_pass(false);
+            improved |= self.lower_pass();
+            if !improved || self.spent() {
+                break;
+            }
+        }
+    }
+
+    /// Where each unit of the best draws ends: every draw, or every
+    /// event's draws (a fault roll, a pick, an argument), so a deletion
+    /// can remove whole events and keep the rest aligned.
+    fn units(&mut self, by_event: bool) -> Rc<Vec<usize>> {
+        if let Some((b, u)) = &self.units_cache
+            && *b == by_event
+        {
+            return Rc::clone(u);
+        }
+        let u = Rc::new(self.compute_units(by_event));
+        self.units_cache = Some((by_event, Rc::clone(&u)));
+        u
+    }
+
+    fn compute_units(&self, by_event: bool) -> Vec<usize> {
+        let len = self.best.choices().len();
+        if !by_event {
+            return (1..=len).collect();
+        }
+        let pos = Rc::new(Cell::new(0));
+        let mut src = Counting { inner: ReplaySource::new(self.best.choices()), pos: Rc::clone(&pos) };
+        let mut ends = EventEnds { pos, ends: Vec::new() };
+        execute(&self.best.settings, self.seed, &mut src, RunOptions::default(), &mut ends);
+        ends.ends.retain(|&e| e <= len);
+        ends.ends
+    }
+
+    /// The best draws without units `i..i + n`, or zeroed there.
+    fn edited(&mut self, by_event: bool, i: usize, n: usize, zero: bool) -> Option<Vec<u64>> {
+        let ends = self.units(by_event);
+        let end = *ends.get(i + n - 1)?;
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        let c = self.best.choices();
+        if zero {
+            let mut cand = c.to_vec();
+            cand[start..end].fill(0);
+            (cand != c).then_some(cand)
+        } else {
+            Some(c[..start].iter().chain(&c[end..]).copied().collect())
+        }
+    }
+
+    /// Deletes runs of up to `max_size` units, large to small, each size
+    /// from the end backwards (overlapping by half a run).
+    fn delete_pass(&mut self, by_event: bool, max_size: usize) -> bool {
+        let mut improved = false;
+        let mut size = self.units(by_event).len().next_power_of_two().min(max_size);
+        while size >= 1 && !self.spent() {
+            let step = if size > 4 { size / 2 } else { 1 };
+            let mut i = self.units(by_event).len().saturating_sub(size);
+            loop {
+                if let Some(cand) = self.edited(by_event, i, size, false) {
+                    improved |= self.try_choices(&cand);
+                }
+                if i == 0 || self.spent() {
+                    break;
+                }
+                i = i.saturating_sub(step).min(self.units(by_event).len().saturating_sub(1));
+            }
+            size /= 2;
+        }
+        improved
+    }
+
+    /// Zeroes each unit: no fault, the first enabled event.
+    fn zero_pass(&mut self, by_event: bool) -> bool {
+        let mut improved = false;
+        let mut i = 0;
+        while i < self.units(by_event).len() && !self.spent() {
+            if let Some(cand) = self.edited(by_event, i, 1, true) {
+                improved |= self.try_choices(&cand);
+            }
+            i += 1;
+        }
+        improved
+    }
+
+    /// Lowers each small draw (a pick) by binary search; large ones (fault
+    /// rolls, arguments) only go to zero in `Shrinker::zero_pass`.
+    fn lower_pass(&mut self) -> bool {
+        let mut improved = false;
+        let mut i = 0;
+        while i < self.best.choices().len() && !self.spent() {
+            let (mut lo, mut hi) = (0u64, self.best.choices()[i]);
+            if hi >= LOWER_BELOW {
+                hi = 0;
+            }
+            while lo < hi && !self.spent() {
+                let mid = lo + (hi - lo) / 2;
+                let mut cand = self.best.choices().to_vec();
+                if i >= cand.len() {
+                    break;
+                }
+                cand[i] = mid;
+                if self.try_choices(&cand) {
+                    hi = mid;
+                    improved = true;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            i += 1;
+        }
+        improved
+    }
+}
+
+/// A replay that counts its draws.
+struct Counting<'a> {
+    inner: ReplaySource<'a>,
+    pos: Rc<Cell<usize>>,
+}
+
+impl ChoiceSource for Counting<'_> {
+    fn draw(&mut self, bound: u64) -> u64 {
+        self.pos.set(self.pos.get() + 1);
+        self.inner.draw(bound)
+    }
+}
+
+/// Notes how many draws were made when each event finished.
+struct EventEnds {
+    pos: Rc<Cell<usize>>,
+    ends: Vec<usize>,
+}
+
+impl Observer for EventEnds {
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, _: &mut Cluster) {
+        self.ends.push(self.pos.get());
+    }
+}
+
+/// Shrinks the run of `settings` with `choices`, which must violate an
+/// invariant.
+pub fn shrink(settings: &Settings, seed: u64, choices: &[u64], max_attempts: u64) -> Result<Shrunk, String> {
+    let first = run_choices(settings, seed, choices, RECORD, &mut NoObserver);
+    let target = first.invariant().ok_or_else(|| {
+        format!("the run violates no invariant ({}): nothing to shrink", first.outcome.name())
+    })?;
+    let table = config::to_table(settings);
+    let knobs = knobs_of(&table);
+    let before = (first.events, first.choices.as_ref().map_or(0, Vec::len));
+    let best = Best { table: table.clone(), settings: settings.clone(), result: first };
+    let mut s = Shrinker::new(target, seed, table.clone(), knobs, best);
+    s.max_attempts = max_attempts;
+    s.run();
+    let config_changes = s
+        .knobs
+        .iter()
+        .filter_map(|k| {
+            let from = config::get_dotted(&table, &k.key).map(config::value_text)?;
+            let to = config::get_dotted(&s.best.table, &k.key).map(config::value_text)?;
+            (from != to).then(|| (k.key.clone(), from, to))
+        })
+        .collect();
+    Ok(Shrunk {
+        invariant: target,
+        before,
+        settings: s.best.settings,
+        result: s.best.result,
+        attempts: s.attempts,
+        config_changes,
+    })
+}
+
+/// A knob value as a number that orders like it.
+fn value_key(v: &toml::Value) -> u64 {
+    match v {
+        toml::Value::Integer(i) => *i as u64,
+        toml::Value::Float(f) => f.to_bits(),
+        _ => 0,
+    }
+}
+
+/// The knobs this configuration has: the integer keys of
+/// [`SMALLER_WHEN_LOWER`] and every fault rate in `[faults]`.
+fn knobs_of(table: &toml::Table) -> Vec<Knob> {
+    let ints = SMALLER_WHEN_LOWER
+        .iter()
+        .filter(|k| config::get_dotted(table, k).is_some_and(toml::Value::is_integer))
+        .map(|k| Knob { key: k.to_string() });
+    let floats = table
+        .get("faults")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flat_map(|t| t.iter().filter(|(_, v)| v.is_float()))
+        .map(|(k, _)| Knob { key: format!("faults.{k}") });
+    floats.chain(ints).collect()
+}
+
+/// Shrinks the trace in `input` and writes the result to `output`.
+pub fn shrink_file(input: &Path, output: &Path, max_attempts: u64) -> Result<Shrunk, String> {
+    let trace = Trace::load(input)?;
+    let settings = trace.settings().map_err(|e| format!("{}: {e}", input.display()))?;
+    let shrunk = shrink(&settings, trace.seed, &trace.choices, max_attempts)
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+    let note =
+        format!("walsim shrink: {} of a {}-event run ({})", shrunk.invariant, shrunk.before.0, trace.note);
+    Trace::of_run(&shrunk.settings, &shrunk.result, note).save(output)?;
+    Ok(shrunk)
+}
+
+impl Shrunk {
+    pub fn text(&self, output: &Path) -> String {
+        let r = &self.result;
+        let mut s = format!(
+            "walsim shrink: {} still fails: {} events → {} events, {} draws → {} draws ({} attempts)\n",
+            self.invariant,
+            self.before.0,
+            r.events,
+            self.before.1,
+            r.choices.as_ref().map_or(0, Vec::len),
+            self.attempts
+        );
+        if !self.config_changes.is_empty() {
+            let changes: Vec<String> =
+                self.config_changes.iter().map(|(k, from, to)| format!("{k} {from} → {to}")).collect();
+            s.push_str(&format!("config: {}\n", changes.join(", ")));
+        }
+        s.push_str(&format!("  {}\n", r.detail));
+        s.push_str(&format!(
+            "wrote {} (trace_hash {}); see it with: walsim replay {} --log\n",
+            output.display(),
+            hash_hex(r.trace_hash),
+            output.display()
+        ));
+        s
+    }
+
+    pub fn json(&self, output: &Path) -> Value {
+        let r = &self.result;
+        json!({
+            "invariant": self.invariant.name(),
+            "file": output.display().to_string(),
+            "before": { "events": self.before.0, "draws": self.before.1 },
+            "after": {
+                "events": r.events,
+                "draws": r.choices.as_ref().map_or(0, Vec::len),
+                "trace_hash": hash_hex(r.trace_hash),
+                "detail": r.detail,
+            },
+            "config_changes": self.config_changes.iter()
+                .map(|(k, from, to)| json!({ "key": k, "from": from, "to": to }))
+                .collect::<Vec<_>>(),
+            "attempts": self.attempts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shrinks_a_wal_before_data_failure_deterministically() {
+        let s = config::load(None, &["rules.wal_before_data=false".into()]).unwrap();
+        let (seed, r) = (1..50)
+            .map(|seed| {
+                (
+                    seed,
+                    run_seed(
+                        &s,
+                        seed,
+                        RunOptions { record: true, log: false, max_events: None },
+                        &mut NoObserver,
+                    ),
+                )
+            })
+            .find(|(_, r)| r.invariant() == Some(Invariant::WalBeforeData))
+            .expect("a failing seed");
+        let choices = r.choices.unwrap();
+        let a = shrink(&s, seed, &choices, 5_000).unwrap();
+        assert_eq!(a.invariant, Invariant::WalBeforeData);
+        assert!(a.result.events <= 15, "{} events", a.result.events);
+        assert!(a.result.events < r.events);
+        let b = shrink(&s, seed, &choices, 5_000).unwrap();
+        assert_eq!(
+            (a.result.trace_hash, a.result.choices, a.settings),
+            (b.result.trace_hash, b.result.choices, b.settings)
+        );
+    }
+
+    #[test]
+    fn a_passing_run_is_not_shrunk() {
+        let s = config::load(None, &["scheduler.steps=50".into()]).unwrap();
+        let r = run_seed(&s, 1, RunOptions { record: true, log: false, max_events: None }, &mut NoObserver);
+        assert!(shrink(&s, 1, &r.choices.unwrap(), 10).unwrap_err().contains("nothing to shrink"));
+    }
+}

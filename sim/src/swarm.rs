@@ -1,0 +1,128 @@
+//! Swarm testing (Groce et al., ISSTA 2012): besides its schedule, each
+//! seed draws which fault kinds are switched on and at what rate, so runs
+//! with rare combinations (power loss but no crashes, one fault kind at a
+//! high rate) are explored instead of always the configured mix.
+//!
+//! A fault kind is every number in `[faults]` between 0 and 1 (a per-step
+//! probability), so kinds the model adds later are swarmed without a
+//! change here. The configured rate is the kind's upper bound. The draw
+//! depends only on the seed and the kind's key, never on the thread or
+//! the cell, and the swarmed settings are what reports and trace files
+//! hold, so a replay needs nothing from here.
+
+use crate::config;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::hash::Hasher;
+use walsim_model::Settings;
+use walsim_model::cluster::StableHasher;
+
+/// Keeps swarm draws apart from the run's own draws for the same seed.
+const DOMAIN: u64 = 0x5357_4152_4d00_0001; // "SWARM", v1
+
+/// Draw levels: below `OFF_BELOW` the kind is off (so each kind is on for
+/// half the seeds); above, the rate is the bound divided by 8, 4, 2 or 1.
+const LEVELS: u64 = 8;
+const OFF_BELOW: u64 = 4;
+
+/// The fault kinds of one configuration and their bounds.
+#[derive(Clone, Debug)]
+pub struct SwarmSpace {
+    table: toml::Table,
+    kinds: Vec<(String, f64)>,
+}
+
+/// One seed's draw: per kind, 0 (off) or 1..=4 (bound / 8, 4, 2, 1).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Swarm(pub Vec<u8>);
+
+impl SwarmSpace {
+    pub fn of(settings: &Settings) -> SwarmSpace {
+        let table = config::to_table(settings);
+        let kinds = table
+            .get("faults")
+            .and_then(toml::Value::as_table)
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(k, v)| v.as_float().map(|p| (format!("faults.{k}"), p)))
+                    .filter(|(_, p)| (0.0..=1.0).contains(p))
+                    .collect()
+            })
+            .unwrap_or_default();
+        SwarmSpace { table, kinds }
+    }
+
+    /// The fault kinds' keys and configured bounds.
+    pub fn kinds(&self) -> &[(String, f64)] {
+        &self.kinds
+    }
+
+    /// What `seed` draws.
+    pub fn draw(&self, seed: u64) -> Swarm {
+        Swarm(
+            self.kinds
+                .iter()
+                .map(|(key, _)| {
+                    let mut h = StableHasher::default();
+                    h.write(key.as_bytes());
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ DOMAIN);
+                    rng.set_stream(h.finish());
+                    let level = rng.next_u64() % LEVELS;
+                    if level < OFF_BELOW { 0 } else { (level - OFF_BELOW + 1) as u8 }
+                })
+                .collect(),
+        )
+    }
+
+    /// The rate of each kind under `swarm`.
+    pub fn rates(&self, swarm: &Swarm) -> BTreeMap<String, f64> {
+        self.kinds
+            .iter()
+            .zip(&swarm.0)
+            .map(|((key, bound), &level)| {
+                let rate = if level == 0 { 0.0 } else { bound / f64::from(1u32 << (4 - level)) };
+                (key.clone(), rate)
+            })
+            .collect()
+    }
+
+    /// The settings with the swarmed rates. `None` if they fail validation
+    /// (a rule the model may add about fault combinations); the caller then
+    /// runs the configured settings.
+    pub fn settings(&self, swarm: &Swarm) -> Option<Settings> {
+        let mut table = self.table.clone();
+        for (key, rate) in self.rates(swarm) {
+            config::set_dotted(&mut table, &key, toml::Value::Float(rate)).ok()?;
+        }
+        config::settings_from_table(table, None, &[]).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_depend_on_the_seed_only_and_stay_within_bounds() {
+        let s = config::load(None, &["faults.process_crash=0.01".into()]).unwrap();
+        let space = SwarmSpace::of(&s);
+        let keys: Vec<&str> = space.kinds().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["faults.disconnect", "faults.partition", "faults.power_loss", "faults.process_crash"]
+        );
+        let other = SwarmSpace::of(&config::load(None, &["synchronous_commit=local".into()]).unwrap());
+        let mut seen_off_on = [false; 2];
+        for seed in 0..64 {
+            let w = space.draw(seed);
+            assert_eq!(w, other.draw(seed), "the same seed draws the same swarm in every cell");
+            let swarmed = space.settings(&w).unwrap();
+            assert!(swarmed.faults.process_crash <= 0.01 && swarmed.faults.power_loss <= 0.001);
+            seen_off_on[usize::from(swarmed.faults.process_crash > 0.0)] = true;
+            assert_eq!(space.rates(&w)["faults.process_crash"], swarmed.faults.process_crash);
+        }
+        assert_eq!(seen_off_on, [true, true]);
+        assert_ne!((0..16).map(|s| space.draw(s)).collect::<Vec<_>>(), vec![space.draw(0); 16]);
+    }
+}
