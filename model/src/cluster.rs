@@ -447,8 +447,12 @@ impl Cluster {
         let mut out = Vec::new();
         for n in &self.nodes {
             for (i, b) in n.backends.iter().enumerate() {
-                if let Some(w) = b.wait() {
-                    out.push(format!("{} client backend {i} {w}", n.name));
+                match b.wait() {
+                    Some(w @ crate::event::Wait::SyncRep { .. }) => {
+                        out.push(format!("{} client backend {i} {w} (wait_event=SyncRep)", n.name));
+                    }
+                    Some(w) => out.push(format!("{} client backend {i} {w}", n.name)),
+                    None => {}
                 }
             }
             if let Some(w) = n.checkpointer.current.as_ref().and_then(|c| c.wait) {

@@ -26,6 +26,15 @@ pub struct FailbackAttempt {
     pub result: AttemptResult,
     /// What PostgreSQL said (refusals, pg_rewind's decisions).
     pub messages: Vec<String>,
+    /// Where the node's WAL ended when the attempt started (where its next
+    /// record would begin).
+    pub end_of_wal: Lsn,
+    /// Where the node's timeline ends in its new upstream's history (the
+    /// fork point), if it is an ancestor there.
+    pub fork_point: Option<Lsn>,
+    /// How far the new upstream had replayed (a standby) or flushed (a
+    /// primary) when the attempt started.
+    pub upstream_position: Lsn,
 }
 
 /// The result of a failback attempt.
@@ -48,13 +57,17 @@ impl Cluster {
     /// Runs strategy `strategy` on the stopped node `id`, then starts it as
     /// a standby of `upstream` (unless pg_rewind refused).
     pub(crate) fn failback(&mut self, id: NodeId, strategy: Failback, upstream: NodeId) {
+        let (n, up) = (&self.nodes[id as usize], &self.nodes[upstream as usize]);
         self.attempts.push(FailbackAttempt {
-            node: self.nodes[id as usize].name.clone(),
+            node: n.name.clone(),
             strategy,
             at: self.now,
-            upstream: self.nodes[upstream as usize].name.clone(),
+            upstream: up.name.clone(),
             result: AttemptResult::Pending,
             messages: Vec::new(),
+            end_of_wal: n.wal.end(),
+            fork_point: up.history.switch_point(up.tli, n.control.tli),
+            upstream_position: up.startup.as_ref().map_or(up.wal.flush_lsn(), |s| s.replayed),
         });
         let proceed = match strategy {
             Failback::Naive => true,
@@ -316,11 +329,17 @@ impl Cluster {
         }
     }
 
-    /// Books a refusal against `id`'s latest attempt.
+    /// Books a refusal against `id`'s latest attempt, with where its
+    /// upstream stood then.
     pub(crate) fn attempt_refused(&mut self, id: NodeId, msg: &str) {
         let name = self.nodes[id as usize].name.clone();
+        let up_pos = self.nodes[id as usize].upstream.map(|u| {
+            let up = &self.nodes[u as usize];
+            up.startup.as_ref().map_or(up.wal.flush_lsn(), |s| s.replayed)
+        });
         if let Some(a) = self.attempts.iter_mut().rev().find(|a| a.node == name) {
             a.result = AttemptResult::Refused;
+            a.upstream_position = up_pos.unwrap_or(a.upstream_position);
             if !a.messages.iter().any(|m| m == msg) {
                 a.messages.push(msg.to_string());
             }

@@ -41,14 +41,22 @@ pub struct RefusalMemo {
 }
 
 impl Node {
-    /// The highest position this node may send to a standby: its flushed
-    /// WAL (a primary with the rule on, or a cascading standby), else
-    /// everything inserted.
-    pub fn send_upto(&self, only_flushed: bool) -> Lsn {
-        if self.is_primary_or_shutting_down() && !only_flushed {
-            self.wal.end()
-        } else {
-            self.wal.flush_lsn()
+    /// The highest position this node may send to a standby. A primary:
+    /// its flushed WAL (GetFlushRecPtr), or everything inserted with the
+    /// rule off. A cascading standby: the larger of what its walreceiver
+    /// flushed and what it replayed (GetStandbyFlushRecPtr); with no
+    /// walreceiver, what it replayed.
+    pub fn send_upto(&self, only_flushed: bool, streaming: bool) -> Lsn {
+        match &self.startup {
+            Some(st) if !self.is_primary_or_shutting_down() => {
+                if streaming {
+                    st.replayed.max(self.wal.flush_lsn())
+                } else {
+                    st.replayed
+                }
+            }
+            _ if !only_flushed => self.wal.end(),
+            _ => self.wal.flush_lsn(),
         }
     }
 
@@ -107,7 +115,7 @@ impl Cluster {
     fn refusal_memo(&self, d: &Node, up: &Node) -> RefusalMemo {
         RefusalMemo {
             upstream: up.id,
-            upstream_flush: up.send_upto(self.settings().rules.walsender_sends_only_flushed),
+            upstream_flush: self.sendable_upto(up),
             upstream_tli: up.tli,
             local_end: d.wal.end(),
         }
@@ -121,7 +129,7 @@ impl Cluster {
         let rules = self.settings().rules.clone();
         let (start, start_tli) = self.nodes[di].streaming_start();
         let up_tli = self.nodes[ui].tli;
-        let up_flush = self.nodes[ui].send_upto(rules.walsender_sends_only_flushed);
+        let up_flush = self.sendable_upto(&self.nodes[ui]);
         let dname = self.nodes[di].name.clone();
 
         // IDENTIFY_SYSTEM, then TIMELINE_HISTORY for timelines the standby lacks.

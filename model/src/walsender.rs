@@ -25,8 +25,14 @@ impl Cluster {
     /// no further than the end of the timeline streamed.
     fn send_limit(&self, c: &Conn) -> crate::lsn::Lsn {
         let up = &self.nodes[c.upstream as usize];
-        let upto = up.send_upto(self.settings().rules.walsender_sends_only_flushed);
+        let upto = self.sendable_upto(up);
         self.timeline_end(c).map_or(upto, |end| end.min(upto))
+    }
+
+    /// How far node `up`'s walsenders may send.
+    pub(crate) fn sendable_upto(&self, up: &crate::node::Node) -> crate::lsn::Lsn {
+        let streaming = self.conns.iter().any(|c| c.downstream == up.id);
+        up.send_upto(self.settings().rules.walsender_sends_only_flushed, streaming)
     }
 
     /// Where the streamed timeline ends, if it is historic for the upstream.

@@ -52,6 +52,34 @@ enum Command {
     Shrink(ShrinkArgs),
     /// Combine shard results (explore --json) into one table.
     Merge(MergeArgs),
+    /// Check the model against a real PostgreSQL primary/standby on loopback.
+    Conform(ConformArgs),
+}
+
+#[derive(Args, Debug)]
+struct ConformArgs {
+    /// Directory with initdb, pg_ctl, postgres, pg_basebackup, pg_rewind, psql
+    /// (default: `pg_config --bindir`, else /usr/lib/postgresql/*/bin).
+    #[arg(long, value_name = "DIR")]
+    pg_bin: Option<PathBuf>,
+    /// Run only this story (repeatable); default: all.
+    #[arg(long = "scenario", value_name = "NAME")]
+    scenarios: Vec<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Keep the temporary data directories and server logs.
+    #[arg(long)]
+    keep_data: bool,
+    /// Print every command run against the server.
+    #[arg(long)]
+    verbose: bool,
+    /// Seeds the model runs each story with (it must agree with itself).
+    #[arg(long, default_value_t = 20)]
+    seeds: u64,
+    /// Override a model setting (e.g. switch a rule off to see a disagreement).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -143,6 +171,7 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
         Command::Replay(a) => cmd_replay(a, out, err),
         Command::Shrink(a) => cmd_shrink(a, out),
         Command::Merge(a) => cmd_merge(a, out),
+        Command::Conform(a) => cmd_conform(a, out, err),
     };
     match res {
         Ok(code) => code,
@@ -411,4 +440,60 @@ fn cmd_merge(a: MergeArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     let merged = merge::merge(&inputs)?;
     write!(out, "{}", merged.render(format_of(a.json, a.markdown)))?;
     Ok(EXIT_OK)
+}
+
+fn cmd_conform(a: ConformArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
+    use crate::conform::{self, Story};
+    let stories: Vec<Story> = if a.scenarios.is_empty() {
+        Story::ALL.to_vec()
+    } else {
+        a.scenarios
+            .iter()
+            .map(|n| {
+                Story::from_name(n).ok_or_else(|| {
+                    let names: Vec<&str> = Story::ALL.iter().map(|s| s.name()).collect();
+                    BadInput(format!(
+                        "--scenario {n}: no such conformance story (stories: {})",
+                        names.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if a.seeds == 0 {
+        return Err(BadInput("--seeds must be at least 1".into()));
+    }
+    // Settings errors are input errors: check them before starting servers.
+    crate::conformance::model_outcome(stories[0], 1, &a.set).map_err(BadInput)?;
+    let install = conform::find_install(a.pg_bin.as_deref()).map_err(|e| BadInput(format!("{e:#}")))?;
+    conform::install_interrupt_handler();
+    let opts = conform::Options { keep_data: a.keep_data, verbose: a.verbose };
+    let mut progress = |name: &str| {
+        let _ = writeln!(err, "walsim conform: {name}");
+    };
+    let rows = match crate::conformance::run_suite(&install, &stories, &opts, a.seeds, &a.set, &mut progress)
+    {
+        Ok(rows) => rows,
+        Err(e) if e.downcast_ref::<conform::Interrupted>().is_some() => {
+            let _ = writeln!(err, "walsim conform: interrupted; servers stopped and temporary data removed");
+            return Ok(EXIT_INTERRUPTED);
+        }
+        Err(e) => return Err(BadInput(format!("conformance run failed: {e:#}"))),
+    };
+    if a.json {
+        let v = serde_json::json!({
+            "postgres_version": install.version,
+            "scenarios": rows.iter().map(|r| serde_json::json!({
+                "name": r.name,
+                "postgres": r.postgres,
+                "walsim": r.walsim,
+                "agree": r.agree,
+                "differences": r.differences,
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        write!(out, "{}", crate::conformance::table(&rows, &install.version))?;
+    }
+    Ok(if rows.iter().all(|r| r.agree) { EXIT_OK } else { EXIT_VIOLATION })
 }

@@ -11,6 +11,8 @@
 pub mod args;
 pub mod cli;
 pub mod config;
+pub mod conform;
+pub mod conformance;
 pub mod explore;
 pub mod merge;
 pub mod replay;

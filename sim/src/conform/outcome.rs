@@ -1,0 +1,141 @@
+//! What a story is and what the real server did in it.
+
+use serde::{Deserialize, Serialize};
+
+use super::messages::MessageKind;
+
+/// One fully scripted scenario run against a fresh primary (`a`) / standby (`b`) pair.
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[serde(rename_all = "kebab-case")]
+pub enum Story {
+    /// B promoted, A writes on, A crashes (`-m immediate`) and rejoins B naively.
+    DivergedNaiveAfterImmediate,
+    /// As above, but A is shut down cleanly (`-m fast`) before rejoining.
+    DivergedNaiveAfterFast,
+    /// Same divergence, A shut down cleanly, `pg_rewind` from B, then A rejoins.
+    DivergedRewind,
+    /// A shut down cleanly while B streams (B gets everything), B promoted, A rejoins.
+    CleanSwitchover,
+    /// B stops, A writes on and crashes, B restarts as an unpromoted standby and A
+    /// tries to follow B (cascading): A asks for WAL that B never got.
+    LaggingStandbyAhead,
+    /// Synchronous replication with the only synchronous standby stopped: commits hang.
+    SyncStandbyDown,
+    /// As `DivergedRewind`, but the cluster runs with `wal_log_hints = off` and no
+    /// data checksums, which pg_rewind refuses.
+    RewindWithoutHints,
+}
+
+impl Story {
+    /// Every story, in the order the suite runs them.
+    pub const ALL: [Story; 7] = [
+        Story::DivergedNaiveAfterImmediate,
+        Story::DivergedNaiveAfterFast,
+        Story::DivergedRewind,
+        Story::CleanSwitchover,
+        Story::LaggingStandbyAhead,
+        Story::SyncStandbyDown,
+        Story::RewindWithoutHints,
+    ];
+
+    /// Kebab-case name, identical to the JSON form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Story::DivergedNaiveAfterImmediate => "diverged-naive-after-immediate",
+            Story::DivergedNaiveAfterFast => "diverged-naive-after-fast",
+            Story::DivergedRewind => "diverged-rewind",
+            Story::CleanSwitchover => "clean-switchover",
+            Story::LaggingStandbyAhead => "lagging-standby-ahead",
+            Story::SyncStandbyDown => "sync-standby-down",
+            Story::RewindWithoutHints => "rewind-without-hints",
+        }
+    }
+
+    /// The story with this kebab-case name.
+    pub fn from_name(name: &str) -> Option<Story> {
+        Story::ALL.into_iter().find(|story| story.name() == name)
+    }
+}
+
+/// How a story ended on the real server.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeClass {
+    /// The rejoining node streams from its upstream, has replayed everything and
+    /// holds the same rows.
+    Converged,
+    /// A node or tool refused (a recognised refusal message was seen).
+    Refused,
+    /// Nothing refused, but nothing completed either (e.g. a commit waiting forever).
+    Stuck,
+}
+
+/// The real server's answer to one story.
+#[derive(Serialize, Clone, Debug)]
+pub struct RealOutcome {
+    pub story: Story,
+    /// `postgres --version` number of the server that produced this outcome.
+    pub server_version: String,
+    pub class: OutcomeClass,
+    /// Every recognised message kind, in first-seen order, deduplicated.
+    pub messages: Vec<MessageKind>,
+    /// The raw line behind each entry of `messages` (same index).
+    pub message_text: Vec<String>,
+    /// Every source that printed each kind, comma-separated, the quoted one first,
+    /// e.g. "a server log, b server log" (same index as `messages`).
+    pub message_sources: Vec<String>,
+    pub facts: Facts,
+}
+
+/// Positions and checks gathered along the way. LSNs are `%X/%X` strings.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct Facts {
+    /// Switch point of timeline 1 in the new primary's `00000002.history`.
+    pub fork_point: Option<String>,
+    /// Full content of that history file.
+    pub history_file: Option<String>,
+    /// Where node a's WAL on disk ends once it is stopped: the LSN at which its next
+    /// record would start (what a restarted standby replays up to). Taken by running
+    /// `pg_waldump -s H` on the stopped node's pg_wal, H being
+    /// `pg_current_wal_insert_lsn()` sampled just before the stop, and reading the
+    /// position where pg_waldump found no further valid record. H alone would miss a
+    /// fast stop's shutdown checkpoint; pg_controldata alone says nothing useful after
+    /// an immediate stop.
+    pub old_primary_end_of_wal: Option<String>,
+    /// X in "requested starting point X ..." if seen.
+    pub requested_start: Option<String>,
+    /// Y in "... the WAL flush position of this server Y" if seen.
+    pub server_flush: Option<String>,
+    /// `count(*), sum(hashtext(test::text))` on the upstream of the rejoining node.
+    pub rows_primary: Option<(i64, i64)>,
+    /// The same on the rejoining node.
+    pub rows_rejoined: Option<(i64, i64)>,
+    /// Named relations that were checked, with their result.
+    pub relations: Vec<(String, bool)>,
+}
+
+impl Facts {
+    pub(super) fn relate(&mut self, name: &str, holds: bool) {
+        self.relations.push((name.to_string(), holds));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_json() {
+        for story in Story::ALL {
+            let json = serde_json::to_string(&story).unwrap();
+            assert_eq!(json, format!("\"{}\"", story.name()));
+            assert_eq!(Story::from_name(story.name()), Some(story));
+        }
+        assert_eq!(Story::from_name("no-such-story"), None);
+        assert_eq!(serde_json::to_string(&OutcomeClass::Refused).unwrap(), "\"refused\"");
+        assert_eq!(
+            serde_json::to_string(&MessageKind::ForkedBeforeRecoveryPoint).unwrap(),
+            "\"forked_before_recovery_point\""
+        );
+    }
+}

@@ -1,0 +1,583 @@
+//! The stories. Node `a` is always the original primary, `b` its streaming standby.
+//!
+//! Each story is arranged so its outcome does not depend on timing: e.g. after a
+//! promotion the old primary switches to a new WAL segment and writes a little more,
+//! so its end of WAL (and hence the segment start a walreceiver asks for) lies in a
+//! later segment than the fork point. Waits poll with deadlines; nothing sleeps blindly.
+
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+
+use super::check_interrupted;
+use super::cluster::{Node, Sandbox, StartWait, StopMode};
+use super::install::PgInstall;
+use super::lsn::Lsn;
+use super::messages::{self, MessageKind};
+use super::outcome::{Facts, OutcomeClass, RealOutcome, Story};
+
+/// The seed experiment's table.
+const SCHEMA: &str = "create table test(id int primary key, info text, crt_time timestamp)";
+
+/// The seed experiment's transaction; `on conflict` keeps random-id collisions from
+/// aborting pgbench clients.
+const WORKLOAD: &str = "insert into test values ((random()*1000000)::int, md5(random()::text), clock_timestamp()) on conflict do nothing;\n";
+
+/// How long a rejoin may take before we call it stuck.
+const REJOIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Once a refusal is seen, how long we keep watching for the other expected messages.
+const AFTER_REFUSAL: Duration = Duration::from_secs(5);
+
+pub(super) fn run(sb: &Sandbox, install: &PgInstall, story: Story) -> Result<RealOutcome> {
+    let mut report = Report {
+        story,
+        version: install.version.clone(),
+        class: OutcomeClass::Stuck,
+        obs: Observer::default(),
+        facts: Facts::default(),
+    };
+    match story {
+        Story::DivergedNaiveAfterImmediate => diverged_naive(sb, &mut report, StopMode::Immediate)?,
+        Story::DivergedNaiveAfterFast => diverged_naive(sb, &mut report, StopMode::Fast)?,
+        Story::DivergedRewind => diverged_rewind(sb, &mut report, true)?,
+        Story::CleanSwitchover => clean_switchover(sb, &mut report)?,
+        Story::LaggingStandbyAhead => lagging_standby_ahead(sb, &mut report)?,
+        Story::SyncStandbyDown => sync_standby_down(sb, &mut report)?,
+        Story::RewindWithoutHints => diverged_rewind(sb, &mut report, false)?,
+    }
+    Ok(report.finish())
+}
+
+/// Stories 1 and 2: B promoted, A diverges, A stopped (`stop`), A follows B naively.
+fn diverged_naive(sb: &Sandbox, r: &mut Report, stop: StopMode) -> Result<()> {
+    let p = setup_pair(sb, true)?;
+    let d = diverge(sb, &p, stop, r)?;
+    rejoin(
+        sb,
+        r,
+        &p.a,
+        &p.b,
+        &[MessageKind::NotInHistory, MessageKind::ForkedBeforeRecoveryPoint],
+        d.positions(),
+    )
+}
+
+/// Stories 3 and 7: same divergence, A stopped cleanly, pg_rewind from B, A follows B.
+fn diverged_rewind(sb: &Sandbox, r: &mut Report, wal_log_hints: bool) -> Result<()> {
+    let p = setup_pair(sb, wal_log_hints)?;
+    // pg_rewind insists on a cleanly shut down target.
+    let d = diverge(sb, &p, StopMode::Fast, r)?;
+    // pg_rewind 15 takes the source's timeline from its pg_control, which a promotion
+    // updates only at its first checkpoint; the one the promotion requests is spread
+    // out, so without this pg_rewind may (depending on timing) see timeline 1 on both
+    // sides and say "no rewind required" (observed). PostgreSQL's docs ask for it too.
+    sb.sql(&p.b, "checkpoint")?;
+    let source_tli = sb
+        .controldata(&p.b)?
+        .into_iter()
+        .find(|(key, _)| key == "Latest checkpoint's TimeLineID")
+        .map(|(_, value)| value);
+    r.facts
+        .relate("source's pg_control shows timeline 2 before pg_rewind", source_tli.as_deref() == Some("2"));
+    let out = sb.rewind(&p.a, &p.b)?;
+    for line in out.lines() {
+        r.obs.feed("pg_rewind output", line);
+    }
+    r.facts.relate("pg_rewind succeeded", out.success());
+    if !out.success() {
+        if r.obs.any_refusal() {
+            r.class = OutcomeClass::Refused;
+            return Ok(());
+        }
+        bail!(
+            "pg_rewind failed with a message this driver does not know:\n{}{}",
+            out.stderr.trim(),
+            out.stdout.trim()
+        );
+    }
+    if let Some(at) = out.lines().find_map(messages::rewind_diverged_at) {
+        r.facts.relate("pg_rewind's divergence point equals the fork point", at == d.fork_point);
+    }
+    // pg_rewind copied B's configuration files: give A back its own port and make it
+    // follow B (B's copied primary_conninfo pointed at A).
+    sb.set_conf(&p.a, &format!("port = {}\n", p.a.port))?;
+    rejoin(sb, r, &p.a, &p.b, &[], d.positions())
+}
+
+/// Story 4: A shut down cleanly while B streams, B promoted, A follows B naively.
+fn clean_switchover(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let p = setup_pair(sb, true)?;
+    let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
+    // A's walsender sends everything, shutdown checkpoint included, before exiting.
+    sb.stop(&p.a, StopMode::Fast)?;
+    let a_end = sb.wal_end(&p.a, hint)?;
+    let segment = sb.segment_size(&p.a)?;
+    r.facts.old_primary_end_of_wal = Some(a_end.to_string());
+    let received = replay_reaches(sb, &p.b, a_end, Duration::from_secs(15))?;
+    r.facts.relate(
+        "standby replayed the old primary's whole WAL (shutdown checkpoint included) before promotion",
+        received,
+    );
+    sb.promote(&p.b)?;
+    let fork_point = read_fork_point(sb, &p.b, r)?;
+    r.facts.relate("fork point equals the old primary's end of WAL", fork_point == a_end);
+    let positions =
+        Positions { a_end: Some(a_end), fork_point: Some(fork_point), segment, upstream_flush: None };
+    rejoin(sb, r, &p.a, &p.b, &[], positions)
+}
+
+/// Story 5: B stops, A writes on (into a later segment) and crashes; B comes back as
+/// an unpromoted standby that connects nowhere, so it stays on timeline 1 with what
+/// it had; A then tries to follow B (cascading replication from a standby).
+fn lagging_standby_ahead(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let p = setup_pair(sb, true)?;
+    sb.stop(&p.b, StopMode::Fast)?;
+    write_past_segment_end(sb, &p)?;
+    let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
+    sb.stop(&p.a, StopMode::Immediate)?;
+    let a_end = sb.wal_end(&p.a, hint)?;
+    let segment = sb.segment_size(&p.a)?;
+    r.facts.old_primary_end_of_wal = Some(a_end.to_string());
+    sb.make_standby(&p.b, None)?;
+    sb.start(&p.b, StartWait::Ready)?;
+    let b_replay = current_lsn(sb, &p.b, "pg_last_wal_replay_lsn()")?;
+    r.facts.relate(
+        "old primary's end of WAL is in a later WAL segment than the lagging standby's replay position",
+        a_end.segment_no(segment) > b_replay.segment_no(segment),
+    );
+    let positions =
+        Positions { a_end: Some(a_end), fork_point: None, segment, upstream_flush: Some(b_replay) };
+    rejoin(sb, r, &p.a, &p.b, &[MessageKind::AheadOfFlush], positions)
+}
+
+/// Story 6: synchronous replication to B, B stopped, a commit on A waits for it.
+fn sync_standby_down(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let p = setup_pair(sb, true)?;
+    // Only now that B streams: before that even the DDL in setup would wait.
+    sb.sql(&p.a, "alter system set synchronous_standby_names = '*'")?;
+    sb.sql(&p.a, "select pg_reload_conf()")?;
+    sb.poll("b to become the synchronous standby", Duration::from_secs(30), || {
+        let state =
+            sb.sql(&p.a, "select sync_state from pg_stat_replication where application_name = 'b'")?;
+        Ok(state.lines().any(|s| s == "sync").then_some(()))
+    })?;
+    sb.stop(&p.b, StopMode::Fast)?;
+    let mut client =
+        sb.sql_background(&p.a, "insert into test values (-1, 'sync probe', clock_timestamp())")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let waiting = loop {
+        check_interrupted()?;
+        if let Some(out) = client.try_finish()? {
+            // The commit came back although no synchronous standby was there.
+            r.facts.relate("insert returned while the synchronous standby was down", out.success());
+            r.class = OutcomeClass::Converged;
+            return Ok(());
+        }
+        let row = sb.sql(
+            &p.a,
+            "select pid, backend_type, state, wait_event_type, wait_event, query \
+             from pg_stat_activity where wait_event = 'SyncRep'",
+        )?;
+        if let Some(row) = row.lines().next() {
+            break Some(row.to_string());
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        sleep(Duration::from_millis(100));
+    };
+    r.class = OutcomeClass::Stuck;
+    let Some(row) = waiting else {
+        r.facts.relate("insert neither returned nor showed wait_event SyncRep within 10 s", true);
+        return Ok(());
+    };
+    let fields: Vec<&str> = row.splitn(6, '|').collect();
+    let [pid, backend_type, state, wait_type, wait_event, query] = fields[..] else {
+        bail!("unexpected pg_stat_activity row {row:?}");
+    };
+    r.obs.feed(
+        "pg_stat_activity on a",
+        &format!(
+            "pid={pid} backend_type={backend_type} state={state} wait_event_type={wait_type} wait_event={wait_event} query={query}"
+        ),
+    );
+    sleep(Duration::from_millis(500));
+    r.facts.relate(
+        "insert still waiting 0.5 s after its backend showed wait_event SyncRep",
+        client.try_finish()?.is_none(),
+    );
+    // Cancelling the wait lets the client go; the transaction is already committed
+    // locally, which the model may want to know.
+    sb.sql(&p.a, &format!("select pg_cancel_backend({pid})"))?;
+    let out = client.wait(Duration::from_secs(10))?;
+    for line in out.lines() {
+        r.obs.feed("psql client on a", line);
+    }
+    r.facts.relate(
+        "client was told the wait was cancelled after a local commit",
+        out.stderr.contains("canceling wait for synchronous replication"),
+    );
+    let visible = sb.sql(&p.a, "select count(*) from test where id = -1")? == "1";
+    r.facts.relate(
+        "cancelled insert's row is visible on the primary (committed locally before waiting)",
+        visible,
+    );
+    Ok(())
+}
+
+/// Nodes of a freshly set up pair; `b` streams from `a` and has replayed the load.
+struct Pair {
+    a: Node,
+    b: Node,
+    script: PathBuf,
+}
+
+fn setup_pair(sb: &Sandbox, wal_log_hints: bool) -> Result<Pair> {
+    let a = sb.node("a")?;
+    let b = sb.node("b")?;
+    sb.initdb(&a, wal_log_hints)?;
+    sb.start(&a, StartWait::Ready)?;
+    sb.sql(&a, SCHEMA)?;
+    let script = sb.root.join("workload.sql");
+    sb.write_file(&script, WORKLOAD)?;
+    sb.basebackup(&a, &b)?;
+    sb.start(&b, StartWait::Ready)?;
+    sb.poll("b to stream from a", Duration::from_secs(30), || {
+        Ok(replication_state(sb, &a, &b)?.then_some(()))
+    })?;
+    sb.pgbench(&a, &script, 4, 250)?;
+    let target = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
+    if !replay_reaches(sb, &b, target, Duration::from_secs(30))? {
+        bail!("b did not replay a's initial load (up to {target}) within 30 s");
+    }
+    Ok(Pair { a, b, script })
+}
+
+/// A's writes after B stopped following it: some load, a segment switch, a little
+/// more load, so that A's end of WAL is in a later segment than anything B has.
+fn write_past_segment_end(sb: &Sandbox, p: &Pair) -> Result<()> {
+    sb.pgbench(&p.a, &p.script, 4, 100)?;
+    sb.sql(&p.a, "select pg_switch_wal()")?;
+    sb.pgbench(&p.a, &p.script, 2, 50)
+}
+
+/// LSN positions a rejoin's messages are checked against.
+#[derive(Clone, Copy)]
+struct Positions {
+    a_end: Option<Lsn>,
+    fork_point: Option<Lsn>,
+    segment: u64,
+    /// Flush position of a standby upstream, if the upstream is one.
+    upstream_flush: Option<Lsn>,
+}
+
+struct Divergence {
+    fork_point: Lsn,
+    a_end: Lsn,
+    segment: u64,
+}
+
+impl Divergence {
+    fn positions(&self) -> Positions {
+        Positions {
+            a_end: Some(self.a_end),
+            fork_point: Some(self.fork_point),
+            segment: self.segment,
+            upstream_flush: None,
+        }
+    }
+}
+
+/// Promotes B, lets A write on past a segment boundary, stops A with `stop`.
+fn diverge(sb: &Sandbox, p: &Pair, stop: StopMode, r: &mut Report) -> Result<Divergence> {
+    sb.promote(&p.b)?;
+    write_past_segment_end(sb, p)?;
+    let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
+    sb.stop(&p.a, stop)?;
+    let a_end = sb.wal_end(&p.a, hint)?;
+    let segment = sb.segment_size(&p.a)?;
+    let fork_point = read_fork_point(sb, &p.b, r)?;
+    r.facts.old_primary_end_of_wal = Some(a_end.to_string());
+    r.facts.relate("old primary's end of WAL > fork point", a_end > fork_point);
+    r.facts.relate(
+        "old primary's end of WAL is in a later WAL segment than the fork point",
+        a_end.segment_no(segment) > fork_point.segment_no(segment),
+    );
+    Ok(Divergence { fork_point, a_end, segment })
+}
+
+/// Reads the promoted node's `00000002.history` into the facts; returns timeline 1's
+/// switch point.
+fn read_fork_point(sb: &Sandbox, promoted: &Node, r: &mut Report) -> Result<Lsn> {
+    let history = sb.history_file(promoted, 2)?;
+    let fork_point = messages::history_switch_point(&history, 1)
+        .ok_or_else(|| anyhow!("no switch point for timeline 1 in {history:?}"))?;
+    r.facts.fork_point = Some(fork_point.to_string());
+    r.facts.history_file = Some(history);
+    Ok(fork_point)
+}
+
+/// Restarts `node` as a standby of `upstream` and watches what happens, recording
+/// messages, the class and the relations between the LSNs seen.
+///
+/// It stops as soon as the upstream's `pg_stat_replication` shows `node` streaming
+/// (then checks catch-up and rows), as soon as every kind in `expected` was seen, 5 s
+/// after the first refusal, or after 30 s.
+fn rejoin(
+    sb: &Sandbox,
+    r: &mut Report,
+    node: &Node,
+    upstream: &Node,
+    expected: &[MessageKind],
+    pos: Positions,
+) -> Result<()> {
+    let offsets = [(node, sb.log_offset(node)), (upstream, sb.log_offset(upstream))];
+    sb.make_standby(node, Some(upstream))?;
+    sb.start(node, StartWait::Running)?;
+    let started = Instant::now();
+    let mut first_refusal: Option<Instant> = None;
+    let mut streaming = false;
+    loop {
+        check_interrupted()?;
+        let obs = scan_logs(sb, &offsets)?;
+        if replication_state(sb, upstream, node)? {
+            streaming = true;
+            break;
+        }
+        if !expected.is_empty() && expected.iter().all(|&kind| obs.has(kind)) {
+            break;
+        }
+        if obs.any_refusal() && first_refusal.get_or_insert_with(Instant::now).elapsed() > AFTER_REFUSAL {
+            break;
+        }
+        if started.elapsed() > REJOIN_LIMIT {
+            break;
+        }
+        sleep(Duration::from_millis(200));
+    }
+    r.facts.relate("upstream's pg_stat_replication showed the rejoining node streaming", streaming);
+    let mut caught_up = false;
+    if streaming {
+        // Make the upstream write something new, then wait for it to be replayed.
+        sb.sql(upstream, "checkpoint")?;
+        sb.sql(
+            upstream,
+            "insert into test select -1000 - g, 'catch-up', clock_timestamp() \
+             from generate_series(1, 10) g on conflict do nothing",
+        )?;
+        let target = current_lsn(sb, upstream, "pg_current_wal_lsn()")?;
+        caught_up = replay_reaches(sb, node, target, REJOIN_LIMIT)?;
+        r.facts.relate("rejoined node replayed up to the upstream's current LSN", caught_up);
+    }
+    // The rejoining node is a hot standby once consistent, so both can be counted.
+    let rows_up = sb.rows(upstream).ok();
+    let rows_node = sb.rows(node).ok();
+    r.facts.rows_primary = rows_up;
+    r.facts.rows_rejoined = rows_node;
+    let rows_equal = rows_up.is_some() && rows_up == rows_node;
+    if rows_up.is_some() && rows_node.is_some() {
+        r.facts.relate("row count and hash equal on both nodes", rows_equal);
+    }
+    let obs = scan_logs(sb, &offsets)?;
+    r.obs.absorb(&obs);
+    r.class = if streaming && caught_up && rows_equal {
+        OutcomeClass::Converged
+    } else if r.obs.any_refusal() {
+        OutcomeClass::Refused
+    } else {
+        OutcomeClass::Stuck
+    };
+    relate_positions(r, pos);
+    Ok(())
+}
+
+/// Checks the LSNs quoted in messages against the positions the driver measured.
+fn relate_positions(r: &mut Report, pos: Positions) {
+    let obs = &r.obs;
+    let facts = &mut r.facts;
+    if let Some(start) = obs.requested_start {
+        if let Some(end) = pos.a_end {
+            facts.relate(
+                "requested start is the start of the WAL segment holding the old primary's end of WAL",
+                start == end.segment_start(pos.segment),
+            );
+        }
+        if let Some(fork) = pos.fork_point {
+            facts.relate("requested start > fork point", start > fork);
+        }
+        if let Some(flush) = obs.server_flush {
+            facts.relate("requested start > server flush", start > flush);
+        }
+    }
+    if let (Some(flush), Some(expected)) = (obs.server_flush, pos.upstream_flush) {
+        facts.relate("server flush equals the lagging standby's replay position", flush == expected);
+    }
+    if let (Some(at), Some(fork)) = (obs.history_forked_at, pos.fork_point) {
+        facts.relate("walsender's \"history forked from timeline 1 at\" equals the fork point", at == fork);
+    }
+    if let (Some(point), Some(end)) = (obs.recovery_point, pos.a_end) {
+        facts.relate("\"before current recovery point\" equals the old primary's end of WAL", point == end);
+    }
+}
+
+/// Whether `downstream` streams from `upstream` right now (by the upstream's view).
+fn replication_state(sb: &Sandbox, upstream: &Node, downstream: &Node) -> Result<bool> {
+    let states = sb.sql(
+        upstream,
+        &format!("select state from pg_stat_replication where application_name = '{}'", downstream.name),
+    )?;
+    Ok(states.lines().any(|state| state == "streaming"))
+}
+
+/// One LSN-valued expression evaluated on `node`.
+fn current_lsn(sb: &Sandbox, node: &Node, expr: &str) -> Result<Lsn> {
+    sb.sql_lsn(node, &format!("select {expr}"))?.ok_or_else(|| anyhow!("{expr} is NULL on {}", node.name))
+}
+
+/// Waits until `node` has replayed up to `target`; false if it did not within `limit`.
+fn replay_reaches(sb: &Sandbox, node: &Node, target: Lsn, limit: Duration) -> Result<bool> {
+    let deadline = Instant::now() + limit;
+    loop {
+        check_interrupted()?;
+        let replayed = sb.sql_lsn(node, "select pg_last_wal_replay_lsn()").ok().flatten();
+        if replayed.is_some_and(|lsn| lsn >= target) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// Recognised messages in the logs of `logs`, read from each offset on.
+///
+/// The logs are read one after the other, in the order given (the rejoining node
+/// first), rather than merged by timestamp: the quoted line and the order of kinds
+/// then do not depend on which of two processes logged a millisecond earlier.
+fn scan_logs(sb: &Sandbox, logs: &[(&Node, u64)]) -> Result<Observer> {
+    let mut obs = Observer::default();
+    for &(node, offset) in logs {
+        let source = format!("{} server log", node.name);
+        for line in sb.read_log(node, offset)?.lines() {
+            obs.feed(&source, line);
+        }
+    }
+    Ok(obs)
+}
+
+/// Recognised messages (the first line of each kind, and every source that printed
+/// that kind) and the LSNs quoted in them.
+#[derive(Default, Clone)]
+struct Observer {
+    seen: Vec<Seen>,
+    requested_start: Option<Lsn>,
+    server_flush: Option<Lsn>,
+    recovery_point: Option<Lsn>,
+    history_forked_at: Option<Lsn>,
+}
+
+#[derive(Clone)]
+struct Seen {
+    kind: MessageKind,
+    line: String,
+    sources: Vec<String>,
+}
+
+impl Observer {
+    fn feed(&mut self, source: &str, line: &str) {
+        if let Some(kind) = messages::recognise(line) {
+            self.note(kind, line, source);
+        }
+        self.requested_start = self.requested_start.or(messages::requested_start(line));
+        self.server_flush = self.server_flush.or(messages::server_flush(line));
+        self.recovery_point = self.recovery_point.or(messages::recovery_point(line));
+        self.history_forked_at =
+            self.history_forked_at.or(messages::history_forked_at(line).map(|(_, at)| at));
+    }
+
+    fn note(&mut self, kind: MessageKind, line: &str, source: &str) {
+        match self.seen.iter_mut().find(|seen| seen.kind == kind) {
+            Some(seen) => {
+                if !seen.sources.iter().any(|s| s == source) {
+                    seen.sources.push(source.to_string());
+                }
+            }
+            None => self.seen.push(Seen { kind, line: line.to_string(), sources: vec![source.to_string()] }),
+        }
+    }
+
+    fn absorb(&mut self, other: &Observer) {
+        for seen in &other.seen {
+            for source in &seen.sources {
+                self.note(seen.kind, &seen.line, source);
+            }
+        }
+        self.requested_start = self.requested_start.or(other.requested_start);
+        self.server_flush = self.server_flush.or(other.server_flush);
+        self.recovery_point = self.recovery_point.or(other.recovery_point);
+        self.history_forked_at = self.history_forked_at.or(other.history_forked_at);
+    }
+
+    fn has(&self, kind: MessageKind) -> bool {
+        self.seen.iter().any(|seen| seen.kind == kind)
+    }
+
+    fn any_refusal(&self) -> bool {
+        self.seen.iter().any(|seen| seen.kind.is_refusal())
+    }
+}
+
+/// The outcome under construction.
+struct Report {
+    story: Story,
+    version: String,
+    class: OutcomeClass,
+    obs: Observer,
+    facts: Facts,
+}
+
+impl Report {
+    fn finish(mut self) -> RealOutcome {
+        self.facts.requested_start = self.obs.requested_start.map(|l| l.to_string());
+        self.facts.server_flush = self.obs.server_flush.map(|l| l.to_string());
+        let (mut messages, mut text, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+        for seen in self.obs.seen {
+            messages.push(seen.kind);
+            text.push(seen.line);
+            sources.push(seen.sources.join(", "));
+        }
+        RealOutcome {
+            story: self.story,
+            server_version: self.version,
+            class: self.class,
+            messages,
+            message_text: text,
+            message_sources: sources,
+            facts: self.facts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observer_dedups_and_keeps_first() {
+        let mut obs = Observer::default();
+        obs.feed("b server log", "2026-01-01 00:00:00.001 UTC [2] walsender ERROR:  requested starting point 0/4000000 on timeline 1 is not in this server's history");
+        obs.feed("b server log", "2026-01-01 00:00:00.001 UTC [2] walsender DETAIL:  This server's history forked from timeline 1 at 0/3000148.");
+        obs.feed("a server log", "2026-01-01 00:00:01.001 UTC [3] walsender ERROR:  requested starting point 0/5000000 on timeline 1 is not in this server's history");
+        assert_eq!(obs.seen.len(), 1);
+        assert_eq!(obs.seen[0].sources, ["b server log", "a server log"]);
+        assert!(obs.seen[0].line.contains("0/4000000"));
+        assert_eq!(obs.requested_start, Some(Lsn(0x400_0000)));
+        assert_eq!(obs.history_forked_at, Some(Lsn(0x300_0148)));
+        assert!(obs.any_refusal());
+        assert!(!obs.has(MessageKind::AheadOfFlush));
+    }
+}

@@ -1,0 +1,241 @@
+//! Model versus real server: each conformance story is also a built-in
+//! scenario of the same name. The model runs it over many seeds (it must
+//! predict the same class every time, or the scenario is not pinned down);
+//! the real server runs it once ([`crate::conform`]). They agree when the
+//! outcome class, the kinds of PostgreSQL message seen, and every relation
+//! between positions that both sides checked are the same. LSNs themselves
+//! are never compared: sizes and timings differ, relations must not.
+
+use crate::conform::{
+    self, Lsn, MessageKind, OutcomeClass, RealOutcome, Story, history_forked_at, recognise, recovery_point,
+    requested_start, rewind_diverged_at, server_flush,
+};
+use crate::run::{NoObserver, Outcome, RunOptions, RunResult, run_seed};
+use crate::scenario;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// The model's prediction for one story.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelOutcome {
+    /// `converged` | `refused` | `stuck`, or `violation` (an invariant
+    /// failed, which no real run can show), or `inconsistent` when seeds
+    /// disagree.
+    pub class: String,
+    /// Message kinds seen (union over seeds), in first-seen order.
+    pub messages: Vec<MessageKind>,
+    /// Relations between positions, from the first seed.
+    pub relations: Vec<(String, bool)>,
+    pub seeds: u64,
+    /// Outcomes over the seeds, e.g. `20 refused`.
+    pub spread: String,
+}
+
+/// One row of the comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub postgres: RealSummary,
+    pub walsim: ModelOutcome,
+    pub agree: bool,
+    /// Why they disagree (empty when they agree).
+    pub differences: Vec<String>,
+}
+
+/// What the real server did, as compared.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct RealSummary {
+    pub class: OutcomeClass,
+    pub messages: Vec<MessageKind>,
+    pub relations: Vec<(String, bool)>,
+}
+
+impl RealSummary {
+    pub fn of(r: &RealOutcome) -> RealSummary {
+        RealSummary { class: r.class, messages: r.messages.clone(), relations: r.facts.relations.clone() }
+    }
+}
+
+fn class_name(c: OutcomeClass) -> &'static str {
+    match c {
+        OutcomeClass::Converged => "converged",
+        OutcomeClass::Refused => "refused",
+        OutcomeClass::Stuck => "stuck",
+    }
+}
+
+fn model_class(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Ok => "converged",
+        Outcome::Refused => "refused",
+        Outcome::Stuck => "stuck",
+        Outcome::Violation => "violation",
+    }
+}
+
+/// Every line a run "printed" that the recogniser knows: refusals,
+/// pg_rewind's output, and what is stuck.
+fn model_lines(r: &RunResult) -> Vec<String> {
+    let mut lines: Vec<String> = r.refusals.iter().map(|x| x.message.clone()).collect();
+    lines.extend(r.failbacks.iter().flat_map(|a| a.messages.iter().cloned()));
+    if r.outcome == Outcome::Stuck {
+        lines.extend(r.detail.split("; ").map(str::to_string));
+    }
+    lines
+}
+
+/// The relations the real driver checks, computed from a model run.
+fn model_relations(r: &RunResult, segment: u64) -> Vec<(String, bool)> {
+    let lines = model_lines(r);
+    let find = |f: fn(&str) -> Option<Lsn>| lines.iter().find_map(|l| f(l));
+    let start = find(requested_start);
+    let flush = find(server_flush);
+    let point = find(recovery_point);
+    let forked_at = lines.iter().find_map(|l| history_forked_at(l)).map(|(_, f)| f);
+    let diverged = find(rewind_diverged_at);
+    let attempt = r.failbacks.first();
+    let a_end = attempt.map(|a| Lsn(a.end_of_wal.0));
+    let fork = attempt.and_then(|a| a.fork_point).map(|f| Lsn(f.0));
+    let upstream = attempt.map(|a| Lsn(a.upstream_position.0));
+    let mut out = Vec::new();
+    let mut rel = |name: &str, holds: Option<bool>| {
+        if let Some(h) = holds {
+            out.push((name.to_string(), h));
+        }
+    };
+    fn both(a: Option<Lsn>, b: Option<Lsn>, f: impl Fn(Lsn, Lsn) -> bool) -> Option<bool> {
+        a.zip(b).map(|(a, b)| f(a, b))
+    }
+    rel("old primary's end of WAL > fork point", both(a_end, fork, |a, f| a > f));
+    rel("fork point equals the old primary's end of WAL", both(fork, a_end, |f, a| f == a));
+    rel(
+        "old primary's end of WAL is in a later WAL segment than the lagging standby's replay position",
+        both(a_end, upstream, |a, u| a.0 / segment > u.0 / segment),
+    );
+    rel(
+        "requested start is the start of the WAL segment holding the old primary's end of WAL",
+        both(start, a_end, |s, a| s == a.segment_start(segment)),
+    );
+    rel("requested start > fork point", both(start, fork, |s, f| s > f));
+    rel("requested start > server flush", both(start, flush, |s, f| s > f));
+    rel("server flush equals the lagging standby's replay position", both(flush, upstream, |f, u| f == u));
+    rel(
+        "walsender's \"history forked from timeline 1 at\" equals the fork point",
+        both(forked_at, fork, |a, f| a == f),
+    );
+    rel(
+        "\"before current recovery point\" equals the old primary's end of WAL",
+        both(point, a_end, |p, a| p == a),
+    );
+    rel("pg_rewind's divergence point equals the fork point", both(diverged, fork, |d, f| d == f));
+    let converged = r.failbacks.iter().any(|a| a.result == walsim_model::failback::AttemptResult::Converged);
+    if attempt.is_some() && r.outcome != Outcome::Violation {
+        rel("row count and hash equal on both nodes", Some(converged));
+    }
+    out
+}
+
+/// Runs the story's scenario over `seeds` seeds (`sets` apply on top).
+pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelOutcome, String> {
+    let sc = scenario::load(story.name(), toml::Table::new(), sets).map_err(|e| e.0)?;
+    let segment = sc.settings.wal_segment_size.0;
+    let mut classes = std::collections::BTreeMap::<&str, u64>::new();
+    let mut messages: Vec<MessageKind> = Vec::new();
+    let mut relations = Vec::new();
+    for seed in 1..=seeds {
+        let r = run_seed(&sc.settings, seed, RunOptions::default(), &mut NoObserver);
+        *classes.entry(model_class(r.outcome)).or_default() += 1;
+        for kind in model_lines(&r).iter().filter_map(|l| recognise(l)) {
+            if !messages.contains(&kind) {
+                messages.push(kind);
+            }
+        }
+        if seed == 1 {
+            relations = model_relations(&r, segment);
+        }
+    }
+    let spread = classes.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ");
+    let class = if classes.len() == 1 {
+        classes.keys().next().expect("one").to_string()
+    } else {
+        "inconsistent".into()
+    };
+    Ok(ModelOutcome { class, messages, relations, seeds, spread })
+}
+
+/// Compares; returns the differences (none: they agree).
+pub fn compare(real: &RealSummary, model: &ModelOutcome) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if class_name(real.class) != model.class {
+        diffs.push(format!(
+            "PostgreSQL {} but walsim {} ({})",
+            class_name(real.class),
+            model.class,
+            model.spread
+        ));
+    }
+    let kinds = |v: &[MessageKind]| v.iter().copied().map(|k| format!("{k:?}")).collect::<BTreeSet<_>>();
+    let (rk, mk) = (kinds(&real.messages), kinds(&model.messages));
+    if rk != mk {
+        diffs.push(format!("messages: PostgreSQL {rk:?}, walsim {mk:?}"));
+    }
+    for (name, holds) in &real.relations {
+        if let Some((_, m)) = model.relations.iter().find(|(n, _)| n == name)
+            && m != holds
+        {
+            diffs.push(format!("relation \"{name}\": PostgreSQL {holds}, walsim {m}"));
+        }
+    }
+    diffs
+}
+
+/// Runs the suite: every story (or the named ones) on the real server and
+/// in the model.
+pub fn run_suite(
+    install: &conform::PgInstall,
+    stories: &[Story],
+    opts: &conform::Options,
+    seeds: u64,
+    sets: &[String],
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &story in stories {
+        progress(story.name());
+        let walsim = model_outcome(story, seeds, sets).map_err(anyhow::Error::msg)?;
+        let real = conform::run_story(install, story, opts)?;
+        let postgres = RealSummary::of(&real);
+        let differences = compare(&postgres, &walsim);
+        rows.push(Row {
+            name: story.name().to_string(),
+            postgres,
+            walsim,
+            agree: differences.is_empty(),
+            differences,
+        });
+    }
+    Ok(rows)
+}
+
+/// The comparison table (scenario | PostgreSQL | walsim | agree).
+pub fn table(rows: &[Row], version: &str) -> String {
+    let mut out = format!("PostgreSQL {version} on loopback vs walsim\n");
+    out.push_str(&format!("{:32} {:44} {:44} agree\n", "scenario", "PostgreSQL", "walsim"));
+    let show = |class: &str, m: &[MessageKind]| {
+        let kinds: Vec<String> = m.iter().map(|k| format!("{k:?}")).collect();
+        if kinds.is_empty() { class.to_string() } else { format!("{class} ({})", kinds.join(", ")) }
+    };
+    for r in rows {
+        out.push_str(&format!(
+            "{:32} {:44} {:44} {}\n",
+            r.name,
+            show(class_name(r.postgres.class), &r.postgres.messages),
+            show(&r.walsim.class, &r.walsim.messages),
+            if r.agree { "yes" } else { "NO" }
+        ));
+        for d in &r.differences {
+            out.push_str(&format!("    {d}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,203 @@
+//! Runs every story against the real PostgreSQL server, if one is installed, and
+//! checks that each outcome has the shape observed with PostgreSQL 15 (class,
+//! messages, where they were printed, and every checked relation).
+//!
+//! It runs only with `WALSIM_REAL_POSTGRES=1` (and a server installed): CI
+//! runs the real server through `walsim conform` instead, and a plain
+//! `cargo test --workspace` needs no server. Otherwise it says why and passes.
+
+use std::time::Instant;
+
+use walsim::conform::{self, MessageKind, Options, OutcomeClass, RealOutcome, Story};
+
+use MessageKind::*;
+use OutcomeClass::*;
+
+/// The shape of an outcome: everything except LSN values and row counts.
+struct Shape {
+    class: OutcomeClass,
+    messages: &'static [(MessageKind, &'static str)],
+    relations: &'static [(&'static str, bool)],
+}
+
+const DIVERGED: &[(&str, bool)] = &[
+    ("old primary's end of WAL > fork point", true),
+    ("old primary's end of WAL is in a later WAL segment than the fork point", true),
+];
+
+const NAIVE_REJOIN: &[(&str, bool)] = &[
+    ("upstream's pg_stat_replication showed the rejoining node streaming", false),
+    ("row count and hash equal on both nodes", false),
+    ("requested start is the start of the WAL segment holding the old primary's end of WAL", true),
+    ("requested start > fork point", true),
+    ("walsender's \"history forked from timeline 1 at\" equals the fork point", true),
+    ("\"before current recovery point\" equals the old primary's end of WAL", true),
+];
+
+const CONVERGED_REJOIN: &[(&str, bool)] = &[
+    ("upstream's pg_stat_replication showed the rejoining node streaming", true),
+    ("rejoined node replayed up to the upstream's current LSN", true),
+    ("row count and hash equal on both nodes", true),
+];
+
+const NAIVE_MESSAGES: &[(MessageKind, &str)] =
+    &[(NotInHistory, "a server log, b server log"), (ForkedBeforeRecoveryPoint, "a server log")];
+
+fn expected(story: Story) -> Shape {
+    let cat = |parts: &[&[(&'static str, bool)]]| -> &'static [(&'static str, bool)] {
+        Box::leak(parts.concat().into_boxed_slice())
+    };
+    match story {
+        Story::DivergedNaiveAfterImmediate | Story::DivergedNaiveAfterFast => {
+            Shape { class: Refused, messages: NAIVE_MESSAGES, relations: cat(&[DIVERGED, NAIVE_REJOIN]) }
+        }
+        Story::DivergedRewind => Shape {
+            class: Converged,
+            messages: &[],
+            relations: cat(&[
+                DIVERGED,
+                &[
+                    ("source's pg_control shows timeline 2 before pg_rewind", true),
+                    ("pg_rewind succeeded", true),
+                    ("pg_rewind's divergence point equals the fork point", true),
+                ],
+                CONVERGED_REJOIN,
+            ]),
+        },
+        Story::CleanSwitchover => Shape {
+            class: Converged,
+            messages: &[],
+            relations: cat(&[
+                &[
+                    (
+                        "standby replayed the old primary's whole WAL (shutdown checkpoint included) before promotion",
+                        true,
+                    ),
+                    ("fork point equals the old primary's end of WAL", true),
+                ],
+                CONVERGED_REJOIN,
+            ]),
+        },
+        Story::LaggingStandbyAhead => Shape {
+            class: Refused,
+            messages: &[(AheadOfFlush, "a server log, b server log")],
+            relations: &[
+                (
+                    "old primary's end of WAL is in a later WAL segment than the lagging standby's replay position",
+                    true,
+                ),
+                ("upstream's pg_stat_replication showed the rejoining node streaming", false),
+                ("row count and hash equal on both nodes", false),
+                (
+                    "requested start is the start of the WAL segment holding the old primary's end of WAL",
+                    true,
+                ),
+                ("requested start > server flush", true),
+                ("server flush equals the lagging standby's replay position", true),
+            ],
+        },
+        Story::SyncStandbyDown => Shape {
+            class: Stuck,
+            messages: &[(CommitWaitsForSyncRep, "pg_stat_activity on a, psql client on a")],
+            relations: &[
+                ("insert still waiting 0.5 s after its backend showed wait_event SyncRep", true),
+                ("client was told the wait was cancelled after a local commit", true),
+                ("cancelled insert's row is visible on the primary (committed locally before waiting)", true),
+            ],
+        },
+        Story::RewindWithoutHints => Shape {
+            class: Refused,
+            messages: &[(RewindNeedsHints, "pg_rewind output")],
+            relations: cat(&[
+                DIVERGED,
+                &[
+                    ("source's pg_control shows timeline 2 before pg_rewind", true),
+                    ("pg_rewind succeeded", false),
+                ],
+            ]),
+        },
+    }
+}
+
+fn check(outcome: &RealOutcome, shape: &Shape) -> Vec<String> {
+    let mut problems = Vec::new();
+    if outcome.class != shape.class {
+        problems.push(format!("class {:?}, expected {:?}", outcome.class, shape.class));
+    }
+    let messages: Vec<(MessageKind, &str)> =
+        outcome.messages.iter().copied().zip(outcome.message_sources.iter().map(String::as_str)).collect();
+    if messages != shape.messages {
+        problems.push(format!("messages {messages:?}, expected {:?}", shape.messages));
+    }
+    if outcome.message_text.len() != outcome.messages.len() {
+        problems.push("message_text and messages differ in length".into());
+    }
+    let relations: Vec<(&str, bool)> =
+        outcome.facts.relations.iter().map(|(name, holds)| (name.as_str(), *holds)).collect();
+    if relations != shape.relations {
+        problems.push(format!("relations {relations:#?}, expected {:#?}", shape.relations));
+    }
+    problems
+}
+
+#[test]
+fn stories_against_real_server() {
+    if std::env::var_os("WALSIM_REAL_POSTGRES").is_none() {
+        eprintln!("skipping the real-server stories: set WALSIM_REAL_POSTGRES=1 to run them");
+        return;
+    }
+    let install = match conform::find_install(None) {
+        Ok(install) => install,
+        Err(e) => {
+            eprintln!("skipping the real-server stories: {e:#}");
+            return;
+        }
+    };
+    conform::install_interrupt_handler();
+    let pg15 = install.major() == Some(15);
+    let suite = Instant::now();
+    let mut problems = Vec::new();
+    for story in Story::ALL {
+        let started = Instant::now();
+        let outcome = match conform::run_story(&install, story, &Options::default()) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                problems.push(format!("{}: {e:#}", story.name()));
+                continue;
+            }
+        };
+        eprintln!(
+            "{:<32} {:?} {:?} ({:.1}s)",
+            story.name(),
+            outcome.class,
+            outcome.messages,
+            started.elapsed().as_secs_f64()
+        );
+        let shape = expected(story);
+        let found = if pg15 {
+            check(&outcome, &shape)
+        } else if outcome.class != shape.class {
+            vec![format!("class {:?}, expected {:?}", outcome.class, shape.class)]
+        } else {
+            Vec::new()
+        };
+        problems.extend(found.into_iter().map(|p| format!("{}: {p}", story.name())));
+    }
+    eprintln!("suite took {:.1}s", suite.elapsed().as_secs_f64());
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("walsim-conform-{}-", std::process::id()))
+        })
+        .map(|entry| entry.path())
+        .collect();
+    if !leftovers.is_empty() {
+        problems.push(format!("temp directories left behind: {leftovers:?}"));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
