@@ -23,7 +23,14 @@ fn run_cost(c: &mut Criterion) {
         ("cluster.standbys", &[0, 1, 2]),
     ] {
         for &v in values {
-            let s = settings(&[format!("{key}={v}")]);
+            // Standbys without the default failover story (which needs
+            // node2): plain streaming to 0, 1 or 2 standbys.
+            let mut sets = vec![format!("{key}={v}")];
+            if key == "cluster.standbys" {
+                sets.push("operator=[]".into());
+                sets.push(format!("synchronous_standby_names={}", if v == 0 { "" } else { "*" }));
+            }
+            let s = settings(&sets);
             let events = run_seed(&s, 1, RunOptions::default(), &mut NoObserver).events;
             g.throughput(Throughput::Elements(events));
             g.bench_with_input(BenchmarkId::new(key, v), &s, |b, s| {

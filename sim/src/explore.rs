@@ -36,7 +36,7 @@ pub const DEFAULT_MATRIX: &[(&str, &[&str])] = &[
 
 /// Seeds per cell when neither `--seeds` nor `--count` is given: sized so
 /// the default matrix takes about a minute on 2 cores (docs/PERFORMANCE.md).
-pub const DEFAULT_SEEDS_PER_CELL: u64 = 3_000;
+pub const DEFAULT_SEEDS_PER_CELL: u64 = 5_000;
 
 /// What to explore, as given on the command line.
 #[derive(Clone, Debug)]
