@@ -97,6 +97,11 @@ impl Cluster {
         &self.settings
     }
 
+    /// Parsed `synchronous_standby_names`.
+    pub fn standby_names(&self) -> &StandbyNames {
+        &self.names
+    }
+
     /// Enters the quiesce phase: no new transactions and no faults;
     /// partitions heal, crashed nodes restart and work in flight finishes.
     pub fn set_quiesce(&mut self, on: bool) {
@@ -335,6 +340,9 @@ impl Cluster {
     /// A pending attempt becomes `streaming` once its node streams and can
     /// follow the new timeline.
     fn update_attempts(&mut self) {
+        if !self.attempts.iter().any(|a| a.result == AttemptResult::Pending) {
+            return;
+        }
         let streaming: Vec<String> = self
             .nodes
             .iter()

@@ -176,43 +176,53 @@ pub fn check_final(cluster: &Cluster) -> Option<Violation> {
 /// a primary's data files (or one in crash recovery) is ahead of what its
 /// synchronous standby candidates have flushed. O(nodes) per step.
 pub fn check_standby_covers_primary_data(cluster: &mut Cluster) -> Option<Violation> {
-    let names = crate::syncrep::StandbyNames::parse(&cluster.settings().synchronous_standby_names).ok()?;
+    if !cluster.standby_names().is_sync() {
+        return None;
+    }
     for p in 0..cluster.nodes.len() {
-        let node = &cluster.nodes[p];
-        let writer =
-            node.is_primary_or_shutting_down() || (node.status == Status::Recovery && !node.is_standby());
-        if !writer {
-            continue;
-        }
-        let covered = cluster
-            .nodes
-            .iter()
-            .filter(|s| s.synced_to == Some(node.id) && s.standby_signal && names.priority(&s.name) > 0)
-            .filter(|s| follows(s, node))
-            .map(|s| (s.wal.flush_lsn(), s.name.clone()))
-            .max();
-        let Some((covered, standby)) = covered else { continue };
+        let Some((covered, standby)) = covering_standby(cluster, p) else { continue };
+        let node = &mut cluster.nodes[p];
         if node.data.max_lsn_os() <= covered {
             continue;
         }
-        let node = &mut cluster.nodes[p];
         if let Some((blk, lsn)) = node.data.recompute_max_lsn().filter(|&(_, l)| l > covered) {
             let when = if node.status == Status::Recovery {
                 " during crash recovery, when nothing waits for a standby,"
             } else {
                 ""
             };
+            let standby = &cluster.nodes[standby as usize].name;
+            let name = &cluster.nodes[p].name;
             return Some(Violation {
                 invariant: Invariant::StandbyCoversPrimaryData,
-                node: Some(node.id),
+                node: Some(p as NodeId),
                 detail: format!(
-                    "{} has{when} block {blk} of relation test in its data file with page LSN {lsn}, but its synchronous standby {standby} has flushed WAL only to {covered}: if {} failed now and {standby} were promoted, {}'s data files would be ahead of the new primary",
-                    node.name, node.name, node.name
+                    "{name} has{when} block {blk} of relation test in its data file with page LSN {lsn}, but its synchronous standby {standby} has flushed WAL only to {covered}: if {name} failed now and {standby} were promoted, {name}'s data files would be ahead of the new primary"
                 ),
             });
         }
     }
     None
+}
+
+/// For node `p` writing data files (a primary, or a former one in crash
+/// recovery): the highest WAL flushed by a synchronous standby candidate
+/// that caught up with it and still follows its history, and which one.
+fn covering_standby(cluster: &Cluster, p: usize) -> Option<(Lsn, NodeId)> {
+    let node = &cluster.nodes[p];
+    let writer =
+        node.is_primary_or_shutting_down() || (node.status == Status::Recovery && !node.is_standby());
+    if !writer {
+        return None;
+    }
+    let names = cluster.standby_names();
+    cluster
+        .nodes
+        .iter()
+        .filter(|s| s.synced_to == Some(node.id) && s.standby_signal && names.priority(&s.name) > 0)
+        .filter(|s| follows(s, node))
+        .map(|s| (s.wal.flush_lsn(), s.id))
+        .max()
 }
 
 /// Whether standby `s`'s WAL is a prefix of `p`'s history: nothing on a

@@ -177,15 +177,7 @@ impl Cluster {
                 slog!(self.log, d, Process::WalReceiver, Fatal, "could not start WAL streaming: {}", m);
             }
         } else {
-            slog!(
-                self.log,
-                d,
-                Process::WalReceiver,
-                Log,
-                "started streaming WAL from primary at {} on timeline {}",
-                start,
-                start_tli
-            );
+            self.log_started_streaming(d, start, start_tli);
             if start > up_flush && rules.walsender_checks_start_point {
                 let msg = format!(
                     "requested starting point {start} is ahead of the WAL flush position of this server {up_flush}"
@@ -203,15 +195,7 @@ impl Cluster {
             }
         }
         if refusal.is_none() && start_tli != up_tli {
-            slog!(
-                self.log,
-                d,
-                Process::WalReceiver,
-                Log,
-                "started streaming WAL from primary at {} on timeline {}",
-                start,
-                start_tli
-            );
+            self.log_started_streaming(d, start, start_tli);
         }
 
         // The startup process looks for a newer timeline to follow.
@@ -247,6 +231,18 @@ impl Cluster {
             dname,
             start,
             start_tli
+        );
+    }
+
+    fn log_started_streaming(&mut self, d: NodeId, start: Lsn, tli: Tli) {
+        slog!(
+            self.log,
+            d,
+            Process::WalReceiver,
+            Log,
+            "started streaming WAL from primary at {} on timeline {}",
+            start,
+            tli
         );
     }
 
