@@ -39,12 +39,34 @@ pub fn first_violation(s: &Settings, max: u64) -> Option<(u64, RunResult)> {
     (1..=max).map(|seed| (seed, run(s, seed))).find(|(_, r)| r.violation.is_some())
 }
 
-/// A fresh, empty directory under the system temp dir for one test.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
+/// A fresh, empty directory under the system temp dir for one test,
+/// removed when dropped (also when the test fails).
+pub struct TestDir(std::path::PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TestDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(name: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("walsim-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TestDir(dir)
 }
 
 /// Parses JSON output and drops its timing figures (`perf`), which are
