@@ -206,6 +206,10 @@ impl Tally {
             Outcome::Stuck => c.stuck += 1,
             Outcome::Violation => c.violations += 1,
         }
+        let premise = walsim_model::Invariant::StandbyCoversPrimaryData;
+        if r.invariant() == Some(premise) || r.observations.iter().any(|o| o.invariant == premise) {
+            c.premise_broken += 1;
+        }
         self.cpu += took;
         if let Some(inv) = r.invariant() {
             let (n, lowest) = self.invariants.entry(inv).or_default();

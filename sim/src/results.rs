@@ -59,6 +59,11 @@ pub struct Counts {
     pub refused: u64,
     pub stuck: u64,
     pub violations: u64,
+    /// Runs in which the proposal's premise (`standby_covers_primary_data`)
+    /// failed, whether expected to hold there (a violation) or not (an
+    /// observation under `commit`).
+    #[serde(default)]
+    pub premise_broken: u64,
     /// Events applied, all runs together.
     pub events: u64,
 }
@@ -70,6 +75,7 @@ impl Counts {
         self.refused += o.refused;
         self.stuck += o.stuck;
         self.violations += o.violations;
+        self.premise_broken += o.premise_broken;
         self.events += o.events;
     }
 }
@@ -207,7 +213,7 @@ impl SweepResults {
         let violated = self.violated();
         let mut head: Vec<String> =
             self.matrix.iter().map(|a| a.key.rsplit('.').next().unwrap_or(&a.key).to_string()).collect();
-        head.extend(["runs", "ok", "refused", "stuck"].map(String::from));
+        head.extend(["runs", "ok", "refused", "stuck", "premise broken"].map(String::from));
         if violated.is_empty() {
             head.push("violations".into());
         }
@@ -217,7 +223,7 @@ impl SweepResults {
         for (i, c) in self.cells.iter().enumerate() {
             let mut row: Vec<String> = c.values.iter().map(|v| show_value(v).to_string()).collect();
             let n = &c.counts;
-            row.extend([n.runs, n.ok, n.refused, n.stuck].map(|x| x.to_string()));
+            row.extend([n.runs, n.ok, n.refused, n.stuck, n.premise_broken].map(|x| x.to_string()));
             if violated.is_empty() {
                 row.push("0".into());
             }
