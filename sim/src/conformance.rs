@@ -219,22 +219,31 @@ pub fn run_suite(
 
 /// The comparison table (scenario | PostgreSQL | walsim | agree).
 pub fn table(rows: &[Row], version: &str) -> String {
-    let mut out = format!("PostgreSQL {version} on loopback vs walsim\n");
-    out.push_str(&format!("{:32} {:44} {:44} agree\n", "scenario", "PostgreSQL", "walsim"));
     let show = |class: &str, m: &[MessageKind]| {
         let kinds: Vec<String> = m.iter().map(|k| format!("{k:?}")).collect();
         if kinds.is_empty() { class.to_string() } else { format!("{class} ({})", kinds.join(", ")) }
     };
-    for r in rows {
-        out.push_str(&format!(
-            "{:32} {:44} {:44} {}\n",
-            r.name,
-            show(class_name(r.postgres.class), &r.postgres.messages),
-            show(&r.walsim.class, &r.walsim.messages),
-            if r.agree { "yes" } else { "NO" }
-        ));
-        for d in &r.differences {
-            out.push_str(&format!("    {d}\n"));
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                show(class_name(r.postgres.class), &r.postgres.messages),
+                show(&r.walsim.class, &r.walsim.messages),
+                if r.agree { "yes" } else { "NO" }.to_string(),
+            ]
+        })
+        .collect();
+    let head = ["scenario", "PostgreSQL", "walsim", "agree"].map(String::from);
+    let width = |i: usize| cells.iter().chain([&head]).map(|c| c[i].len()).max().unwrap_or(0);
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    let mut out = format!("PostgreSQL {version} on loopback vs walsim\n");
+    for (i, c) in std::iter::once(&head).chain(&cells).enumerate() {
+        out.push_str(&format!("{:w0$}  {:w1$}  {:w2$}  {}\n", c[0], c[1], c[2], c[3]));
+        if i > 0 {
+            for d in &rows[i - 1].differences {
+                out.push_str(&format!("    {d}\n"));
+            }
         }
     }
     out
