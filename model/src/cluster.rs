@@ -412,11 +412,6 @@ impl Cluster {
         Ok(())
     }
 
-    /// Servers that failed to start in the last step, and why.
-    pub fn startup_failures(&self) -> &[(NodeId, String)] {
-        &self.fx.startup_failures
-    }
-
     /// Rejoins still refused: failback attempts refused or failed, and
     /// standbys whose last connection was refused.
     pub fn open_refusals(&self) -> Vec<&Refusal> {

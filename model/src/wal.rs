@@ -242,11 +242,6 @@ impl Wal {
     pub fn record_at(&self, lsn: Lsn) -> Option<&Record> {
         self.records.get(self.index_at(lsn)).filter(|r| r.lsn == lsn)
     }
-
-    /// Replaces the whole WAL with a copy of another node's (base backup).
-    pub fn replace_with(&mut self, other: &Wal) {
-        *self = other.clone();
-    }
 }
 
 #[cfg(test)]

@@ -189,12 +189,7 @@ impl Sandbox {
             Cmd::new(self.bin("initdb")?)
                 .arg("-D")
                 .arg(&node.data)
-                .arg("-U")
-                .arg("postgres")
-                .arg("--auth=trust")
-                .arg("--no-locale")
-                .arg("--encoding=UTF8")
-                .arg("--no-sync")
+                .args(["-U", "postgres", "--auth=trust", "--no-locale", "--encoding=UTF8", "--no-sync"])
                 .timeout(Duration::from_secs(120)),
         )?;
         let hints = if wal_log_hints { "on" } else { "off" };
@@ -231,18 +226,9 @@ impl Sandbox {
             Cmd::new(self.bin("pg_basebackup")?)
                 .arg("-D")
                 .arg(&to.data)
-                .arg("-h")
-                .arg("127.0.0.1")
-                .arg("-p")
+                .args(["-h", "127.0.0.1", "-p"])
                 .arg(from.port.to_string())
-                .arg("-U")
-                .arg("postgres")
-                .arg("-R")
-                .arg("-X")
-                .arg("stream")
-                .arg("-c")
-                .arg("fast")
-                .arg("--no-sync")
+                .args(["-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync"])
                 .timeout(Duration::from_secs(120))
                 .log_hint(&from.log),
         )?;
@@ -295,8 +281,7 @@ impl Sandbox {
                 .arg(&node.data)
                 .arg("-l")
                 .arg(&node.log)
-                .arg("-W")
-                .arg("start")
+                .args(["-W", "start"])
                 .timeout(Duration::from_secs(30))
                 .log_hint(&node.log),
         )?;
@@ -351,10 +336,7 @@ impl Sandbox {
                 .arg(&node.data)
                 .arg("-m")
                 .arg(mode.as_str())
-                .arg("-w")
-                .arg("-t")
-                .arg("60")
-                .arg("stop")
+                .args(["-w", "-t", "60", "stop"])
                 .timeout(Duration::from_secs(70))
                 .log_hint(&node.log),
         )?;
@@ -367,10 +349,7 @@ impl Sandbox {
             Cmd::new(self.bin("pg_ctl")?)
                 .arg("-D")
                 .arg(&node.data)
-                .arg("-w")
-                .arg("-t")
-                .arg("60")
-                .arg("promote")
+                .args(["-w", "-t", "60", "promote"])
                 .timeout(Duration::from_secs(70))
                 .log_hint(&node.log),
         )?;
@@ -383,23 +362,9 @@ impl Sandbox {
 
     fn psql_cmd(&self, node: &Node, sql: &str) -> Result<Cmd> {
         Ok(Cmd::new(self.bin("psql")?)
-            .arg("-X")
-            .arg("-q")
-            .arg("-A")
-            .arg("-t")
-            .arg("-F")
-            .arg("|")
-            .arg("-v")
-            .arg("ON_ERROR_STOP=1")
-            .arg("-h")
-            .arg("127.0.0.1")
-            .arg("-p")
+            .args(["-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
             .arg(node.port.to_string())
-            .arg("-U")
-            .arg("postgres")
-            .arg("-d")
-            .arg("postgres")
-            .arg("-c")
+            .args(["-U", "postgres", "-d", "postgres", "-c"])
             .arg(sql)
             .timeout(Duration::from_secs(30))
             .log_hint(&node.log))
@@ -442,14 +407,9 @@ impl Sandbox {
     pub fn pgbench(&self, node: &Node, script: &Path, clients: u32, txns: u32) -> Result<()> {
         self.runner.run(
             Cmd::new(self.bin("pgbench")?)
-                .arg("-n")
-                .arg("-h")
-                .arg("127.0.0.1")
-                .arg("-p")
+                .args(["-n", "-h", "127.0.0.1", "-p"])
                 .arg(node.port.to_string())
-                .arg("-U")
-                .arg("postgres")
-                .arg("-c")
+                .args(["-U", "postgres", "-c"])
                 .arg(clients.to_string())
                 .arg("-j")
                 .arg(clients.min(2).to_string())
@@ -605,12 +565,7 @@ impl Sandbox {
                 Cmd::new(pg_ctl)
                     .arg("-D")
                     .arg(data)
-                    .arg("-m")
-                    .arg("immediate")
-                    .arg("-w")
-                    .arg("-t")
-                    .arg("20")
-                    .arg("stop")
+                    .args(["-m", "immediate", "-w", "-t", "20", "stop"])
                     .timeout(Duration::from_secs(30))
                     .uninterruptible(),
             );
