@@ -110,13 +110,10 @@ impl Cluster {
                 "pg_rewind: executing \"postgres\" for target server to complete crash recovery".into(),
             );
             if !self.single_user_recovery(id) {
-                self.tool_says(
+                return self.attempt_fails(
                     id,
-                    Level::Fatal,
                     "pg_rewind: fatal: postgres single-user mode in target cluster failed".into(),
                 );
-                self.set_attempt_result(id, AttemptResult::Failed);
-                return false;
             }
         }
         // sanityChecks
@@ -141,9 +138,7 @@ impl Cluster {
         }
         let Some((diverge, common_tli)) = common_ancestor(target, src) else {
             let msg = "pg_rewind: fatal: could not find common ancestor of the source and target cluster's timelines";
-            self.tool_says(id, Level::Fatal, msg.into());
-            self.set_attempt_result(id, AttemptResult::Failed);
-            return false;
+            return self.attempt_fails(id, msg.into());
         };
         self.tool_says(
             id,
@@ -163,25 +158,20 @@ impl Cluster {
             .iter()
             .rev()
             .find_map(|r| r.body.checkpoint().map(|c| (r.lsn, r.tli, c.redo)));
-        // extractPageMap: every block the target's WAL touched since.
-        let blocks: BTreeSet<u32> = match last {
-            Some((chkpt, ..)) => target.wal.records()[target.wal.index_at(chkpt)..]
-                .iter()
-                .filter_map(|r| r.body.block())
-                .collect(),
-            None => BTreeSet::new(),
-        };
-        let Some((chkpt, chkpt_tli, mut redo)) = last else {
-            self.tool_says(id, Level::Fatal, "pg_rewind: fatal: could not find previous WAL record".into());
-            self.set_attempt_result(id, AttemptResult::Failed);
-            return false;
+        let Some((mut chkpt, mut chkpt_tli, mut redo)) = last else {
+            return self.attempt_fails(id, "pg_rewind: fatal: could not find previous WAL record".into());
         };
         self.tool_says(
             id,
             Level::Log,
             format!("pg_rewind: rewinding from last common checkpoint at {chkpt} on timeline {chkpt_tli}"),
         );
-        let (mut chkpt, mut chkpt_tli) = (chkpt, chkpt_tli);
+        // extractPageMap: every block the target's WAL touched since.
+        let target = &self.nodes[t];
+        let blocks: BTreeSet<u32> = target.wal.records()[target.wal.index_at(chkpt)..]
+            .iter()
+            .filter_map(|r| r.body.block())
+            .collect();
         let src = &self.nodes[s];
         if src.control.redo < redo {
             (redo, chkpt_tli, chkpt) = (src.control.redo, src.control.tli, src.control.checkpoint);
@@ -296,16 +286,11 @@ impl Cluster {
         let up = &self.nodes[upstream as usize];
         let n = &self.nodes[id as usize];
         let Some(fork) = up.history.switch_point(up.tli, n.control.tli) else {
-            self.tool_says(
-                id,
-                Level::Fatal,
-                format!(
-                    "truncate: timeline {} of {} is not in the history of {}",
-                    n.control.tli, n.name, up.name
-                ),
+            let msg = format!(
+                "truncate: timeline {} of {} is not in the history of {}",
+                n.control.tli, n.name, up.name
             );
-            self.set_attempt_result(id, AttemptResult::Failed);
-            return false;
+            return self.attempt_fails(id, msg);
         };
         let old_end = n.wal.end();
         let n = &mut self.nodes[id as usize];
@@ -319,6 +304,14 @@ impl Cluster {
             ),
         );
         true
+    }
+
+    /// The tool gave up: says why, marks the attempt failed; the node is
+    /// not started (returns false, for the strategy's caller).
+    fn attempt_fails(&mut self, id: NodeId, msg: String) -> bool {
+        self.tool_says(id, Level::Fatal, msg);
+        self.set_attempt_result(id, AttemptResult::Failed);
+        false
     }
 
     /// Sets the result of `id`'s latest attempt.
