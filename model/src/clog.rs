@@ -96,11 +96,6 @@ impl Clog {
         self.pages = (0..self.file.len()).map(|p| self.file.read(p).clone()).collect();
         self.dirty = vec![false; self.pages.len()];
     }
-
-    /// Highest group LSN of any page in memory or in the OS cache.
-    pub fn max_file_lsn(&self) -> Lsn {
-        self.file.max_lsn_os()
-    }
 }
 
 #[cfg(test)]

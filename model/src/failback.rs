@@ -190,7 +190,6 @@ impl Cluster {
         for (b, page) in copied {
             target.data.replace_block(b, page);
         }
-        target.data.recompute_max_lsn();
         // Non-relation files come whole from the source; pg_control last.
         target.wal = src_wal;
         let written = target.wal.write_lsn();
@@ -255,7 +254,6 @@ impl Cluster {
         for b in 0..src.data.len() {
             n.data.replace_block(b, src.data.read(b).clone());
         }
-        n.data.recompute_max_lsn();
         n.wal = src.wal.clone();
         let flush = n.wal.flush_lsn();
         n.wal.truncate(flush);

@@ -89,11 +89,7 @@ impl fmt::Display for Violation {
 /// ahead, when it is recomputed before judging.
 pub fn check_wal_before_data(node: &mut Node) -> Option<Violation> {
     let flush = node.wal.flush_lsn();
-    let data = (node.data.max_lsn_os() > flush)
-        .then(|| node.data.recompute_max_lsn())
-        .flatten()
-        .filter(|&(_, lsn)| lsn > flush);
-    if let Some((blk, lsn)) = data {
+    if let Some((blk, lsn)) = node.data.highest_above(flush) {
         return Some(Violation {
             invariant: Invariant::WalBeforeData,
             node: Some(node.id),
@@ -104,11 +100,7 @@ pub fn check_wal_before_data(node: &mut Node) -> Option<Violation> {
             ),
         });
     }
-    let clog = (node.clog.file.max_lsn_os() > flush)
-        .then(|| node.clog.file.recompute_max_lsn())
-        .flatten()
-        .filter(|&(_, lsn)| lsn > flush);
-    clog.map(|(p, lsn)| Violation {
+    node.clog.file.highest_above(flush).map(|(p, lsn)| Violation {
         invariant: Invariant::WalBeforeData,
         node: Some(node.id),
         detail: format!(
@@ -182,10 +174,7 @@ pub fn check_standby_covers_primary_data(cluster: &mut Cluster) -> Option<Violat
     for p in 0..cluster.nodes.len() {
         let Some((covered, standby)) = covering_standby(cluster, p) else { continue };
         let node = &mut cluster.nodes[p];
-        if node.data.max_lsn_os() <= covered {
-            continue;
-        }
-        if let Some((blk, lsn)) = node.data.recompute_max_lsn().filter(|&(_, l)| l > covered) {
+        if let Some((blk, lsn)) = node.data.highest_above(covered) {
             let when = if node.status == Status::Recovery {
                 " during crash recovery, when nothing waits for a standby,"
             } else {

@@ -101,6 +101,7 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
     /// Replaces both images block for block (a base backup or pg_rewind
     /// copy), as if written and fsynced.
     pub fn replace_block(&mut self, blk: u32, data: T) {
+        self.max_lsn_os = self.max_lsn_os.max(data.lsn());
         self.os[blk as usize] = data.clone();
         self.durable[blk as usize] = data;
         if self.is_unsynced[blk as usize] {
@@ -113,6 +114,15 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
     /// a recompute.
     pub fn max_lsn_os(&self) -> Lsn {
         self.max_lsn_os
+    }
+
+    /// The block with the highest LSN in the OS cache, if that LSN is above
+    /// `bound`: O(1) while the cached upper bound is at or below `bound`.
+    pub fn highest_above(&mut self, bound: Lsn) -> Option<(u32, Lsn)> {
+        if self.max_lsn_os <= bound {
+            return None;
+        }
+        self.recompute_max_lsn().filter(|&(_, lsn)| lsn > bound)
     }
 
     /// Exact highest LSN in the OS cache and the block that has it.
@@ -161,5 +171,20 @@ mod tests {
         assert_eq!(f.read(2), &B(9));
         assert_eq!(f.max_lsn_os(), Lsn(9));
         assert_eq!(f.max_lsn_durable(), Lsn(9));
+    }
+
+    #[test]
+    fn highest_above_sees_every_way_a_block_changes() {
+        let mut f: BlockFile<B> = BlockFile::new(3);
+        f.write(1, B(4));
+        assert_eq!(f.highest_above(Lsn(4)), None);
+        assert_eq!(f.highest_above(Lsn(3)), Some((1, Lsn(4))));
+        // A copied block (pg_rewind, base backup) must raise the bound too.
+        f.replace_block(2, B(8));
+        assert_eq!(f.highest_above(Lsn(4)), Some((2, Lsn(8))));
+        // Replaced by an older page: the stale bound is recomputed, not believed.
+        f.replace_block(2, B(1));
+        assert_eq!(f.highest_above(Lsn(4)), None);
+        assert_eq!(f.max_lsn_os(), Lsn(4));
     }
 }
