@@ -19,7 +19,7 @@ fn unknown_keys_are_errors() {
     {
         let (code, _, err) = cli(&["run", "--set", key]);
         assert_eq!(code, 2);
-        assert!(err.contains(want), "{err}");
+        assert_eq!(err.trim_end(), format!("walsim: --set: {want}"));
     }
 }
 
@@ -51,6 +51,10 @@ fn missing_and_malformed_files_are_errors() {
     let (code, _, err) = cli(&["run", "--config", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("workload.clients") && err.contains("bad.toml"), "{err}");
+    std::fs::write(&bad, "synchronous_commit = \"on\"\n[workload]\nclients = 4\nbogus = 1\n").unwrap();
+    let (code, _, err) = cli(&["run", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.trim_end().ends_with("bad.toml at line 4: unknown key workload.bogus"), "{err}");
     std::fs::write(&bad, "[workload\n").unwrap();
     let (code, _, err) = cli(&["run", "--config", bad.to_str().unwrap()]);
     assert_eq!(code, 2);

@@ -198,7 +198,7 @@ fn bad_input_exits_2() {
         (&["--count", "0"], "--count"),
         (&["--jobs", "0"], "--jobs"),
         (&["--matrix", "synchronous_commit=local,bogus"], "bogus"),
-        (&["--matrix", "nonsense=1,2"], "unknown key nonsense"),
+        (&["--matrix", "nonsense=1,2"], "unknown key nonsense\n"),
         (&["--matrix", "wal_log_hints=on", "--matrix", "wal_log_hints=off"], "twice"),
         (&["--set", "synchronous_commit=on", "--matrix", "synchronous_commit=local"], "--set"),
         (&["--set", "workload.clients=0"], "workload.clients"),

@@ -121,9 +121,11 @@ pub fn settings_from_table(
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         let inner = inner.lines().next().unwrap_or("").trim().to_string();
-        // serde names an unknown field in the message; make it a full key.
+        // serde names an unknown field in the message; make it a full key
+        // (the path may already end with it).
         let key = match inner.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
             Some((field, _)) if path == "." || path.is_empty() => field.to_string(),
+            Some((field, _)) if path == field || path.ends_with(&format!(".{field}")) => path,
             Some((field, _)) => format!("{path}.{field}"),
             None => path,
         };
@@ -160,41 +162,57 @@ pub fn settings_with_overrides(
     sets: &[String],
     source: Option<(&str, &str)>,
 ) -> Result<Settings, ConfigError> {
+    let keys = apply_sets(&mut table, sets)?;
+    settings_from_table(table, source, &keys)
+}
+
+/// Applies `sets` (each `KEY=VALUE`) to `table`; returns the keys set.
+fn apply_sets(table: &mut toml::Table, sets: &[String]) -> Result<Vec<String>, ConfigError> {
     let mut keys = Vec::new();
     for s in sets {
         let (k, v) = split_assignment(s)?;
-        set_dotted(&mut table, k, parse_value_for(k, v))?;
+        set_dotted(table, k, parse_value_for(k, v))?;
         keys.push(k.to_string());
     }
-    settings_from_table(table, source, &keys)
+    Ok(keys)
 }
 
 /// Defaults, then `file`, then `sets` (each `KEY=VALUE`).
 pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Settings, ConfigError> {
-    match file {
-        Some(p) => {
-            let (table, text) = read_table(p)?;
-            let origin = format!("config file {}", p.display());
-            settings_with_overrides(table, sets, Some((&origin, &text)))
-        }
-        None => settings_with_overrides(toml::Table::new(), sets, None),
+    let loaded = load_table(file, sets)?;
+    loaded.settings(loaded.table.clone())
+}
+
+/// A config file and `--set` assignments read into one table, not yet
+/// validated; for commands that vary settings further (`explore`).
+pub struct Loaded {
+    pub table: toml::Table,
+    /// The keys given with `--set`.
+    pub set_keys: Vec<String>,
+    /// The file's name and text, to name the line of a bad key.
+    file: Option<(String, String)>,
+}
+
+impl Loaded {
+    /// `table` (this one, or one derived from it) as validated settings;
+    /// a bad key is named by its line in the file, or as from `--set`.
+    pub fn settings(&self, table: toml::Table) -> Result<Settings, ConfigError> {
+        let source = self.file.as_ref().map(|(origin, text)| (origin.as_str(), text.as_str()));
+        settings_from_table(table, source, &self.set_keys)
     }
 }
 
-/// `file` then `sets` as a table (not yet validated), and the keys given
-/// with `--set`; for commands that vary settings further (`explore`).
-pub fn load_table(file: Option<&Path>, sets: &[String]) -> Result<(toml::Table, Vec<String>), ConfigError> {
-    let mut table = match file {
-        Some(p) => read_table(p)?.0,
-        None => toml::Table::new(),
+/// `file` then `sets`, read once.
+pub fn load_table(file: Option<&Path>, sets: &[String]) -> Result<Loaded, ConfigError> {
+    let (mut table, file) = match file {
+        Some(p) => {
+            let (table, text) = read_table(p)?;
+            (table, Some((format!("config file {}", p.display()), text)))
+        }
+        None => (toml::Table::new(), None),
     };
-    let mut keys = Vec::new();
-    for s in sets {
-        let (k, v) = split_assignment(s)?;
-        set_dotted(&mut table, k, parse_value_for(k, v))?;
-        keys.push(k.to_string());
-    }
-    Ok((table, keys))
+    let set_keys = apply_sets(&mut table, sets)?;
+    Ok(Loaded { table, set_keys, file })
 }
 
 /// [`parse_value`], but a boolean setting also takes PostgreSQL's
@@ -295,9 +313,9 @@ mod tests {
         let e = load(None, &["synchronous_commit=bogus".into()]).unwrap_err().0;
         assert!(e.contains("synchronous_commit") && e.contains("bogus"), "{e}");
         let e = load(None, &["workload.nonsense=1".into()]).unwrap_err().0;
-        assert!(e.contains("unknown key workload.nonsense"), "{e}");
+        assert_eq!(e, "--set: unknown key workload.nonsense");
         let e = load(None, &["nonsense=1".into()]).unwrap_err().0;
-        assert!(e.contains("unknown key nonsense"), "{e}");
+        assert_eq!(e, "--set: unknown key nonsense");
         let e = load(None, &["cluster.rel_pages=0".into()]).unwrap_err().0;
         assert!(e.contains("cluster.rel_pages"), "{e}");
         let e = load(None, &["novalue".into()]).unwrap_err().0;

@@ -97,8 +97,9 @@ pub struct Plan {
 impl Plan {
     pub fn new(spec: &Spec) -> Result<Plan, String> {
         // Validate first: errors then name the config file and its line.
-        let base = config::load(spec.config.as_deref(), &spec.sets).map_err(|e| e.0)?;
-        let (table, set_keys) = config::load_table(spec.config.as_deref(), &spec.sets).map_err(|e| e.0)?;
+        let loaded = config::load_table(spec.config.as_deref(), &spec.sets).map_err(|e| e.0)?;
+        let base = loaded.settings(loaded.table.clone()).map_err(|e| e.0)?;
+        let (table, set_keys) = (loaded.table, loaded.set_keys);
         let axes = if spec.matrix.is_empty() {
             DEFAULT_MATRIX
                 .iter()
