@@ -216,11 +216,12 @@ impl Default for Settings {
 }
 
 /// How an old primary rejoins after a failover.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Failback {
     /// Restart it as a standby of the new primary and let PostgreSQL's
     /// checks decide.
+    #[default]
     Naive,
     /// pg_rewind, then restart as a standby.
     Rewind,
@@ -243,17 +244,11 @@ impl Failback {
 }
 
 /// `[failover]`: operator actions and how an old primary rejoins.
-#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FailoverSettings {
     /// Strategy used when the old primary rejoins.
     pub failback: Failback,
-}
-
-impl Default for FailoverSettings {
-    fn default() -> Self {
-        FailoverSettings { failback: Failback::Naive }
-    }
 }
 
 /// Files whose writes `synchronous_transfer = data_flush` may hold back.
@@ -495,17 +490,11 @@ impl Default for Weights {
 }
 
 /// `[log]`: how the `--log` output looks.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     /// `"%X/%X"` (PostgreSQL 17 and earlier) or `"%X/%08X"` (newer).
     pub lsn_format: LsnFormat,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings { lsn_format: LsnFormat::Classic }
-    }
 }
 
 /// A setting with a value out of range.

@@ -150,10 +150,9 @@ impl Cluster {
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             let (u, d) = (c.upstream, c.downstream);
-            let caught_up = self.on_current_timeline(c) && !self.walsender_ready(c);
-            let up = &self.nodes[u as usize];
-            let fresh = up.walsenders.iter().any(|w| w.peer == d && !w.streaming);
-            if caught_up && fresh {
+            // Runs every step: the cheap test (still in catchup) first.
+            let fresh = self.nodes[u as usize].walsenders.iter().any(|w| w.peer == d && !w.streaming);
+            if fresh && self.on_current_timeline(c) && !self.walsender_ready(c) {
                 let w = self.nodes[u as usize].walsenders.iter_mut().find(|w| w.peer == d).expect("listed");
                 w.streaming = true;
                 self.nodes[d as usize].synced_to = Some(u);
