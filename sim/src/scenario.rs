@@ -36,20 +36,28 @@ pub struct Scenario {
     pub text: String,
 }
 
+/// `(name, text)` of built-in scenarios, each read from
+/// `scenarios/NAME.toml`, so a name cannot drift from its file.
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../scenarios/", $name, ".toml")))),*]
+    };
+}
+
 /// The built-in scenarios: (name, TOML text).
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("blog-data-flush-standby-down", include_str!("../scenarios/blog-data-flush-standby-down.toml")),
-    ("blog-failback-commit", include_str!("../scenarios/blog-failback-commit.toml")),
-    ("blog-failback-data-flush", include_str!("../scenarios/blog-failback-data-flush.toml")),
-    ("rewind-after-divergence", include_str!("../scenarios/rewind-after-divergence.toml")),
-    ("rewind-without-hints", include_str!("../scenarios/rewind-without-hints.toml")),
-    ("clean-switchover", include_str!("../scenarios/clean-switchover.toml")),
-    ("truncate-data-flush", include_str!("../scenarios/truncate-data-flush.toml")),
-    ("diverged-naive-after-immediate", include_str!("../scenarios/diverged-naive-after-immediate.toml")),
-    ("diverged-naive-after-fast", include_str!("../scenarios/diverged-naive-after-fast.toml")),
-    ("diverged-rewind", include_str!("../scenarios/diverged-rewind.toml")),
-    ("lagging-standby-ahead", include_str!("../scenarios/lagging-standby-ahead.toml")),
-    ("sync-standby-down", include_str!("../scenarios/sync-standby-down.toml")),
+pub const BUILTIN: &[(&str, &str)] = builtin![
+    "blog-data-flush-standby-down",
+    "blog-failback-commit",
+    "blog-failback-data-flush",
+    "rewind-after-divergence",
+    "rewind-without-hints",
+    "clean-switchover",
+    "truncate-data-flush",
+    "diverged-naive-after-immediate",
+    "diverged-naive-after-fast",
+    "diverged-rewind",
+    "lagging-standby-ahead",
+    "sync-standby-down",
 ];
 
 /// Loads a built-in scenario by name, or a file by path. `base` is the
