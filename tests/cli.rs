@@ -158,3 +158,32 @@ fn scenarios_are_listed_and_bad_scenario_files_name_the_line() {
     assert_eq!(code, 2);
     assert!(err.contains("no scenario named no-such-thing"), "{err}");
 }
+
+#[test]
+fn endless_inputs_fail_fast() {
+    let start = std::time::Instant::now();
+    let dir = common::temp_dir("endless");
+    let out = dir.join("out.walsim");
+    for (args, want) in [
+        (
+            vec!["run", "--config", "/dev/zero"],
+            "walsim: config file /dev/zero is larger than 4 MiB, walsim's limit for it (is it the right file?)",
+        ),
+        (
+            vec!["run", "--scenario", "/dev/zero"],
+            "walsim: scenario file /dev/zero is larger than 4 MiB, walsim's limit for it (is it the right file?)",
+        ),
+        (vec!["replay", "/dev/zero"], "walsim: /dev/zero: not a walsim trace file (wrong magic bytes)"),
+        (
+            vec!["shrink", "/dev/zero", "-o", out.to_str().unwrap()],
+            "walsim: /dev/zero: not a walsim trace file (wrong magic bytes)",
+        ),
+        (vec!["merge", "/dev/zero"], "walsim: /dev/zero: not the JSON of walsim explore --json"),
+    ] {
+        let (code, _, err) = cli(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.starts_with(want), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert!(start.elapsed().as_secs() < 20, "bounded reads are quick: {:?}", start.elapsed());
+}

@@ -71,8 +71,8 @@ fn line_at(text: &str, offset: usize) -> usize {
 
 /// Reads a TOML config file into a table (and its text, for messages).
 pub fn read_table(path: &Path) -> Result<(toml::Table, String), ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    let text = crate::input::read_text_limited(path, crate::input::TOML_LIMIT, "config file")
+        .map_err(ConfigError)?;
     let table = parse_table(&format!("config file {}", path.display()), &text)?;
     Ok((table, text))
 }

@@ -75,8 +75,8 @@ pub fn load(name_or_path: &str, base: toml::Table, sets: &[String]) -> Result<Sc
                     names.join(", ")
                 )));
             }
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| ConfigError(format!("cannot read scenario file {name_or_path}: {e}")))?;
+            let text = crate::input::read_text_limited(p, crate::input::TOML_LIMIT, "scenario file")
+                .map_err(ConfigError)?;
             (format!("scenario file {name_or_path}"), text)
         }
     };
