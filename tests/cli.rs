@@ -187,3 +187,46 @@ fn endless_inputs_fail_fast() {
     }
     assert!(start.elapsed().as_secs() < 20, "bounded reads are quick: {:?}", start.elapsed());
 }
+
+#[test]
+fn save_failures_dir_is_checked_before_the_first_run() {
+    let dir = common::temp_dir("save-check");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let file_arg = file.to_str().unwrap().to_string();
+    for (target, why) in
+        [(file_arg.as_str(), "exists and is not a directory"), ("/proc/x", "cannot create the directory")]
+    {
+        let start = std::time::Instant::now();
+        let (code, out, err) = cli(&[
+            "explore",
+            "--count",
+            "300",
+            "--matrix",
+            "synchronous_commit=on",
+            "--set",
+            "rules.wal_before_data=false",
+            "--save-failures",
+            target,
+        ]);
+        assert_eq!(code, 2, "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.starts_with(&format!("walsim: --save-failures {target}: {why}")), "{err}");
+        assert!(start.elapsed().as_secs() < 5, "refused before sweeping: {:?}", start.elapsed());
+    }
+    // A directory that does not exist yet is created, and the sweep saves there.
+    let fresh = dir.join("new/sub");
+    let (code, _, err) = cli(&[
+        "explore",
+        "--count",
+        "2",
+        "--matrix",
+        "synchronous_commit=on",
+        "--set",
+        "scheduler.steps=200",
+        "--save-failures",
+        fresh.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(fresh.is_dir());
+}

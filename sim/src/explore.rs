@@ -443,6 +443,9 @@ pub fn explore(spec: &Spec, jobs: usize, save_dir: Option<&Path>) -> Result<Swee
         return Err("--jobs must be at least 1".into());
     }
     let plan = Plan::new(spec)?;
+    if let Some(dir) = save_dir {
+        check_save_dir(dir)?;
+    }
     let bar = progress_bar(plan.runs());
     let on_run = || {
         if let Some(b) = &bar {
@@ -454,6 +457,21 @@ pub fn explore(spec: &Spec, jobs: usize, save_dir: Option<&Path>) -> Result<Swee
         b.finish_and_clear();
     }
     results(&plan, &sw, save_dir)
+}
+
+/// Makes sure failures can be saved in `dir` before a sweep starts, so a
+/// bad `--save-failures` costs nothing: creates it if need be, and checks
+/// that it is a directory one can write a file in.
+pub fn check_save_dir(dir: &Path) -> Result<(), String> {
+    let bad = |why: String| format!("--save-failures {}: {why}", dir.display());
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad("exists and is not a directory".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create the directory: {e}")))?;
+    let probe = dir.join(format!(".walsim-write-check-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| bad(format!("cannot write in the directory: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// One worker per core.
