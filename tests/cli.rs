@@ -230,3 +230,50 @@ fn save_failures_dir_is_checked_before_the_first_run() {
     assert_eq!(code, 0, "{err}");
     assert!(fresh.is_dir());
 }
+
+#[test]
+fn steps_jobs_and_seed_ranges_are_bounded() {
+    let (code, _, err) = cli(&["run", "--steps", "1000000000000"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("walsim: --steps 1000000000000 is more than 1000000000 ("), "{err}");
+    let (code, _, err) = cli(&["run", "--set", "scheduler.steps=1000000000000"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("walsim: --set: invalid value for scheduler.steps: 1000000000000 is more than"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["explore", "--jobs", "100000", "--count", "1"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("walsim: --jobs 100000 is more than 1024: runs are CPU-bound"), "{err}");
+    // A huge range warns (here the bad key then stops it before any run).
+    let (code, _, err) = cli(&["explore", "--seeds", "0..18446744073709551615", "--set", "nonsense=1"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(
+            "walsim: warning: --seeds 0..18446744073709551615 is 18446744073709551615 seeds per cell"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["explore", "--seeds", "0..=18446744073709551615"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("2^64 seeds"), "{err}");
+    // The last seed is reachable.
+    let (code, out, err) = cli(&[
+        "explore",
+        "--seeds",
+        "18446744073709551615..=18446744073709551615",
+        "--matrix",
+        "synchronous_commit=on",
+        "--set",
+        "scheduler.steps=100",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["totals"]["runs"], 1);
+    assert_eq!(v["seeds"]["start"].as_u64(), Some(u64::MAX));
+    let (code, out, _) = cli(&["run", "--seed", "18446744073709551615", "--steps", "100", "--json"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"seed\":18446744073709551615"), "{out}");
+}

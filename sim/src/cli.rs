@@ -167,7 +167,7 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
         Command::Run(a) => cmd_run(a, out),
         Command::Config(a) => cmd_config(a, out),
         Command::Scenario(a) => cmd_scenario(a, out),
-        Command::Explore(a) => cmd_explore(a, out),
+        Command::Explore(a) => cmd_explore(a, out, err),
         Command::Replay(a) => cmd_replay(a, out, err),
         Command::Shrink(a) => cmd_shrink(a, out),
         Command::Merge(a) => cmd_merge(a, out),
@@ -228,6 +228,13 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     if let Some(steps) = a.steps {
         if steps == 0 {
             return Err(BadInput("--steps must be at least 1".into()));
+        }
+        if steps > crate::args::MAX_STEPS {
+            return Err(BadInput(format!(
+                "--steps {steps} is more than {} (10^9 events take about a quarter of an hour; \
+                 run more seeds instead)",
+                crate::args::MAX_STEPS
+            )));
         }
         settings.scheduler.steps = steps;
     }
@@ -374,7 +381,7 @@ fn format_of(json: bool, markdown: bool) -> Format {
     }
 }
 
-fn cmd_explore(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+fn cmd_explore(a: ExploreArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
     let seeds = match (a.seeds, a.count) {
         (Some(s), _) => s,
         (None, Some(n)) => SeedRange::first(n)?,
@@ -390,6 +397,16 @@ fn cmd_explore(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
         save_limit: a.save_limit,
     };
     let jobs = a.jobs.unwrap_or_else(explore::default_jobs);
+    if jobs > crate::args::MAX_JOBS {
+        return Err(BadInput(format!(
+            "--jobs {jobs} is more than {}: runs are CPU-bound, so threads beyond the cores ({}) only cost memory",
+            crate::args::MAX_JOBS,
+            explore::default_jobs()
+        )));
+    }
+    if let Some(w) = seeds.size_warning() {
+        writeln!(err, "walsim: {w}")?;
+    }
     let res = explore::explore(&spec, jobs, a.save_failures.as_deref())?;
     write!(out, "{}", res.render(format_of(a.json, a.markdown)))?;
     Ok(if res.interrupted {

@@ -137,6 +137,16 @@ pub fn settings_from_table(
         ConfigError(format!("{}{what}", source_of(&key, source, set_keys)))
     })?;
     settings.validate().map_err(|e| ConfigError(format!("{}{e}", source_of(&e.key, source, set_keys))))?;
+    if settings.scheduler.steps > crate::args::MAX_STEPS {
+        let key = "scheduler.steps";
+        return Err(ConfigError(format!(
+            "{}invalid value for {key}: {} is more than {} (10^9 events take about a quarter of an hour; \
+             run more seeds instead)",
+            source_of(key, source, set_keys),
+            settings.scheduler.steps,
+            crate::args::MAX_STEPS
+        )));
+    }
     Ok(settings)
 }
 

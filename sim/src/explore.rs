@@ -133,6 +133,13 @@ impl Plan {
             let space = SwarmSpace::of(&settings);
             cells.push(Cell { values, settings, space });
         }
+        if spec.shard.len(spec.seeds).checked_mul(cells.len() as u64).is_none() {
+            return Err(format!(
+                "--seeds {} × {} cells is more runs than walsim can count (2^64); use a smaller range",
+                spec.seeds,
+                cells.len()
+            ));
+        }
         Ok(Plan {
             base,
             axes,
