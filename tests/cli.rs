@@ -277,3 +277,49 @@ fn steps_jobs_and_seed_ranges_are_bounded() {
     assert_eq!(code, 0);
     assert!(out.contains("\"seed\":18446744073709551615"), "{out}");
 }
+
+#[test]
+fn json_keeps_stdout_clean_and_the_log_goes_to_stderr() {
+    let (code, out, err) = cli(&["run", "--seed", "3", "--steps", "200", "--json", "--log"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is only the JSON");
+    assert!(err.lines().count() as u64 >= v["events"].as_u64().unwrap(), "a log line per event on stderr");
+    assert!(err.starts_with("2000-01-01 00:00:00.000 UTC ["), "{}", &err[..80.min(err.len())]);
+    let (_, plain, _) = cli(&["run", "--seed", "3", "--steps", "200", "--log"]);
+    assert!(plain.starts_with(err.as_str()), "the same log, on stdout without --json");
+}
+
+/// Accepts `room` bytes, then fails as a closed pipe does.
+struct ClosedPipe {
+    room: usize,
+}
+
+impl std::io::Write for ClosedPipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_exit_0() {
+    for args in [
+        &["walsim", "run", "--log"][..],
+        &["walsim", "run", "--json"][..],
+        &["walsim", "config", "--print-defaults"][..],
+        &["walsim", "scenario", "list"][..],
+    ] {
+        let argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        let mut err = Vec::new();
+        let code = walsim::cli::main_with(argv, &mut ClosedPipe { room: 100 }, &mut err);
+        assert_eq!(code, 0, "{args:?}");
+        assert!(err.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&err));
+    }
+}

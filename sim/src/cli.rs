@@ -163,22 +163,57 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
             return code;
         }
     };
+    let mut pipe = PipeWatch { inner: out, broken: false };
+    let out: &mut dyn Write = &mut pipe;
     let res = match cli.command {
-        Command::Run(a) => cmd_run(a, out),
+        Command::Run(a) => cmd_run(a, out, err),
         Command::Config(a) => cmd_config(a, out),
         Command::Scenario(a) => cmd_scenario(a, out),
         Command::Explore(a) => cmd_explore(a, out, err),
         Command::Replay(a) => cmd_replay(a, out, err),
-        Command::Shrink(a) => cmd_shrink(a, out),
+        Command::Shrink(a) => cmd_shrink(a, out, err),
         Command::Merge(a) => cmd_merge(a, out),
         Command::Conform(a) => cmd_conform(a, out, err),
     };
     match res {
         Ok(code) => code,
+        // The reader went away (`walsim run --log | head -1`): stop quietly,
+        // as Unix filters do.
+        Err(_) if pipe.broken => EXIT_OK,
         Err(BadInput(msg)) => {
             let _ = writeln!(err, "walsim: {msg}");
             EXIT_BAD_INPUT
         }
+    }
+}
+
+/// Standard output that notes when its reader has gone (EPIPE), so the
+/// command's write error ends the process quietly with exit 0.
+struct PipeWatch<'a> {
+    inner: &'a mut dyn Write,
+    broken: bool,
+}
+
+impl PipeWatch<'_> {
+    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            self.broken = true;
+        }
+        r
+    }
+}
+
+impl Write for PipeWatch<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
     }
 }
 
@@ -223,7 +258,7 @@ pub fn load_settings(
     }
 }
 
-fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
     let mut settings = load_settings(&a.source, a.scenario.as_deref())?;
     if let Some(steps) = a.steps {
         if steps == 0 {
@@ -252,7 +287,10 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     };
     let style = settings.log.lsn_format;
     let result = {
-        let mut logw = LogWriter { out: &mut out, style, error: None };
+        // With --json, stdout holds only the JSON: the log goes to stderr.
+        let mut err = BufWriter::new(err);
+        let log_to: &mut dyn Write = if a.json { &mut err } else { &mut out };
+        let mut logw = LogWriter { out: log_to, style, error: None };
         let mut none = NoObserver;
         let mut observers: Vec<&mut dyn Observer> = Vec::new();
         if a.log {
@@ -269,6 +307,7 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
         if let Some(e) = logw.error {
             return Err(BadInput(format!("writing the log: {e}")));
         }
+        err.flush()?;
         r
     };
     if let Some(mut j) = jsonl {
@@ -420,7 +459,11 @@ fn cmd_explore(a: ExploreArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
 
 fn cmd_replay(a: ReplayArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
     let mut out = BufWriter::new(out);
-    let r = replay::replay(&a.file, a.log.then_some(&mut out as &mut dyn Write))?;
+    let mut err = BufWriter::new(err);
+    // With --json, stdout holds only the JSON: the log goes to stderr.
+    let log_to: &mut dyn Write = if a.json { &mut err } else { &mut out };
+    let r = replay::replay(&a.file, a.log.then_some(log_to))?;
+    err.flush()?;
     if let Some(w) = r.version_warning() {
         writeln!(err, "{w}")?;
     }
@@ -433,11 +476,15 @@ fn cmd_replay(a: ReplayArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
     Ok(if r.result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
 }
 
-fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
     let shrunk = shrink::shrink_file(&a.file, &a.output, a.max_attempts)?;
     let mut out = BufWriter::new(out);
     if a.log {
-        replay::replay(&a.output, Some(&mut out))?;
+        // With --json, stdout holds only the JSON: the log goes to stderr.
+        let mut err = BufWriter::new(err);
+        let log_to: &mut dyn Write = if a.json { &mut err } else { &mut out };
+        replay::replay(&a.output, Some(log_to))?;
+        err.flush()?;
     }
     if a.json {
         writeln!(out, "{}", shrunk.json(&a.output))?;
