@@ -323,3 +323,43 @@ fn a_closed_pipe_ends_quietly_with_exit_0() {
         assert!(err.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&err));
     }
 }
+
+#[test]
+fn a_replay_that_does_not_reproduce_exits_3() {
+    use walsim::run::{NoObserver, RunOptions, run_seed};
+    use walsim::trace::Trace;
+    let dir = common::temp_dir("not-reproduced");
+    let s = common::settings(&["scheduler.steps=200"]);
+    let r = run_seed(&s, 4, RunOptions { record: true, log: false, max_events: None }, &mut NoObserver);
+    let good = Trace::of_run(&s, &r, "test".into());
+    let path = dir.join("t.walsim");
+    let file = path.to_str().unwrap();
+    good.save(&path).unwrap();
+    assert_eq!(cli(&["replay", file]).0, 0);
+
+    // Same draws and hash, but another recorded outcome: not the same run.
+    let mut t = good.clone();
+    t.recorded.outcome = "violation".into();
+    t.recorded.invariant = Some("wal_before_data".into());
+    t.save(&path).unwrap();
+    let (code, out, _) = cli(&["replay", file]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains(
+            "NOT reproduced: outcome refused, recorded violation; invariant none, recorded wal_before_data"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = cli(&["replay", file, "--json"]);
+    assert_eq!(code, 3);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["reproduced"], false);
+    assert_eq!(v["differences"].as_array().unwrap().len(), 2);
+
+    let mut t = good.clone();
+    t.recorded.trace_hash ^= 1;
+    t.save(&path).unwrap();
+    let (code, out, _) = cli(&["replay", file]);
+    assert_eq!(code, 3);
+    assert!(out.contains("NOT reproduced: trace_hash "), "{out}");
+}

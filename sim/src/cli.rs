@@ -2,8 +2,8 @@
 //!
 //! Exit codes (docs/cli.md): 0 = done, no invariant violated; 1 = an
 //! invariant was violated; 2 = bad input (unknown key, bad value, missing
-//! or unreadable file, bad range) or an I/O error; 130 = `explore` was
-//! interrupted.
+//! or unreadable file, bad range) or an I/O error; 3 = `replay` did not
+//! reproduce the recorded run; 130 = `explore` was interrupted.
 
 use crate::args::{Axis, SeedRange, Shard};
 use crate::config;
@@ -22,6 +22,9 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_VIOLATION: i32 = 1;
 /// Exit code: bad input or I/O error.
 pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code: `replay` ran, but the run is not the recorded one (another
+/// outcome, invariant, event count or trace_hash).
+pub const EXIT_NOT_REPRODUCED: i32 = 3;
 /// Exit code: `explore` stopped by Ctrl-C or SIGTERM (128 + SIGINT).
 pub const EXIT_INTERRUPTED: i32 = 130;
 
@@ -473,7 +476,13 @@ fn cmd_replay(a: ReplayArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         write!(out, "{}", r.text(&a.file))?;
     }
     out.flush()?;
-    Ok(if r.result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
+    Ok(if !r.reproduced() {
+        EXIT_NOT_REPRODUCED
+    } else if r.result.outcome == Outcome::Violation {
+        EXIT_VIOLATION
+    } else {
+        EXIT_OK
+    })
 }
 
 fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {

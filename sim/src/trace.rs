@@ -176,9 +176,36 @@ impl Trace {
         run_choices(settings, self.seed, &self.choices, opts, obs)
     }
 
-    /// Whether `r` is the recorded run.
+    /// Whether `r` is the recorded run: the same events and `trace_hash`,
+    /// and the same outcome and invariant.
     pub fn reproduced_by(&self, r: &RunResult) -> bool {
-        r.trace_hash == self.recorded.trace_hash && r.events == self.recorded.events
+        self.differences(r).is_empty()
+    }
+
+    /// How `r` differs from the recorded run, one phrase each
+    /// (`outcome ok, recorded violation`); empty when it reproduces it.
+    pub fn differences(&self, r: &RunResult) -> Vec<String> {
+        let rec = &self.recorded;
+        let mut d = Vec::new();
+        if r.outcome.name() != rec.outcome {
+            d.push(format!("outcome {}, recorded {}", r.outcome.name(), rec.outcome));
+        }
+        let inv = r.invariant().map(|i| i.name().to_string());
+        if inv != rec.invariant {
+            let show = |i: &Option<String>| i.clone().unwrap_or_else(|| "none".into());
+            d.push(format!("invariant {}, recorded {}", show(&inv), show(&rec.invariant)));
+        }
+        if r.events != rec.events {
+            d.push(format!("{} events, recorded {}", r.events, rec.events));
+        }
+        if r.trace_hash != rec.trace_hash {
+            d.push(format!(
+                "trace_hash {}, recorded {}",
+                crate::report::hash_hex(r.trace_hash),
+                crate::report::hash_hex(rec.trace_hash)
+            ));
+        }
+        d
     }
 
     pub fn encode(&self) -> Vec<u8> {
