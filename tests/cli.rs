@@ -363,3 +363,16 @@ fn a_replay_that_does_not_reproduce_exits_3() {
     assert_eq!(code, 3);
     assert!(out.contains("NOT reproduced: trace_hash "), "{out}");
 }
+
+#[test]
+fn print_defaults_applies_set() {
+    let (code, out, err) = cli(&["config", "--print-defaults", "--set", "wal_log_hints=on"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\nwal_log_hints = true\n"), "{out}");
+    assert!(out.contains("# Differs from the defaults in: wal_log_hints\n"), "{out}");
+    let (_, defaults, _) = cli(&["config", "--print-defaults"]);
+    assert!(defaults.contains("\nwal_log_hints = false\n"));
+    let (code, _, err) = cli(&["config", "--print-defaults", "--set", "wal_log_hints=maybe"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("wal_log_hints"), "{err}");
+}

@@ -137,7 +137,8 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct ConfigArgs {
-    /// Print the complete default configuration as TOML.
+    /// Print the complete default configuration as TOML (with --config or
+    /// --set: the complete effective configuration).
     #[arg(long)]
     print_defaults: bool,
     #[command(flatten)]
@@ -221,8 +222,14 @@ impl Write for PipeWatch<'_> {
 }
 
 fn cmd_config(a: ConfigArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
-    if a.print_defaults {
+    let overridden = a.source.config.is_some() || !a.source.set.is_empty();
+    if a.print_defaults && !overridden {
         write!(out, "{}", config::defaults_toml())?;
+    } else if a.print_defaults {
+        // --print-defaults with --config/--set: every setting, as the
+        // defaults are printed, with the overrides applied.
+        let s = config::load(a.source.config.as_deref(), &a.source.set)?;
+        write!(out, "{}", config::effective_toml(&s))?;
     } else {
         let s = config::load(a.source.config.as_deref(), &a.source.set)?;
         write!(out, "{}", toml::to_string(&s)?)?;

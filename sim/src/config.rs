@@ -310,6 +310,24 @@ pub fn defaults_toml() -> String {
     )
 }
 
+/// Every setting of `s` as TOML, headed like [`defaults_toml`]: what
+/// `config --print-defaults` prints when `--config` or `--set` is given.
+pub fn effective_toml(s: &Settings) -> String {
+    let body = toml::to_string(s).expect("settings serialize");
+    let changed = sets_from_defaults(s);
+    let mut head = String::from(
+        "# walsim effective configuration: the defaults with --config and --set applied.\n\
+         # See docs/configuration.md.\n",
+    );
+    if !changed.is_empty() {
+        head.push_str("# Differs from the defaults in: ");
+        let keys: Vec<&str> = changed.iter().map(|c| c.split('=').next().unwrap_or(c)).collect();
+        head.push_str(&keys.join(", "));
+        head.push('\n');
+    }
+    format!("{head}\n{body}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
