@@ -376,3 +376,42 @@ fn print_defaults_applies_set() {
     assert_eq!(code, 2);
     assert!(err.contains("wal_log_hints"), "{err}");
 }
+
+#[test]
+fn run_scenario_checks_the_files_expectations() {
+    let dir = common::temp_dir("scenario-expect");
+    let text = walsim::scenario::BUILTIN.iter().find(|(n, _)| *n == "blog-failback-commit").unwrap().1;
+    let path = dir.join("s.toml");
+    let file = path.to_str().unwrap();
+    std::fs::write(&path, text).unwrap();
+    let (code, _, err) = cli(&["run", "--scenario", file, "--seed", "2"]);
+    assert_eq!(code, 0, "the file's expectations hold: {err}");
+    assert!(err.is_empty(), "{err}");
+
+    let wrong = text.replace("expect = \"refused\"", "expect = \"ok\"");
+    std::fs::write(&path, wrong).unwrap();
+    let (code, _, err) = cli(&["run", "--scenario", file, "--seed", "2"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(
+            "walsim: scenario blog-failback-commit: expectation failed: expect = \"ok\", but the run ended refused: "
+        ),
+        "{err}"
+    );
+
+    let wrong =
+        text.replace("expect_refusals = [\"not_in_history\",", "expect_refusals = [\"rewind_needs_hints\",");
+    std::fs::write(&path, wrong).unwrap();
+    let (code, out, err) = cli(&["run", "--scenario", file, "--seed", "2", "--json"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("expectation failed: expect_refusals: no rewind_needs_hints refusal"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["scenario"]["expectations_failed"].as_array().unwrap().len(), 1);
+
+    let wrong =
+        text.replace("expect = \"refused\"", "expect = \"refused\"\nexpect_waits = [\"no such wait\"]");
+    std::fs::write(&path, wrong).unwrap();
+    let (code, _, err) = cli(&["run", "--scenario", file, "--seed", "2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("expectation failed: expect_waits: \"no such wait\" is not in"), "{err}");
+}

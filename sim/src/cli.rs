@@ -251,25 +251,27 @@ fn cmd_scenario(a: ScenarioArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     Ok(EXIT_OK)
 }
 
-/// Settings from `--config`, an optional `--scenario`, and `--set`.
+/// Settings from `--config`, an optional `--scenario`, and `--set`; with
+/// a scenario, also its `[scenario]` table (what the run should end in).
 pub fn load_settings(
     source: &ConfigSource,
     scenario: Option<&str>,
-) -> Result<walsim_model::Settings, BadInput> {
+) -> Result<(walsim_model::Settings, Option<crate::scenario::Meta>), BadInput> {
     match scenario {
-        None => Ok(config::load(source.config.as_deref(), &source.set)?),
+        None => Ok((config::load(source.config.as_deref(), &source.set)?, None)),
         Some(s) => {
             let base = match &source.config {
                 Some(p) => config::read_table(p)?.0,
                 None => toml::Table::new(),
             };
-            Ok(crate::scenario::load(s, base, &source.set)?.settings)
+            let sc = crate::scenario::load(s, base, &source.set)?;
+            Ok((sc.settings, Some(sc.meta)))
         }
     }
 }
 
 fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
-    let mut settings = load_settings(&a.source, a.scenario.as_deref())?;
+    let (mut settings, meta) = load_settings(&a.source, a.scenario.as_deref())?;
     if let Some(steps) = a.steps {
         if steps == 0 {
             return Err(BadInput("--steps must be at least 1".into()));
@@ -298,7 +300,7 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, 
     let style = settings.log.lsn_format;
     let result = {
         // With --json, stdout holds only the JSON: the log goes to stderr.
-        let mut err = BufWriter::new(err);
+        let mut err = BufWriter::new(&mut *err);
         let log_to: &mut dyn Write = if a.json { &mut err } else { &mut out };
         let mut logw = LogWriter { out: log_to, style, error: None };
         let mut none = NoObserver;
@@ -326,13 +328,24 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, 
         }
         j.out.flush()?;
     }
+    // A scenario says what its runs end in: check it (docs/scenarios.md).
+    let failed = meta.as_ref().map(|m| m.check(&result)).unwrap_or_default();
     if a.json {
-        writeln!(out, "{}", report::summary_json(&result, &settings))?;
+        let mut v = report::summary_json(&result, &settings);
+        if let Some(m) = &meta {
+            v["scenario"] = serde_json::json!({ "name": m.name, "expectations_failed": failed });
+        }
+        writeln!(out, "{v}")?;
     } else {
         write!(out, "{}", report::summary_text(&result))?;
     }
     out.flush()?;
-    Ok(if result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
+    if let Some(m) = &meta {
+        for f in &failed {
+            writeln!(err, "walsim: scenario {}: expectation failed: {f}", m.name)?;
+        }
+    }
+    Ok(if result.outcome == Outcome::Violation || !failed.is_empty() { EXIT_VIOLATION } else { EXIT_OK })
 }
 
 // ---- exploration at scale: explore, replay, shrink, merge ----

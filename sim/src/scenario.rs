@@ -4,7 +4,7 @@
 //! in `sim/scenarios/`; users run their own with `--scenario FILE.toml`.
 
 use crate::config::{self, ConfigError};
-use crate::run::Outcome;
+use crate::run::{Outcome, RunResult};
 use serde::Deserialize;
 use std::path::Path;
 use walsim_model::Settings;
@@ -25,6 +25,47 @@ pub struct Meta {
     /// Texts that must appear in what is stuck (when `expect = "stuck"`).
     #[serde(default)]
     pub expect_waits: Vec<String>,
+}
+
+impl Meta {
+    /// The expectations `r` fails, one sentence each, naming the key
+    /// (`expect`, `expect_refusals`, `expect_waits`); empty when the run
+    /// ends as the scenario says. `walsim run --scenario` and the tests
+    /// both judge runs with this.
+    pub fn check(&self, r: &RunResult) -> Vec<String> {
+        let mut failed = Vec::new();
+        if let Some(expect) = self.expect
+            && r.outcome != expect
+        {
+            failed.push(format!(
+                "expect = \"{}\", but the run ended {}: {}",
+                expect.name(),
+                r.outcome.name(),
+                r.detail
+            ));
+        }
+        for kind in &self.expect_refusals {
+            if !r.refusals.iter().any(|x| x.kind == *kind) {
+                let name = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(String::from));
+                let seen: Vec<String> = r
+                    .refusals
+                    .iter()
+                    .filter_map(|x| serde_json::to_value(x.kind).ok()?.as_str().map(String::from))
+                    .collect();
+                failed.push(format!(
+                    "expect_refusals: no {} refusal (the run's refusals: {})",
+                    name.unwrap_or_else(|| format!("{kind:?}")),
+                    if seen.is_empty() { "none".into() } else { seen.join(", ") }
+                ));
+            }
+        }
+        for w in &self.expect_waits {
+            if !r.detail.contains(w.as_str()) {
+                failed.push(format!("expect_waits: {w:?} is not in what the run ended with: {}", r.detail));
+            }
+        }
+        failed
+    }
 }
 
 /// A loaded scenario.
