@@ -415,3 +415,53 @@ fn run_scenario_checks_the_files_expectations() {
     assert_eq!(code, 1);
     assert!(err.contains("expectation failed: expect_waits: \"no such wait\" is not in"), "{err}");
 }
+
+#[test]
+fn messages_name_what_the_user_wrote() {
+    for (set, want) in [
+        ("wal_segment_size=1GB", "--set: max_wal_size (2MB) must be at least wal_segment_size (1GB)"),
+        (
+            "faults.process_crash=NaN",
+            "--set: invalid value for faults.process_crash: NaN is not a probability in 0..1",
+        ),
+        (
+            "faults.process_crash=inf",
+            "--set: invalid value for faults.process_crash: inf is not a probability in 0..1",
+        ),
+        (
+            "faults.process_crash=x",
+            "--set: invalid value for faults.process_crash: \"x\" is not a number, e.g. 0.01",
+        ),
+        (
+            "cluster.rel_pages=18446744073709551615",
+            "--set: invalid value for cluster.rel_pages: 18446744073709551615 is not a whole number in 0..4294967295",
+        ),
+        (
+            "workload.clients=-1",
+            "--set: invalid value for workload.clients: -1 is not a whole number in 0..255",
+        ),
+        (
+            "wal_log_hints=maybe",
+            "--set: invalid value for wal_log_hints: \"maybe\" is not a boolean (on, off, true or false)",
+        ),
+    ] {
+        let (code, _, err) = cli(&["run", "--set", set]);
+        assert_eq!(code, 2, "{set}");
+        assert_eq!(err.trim_end(), format!("walsim: {want}"), "{set}");
+    }
+    let (code, _, err) = cli(&["run", "--set", "cluster.standbys=0"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("walsim: --set: invalid value for operator[0].node: step 1: no node named \"node2\""),
+        "{err}"
+    );
+    assert!(err.contains("names a node that does not exist") && err.contains("--set operator=[]"), "{err}");
+    assert_eq!(cli(&["run", "--set", "cluster.standbys=0", "--set", "operator=[]", "--steps", "100"]).0, 0);
+
+    let dir = common::temp_dir("messages");
+    let path = dir.join("s.toml");
+    std::fs::write(&path, "[scenario]\ndescription = \"x\"\n").unwrap();
+    let (code, _, err) = cli(&["run", "--scenario", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.trim_end().ends_with("s.toml at line 1: [scenario]: missing field `name`"), "{err}");
+}

@@ -139,7 +139,9 @@ pub fn parse(
         let path = e.path().to_string();
         let key = format!("scenario.{path}");
         let line = config::line_of_key(text, &key).map(|l| format!(" at line {l}")).unwrap_or_default();
-        ConfigError(format!("{origin}{line}: [scenario] {path}: {}", first_line(&e.into_inner().to_string())))
+        // serde_path_to_error's path is "." for the table itself.
+        let at = if path == "." { String::new() } else { format!(" {path}") };
+        ConfigError(format!("{origin}{line}: [scenario]{at}: {}", first_line(&e.into_inner().to_string())))
     })?;
     for (k, v) in table {
         base.insert(k, v);
