@@ -465,3 +465,34 @@ fn messages_name_what_the_user_wrote() {
     assert_eq!(code, 2);
     assert!(err.trim_end().ends_with("s.toml at line 1: [scenario]: missing field `name`"), "{err}");
 }
+
+/// The design reference ships with the repository and names files that exist.
+#[test]
+fn architecture_doc_is_in_the_repository_and_accurate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/architecture.md")).expect("docs/architecture.md");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("(docs/architecture.md)"), "README points at docs/architecture.md");
+    for dir in ["docs", "sim/src", "model/src"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(!text.contains("DESIGN.md"), "{} points outside the repository", path.display());
+        }
+    }
+    // Every `model/src/x.rs` or `sim/src/x.rs` the doc names exists, and so
+    // does every `x.rs` listed after one of them (`storage.rs`, `clog.rs`).
+    let mut named = 0;
+    for word in doc.split(|c: char| c == '`' || c.is_whitespace() || c == ',' || c == '(' || c == ')') {
+        let Some(file) = word.strip_suffix(".rs").filter(|w| !w.is_empty()) else { continue };
+        let file = format!("{file}.rs");
+        let found = if file.contains('/') {
+            root.join(&file).exists()
+        } else {
+            root.join("model/src").join(&file).exists() || root.join("sim/src").join(&file).exists()
+        };
+        assert!(found, "docs/architecture.md names {file}, which does not exist");
+        named += 1;
+    }
+    assert!(named > 30, "the doc maps concerns to modules ({named} files named)");
+}

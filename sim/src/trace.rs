@@ -1,7 +1,7 @@
 //! Trace files: one run, saved so it replays exactly.
 //!
-//! A run is its settings plus its draws (DESIGN.md, "the one rule of
-//! determinism"), so that is what a file holds, with what the run gave
+//! A run is its settings plus its draws (docs/architecture.md, "the one
+//! rule of determinism"), so that is what a file holds, with what the run gave
 //! when it was recorded so a replay can say whether it reproduced it.
 //!
 //! Layout (integers little-endian):
