@@ -322,6 +322,10 @@ fn a_closed_pipe_ends_quietly_with_exit_0() {
         assert_eq!(code, 0, "{args:?}");
         assert!(err.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&err));
     }
+    // `walsim run --json --log 2>&1 | head -1`: the log on stderr meets the closed pipe.
+    let argv: Vec<std::ffi::OsString> = ["walsim", "run", "--json", "--log"].iter().map(Into::into).collect();
+    let code = walsim::cli::main_with(argv, &mut Vec::new(), &mut ClosedPipe { room: 100 });
+    assert_eq!(code, 0);
 }
 
 #[test]

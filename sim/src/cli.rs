@@ -169,6 +169,9 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
     };
     let mut pipe = PipeWatch { inner: out, broken: false };
     let out: &mut dyn Write = &mut pipe;
+    // The log may go to stderr (`--json --log 2>&1 | head -1`): watch it too.
+    let mut err_pipe = PipeWatch { inner: err, broken: false };
+    let err: &mut dyn Write = &mut err_pipe;
     let res = match cli.command {
         Command::Run(a) => cmd_run(a, out, err),
         Command::Config(a) => cmd_config(a, out),
@@ -183,9 +186,9 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
         Ok(code) => code,
         // The reader went away (`walsim run --log | head -1`): stop quietly,
         // as Unix filters do.
-        Err(_) if pipe.broken => EXIT_OK,
+        Err(_) if pipe.broken || err_pipe.broken => EXIT_OK,
         Err(BadInput(msg)) => {
-            let _ = writeln!(err, "walsim: {msg}");
+            let _ = writeln!(err_pipe, "walsim: {msg}");
             EXIT_BAD_INPUT
         }
     }
