@@ -48,14 +48,31 @@ impl SeedRange {
     }
 
     /// A warning for a range too large to finish, for stderr.
+    /// The estimate takes half a millisecond of one core per run
+    /// (docs/PERFORMANCE.md: 0.4–0.8 ms with the default settings).
     pub fn size_warning(&self) -> Option<String> {
         (self.len() > HUGE_SEED_RANGE).then(|| {
+            let core_seconds = self.len() as f64 * 0.0005;
             format!(
-                "warning: --seeds {self} is {} seeds per cell; at about 1,000 runs/s per core that is \
-                 years of work. Ctrl-C stops the sweep and prints what ran.",
-                self.len()
+                "warning: --seeds {self} is {} seeds per cell, about {} of one core per cell \
+                 (0.5 ms a run); Ctrl-C stops the sweep and prints what ran",
+                self.len(),
+                duration_text(core_seconds)
             )
         })
+    }
+}
+
+/// `90000.0` → `25 hours`, for estimates.
+fn duration_text(secs: f64) -> String {
+    const HOUR: f64 = 3600.0;
+    const DAY: f64 = 24.0 * HOUR;
+    const YEAR: f64 = 365.25 * DAY;
+    match secs {
+        s if s >= 10.0 * YEAR => format!("{:.1e} years", s / YEAR),
+        s if s >= YEAR => format!("{:.0} years", s / YEAR),
+        s if s >= 2.0 * DAY => format!("{:.0} days", s / DAY),
+        s => format!("{:.0} hours", s / HOUR),
     }
 }
 
@@ -265,6 +282,17 @@ mod tests {
         let r: SeedRange = "1..=18446744073709551615".parse().unwrap();
         assert_eq!(r.len(), u64::MAX);
         assert!(r.size_warning().unwrap().contains("18446744073709551615 seeds per cell"));
+        assert!(
+            r.size_warning().unwrap().contains("about 2.9e8 years of one core per cell"),
+            "{:?}",
+            r.size_warning()
+        );
+        let big: SeedRange = "1..=200000000".parse().unwrap();
+        assert!(
+            big.size_warning().unwrap().contains("about 28 hours of one core"),
+            "{:?}",
+            big.size_warning()
+        );
         assert!("1..5001".parse::<SeedRange>().unwrap().size_warning().is_none());
         assert_eq!("1..5".parse::<SeedRange>().unwrap().to_string(), "1..5");
         assert!(serde_json::from_str::<SeedRange>(r#"{"start":5,"end":5}"#).is_err());
