@@ -2,8 +2,8 @@
 //!
 //! Exit codes (docs/cli.md): 0 = done, no invariant violated; 1 = an
 //! invariant was violated; 2 = bad input (unknown key, bad value, missing
-//! or unreadable file, bad range) or an I/O error; 130 = `explore` was
-//! interrupted.
+//! or unreadable file, bad range) or an I/O error; 3 = `replay` did not
+//! reproduce the recorded run; 130 = `explore` was interrupted.
 
 use crate::args::{Axis, SeedRange, Shard};
 use crate::config;
@@ -22,6 +22,9 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_VIOLATION: i32 = 1;
 /// Exit code: bad input or I/O error.
 pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code: `replay` ran, but the run is not the recorded one (another
+/// outcome, invariant, event count or trace_hash).
+pub const EXIT_NOT_REPRODUCED: i32 = 3;
 /// Exit code: `explore` stopped by Ctrl-C or SIGTERM (128 + SIGINT).
 pub const EXIT_INTERRUPTED: i32 = 130;
 
@@ -134,7 +137,8 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct ConfigArgs {
-    /// Print the complete default configuration as TOML.
+    /// Print the complete default configuration as TOML (with --config or
+    /// --set: the complete effective configuration).
     #[arg(long)]
     print_defaults: bool,
     #[command(flatten)]
@@ -163,28 +167,72 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
             return code;
         }
     };
+    let mut pipe = PipeWatch { inner: out, broken: false };
+    let out: &mut dyn Write = &mut pipe;
+    // The log may go to stderr (`--json --log 2>&1 | head -1`): watch it too.
+    let mut err_pipe = PipeWatch { inner: err, broken: false };
+    let err: &mut dyn Write = &mut err_pipe;
     let res = match cli.command {
-        Command::Run(a) => cmd_run(a, out),
+        Command::Run(a) => cmd_run(a, out, err),
         Command::Config(a) => cmd_config(a, out),
         Command::Scenario(a) => cmd_scenario(a, out),
-        Command::Explore(a) => cmd_explore(a, out),
+        Command::Explore(a) => cmd_explore(a, out, err),
         Command::Replay(a) => cmd_replay(a, out, err),
-        Command::Shrink(a) => cmd_shrink(a, out),
+        Command::Shrink(a) => cmd_shrink(a, out, err),
         Command::Merge(a) => cmd_merge(a, out),
         Command::Conform(a) => cmd_conform(a, out, err),
     };
     match res {
         Ok(code) => code,
+        // The reader went away (`walsim run --log | head -1`): stop quietly,
+        // as Unix filters do.
+        Err(_) if pipe.broken || err_pipe.broken => EXIT_OK,
         Err(BadInput(msg)) => {
-            let _ = writeln!(err, "walsim: {msg}");
+            let _ = writeln!(err_pipe, "walsim: {msg}");
             EXIT_BAD_INPUT
         }
     }
 }
 
+/// Standard output that notes when its reader has gone (EPIPE), so the
+/// command's write error ends the process quietly with exit 0.
+struct PipeWatch<'a> {
+    inner: &'a mut dyn Write,
+    broken: bool,
+}
+
+impl PipeWatch<'_> {
+    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            self.broken = true;
+        }
+        r
+    }
+}
+
+impl Write for PipeWatch<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
+}
+
 fn cmd_config(a: ConfigArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
-    if a.print_defaults {
+    let overridden = a.source.config.is_some() || !a.source.set.is_empty();
+    if a.print_defaults && !overridden {
         write!(out, "{}", config::defaults_toml())?;
+    } else if a.print_defaults {
+        // --print-defaults with --config/--set: every setting, as the
+        // defaults are printed, with the overrides applied.
+        let s = config::load(a.source.config.as_deref(), &a.source.set)?;
+        write!(out, "{}", config::effective_toml(&s))?;
     } else {
         let s = config::load(a.source.config.as_deref(), &a.source.set)?;
         write!(out, "{}", toml::to_string(&s)?)?;
@@ -206,28 +254,37 @@ fn cmd_scenario(a: ScenarioArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     Ok(EXIT_OK)
 }
 
-/// Settings from `--config`, an optional `--scenario`, and `--set`.
+/// Settings from `--config`, an optional `--scenario`, and `--set`; with
+/// a scenario, also its `[scenario]` table (what the run should end in).
 pub fn load_settings(
     source: &ConfigSource,
     scenario: Option<&str>,
-) -> Result<walsim_model::Settings, BadInput> {
+) -> Result<(walsim_model::Settings, Option<crate::scenario::Meta>), BadInput> {
     match scenario {
-        None => Ok(config::load(source.config.as_deref(), &source.set)?),
+        None => Ok((config::load(source.config.as_deref(), &source.set)?, None)),
         Some(s) => {
             let base = match &source.config {
                 Some(p) => config::read_table(p)?.0,
                 None => toml::Table::new(),
             };
-            Ok(crate::scenario::load(s, base, &source.set)?.settings)
+            let sc = crate::scenario::load(s, base, &source.set)?;
+            Ok((sc.settings, Some(sc.meta)))
         }
     }
 }
 
-fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
-    let mut settings = load_settings(&a.source, a.scenario.as_deref())?;
+fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
+    let (mut settings, meta) = load_settings(&a.source, a.scenario.as_deref())?;
     if let Some(steps) = a.steps {
         if steps == 0 {
             return Err(BadInput("--steps must be at least 1".into()));
+        }
+        if steps > crate::args::MAX_STEPS {
+            return Err(BadInput(format!(
+                "--steps {steps} is more than {} (10^9 events take about a quarter of an hour; \
+                 run more seeds instead)",
+                crate::args::MAX_STEPS
+            )));
         }
         settings.scheduler.steps = steps;
     }
@@ -245,7 +302,10 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     };
     let style = settings.log.lsn_format;
     let result = {
-        let mut logw = LogWriter { out: &mut out, style, error: None };
+        // With --json, stdout holds only the JSON: the log goes to stderr.
+        let mut err = BufWriter::new(&mut *err);
+        let log_to: &mut dyn Write = if a.json { &mut err } else { &mut out };
+        let mut logw = LogWriter { out: log_to, style, error: None };
         let mut none = NoObserver;
         let mut observers: Vec<&mut dyn Observer> = Vec::new();
         if a.log {
@@ -262,6 +322,7 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
         if let Some(e) = logw.error {
             return Err(BadInput(format!("writing the log: {e}")));
         }
+        err.flush()?;
         r
     };
     if let Some(mut j) = jsonl {
@@ -270,13 +331,24 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
         }
         j.out.flush()?;
     }
+    // A scenario says what its runs end in: check it (docs/scenarios.md).
+    let failed = meta.as_ref().map(|m| m.check(&result)).unwrap_or_default();
     if a.json {
-        writeln!(out, "{}", report::summary_json(&result, &settings))?;
+        let mut v = report::summary_json(&result, &settings);
+        if let Some(m) = &meta {
+            v["scenario"] = serde_json::json!({ "name": m.name, "expectations_failed": failed });
+        }
+        writeln!(out, "{v}")?;
     } else {
         write!(out, "{}", report::summary_text(&result))?;
     }
     out.flush()?;
-    Ok(if result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
+    if let Some(m) = &meta {
+        for f in &failed {
+            writeln!(err, "walsim: scenario {}: expectation failed: {f}", m.name)?;
+        }
+    }
+    Ok(if result.outcome == Outcome::Violation || !failed.is_empty() { EXIT_VIOLATION } else { EXIT_OK })
 }
 
 // ---- exploration at scale: explore, replay, shrink, merge ----
@@ -374,7 +446,7 @@ fn format_of(json: bool, markdown: bool) -> Format {
     }
 }
 
-fn cmd_explore(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+fn cmd_explore(a: ExploreArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
     let seeds = match (a.seeds, a.count) {
         (Some(s), _) => s,
         (None, Some(n)) => SeedRange::first(n)?,
@@ -390,6 +462,16 @@ fn cmd_explore(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
         save_limit: a.save_limit,
     };
     let jobs = a.jobs.unwrap_or_else(explore::default_jobs);
+    if jobs > crate::args::MAX_JOBS {
+        return Err(BadInput(format!(
+            "--jobs {jobs} is more than {}: runs are CPU-bound, so threads beyond the cores ({}) only cost memory",
+            crate::args::MAX_JOBS,
+            explore::default_jobs()
+        )));
+    }
+    if let Some(w) = seeds.size_warning() {
+        writeln!(err, "walsim: {w}")?;
+    }
     let res = explore::explore(&spec, jobs, a.save_failures.as_deref())?;
     write!(out, "{}", res.render(format_of(a.json, a.markdown)))?;
     Ok(if res.interrupted {
@@ -403,7 +485,11 @@ fn cmd_explore(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
 
 fn cmd_replay(a: ReplayArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
     let mut out = BufWriter::new(out);
-    let r = replay::replay(&a.file, a.log.then_some(&mut out as &mut dyn Write))?;
+    let mut err = BufWriter::new(err);
+    // With --json, stdout holds only the JSON: the log goes to stderr.
+    let log_to: &mut dyn Write = if a.json { &mut err } else { &mut out };
+    let r = replay::replay(&a.file, a.log.then_some(log_to))?;
+    err.flush()?;
     if let Some(w) = r.version_warning() {
         writeln!(err, "{w}")?;
     }
@@ -413,14 +499,24 @@ fn cmd_replay(a: ReplayArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         write!(out, "{}", r.text(&a.file))?;
     }
     out.flush()?;
-    Ok(if r.result.outcome == Outcome::Violation { EXIT_VIOLATION } else { EXIT_OK })
+    Ok(if !r.reproduced() {
+        EXIT_NOT_REPRODUCED
+    } else if r.result.outcome == Outcome::Violation {
+        EXIT_VIOLATION
+    } else {
+        EXIT_OK
+    })
 }
 
-fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
     let shrunk = shrink::shrink_file(&a.file, &a.output, a.max_attempts)?;
     let mut out = BufWriter::new(out);
     if a.log {
-        replay::replay(&a.output, Some(&mut out))?;
+        // With --json, stdout holds only the JSON: the log goes to stderr.
+        let mut err = BufWriter::new(err);
+        let log_to: &mut dyn Write = if a.json { &mut err } else { &mut out };
+        replay::replay(&a.output, Some(log_to))?;
+        err.flush()?;
     }
     if a.json {
         writeln!(out, "{}", shrunk.json(&a.output))?;

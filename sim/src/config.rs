@@ -71,8 +71,8 @@ fn line_at(text: &str, offset: usize) -> usize {
 
 /// Reads a TOML config file into a table (and its text, for messages).
 pub fn read_table(path: &Path) -> Result<(toml::Table, String), ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    let text = crate::input::read_text_limited(path, crate::input::TOML_LIMIT, "config file")
+        .map_err(ConfigError)?;
     let table = parse_table(&format!("config file {}", path.display()), &text)?;
     Ok((table, text))
 }
@@ -132,12 +132,99 @@ pub fn settings_from_table(
         let what = if inner.starts_with("unknown field") {
             format!("unknown key {key}")
         } else {
-            format!("invalid value for {key}: {inner}")
+            format!("invalid value for {key}: {}", type_error_text(&inner))
         };
         ConfigError(format!("{}{what}", source_of(&key, source, set_keys)))
     })?;
-    settings.validate().map_err(|e| ConfigError(format!("{}{e}", source_of(&e.key, source, set_keys))))?;
+    settings.validate().map_err(|e| {
+        let (keys, text) = cross_field(&e, &settings);
+        ConfigError(format!("{}{text}", source_of_any(&keys, source, set_keys)))
+    })?;
+    if settings.scheduler.steps > crate::args::MAX_STEPS {
+        let key = "scheduler.steps";
+        return Err(ConfigError(format!(
+            "{}invalid value for {key}: {} is more than {} (10^9 events take about a quarter of an hour; \
+             run more seeds instead)",
+            source_of(key, source, set_keys),
+            settings.scheduler.steps,
+            crate::args::MAX_STEPS
+        )));
+    }
     Ok(settings)
+}
+
+/// serde's type errors (`invalid type: string "x", expected f64`) as a
+/// user reads them (`"x" is not a number, e.g. 0.01`).
+fn type_error_text(inner: &str) -> String {
+    let Some((got, want)) = inner
+        .strip_prefix("invalid type: ")
+        .or_else(|| inner.strip_prefix("invalid value: "))
+        .and_then(|r| r.rsplit_once(", expected "))
+    else {
+        return inner.to_string();
+    };
+    let want = match want {
+        "u8" => "a whole number in 0..255".to_string(),
+        "u16" => "a whole number in 0..65535".to_string(),
+        "u32" => "a whole number in 0..4294967295".to_string(),
+        // TOML integers are signed 64-bit.
+        "u64" | "usize" => format!("a whole number in 0..{}", i64::MAX),
+        "f64" | "f32" => "a number, e.g. 0.01".to_string(),
+        "a boolean" => "a boolean (on, off, true or false)".to_string(),
+        other => other.to_string(),
+    };
+    let got = if let Some(s) = got.strip_prefix("string ") {
+        // A number too large for TOML arrives as text: show it as a number.
+        let bare = s.trim_matches('"');
+        if !bare.is_empty() && bare.parse::<f64>().is_ok() { bare.to_string() } else { s.to_string() }
+    } else if let Some(n) = got.split('`').nth(1) {
+        n.to_string() // integer `5000000000`, floating point `1.5`, boolean `true`
+    } else {
+        got.to_string()
+    };
+    format!("{got} is not {want}")
+}
+
+/// A validation error as a sentence, and every key it depends on: a
+/// cross-field rule names the keys on both sides, so the error is blamed
+/// on (and names) the one the user set.
+fn cross_field(e: &walsim_model::settings::InvalidSetting, s: &Settings) -> (Vec<String>, String) {
+    let one = |e: &walsim_model::settings::InvalidSetting| (vec![e.key.clone()], e.to_string());
+    match e.key.as_str() {
+        "max_wal_size" if s.max_wal_size.0.0 < s.wal_segment_size.0 => (
+            vec!["max_wal_size".into(), "wal_segment_size".into()],
+            format!(
+                "max_wal_size ({}) must be at least wal_segment_size ({})",
+                s.max_wal_size.0, s.wal_segment_size
+            ),
+        ),
+        "workload.select_percent" => {
+            (vec!["workload.select_percent".into(), "workload.update_percent".into()], e.to_string())
+        }
+        k if k.starts_with("operator[") && e.message.contains("no node named") => (
+            vec![e.key.clone(), "cluster.standbys".into(), "operator".into()],
+            format!(
+                "{e}: the operator script names a node that does not exist with cluster.standbys = {}; \
+                 drop the script with --set operator=[] or raise cluster.standbys",
+                s.cluster.standbys
+            ),
+        ),
+        _ => one(e),
+    }
+}
+
+/// [`source_of`] for the first of `keys` the user set (or, failing that,
+/// found in the file).
+fn source_of_any(keys: &[String], source: Option<(&str, &str)>, set_keys: &[String]) -> String {
+    let from_set = keys.iter().find(|k| !source_of(k, None, set_keys).is_empty());
+    match from_set {
+        Some(k) => source_of(k, source, set_keys),
+        None => {
+            let in_file =
+                keys.iter().find(|k| source.is_some_and(|(_, text)| line_of_key(text, k).is_some()));
+            source_of(in_file.unwrap_or(&keys[0]), source, set_keys)
+        }
+    }
 }
 
 fn source_of(key: &str, source: Option<(&str, &str)>, set_keys: &[String]) -> String {
@@ -217,13 +304,23 @@ pub fn load_table(file: Option<&Path>, sets: &[String]) -> Result<Loaded, Config
 
 /// [`parse_value`], but a boolean setting also takes PostgreSQL's
 /// spellings (`on`, `off`, `yes`, `no`), as `postgresql.conf` does.
+///
+/// A number setting (a probability) also takes what Rust reads as a
+/// float (`NaN`, `inf`, `1e400`), so validation can say why it is out of
+/// range instead of a type error.
 pub fn parse_value_for(key: &str, text: &str) -> toml::Value {
     let v = parse_value(text);
-    let is_bool = get_dotted(&to_table(&Settings::default()), key).is_some_and(toml::Value::is_bool);
+    let default = to_table(&Settings::default());
+    let default = get_dotted(&default, key);
+    let is_bool = default.is_some_and(toml::Value::is_bool);
+    let is_float = default.is_some_and(toml::Value::is_float);
     match (is_bool, v.as_str().map(str::to_ascii_lowercase).as_deref()) {
         (true, Some("on" | "yes")) => toml::Value::Boolean(true),
         (true, Some("off" | "no")) => toml::Value::Boolean(false),
-        _ => v,
+        _ => match (is_float, v.as_str().map(|t| t.trim().parse::<f64>())) {
+            (true, Some(Ok(x))) => toml::Value::Float(x),
+            _ => v,
+        },
     }
 }
 
@@ -298,6 +395,24 @@ pub fn defaults_toml() -> String {
         "# walsim default configuration. PostgreSQL settings are top-level keys named as\n\
          # the GUCs; walsim's own settings are in sections. See docs/configuration.md.\n\n{body}"
     )
+}
+
+/// Every setting of `s` as TOML, headed like [`defaults_toml`]: what
+/// `config --print-defaults` prints when `--config` or `--set` is given.
+pub fn effective_toml(s: &Settings) -> String {
+    let body = toml::to_string(s).expect("settings serialize");
+    let changed = sets_from_defaults(s);
+    let mut head = String::from(
+        "# walsim effective configuration: the defaults with --config and --set applied.\n\
+         # See docs/configuration.md.\n",
+    );
+    if !changed.is_empty() {
+        head.push_str("# Differs from the defaults in: ");
+        let keys: Vec<&str> = changed.iter().map(|c| c.split('=').next().unwrap_or(c)).collect();
+        head.push_str(&keys.join(", "));
+        head.push('\n');
+    }
+    format!("{head}\n{body}")
 }
 
 #[cfg(test)]

@@ -133,6 +133,13 @@ impl Plan {
             let space = SwarmSpace::of(&settings);
             cells.push(Cell { values, settings, space });
         }
+        if spec.shard.len(spec.seeds).checked_mul(cells.len() as u64).is_none() {
+            return Err(format!(
+                "--seeds {} × {} cells is more runs than walsim can count (2^64); use a smaller range",
+                spec.seeds,
+                cells.len()
+            ));
+        }
         Ok(Plan {
             base,
             axes,
@@ -239,6 +246,41 @@ fn keep_lowest(lowest: &mut Vec<u64>, seeds: &[u64], keep: usize) {
     lowest.truncate(keep);
 }
 
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`), so
+/// `perf.cpu_seconds` is time the workers computed, not time they waited
+/// for a core. `None` where the platform has no such clock.
+pub fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        if rc == 0 {
+            return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+        }
+    }
+    None
+}
+
+/// Measures one run: thread CPU time where available, else wall time.
+struct CpuClock {
+    cpu: Option<Duration>,
+    wall: Instant,
+}
+
+impl CpuClock {
+    fn start() -> CpuClock {
+        CpuClock { cpu: thread_cpu_time(), wall: Instant::now() }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match (self.cpu, thread_cpu_time()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => self.wall.elapsed(),
+        }
+    }
+}
+
 /// How to run a sweep.
 pub struct SweepOptions<'a> {
     pub jobs: usize,
@@ -276,7 +318,7 @@ pub fn sweep(plan: &Plan, opts: &SweepOptions<'_>) -> Result<Sweep, String> {
                         return (tallies, swarmed);
                     }
                     let (c, seed) = plan.item(i);
-                    let t0 = Instant::now();
+                    let t0 = CpuClock::start();
                     let cell = &plan.cells[c];
                     let settings = if plan.swarm {
                         swarmed.entry((c, cell.space.draw(seed))).or_insert_with_key(|(_, w)| cell.swarmed(w))
@@ -443,6 +485,9 @@ pub fn explore(spec: &Spec, jobs: usize, save_dir: Option<&Path>) -> Result<Swee
         return Err("--jobs must be at least 1".into());
     }
     let plan = Plan::new(spec)?;
+    if let Some(dir) = save_dir {
+        check_save_dir(dir)?;
+    }
     let bar = progress_bar(plan.runs());
     let on_run = || {
         if let Some(b) = &bar {
@@ -456,7 +501,41 @@ pub fn explore(spec: &Spec, jobs: usize, save_dir: Option<&Path>) -> Result<Swee
     results(&plan, &sw, save_dir)
 }
 
+/// Makes sure failures can be saved in `dir` before a sweep starts, so a
+/// bad `--save-failures` costs nothing: creates it if need be, and checks
+/// that it is a directory one can write a file in.
+pub fn check_save_dir(dir: &Path) -> Result<(), String> {
+    let bad = |why: String| format!("--save-failures {}: {why}", dir.display());
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad("exists and is not a directory".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create the directory: {e}")))?;
+    let probe = dir.join(format!(".walsim-write-check-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| bad(format!("cannot write in the directory: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// One worker per core.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_excludes_waiting() {
+        let Some(t0) = thread_cpu_time() else { return };
+        std::thread::sleep(Duration::from_millis(300));
+        let slept = thread_cpu_time().unwrap() - t0;
+        assert!(slept < Duration::from_millis(100), "sleeping is not CPU time: {slept:?}");
+        let c = CpuClock::start();
+        let mut x = 0u64;
+        while c.wall.elapsed() < Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(c.elapsed() > Duration::from_millis(5), "a busy loop is: {:?}", c.elapsed());
+    }
 }

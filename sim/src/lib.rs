@@ -14,6 +14,7 @@ pub mod config;
 pub mod conform;
 pub mod conformance;
 pub mod explore;
+pub mod input;
 pub mod merge;
 pub mod replay;
 pub mod report;

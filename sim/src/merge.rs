@@ -13,9 +13,12 @@ use walsim_model::Invariant;
 
 /// Reads one `explore --json` output.
 pub fn load(path: &Path) -> Result<SweepResults, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not the JSON of walsim explore --json: {e}", path.display()))
+    crate::input::read_json_limited(
+        path,
+        crate::input::JSON_LIMIT,
+        "results file",
+        "the JSON of walsim explore --json",
+    )
 }
 
 /// The shards an input covers.

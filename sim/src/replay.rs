@@ -1,5 +1,6 @@
 //! `walsim replay FILE`: run a saved trace's draws again and say whether
-//! the run is the recorded one (same `trace_hash`).
+//! the run is the recorded one (same outcome, invariant, events and
+//! `trace_hash`); `walsim replay` exits 3 when it is not.
 
 use crate::report::{self, LogWriter, hash_hex};
 use crate::run::{NoObserver, RunOptions, RunResult};
@@ -57,6 +58,7 @@ impl Replayed {
         v["file"] = json!(path.display().to_string());
         v["note"] = json!(self.trace.note);
         v["reproduced"] = json!(self.reproduced());
+        v["differences"] = json!(self.trace.differences(&self.result));
         v["recorded"] = json!({
             "outcome": rec.outcome,
             "invariant": rec.invariant,
@@ -70,11 +72,14 @@ impl Replayed {
         let mut s = format!("walsim replay: {} ({})\n", path.display(), self.trace.note);
         s.push_str(&report::summary_text(&self.result));
         let rec = &self.trace.recorded;
-        if self.reproduced() {
+        let diff = self.trace.differences(&self.result);
+        if diff.is_empty() {
             s.push_str("reproduced: the same trace_hash as the recorded run\n");
         } else {
             s.push_str(&format!(
-                "NOT reproduced: the recorded run had {} events, trace_hash {}\n",
+                "NOT reproduced: {} (the recorded run: {}, {} events, trace_hash {})\n",
+                diff.join("; "),
+                rec.outcome,
                 rec.events,
                 hash_hex(rec.trace_hash)
             ));

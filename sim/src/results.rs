@@ -131,19 +131,21 @@ pub struct Failure {
 pub struct Perf {
     /// Wall-clock time (summed over merged inputs).
     pub wall_seconds: f64,
-    /// Time inside runs, summed over threads.
+    /// CPU time the worker threads spent inside runs, summed over threads
+    /// and cells (thread CPU clock; wall time where there is none).
     pub cpu_seconds: f64,
     pub jobs: usize,
     pub runs_per_second: f64,
     /// Events per second of wall-clock time.
     pub events_per_second: f64,
-    /// Per cell: events per second of one thread.
+    /// Per cell: events per CPU second (one thread's speed).
     pub cells: Vec<CellPerf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellPerf {
+    /// CPU time of this cell's runs.
     pub cpu_seconds: f64,
     pub events_per_second: f64,
 }

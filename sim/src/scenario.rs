@@ -4,7 +4,7 @@
 //! in `sim/scenarios/`; users run their own with `--scenario FILE.toml`.
 
 use crate::config::{self, ConfigError};
-use crate::run::Outcome;
+use crate::run::{Outcome, RunResult};
 use serde::Deserialize;
 use std::path::Path;
 use walsim_model::Settings;
@@ -29,6 +29,50 @@ pub struct Meta {
     /// the story (e.g. `violation` where WAL framing happens to coincide).
     #[serde(default)]
     pub also: Vec<Outcome>,
+}
+
+impl Meta {
+    /// The expectations `r` fails, one sentence each, naming the key
+    /// (`expect`, `expect_refusals`, `expect_waits`); empty when the run
+    /// ends as the scenario says. `walsim run --scenario` and the tests
+    /// both judge runs with this.
+    pub fn check(&self, r: &RunResult) -> Vec<String> {
+        let mut failed = Vec::new();
+        if self.also.contains(&r.outcome) {
+            return failed; // a documented rarer ending
+        }
+        if let Some(expect) = self.expect
+            && r.outcome != expect
+        {
+            failed.push(format!(
+                "expect = \"{}\", but the run ended {}: {}",
+                expect.name(),
+                r.outcome.name(),
+                r.detail
+            ));
+        }
+        for kind in &self.expect_refusals {
+            if !r.refusals.iter().any(|x| x.kind == *kind) {
+                let name = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(String::from));
+                let seen: Vec<String> = r
+                    .refusals
+                    .iter()
+                    .filter_map(|x| serde_json::to_value(x.kind).ok()?.as_str().map(String::from))
+                    .collect();
+                failed.push(format!(
+                    "expect_refusals: no {} refusal (the run's refusals: {})",
+                    name.unwrap_or_else(|| format!("{kind:?}")),
+                    if seen.is_empty() { "none".into() } else { seen.join(", ") }
+                ));
+            }
+        }
+        for w in &self.expect_waits {
+            if !r.detail.contains(w.as_str()) {
+                failed.push(format!("expect_waits: {w:?} is not in what the run ended with: {}", r.detail));
+            }
+        }
+        failed
+    }
 }
 
 /// A loaded scenario.
@@ -82,8 +126,8 @@ pub fn load(name_or_path: &str, base: toml::Table, sets: &[String]) -> Result<Sc
                     names.join(", ")
                 )));
             }
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| ConfigError(format!("cannot read scenario file {name_or_path}: {e}")))?;
+            let text = crate::input::read_text_limited(p, crate::input::TOML_LIMIT, "scenario file")
+                .map_err(ConfigError)?;
             (format!("scenario file {name_or_path}"), text)
         }
     };
@@ -105,7 +149,9 @@ pub fn parse(
         let path = e.path().to_string();
         let key = format!("scenario.{path}");
         let line = config::line_of_key(text, &key).map(|l| format!(" at line {l}")).unwrap_or_default();
-        ConfigError(format!("{origin}{line}: [scenario] {path}: {}", first_line(&e.into_inner().to_string())))
+        // serde_path_to_error's path is "." for the table itself.
+        let at = if path == "." { String::new() } else { format!(" {path}") };
+        ConfigError(format!("{origin}{line}: [scenario]{at}: {}", first_line(&e.into_inner().to_string())))
     })?;
     for (k, v) in table {
         base.insert(k, v);

@@ -1,7 +1,7 @@
 //! Trace files: one run, saved so it replays exactly.
 //!
-//! A run is its settings plus its draws (DESIGN.md, "the one rule of
-//! determinism"), so that is what a file holds, with what the run gave
+//! A run is its settings plus its draws (docs/architecture.md, "the one
+//! rule of determinism"), so that is what a file holds, with what the run gave
 //! when it was recorded so a replay can say whether it reproduced it.
 //!
 //! Layout (integers little-endian):
@@ -24,7 +24,7 @@ use crate::run::{Observer, RunOptions, RunResult, run_choices};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::hash::Hasher;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use walsim_model::Settings;
 use walsim_model::cluster::StableHasher;
@@ -73,11 +73,19 @@ pub struct Recorded {
 pub enum TraceError {
     Io(String),
     Foreign,
-    Truncated { have: usize, need: usize },
-    Version { format: u32, walsim: String },
+    Truncated {
+        have: usize,
+        need: usize,
+    },
+    Version {
+        format: u32,
+        walsim: String,
+    },
     Checksum,
     Trailing(usize),
     Payload(String),
+    /// The header states a payload larger than [`DECODE_LIMIT`].
+    TooLarge(u64),
     Config(String),
 }
 
@@ -96,6 +104,11 @@ impl fmt::Display for TraceError {
             TraceError::Checksum => f.write_str("corrupt trace file: checksum mismatch"),
             TraceError::Trailing(n) => write!(f, "corrupt trace file: {n} unexpected bytes after the trace"),
             TraceError::Payload(e) => write!(f, "corrupt trace file: {e}"),
+            TraceError::TooLarge(n) => write!(
+                f,
+                "corrupt trace file: the header states a {n}-byte payload, more than the {} limit",
+                crate::input::size_text(DECODE_LIMIT as u64)
+            ),
             TraceError::Config(e) => write!(f, "the trace's config is invalid: {e}"),
         }
     }
@@ -111,6 +124,21 @@ fn checksum(bytes: &[u8]) -> u64 {
 
 fn one_line(e: impl fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// A bincode decode error as a sentence: its variant names
+/// (`UnexpectedEnd { additional: 1 }`) mean nothing to a user.
+fn decode_error_text(e: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as D;
+    match e {
+        D::UnexpectedEnd { .. } => "the payload ends in the middle of a value".into(),
+        D::LimitExceeded => "the payload claims more data than a trace may hold".into(),
+        D::Utf8 { .. } | D::InvalidCharEncoding(_) => "the payload holds text that is not UTF-8".into(),
+        D::InvalidBooleanValue(_) | D::UnexpectedVariant { .. } | D::InvalidIntegerType { .. } => {
+            "the payload holds a value of the wrong kind".into()
+        }
+        _ => "the payload does not decode as a walsim trace".into(),
+    }
 }
 
 fn bincode_config() -> impl bincode::config::Config {
@@ -148,9 +176,36 @@ impl Trace {
         run_choices(settings, self.seed, &self.choices, opts, obs)
     }
 
-    /// Whether `r` is the recorded run.
+    /// Whether `r` is the recorded run: the same events and `trace_hash`,
+    /// and the same outcome and invariant.
     pub fn reproduced_by(&self, r: &RunResult) -> bool {
-        r.trace_hash == self.recorded.trace_hash && r.events == self.recorded.events
+        self.differences(r).is_empty()
+    }
+
+    /// How `r` differs from the recorded run, one phrase each
+    /// (`outcome ok, recorded violation`); empty when it reproduces it.
+    pub fn differences(&self, r: &RunResult) -> Vec<String> {
+        let rec = &self.recorded;
+        let mut d = Vec::new();
+        if r.outcome.name() != rec.outcome {
+            d.push(format!("outcome {}, recorded {}", r.outcome.name(), rec.outcome));
+        }
+        let inv = r.invariant().map(|i| i.name().to_string());
+        if inv != rec.invariant {
+            let show = |i: &Option<String>| i.clone().unwrap_or_else(|| "none".into());
+            d.push(format!("invariant {}, recorded {}", show(&inv), show(&rec.invariant)));
+        }
+        if r.events != rec.events {
+            d.push(format!("{} events, recorded {}", r.events, rec.events));
+        }
+        if r.trace_hash != rec.trace_hash {
+            d.push(format!(
+                "trace_hash {}, recorded {}",
+                crate::report::hash_hex(r.trace_hash),
+                crate::report::hash_hex(rec.trace_hash)
+            ));
+        }
+        d
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -170,7 +225,8 @@ impl Trace {
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Trace, TraceError> {
+    /// Checks the magic bytes and the format version of a header.
+    fn check_header(bytes: &[u8]) -> Result<(), TraceError> {
         if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
             return Err(if MAGIC.starts_with(bytes) && !bytes.is_empty() {
                 TraceError::Truncated { have: bytes.len(), need: HEADER }
@@ -181,15 +237,23 @@ impl Trace {
         if bytes.len() < HEADER {
             return Err(TraceError::Truncated { have: bytes.len(), need: HEADER });
         }
+        let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if format != FORMAT_VERSION {
+            let field = &bytes[12..12 + VERSION_FIELD];
+            let walsim =
+                String::from_utf8_lossy(field.split(|&b| b == 0).next().unwrap_or_default()).into_owned();
+            return Err(TraceError::Version { format, walsim });
+        }
+        Ok(())
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Trace, TraceError> {
+        Trace::check_header(bytes)?;
         let word =
             |at: usize, n: usize| bytes[at..at + n].iter().rev().fold(0u64, |a, &b| a << 8 | u64::from(b));
-        let format = word(8, 4) as u32;
         let field = &bytes[12..12 + VERSION_FIELD];
         let walsim =
             String::from_utf8_lossy(field.split(|&b| b == 0).next().unwrap_or_default()).into_owned();
-        if format != FORMAT_VERSION {
-            return Err(TraceError::Version { format, walsim });
-        }
         let len = word(12 + VERSION_FIELD, 8);
         let need = usize::try_from(len)
             .ok()
@@ -207,7 +271,7 @@ impl Trace {
         }
         let (mut trace, used): (Trace, usize) =
             bincode::serde::decode_from_slice(&bytes[HEADER..body], bincode_config())
-                .map_err(|e| TraceError::Payload(one_line(e)))?;
+                .map_err(|e| TraceError::Payload(decode_error_text(&e)))?;
         if used != body - HEADER {
             return Err(TraceError::Trailing(body - HEADER - used));
         }
@@ -216,10 +280,33 @@ impl Trace {
     }
 
     /// Reads a trace file; errors are one line naming the file.
+    ///
+    /// Reads are bounded: the header first (a foreign file stops at its
+    /// magic bytes), then only the length the header states (at most
+    /// [`DECODE_LIMIT`]), so `/dev/zero` or a huge file fails at once.
     pub fn load(path: &Path) -> Result<Trace, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("{}: {}", path.display(), TraceError::Io(e.to_string())))?;
-        Trace::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+        let named = |e: TraceError| format!("{}: {e}", path.display());
+        let io = |e: std::io::Error| named(TraceError::Io(e.to_string()));
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut bytes = Vec::with_capacity(HEADER);
+        (&mut f).take(HEADER as u64).read_to_end(&mut bytes).map_err(io)?;
+        if bytes.len() == HEADER {
+            // Let decode judge magic and version before trusting the length.
+            Trace::check_header(&bytes).map_err(named)?;
+            let len = u64::from_le_bytes(bytes[HEADER - 8..HEADER].try_into().expect("8 bytes"));
+            if len > DECODE_LIMIT as u64 {
+                return Err(named(TraceError::TooLarge(len)));
+            }
+            // The payload, the checksum, and one byte more to notice trailing data.
+            (&mut f).take(len + CHECKSUM as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+            let need = HEADER + len as usize + CHECKSUM;
+            if bytes.len() > need {
+                let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len() as usize);
+                let extra = size.map_or(bytes.len() - need, |s| s.saturating_sub(need).max(1));
+                return Err(named(TraceError::Trailing(extra)));
+            }
+        }
+        Trace::decode(&bytes).map_err(named)
     }
 
     /// Writes the file atomically.
@@ -294,11 +381,44 @@ mod tests {
             assert_eq!(e.lines().count(), 1);
         }
         // A payload that checks out but does not decode (a bogus length).
-        let mut forged = good[..HEADER].to_vec();
-        forged[HEADER - 8..HEADER].copy_from_slice(&3u64.to_le_bytes());
-        forged.extend_from_slice(&[0xff, 0xff, 0xff]);
-        let sum = checksum(&forged);
-        forged.extend_from_slice(&sum.to_le_bytes());
-        assert!(matches!(Trace::decode(&forged), Err(TraceError::Payload(_))));
+        // Decoder errors are sentences, not bincode's variant names.
+        for (payload, want) in [
+            (&[0xff, 0xff, 0xff][..], "the payload holds a value of the wrong kind"),
+            (&[0x05][..], "the payload ends in the middle of a value"),
+        ] {
+            let mut forged = good[..HEADER].to_vec();
+            forged[HEADER - 8..HEADER].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+            forged.extend_from_slice(payload);
+            let sum = checksum(&forged);
+            forged.extend_from_slice(&sum.to_le_bytes());
+            let e = Trace::decode(&forged).unwrap_err();
+            assert!(matches!(e, TraceError::Payload(_)), "{e:?}");
+            assert_eq!(e.to_string(), format!("corrupt trace file: {want}"));
+        }
+    }
+
+    #[test]
+    fn load_reads_only_what_the_header_states() {
+        let dir = std::env::temp_dir().join(format!("walsim-trace-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_, t) = sample();
+        let good = t.encode();
+        let path = dir.join("t.walsim");
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(Trace::load(&path).unwrap(), t);
+        // A header claiming an enormous payload is refused before reading it.
+        let mut huge = good[..HEADER].to_vec();
+        huge[HEADER - 8..HEADER].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+        std::fs::write(&path, &huge).unwrap();
+        let e = Trace::load(&path).unwrap_err();
+        assert!(e.contains("more than the 256 MiB limit"), "{e}");
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(&[0; 5]);
+        std::fs::write(&path, &trailing).unwrap();
+        let e = Trace::load(&path).unwrap_err();
+        assert!(e.ends_with("corrupt trace file: 5 unexpected bytes after the trace"), "{e}");
+        let e = Trace::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.ends_with("not a walsim trace file (wrong magic bytes)"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
