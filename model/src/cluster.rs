@@ -373,9 +373,7 @@ impl Cluster {
             if self.premise_expected() {
                 return Err(v);
             }
-            if !self.observations.iter().any(|o| o.invariant == v.invariant) {
-                self.observations.push(v);
-            }
+            self.observe(v);
         }
         for c in &fx.checks {
             let v = match *c {
@@ -390,6 +388,13 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// Keeps the first failure of each invariant that is only observed.
+    pub(crate) fn observe(&mut self, v: Violation) {
+        if !self.observations.iter().any(|o| o.invariant == v.invariant) {
+            self.observations.push(v);
+        }
     }
 
     /// Whether `standby_covers_primary_data` is expected to hold: writes of

@@ -72,8 +72,21 @@ impl Cluster {
             fork_point: up.history.switch_point(up.tli, n.control.tli),
             upstream_position: up.startup.as_ref().map_or(up.wal.flush_lsn(), |s| s.replayed),
         });
+        let premise = self
+            .attempts
+            .last()
+            .and_then(|a| a.fork_point)
+            .and_then(|fork| crate::invariants::check_failback_premise(&self.nodes[id as usize], fork));
+        if let Some(v) = premise {
+            self.observe(v);
+        }
         let proceed = match strategy {
             Failback::Naive => true,
+            Failback::Rewind
+                if self.settings().server_version == crate::settings::ServerVersion::V94Devel =>
+            {
+                self.attempt_fails(id, "pg_rewind: command not found (not in PostgreSQL 9.4's core)".into())
+            }
             Failback::Rewind => self.pg_rewind(id, upstream),
             Failback::Basebackup => {
                 self.base_backup(id, upstream);
@@ -106,6 +119,14 @@ impl Cluster {
     /// should be started as a standby afterwards.
     fn pg_rewind(&mut self, id: NodeId, source: NodeId) -> bool {
         let (t, s) = (id as usize, source as usize);
+        // --source-server: a libpq connection to the running source.
+        if !self.nodes[s].accepts_connections() || self.partitions.is_cut(id, source) {
+            let msg = format!(
+                "pg_rewind: error: could not connect to server: connection to {} failed",
+                self.nodes[s].name
+            );
+            return self.attempt_fails(id, msg);
+        }
         if !self.nodes[t].control.state.is_clean_shutdown() {
             self.tool_says(
                 id,
@@ -180,14 +201,11 @@ impl Cluster {
             (redo, chkpt_tli, chkpt) = (src.control.redo, src.control.tli, src.control.checkpoint);
         }
         let copied: Vec<_> = blocks.iter().map(|&b| (b, src.data.read(b).clone())).collect();
-        let (src_wal, src_clog, src_history, src_control, src_end, src_tli) = (
-            src.wal.clone(),
-            src.clog.file.clone(),
-            src.history.clone(),
-            src.control,
-            src.wal.insert_lsn(),
-            src.tli,
-        );
+        // The source's current position: its insert LSN, or on a standby
+        // its replay LSN (libpq_get_current_wal_insert_lsn).
+        let src_end = src.startup.as_ref().map_or(src.wal.insert_lsn(), |st| st.replayed);
+        let (src_wal, src_clog, src_history, src_control, src_tli) =
+            (src.wal.clone(), src.clog.file.clone(), src.history.clone(), src.control, src.tli);
         let n_blocks = copied.len();
         let target = &mut self.nodes[t];
         for (b, page) in copied {

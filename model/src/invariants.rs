@@ -33,10 +33,15 @@ pub enum Invariant {
     RecoveryIsExact,
     /// History files agree and timeline IDs only grow.
     TimelinesConsistent,
+    /// The proposal's premise where it matters: when an old primary
+    /// rejoins after a failover, the data files it keeps (OS cache and
+    /// disk) hold no page beyond the fork point. Only observed: stock
+    /// PostgreSQL promises nothing of the kind.
+    FailbackPremise,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 7] = [
+    pub const ALL: [Invariant; 8] = [
         Invariant::WalBeforeData,
         Invariant::StandbyCoversPrimaryData,
         Invariant::AcknowledgedCommitsSurvive,
@@ -44,6 +49,7 @@ impl Invariant {
         Invariant::Converges,
         Invariant::RecoveryIsExact,
         Invariant::TimelinesConsistent,
+        Invariant::FailbackPremise,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +61,7 @@ impl Invariant {
             Invariant::Converges => "converges",
             Invariant::RecoveryIsExact => "recovery_is_exact",
             Invariant::TimelinesConsistent => "timelines_consistent",
+            Invariant::FailbackPremise => "failback_premise",
         }
     }
 
@@ -310,4 +317,27 @@ fn first_difference(have: &[crate::heap::Row], want: &[crate::heap::Row]) -> Str
         }
     }
     "the rows differ".to_string()
+}
+
+/// `failback_premise` for old primary `id` rejoining after a failover whose
+/// timeline ends at `fork` in its new upstream's history: the first page
+/// of its data files (OS cache, then disk) beyond the fork point.
+pub fn check_failback_premise(node: &Node, fork: Lsn) -> Option<Violation> {
+    let page =
+        |image: &dyn Fn(u32) -> Lsn| (0..node.data.len()).map(|b| (b, image(b))).find(|&(_, l)| l > fork);
+    let os = page(&|b| node.data.read(b).lsn);
+    let disk = page(&|b| node.data.durable(b).lsn);
+    let (where_, (blk, lsn)) = match (os, disk) {
+        (_, Some(d)) => ("on disk", d),
+        (Some(o), None) => ("in the OS cache", o),
+        (None, None) => return None,
+    };
+    Some(Violation {
+        invariant: Invariant::FailbackPremise,
+        node: Some(node.id),
+        detail: format!(
+            "{} rejoins after a failover that forked its timeline at {fork}, but block {blk} of relation test {where_} has page LSN {lsn}: its data files are ahead of the new primary's history",
+            node.name
+        ),
+    })
 }

@@ -209,6 +209,12 @@ impl Node {
         self.status != Status::Down
     }
 
+    /// Accepts client connections: a primary, or a hot standby once
+    /// consistent.
+    pub fn accepts_connections(&self) -> bool {
+        self.status == Status::Production || self.startup.as_ref().is_some_and(|s| s.standby && s.consistent)
+    }
+
     /// A primary accepting writes.
     pub fn is_primary(&self) -> bool {
         self.status == Status::Production

@@ -95,6 +95,14 @@ impl Cluster {
                 n.startup.as_ref().is_some_and(|s| s.next >= n.wal.records().len())
             }
             Some(Condition::NodeKnowsNewerTimeline) => n.history.newest() > n.tli,
+            Some(Condition::RewindSourceCheckpointed) => {
+                let strategy = step.strategy.unwrap_or(self.settings().failover.failback);
+                strategy != Failback::Rewind
+                    || self.step_upstream(step, id).is_some_and(|u| {
+                        let src = &self.nodes[u as usize];
+                        src.control.tli == src.tli
+                    })
+            }
             Some(Condition::PrimaryPassedEndOfWal) => self
                 .current_primary(Some(id))
                 .is_some_and(|p| self.nodes[p as usize].wal.flush_lsn() > n.wal.end()),
@@ -112,16 +120,11 @@ impl Cluster {
             Action::StopImmediate | Action::PowerLoss => n.is_running(),
             Action::Start => n.status == Status::Down,
             Action::Promote => n.is_standby() && n.startup.as_ref().is_some_and(|s| !s.promote),
+            // The operator runs the tool whenever the step comes; whether
+            // the source is ready is the tool's business (pg_rewind's own
+            // checks), or the step's `when`.
             Action::Failback => {
-                let strategy = step.strategy.unwrap_or(self.settings().failover.failback);
-                n.status == Status::Down
-                    && self.step_upstream(step, id).is_some_and(|u| {
-                        // pg_rewind (15) reads the source's timeline from its
-                        // pg_control, which a promotion updates only at its
-                        // first checkpoint: like an HA tool, wait for it.
-                        let src = &self.nodes[u as usize];
-                        u != id && (strategy != Failback::Rewind || src.control.tli == src.tli)
-                    })
+                n.status == Status::Down && self.step_upstream(step, id).is_some_and(|u| u != id)
             }
             Action::SwitchWal => n.status == Status::Production,
             Action::CopyHistoryFile => step

@@ -295,7 +295,7 @@ impl Node {
     fn switch_into_archive_recovery(&mut self, ctx: &mut Ctx<'_>) {
         let st = self.startup.as_ref().expect("recovering");
         let end = st.replayed;
-        slog!(ctx.log, self.id, Process::Startup, Log, "invalid record length at {}: wanted 24, got 0", end);
+        self.log_end_of_wal(end, ctx);
         slog!(
             ctx.log,
             self.id,
@@ -312,18 +312,28 @@ impl Node {
         self.check_recovery_consistency(ctx);
     }
 
-    /// Logs the end of redo ("redo done at").
-    fn log_redo_done(&self, ctx: &mut Ctx<'_>) {
-        let st = self.startup.as_ref().expect("recovering");
-        if st.redo_started {
+    /// What the reader says where local WAL ends (zeroes follow): PostgreSQL
+    /// 15's xlogreader, or 9.4's ReadRecord as the 2013 log shows it.
+    fn log_end_of_wal(&self, at: Lsn, ctx: &mut Ctx<'_>) {
+        if ctx.env.settings.server_version == crate::settings::ServerVersion::V94Devel {
+            slog!(ctx.log, self.id, Process::Startup, Log, "record with zero length at {}", at);
+        } else {
             slog!(
                 ctx.log,
                 self.id,
                 Process::Startup,
                 Log,
                 "invalid record length at {}: wanted 24, got 0",
-                st.replayed
+                at
             );
+        }
+    }
+
+    /// Logs the end of redo ("redo done at").
+    fn log_redo_done(&self, ctx: &mut Ctx<'_>) {
+        let st = self.startup.as_ref().expect("recovering");
+        if st.redo_started {
+            self.log_end_of_wal(st.replayed, ctx);
             slog!(ctx.log, self.id, Process::Startup, Log, "redo done at {}", st.replayed_start);
         } else {
             slog!(ctx.log, self.id, Process::Startup, Log, "redo is not required");

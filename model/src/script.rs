@@ -69,6 +69,13 @@ pub enum Condition {
     /// The step's node has a history file for a newer timeline than the
     /// one it is on (it learned of a promotion but has not followed yet).
     NodeKnowsNewerTimeline,
+    /// For a `failback` by `rewind`: the upstream's pg_control already
+    /// shows its current timeline (its first checkpoint after promotion is
+    /// done), which is what an HA tool such as Patroni waits for before
+    /// running pg_rewind. Always true for other strategies. Without it,
+    /// pg_rewind runs whenever the step comes, and PostgreSQL 15's may
+    /// find both pg_controls on the same timeline: "no rewind required".
+    RewindSourceCheckpointed,
     /// Another node is a primary whose flushed WAL reaches past the end of
     /// the step's node's WAL (it holds WAL at the position the node would
     /// read next).
@@ -160,6 +167,10 @@ pub fn default_story() -> Vec<Step> {
     vec![
         Step { after_commits: 40, ..Step::new(Action::Promote, "node2") },
         Step { after_events: 100, ..Step::new(Action::StopImmediate, "node1") },
-        Step { after_events: 20, ..Step::new(Action::Failback, "node1") },
+        Step {
+            after_events: 20,
+            when: Some(Condition::RewindSourceCheckpointed),
+            ..Step::new(Action::Failback, "node1")
+        },
     ]
 }

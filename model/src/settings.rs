@@ -32,6 +32,31 @@ impl SynchronousCommit {
     }
 }
 
+/// Which server's behaviour to follow where PostgreSQL releases differ in
+/// something walsim models. Only differences confirmed from the source or
+/// a real server's log sit behind it (docs/model.md).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum ServerVersion {
+    /// PostgreSQL 15 (what `walsim conform` runs).
+    #[default]
+    #[serde(rename = "15")]
+    V15,
+    /// The 9.4 development snapshot of the 2013 experiment: its walsender
+    /// had no "not in this server's history" check, its end-of-WAL message
+    /// was "record with zero length", and pg_rewind was not in core.
+    #[serde(rename = "9.4devel")]
+    V94Devel,
+}
+
+impl ServerVersion {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerVersion::V15 => "15",
+            ServerVersion::V94Devel => "9.4devel",
+        }
+    }
+}
+
 /// `synchronous_transfer`, the 2013 proposal: what waits for the sync standby.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,6 +158,9 @@ impl<'de> Deserialize<'de> for Bytes {
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// The PostgreSQL release whose behaviour to follow: `"15"` or
+    /// `"9.4devel"` (the seed experiment's server).
+    pub server_version: ServerVersion,
     /// `synchronous_commit`: off | local | remote_write | on | remote_apply.
     pub synchronous_commit: SynchronousCommit,
     /// `wal_log_hints`: WAL-log a full-page image on the first hint-bit
@@ -194,6 +222,7 @@ impl<'de> Deserialize<'de> for WalSize {
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
+            server_version: ServerVersion::V15,
             synchronous_commit: SynchronousCommit::On,
             wal_log_hints: false,
             full_page_writes: true,

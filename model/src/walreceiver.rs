@@ -154,7 +154,10 @@ impl Cluster {
         // START_REPLICATION: the walsender's checks.
         let mut refusal: Option<(RefusalKind, String)> = None;
 
-        if start_tli != up_tli {
+        // PostgreSQL 9.4devel's walsender had no "not in this server's
+        // history" check; it compared any start with its flush position.
+        let v94 = self.settings().server_version == crate::settings::ServerVersion::V94Devel;
+        if start_tli != up_tli && !v94 {
             let up_hist = &self.nodes[ui].history;
             let switch = up_hist.switch_point(up_tli, start_tli);
             match switch {

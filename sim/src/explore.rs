@@ -218,6 +218,9 @@ impl Tally {
         if r.invariant() == Some(premise) || r.observations.iter().any(|o| o.invariant == premise) {
             c.premise_broken += 1;
         }
+        if r.observations.iter().any(|o| o.invariant == walsim_model::Invariant::FailbackPremise) {
+            c.failback_premise_broken += 1;
+        }
         self.cpu += took;
         if let Some(inv) = r.invariant() {
             let (n, lowest) = self.invariants.entry(inv).or_default();

@@ -64,6 +64,10 @@ pub struct Counts {
     /// observation under `commit`).
     #[serde(default)]
     pub premise_broken: u64,
+    /// Runs in which an old primary rejoined with pages beyond the fork
+    /// point in its data files (`failback_premise`, observed).
+    #[serde(default)]
+    pub failback_premise_broken: u64,
     /// Events applied, all runs together.
     pub events: u64,
 }
@@ -76,6 +80,7 @@ impl Counts {
         self.stuck += o.stuck;
         self.violations += o.violations;
         self.premise_broken += o.premise_broken;
+        self.failback_premise_broken += o.failback_premise_broken;
         self.events += o.events;
     }
 }
@@ -215,7 +220,9 @@ impl SweepResults {
         let violated = self.violated();
         let mut head: Vec<String> =
             self.matrix.iter().map(|a| a.key.rsplit('.').next().unwrap_or(&a.key).to_string()).collect();
-        head.extend(["runs", "ok", "refused", "stuck", "premise broken"].map(String::from));
+        head.extend(
+            ["runs", "ok", "refused", "stuck", "premise broken", "failback premise broken"].map(String::from),
+        );
         if violated.is_empty() {
             head.push("violations".into());
         }
@@ -225,7 +232,10 @@ impl SweepResults {
         for (i, c) in self.cells.iter().enumerate() {
             let mut row: Vec<String> = c.values.iter().map(|v| show_value(v).to_string()).collect();
             let n = &c.counts;
-            row.extend([n.runs, n.ok, n.refused, n.stuck, n.premise_broken].map(|x| x.to_string()));
+            row.extend(
+                [n.runs, n.ok, n.refused, n.stuck, n.premise_broken, n.failback_premise_broken]
+                    .map(|x| x.to_string()),
+            );
             if violated.is_empty() {
                 row.push("0".into());
             }
