@@ -108,6 +108,12 @@ impl Cluster {
                     })
             }
             Action::SwitchWal => n.status == Status::Production,
+            Action::Reload => n.is_running(),
+            // pg_wal_replay_pause() errors out unless in recovery and not
+            // being promoted.
+            Action::PauseReplay | Action::ResumeReplay => {
+                n.is_standby() && n.startup.as_ref().is_some_and(|s| !s.promote)
+            }
         }
     }
 
@@ -199,6 +205,12 @@ impl Cluster {
                     end
                 );
             }
+            Action::Reload => self.reload(id, &step),
+            Action::PauseReplay => {
+                self.nodes[n].replay_pause = true;
+                slog!(self.log, id, Process::Startup, Log, "recovery has paused");
+            }
+            Action::ResumeReplay => self.nodes[n].replay_pause = false,
         }
         match completion.filter(|_| step.wait) {
             Some(c) => self.script.in_progress = Some(c),
@@ -206,6 +218,38 @@ impl Cluster {
                 self.script.next += 1;
                 self.script.last_done_at = self.now;
             }
+        }
+    }
+
+    /// `pg_ctl reload` after editing the step's settings into the node's
+    /// configuration: each changed parameter is logged, the checkpointer
+    /// updates `sync_standbys_defined` (waking every waiter if the names
+    /// were cleared), walsenders take their new priorities.
+    fn reload(&mut self, id: NodeId, step: &Step) {
+        slog!(self.log, id, Process::Postmaster, Log, "received SIGHUP, reloading configuration files");
+        let node = &mut self.nodes[id as usize];
+        let g = &mut node.gucs;
+        let mut changed = Vec::new();
+        if let Some(names) =
+            step.synchronous_standby_names.as_ref().filter(|n| **n != g.synchronous_standby_names)
+        {
+            g.names = crate::syncrep::StandbyNames::parse(names).expect("validated step");
+            g.synchronous_standby_names = names.clone();
+            changed.push(("synchronous_standby_names", names.clone()));
+        }
+        if let Some(c) = step.synchronous_commit.filter(|c| *c != g.synchronous_commit) {
+            g.synchronous_commit = c;
+            changed.push(("synchronous_commit", c.name().to_string()));
+        }
+        if let Some(t) = step.synchronous_transfer.filter(|t| *t != g.synchronous_transfer) {
+            g.synchronous_transfer = t;
+            changed.push(("synchronous_transfer", t.name().to_string()));
+        }
+        if node.is_running() {
+            node.update_sync_standbys_defined();
+        }
+        for (name, value) in changed {
+            slog!(self.log, id, Process::Postmaster, Log, "parameter \"{}\" changed to \"{}\"", name, value);
         }
     }
 

@@ -3,7 +3,7 @@
 //! condition that must hold before it may happen. The scheduler still
 //! decides *when* an enabled step happens, and everything around it.
 
-use crate::settings::Failback;
+use crate::settings::{Failback, SynchronousCommit, SynchronousTransfer};
 use serde::{Deserialize, Serialize};
 
 /// What the operator does.
@@ -28,6 +28,13 @@ pub enum Action {
     Checkpoint,
     /// `SELECT pg_switch_wal()`.
     SwitchWal,
+    /// Edit the node's settings (the step's `synchronous_standby_names`,
+    /// `synchronous_commit`, `synchronous_transfer`) and `pg_ctl reload`.
+    Reload,
+    /// `SELECT pg_wal_replay_pause()` on a standby.
+    PauseReplay,
+    /// `SELECT pg_wal_replay_resume()` on a standby.
+    ResumeReplay,
 }
 
 impl Action {
@@ -41,6 +48,9 @@ impl Action {
             Action::Failback => "failback",
             Action::Checkpoint => "CHECKPOINT",
             Action::SwitchWal => "SELECT pg_switch_wal()",
+            Action::Reload => "pg_ctl reload",
+            Action::PauseReplay => "SELECT pg_wal_replay_pause()",
+            Action::ResumeReplay => "SELECT pg_wal_replay_resume()",
         }
     }
 }
@@ -95,6 +105,15 @@ pub struct Step {
     /// terminal, as the blog did with `pg_ctl stop` while CHECKPOINT hung.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub wait: bool,
+    /// For `reload`: the new `synchronous_standby_names` of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous_standby_names: Option<String>,
+    /// For `reload`: the new `synchronous_commit` of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous_commit: Option<SynchronousCommit>,
+    /// For `reload`: the new `synchronous_transfer` of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous_transfer: Option<SynchronousTransfer>,
 }
 
 fn yes() -> bool {
@@ -121,6 +140,9 @@ impl Step {
             strategy: None,
             standby: false,
             wait: true,
+            synchronous_standby_names: None,
+            synchronous_commit: None,
+            synchronous_transfer: None,
         }
     }
 }

@@ -401,6 +401,18 @@ pub struct Rules {
     /// Fast shutdown waits until connected standbys have received all WAL
     /// (WalSndDone).
     pub shutdown_sends_all_wal: bool,
+    /// A starting walsender takes the lowest free slot of
+    /// `WalSndCtl->walsnds` (InitWalSenderSlot), and FIRST breaks priority
+    /// ties by slot (standby_priority_comparator); off: connection order.
+    pub walsender_takes_lowest_free_slot: bool,
+    /// A walsender that has not reported a valid flush position is not a
+    /// synchronous candidate (SyncRepGetCandidateStandbys).
+    pub sync_candidates_need_flush_position: bool,
+    /// The positions up to which sync-rep waiters are released only
+    /// advance (`WalSndCtl->lsn[mode]`, SyncRepReleaseWaiters), and a
+    /// commit at or below them does not wait (SyncRepWaitForLSN); off: the
+    /// release position is recomputed from the standbys' current reports.
+    pub sync_released_positions_only_advance: bool,
 }
 
 impl Default for Rules {
@@ -419,6 +431,9 @@ impl Default for Rules {
             promotion_picks_newest_timeline: true,
             rewind_requires_wal_log_hints: true,
             shutdown_sends_all_wal: true,
+            walsender_takes_lowest_free_slot: true,
+            sync_candidates_need_flush_position: true,
+            sync_released_positions_only_advance: true,
         }
     }
 }
@@ -618,6 +633,26 @@ impl Settings {
                         );
                     }
                 }
+            }
+        }
+        for (i, step) in self.operator.iter().enumerate() {
+            let reload_only = [
+                ("synchronous_standby_names", step.synchronous_standby_names.is_some()),
+                ("synchronous_commit", step.synchronous_commit.is_some()),
+                ("synchronous_transfer", step.synchronous_transfer.is_some()),
+            ];
+            for (key, set) in reload_only {
+                if set && step.action != crate::script::Action::Reload {
+                    return bad(
+                        format!("operator[{i}].{key}"),
+                        format!("step {}: only a reload step sets {key}", i + 1),
+                    );
+                }
+            }
+            if let Some(Err(e)) =
+                step.synchronous_standby_names.as_deref().map(crate::syncrep::StandbyNames::parse)
+            {
+                return bad(format!("operator[{i}].synchronous_standby_names"), e);
             }
         }
         if self.operator.len() > 200 {
