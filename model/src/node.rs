@@ -868,3 +868,136 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A primary with `synchronous_standby_names = names` and walsenders
+    /// for `standbys` (peer, name, flush), all streaming, in that order.
+    fn primary(names: &str, standbys: &[(NodeId, &str, u64)]) -> (Node, Rules) {
+        let settings = Settings { synchronous_standby_names: names.into(), ..Settings::default() };
+        let rules = settings.rules.clone();
+        let mut n = Node::initdb(0, &settings);
+        n.status = Status::Production;
+        n.update_sync_standbys_defined();
+        for &(peer, name, flush) in standbys {
+            let mut w = WalSndInfo::new(peer, name.into());
+            w.streaming = true;
+            w.reported = ReportedPositions { write: Lsn(flush), flush: Lsn(flush), apply: Lsn(flush) };
+            n.add_walsender(w, &rules);
+        }
+        (n, rules)
+    }
+
+    fn reply(n: &mut Node, peer: NodeId, flush: u64, rules: &Rules, log: &mut Log) {
+        let w = n.walsenders.iter_mut().find(|w| w.peer == peer).unwrap();
+        w.reported = ReportedPositions { write: Lsn(flush), flush: Lsn(flush), apply: Lsn(flush) };
+        n.release_waiters(peer, rules, log);
+    }
+
+    /// WalSndCtl->lsn[mode] only advances: once node2 (sync) released up
+    /// to 0/100 and went away, node3 (now sync, at 0/50) does not take the
+    /// released position back, so a commit ending at 0/80 returns at once.
+    /// Recomputing from current reports (the old model) makes it wait.
+    #[test]
+    fn released_positions_only_advance() {
+        let (mut n, rules) = primary("FIRST 1 (node2, node3)", &[(1, "node2", 0x100), (2, "node3", 0x50)]);
+        let mut log = Log::new(true);
+        n.release_waiters(1, &rules, &mut log);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
+        n.walsenders.retain(|w| w.peer != 1);
+        reply(&mut n, 2, 0x50, &rules, &mut log);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
+        assert!(n.sync_released(&rules, Lsn(0x80), WaitMode::Flush));
+        assert!(!n.sync_released(&rules, Lsn(0x101), WaitMode::Flush));
+        let old = Rules { sync_released_positions_only_advance: false, ..rules.clone() };
+        assert!(!n.sync_released(&old, Lsn(0x80), WaitMode::Flush), "the planted bug makes it wait");
+        // A restart resets shared memory.
+        n.walsndctl = WalSndCtl::default();
+        n.update_sync_standbys_defined();
+        assert!(!n.sync_released(&rules, Lsn(0x80), WaitMode::Flush));
+    }
+
+    /// Only a synchronous walsender releases, and it logs its takeover
+    /// once; in ANY mode every candidate is a quorum candidate.
+    #[test]
+    fn takeover_lines_and_who_releases() {
+        let (mut n, rules) = primary("FIRST 1 (node2, node3)", &[(1, "node2", 0x100), (2, "node3", 0x200)]);
+        let mut log = Log::new(true);
+        n.release_waiters(2, &rules, &mut log);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0), "node3 is only potential");
+        n.release_waiters(1, &rules, &mut log);
+        n.release_waiters(1, &rules, &mut log);
+        let lines: Vec<String> = log.drain().map(|l| l.message).collect();
+        assert_eq!(lines, ["standby \"node2\" is now a synchronous standby with priority 1"]);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
+
+        let (mut n, rules) = primary("ANY 1 (node2, node3)", &[(1, "node2", 0x100), (2, "node3", 0x200)]);
+        n.release_waiters(1, &rules, &mut log);
+        n.release_waiters(2, &rules, &mut log);
+        let lines: Vec<String> = log.drain().map(|l| l.message).collect();
+        assert_eq!(
+            lines,
+            [
+                "standby \"node2\" is now a candidate for quorum synchronous standby",
+                "standby \"node3\" is now a candidate for quorum synchronous standby"
+            ]
+        );
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x200), "ANY 1: the latest");
+    }
+
+    /// A reconnecting walsender takes the lowest free slot, so with equal
+    /// priorities ('*') the standby that left and came back is the
+    /// synchronous one again; in connection order it would not be.
+    #[test]
+    fn reconnecting_walsender_takes_the_lowest_free_slot() {
+        let (mut n, rules) = primary("FIRST 1 (*)", &[(1, "node2", 0x100), (2, "node3", 0x100)]);
+        let mut log = Log::new(false);
+        n.walsenders.retain(|w| w.peer != 1);
+        let mut w = WalSndInfo::new(1, "node2".into());
+        w.streaming = true;
+        w.reported.flush = Lsn(0x100);
+        let mut off = n.clone();
+        n.add_walsender(w.clone(), &rules);
+        assert_eq!(n.walsenders.iter().map(|w| (w.slot, w.peer)).collect::<Vec<_>>(), [(0, 1), (1, 2)]);
+        n.release_waiters(1, &rules, &mut log);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100), "node2 is sync again");
+        let conn_order = Rules { walsender_takes_lowest_free_slot: false, ..rules.clone() };
+        off.add_walsender(w, &conn_order);
+        assert_eq!(off.walsenders.iter().map(|w| (w.slot, w.peer)).collect::<Vec<_>>(), [(1, 2), (2, 1)]);
+        off.release_waiters(1, &rules, &mut log);
+        assert_eq!(off.walsndctl.released(WaitMode::Flush), Lsn(0), "node3 stays sync");
+    }
+
+    /// A walsender that caught up but has not reported a flush position
+    /// is no candidate: node2 (priority 1) at 0/0 does not displace node3.
+    #[test]
+    fn caught_up_without_flush_is_no_candidate() {
+        let (mut n, rules) = primary("FIRST 1 (node2, node3)", &[(1, "node2", 0), (2, "node3", 0x80)]);
+        let mut log = Log::new(false);
+        n.release_waiters(2, &rules, &mut log);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x80));
+        let (mut n, _) = primary("FIRST 1 (node2, node3)", &[(1, "node2", 0), (2, "node3", 0x80)]);
+        let off = Rules { sync_candidates_need_flush_position: false, ..rules };
+        n.release_waiters(2, &off, &mut log);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0), "the planted bug picks node2 at 0/0");
+    }
+
+    /// Clearing synchronous_standby_names wakes every waiter, even if the
+    /// names come back before it runs (SyncRepUpdateSyncStandbysDefined).
+    #[test]
+    fn clearing_the_names_wakes_every_waiter() {
+        let (mut n, rules) = primary("FIRST 1 (node2)", &[]);
+        let env = Env { settings: &Settings::default() };
+        let op = crate::event::Op { client: 0, kind: crate::event::OpKind::Insert, key: 1, payload: 1 };
+        n.backends[0] = Backend::SyncRepWait { xid: 900, op, end: Lsn(0x100), mode: WaitMode::Flush, woken: false };
+        assert!(!n.backend_ready(0, env, true));
+        n.gucs.names = StandbyNames::Async;
+        n.update_sync_standbys_defined();
+        n.gucs.names = StandbyNames::parse("FIRST 1 (node2)").unwrap();
+        n.update_sync_standbys_defined();
+        assert!(n.backend_ready(0, env, true));
+        assert!(!n.sync_released(&rules, Lsn(0x100), WaitMode::Flush));
+    }
+}
