@@ -991,7 +991,8 @@ mod tests {
         let (mut n, rules) = primary("FIRST 1 (node2)", &[]);
         let env = Env { settings: &Settings::default() };
         let op = crate::event::Op { client: 0, kind: crate::event::OpKind::Insert, key: 1, payload: 1 };
-        n.backends[0] = Backend::SyncRepWait { xid: 900, op, end: Lsn(0x100), mode: WaitMode::Flush, woken: false };
+        n.backends[0] =
+            Backend::SyncRepWait { xid: 900, op, end: Lsn(0x100), mode: WaitMode::Flush, woken: false };
         assert!(!n.backend_ready(0, env, true));
         n.gucs.names = StandbyNames::Async;
         n.update_sync_standbys_defined();

@@ -87,6 +87,11 @@ impl Cluster {
                     && s.upstream
                         .is_some_and(|u| s.wal.flush_lsn() > self.nodes[u as usize].control.checkpoint)
             }),
+            Some(Condition::StandbysStreaming) => self.nodes.iter().filter(|s| s.is_standby()).all(|s| {
+                s.upstream.is_none_or(|u| {
+                    self.nodes[u as usize].walsenders.iter().any(|w| w.peer == s.id && w.streaming)
+                })
+            }),
             Some(Condition::StandbyCaughtUp) => self.nodes.iter().filter(|s| s.is_standby()).all(|s| {
                 s.upstream.is_none_or(|u| s.wal.flush_lsn() >= self.nodes[u as usize].wal.flush_lsn())
             }),

@@ -70,6 +70,9 @@ pub enum Condition {
     /// The step's node has a history file for a newer timeline than the
     /// one it is on (it learned of a promotion but has not followed yet).
     NodeKnowsNewerTimeline,
+    /// Every running standby that has an upstream shows `streaming` in its
+    /// upstream's `pg_stat_replication` (its walsender caught up).
+    StandbysStreaming,
 }
 
 /// One step of a script.

@@ -58,6 +58,9 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "diverged-rewind",
     "lagging-standby-ahead",
     "sync-standby-down",
+    "sync-first-restart",
+    "sync-any-both-down",
+    "remote-apply-replay-paused",
 ];
 
 /// Loads a built-in scenario by name, or a file by path. `base` is the
