@@ -161,10 +161,10 @@ pub struct SyncWatch {
     pub sync_while_b_down: Vec<String>,
     pub acks_while_b_down: u64,
     b_was_down: bool,
-    /// node2's replay was paused: a commit waited then (SyncRep), commits
-    /// acknowledged then, and commits acknowledged after the resume.
-    pub waited_while_paused: bool,
-    pub acks_while_paused: u64,
+    /// node2's replay was paused: a commit was waiting (SyncRep) when it
+    /// was resumed, and commits acknowledged after the resume. (Commits
+    /// already replayed before the pause may still return during it.)
+    pub waited_until_resume: bool,
     pub acks_after_resume: u64,
     paused_seen: bool,
     last_acks: u64,
@@ -211,11 +211,11 @@ impl Observer for SyncWatch {
                 self.sync_when_paused = sync.first().cloned();
             }
             self.paused_seen = true;
-            self.acks_while_paused += new_acks;
-            let waits: Vec<String> =
-                c.waits().into_iter().filter(|w| w.contains("wait_event=SyncRep")).collect();
-            self.waited_while_paused |= !waits.is_empty();
-            self.lines.extend(waits.into_iter().take(1));
+            let wait = c.waits().into_iter().find(|w| w.contains("wait_event=SyncRep"));
+            if !self.waited_until_resume {
+                self.lines.extend(wait.clone());
+            }
+            self.waited_until_resume = wait.is_some();
         } else if self.paused_seen {
             self.acks_after_resume += new_acks;
         }
@@ -246,7 +246,7 @@ impl SyncWatch {
                 rel("b is the synchronous standby", self.sync_when_paused.as_deref() == Some("node2"));
                 rel(
                     "a commit waits with wait_event SyncRep while replay is paused on b",
-                    self.waited_while_paused && self.acks_while_paused == 0,
+                    self.waited_until_resume,
                 );
                 rel("the waiting commit returns after pg_wal_replay_resume()", self.acks_after_resume > 0);
             }
