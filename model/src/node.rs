@@ -799,6 +799,8 @@ impl Node {
         self.buffers.clear();
         self.running.clear();
         self.walsenders.clear();
+        self.walsndctl = WalSndCtl::default();
+        self.replay_pause = false;
         self.checkpointer = Checkpointer::default();
         self.startup = None;
         self.shutdown_ckpt_done = false;

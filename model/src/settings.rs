@@ -692,4 +692,21 @@ mod tests {
         s.workload.update_percent = 95;
         assert_eq!(s.validate().unwrap_err().key, "workload.select_percent");
     }
+
+    #[test]
+    fn reload_steps_are_validated() {
+        use crate::script::{Action, Step};
+        let mut s = Settings::default();
+        let mut step = Step::new(Action::Reload, "node1");
+        step.synchronous_standby_names = Some("ANY 0 (a)".into());
+        s.operator = vec![step.clone()];
+        assert_eq!(s.validate().unwrap_err().key, "operator[0].synchronous_standby_names");
+        step.synchronous_standby_names = Some("ANY 1 (node2)".into());
+        s.operator = vec![step.clone()];
+        s.validate().unwrap();
+        let mut stop = Step::new(Action::StopFast, "node1");
+        stop.synchronous_commit = Some(SynchronousCommit::Local);
+        s.operator = vec![stop];
+        assert_eq!(s.validate().unwrap_err().key, "operator[0].synchronous_commit");
+    }
 }
