@@ -118,7 +118,7 @@ fn expected(story: Story) -> Shape {
         Story::SyncAnyBothDown => Shape {
             class: Stuck,
             messages: &[
-                (CommitWaitsForSyncRep, "pg_stat_activity on a, psql client on a"),
+                (CommitWaitsForSyncRep, "pg_stat_activity on a, psql client on a, a server log"),
                 (QuorumCandidate, "a server log"),
             ],
             relations: &[
