@@ -418,11 +418,13 @@ impl Node {
             return (ctl, true, None);
         };
         let w = &self.walsenders[me];
+        if !self.is_primary_or_shutting_down() {
+            // A cascading walsender does not run SyncRepReleaseWaiters.
+            return (ctl, w.announce_next_takeover, None);
+        }
         let names = &self.gucs.names;
         let state = self.walsender_state(w);
-        let cascading = !self.is_primary_or_shutting_down();
-        if cascading
-            || names.priority(&w.name) == 0
+        if names.priority(&w.name) == 0
             || !matches!(state, WalSndState::Streaming | WalSndState::Stopping)
             || w.reported.flush == Lsn(0)
         {
