@@ -108,6 +108,33 @@ fn json_summary_has_the_documented_fields() {
     assert_eq!(v["config"]["synchronous_commit"], "on");
 }
 
+/// The JSONL export shows the primary's pg_stat_replication: at the end of
+/// `sync-first-restart`, node2 is `sync` again and node3 `potential`.
+#[test]
+fn trace_jsonl_shows_pg_stat_replication() {
+    let path = std::env::temp_dir().join(format!("walsim-trace-sync-{}.jsonl", std::process::id()));
+    let p = path.to_str().unwrap();
+    let (code, _, err) = cli(&["run", "--scenario", "sync-first-restart", "--seed", "1", "--trace-jsonl", p]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let rows = last["nodes"][0]["walsenders"].as_array().unwrap();
+    let row = |i: usize, k: &str| rows[i][k].clone();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((row(0, "application_name"), row(0, "sync_state")), ("node2".into(), "sync".into()));
+    assert_eq!((row(1, "application_name"), row(1, "sync_state")), ("node3".into(), "potential".into()));
+    for i in 0..2 {
+        assert_eq!(row(i, "state"), "streaming");
+        assert_eq!(row(i, "sync_priority"), 1);
+        for k in ["sent_lsn", "write_lsn", "flush_lsn", "replay_lsn"] {
+            assert!(row(i, k).as_str().is_some_and(|l| l.contains('/')), "{k}: {}", row(i, k));
+        }
+    }
+    // Standbys have no walsenders of their own here.
+    assert_eq!(last["nodes"][1]["walsenders"].as_array().unwrap().len(), 0);
+}
+
 #[test]
 fn trace_jsonl_has_a_line_per_event() {
     let path = std::env::temp_dir().join(format!("walsim-trace-{}.jsonl", std::process::id()));
@@ -124,6 +151,7 @@ fn trace_jsonl_has_a_line_per_event() {
         assert!(node.get(k).is_some(), "missing {k}");
     }
     assert!(node["control"].get("min_recovery_point").is_some());
+    assert!(node["walsenders"].is_array());
     let (code, _, err) = cli(&["run", "--trace-jsonl", "/nonexistent/dir/t.jsonl"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/dir/t.jsonl"), "{err}");

@@ -107,6 +107,39 @@ fn expected(story: Story) -> Shape {
                 ("cancelled insert's row is visible on the primary (committed locally before waiting)", true),
             ],
         },
+        Story::SyncFirstRestart => Shape {
+            class: Converged,
+            messages: &[(NowSynchronousStandby, "a server log")],
+            relations: &[
+                ("commits return while b is stopped", true),
+                ("while b is stopped, c is the synchronous standby", true),
+                ("after b restarts, b is the synchronous standby again", true),
+                ("after b restarts, c is a potential standby", true),
+            ],
+        },
+        Story::SyncAnyBothDown => Shape {
+            class: Stuck,
+            messages: &[
+                (CommitWaitsForSyncRep, "pg_stat_activity on a, psql client on a, a server log"),
+                (QuorumCandidate, "a server log"),
+            ],
+            relations: &[
+                ("b and c are both quorum standbys while they stream", true),
+                ("a commit waits with wait_event SyncRep while b and c are down", true),
+            ],
+        },
+        Story::RemoteApplyReplayPaused => Shape {
+            class: Converged,
+            messages: &[
+                (CommitWaitsForSyncRep, "pg_stat_activity on a"),
+                (NowSynchronousStandby, "a server log"),
+            ],
+            relations: &[
+                ("b is the synchronous standby", true),
+                ("a commit waits with wait_event SyncRep while replay is paused on b", true),
+                ("the waiting commit returns after pg_wal_replay_resume()", true),
+            ],
+        },
         Story::RewindWithoutHints => Shape {
             class: Refused,
             messages: &[(RewindNeedsHints, "pg_rewind output")],

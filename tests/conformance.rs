@@ -45,6 +45,20 @@ fn switching_off_a_rule_the_story_depends_on_is_a_disagreement() {
 }
 
 #[test]
+fn switching_off_the_walsender_slot_rule_is_a_disagreement() {
+    // In connection order the restarted standby b does not become
+    // synchronous again; PostgreSQL puts it back into the lowest free slot.
+    let real = recorded("sync-first-restart");
+    let sets = ["rules.walsender_takes_lowest_free_slot=false".to_string()];
+    let model = model_outcome(Story::SyncFirstRestart, 3, &sets).unwrap();
+    let diffs = compare(&real, &model);
+    assert!(
+        diffs.iter().any(|d| d.contains("after b restarts, b is the synchronous standby again")),
+        "{diffs:?}"
+    );
+}
+
+#[test]
 fn relations_not_classes_are_compared_for_positions() {
     let real = recorded("lagging-standby-ahead");
     assert!(real.relations.iter().any(|(n, h)| n == "requested start > server flush" && *h));

@@ -167,3 +167,88 @@ fn data_flush_premise_breaks_when_the_primary_crash_recovers() {
     let s = load("truncate-data-flush", &["faults.process_crash=0.01"]);
     assert!(first_seed_violating(&s, Invariant::StandbyCoversPrimaryData, 40).is_some());
 }
+
+fn watched(s: &Scenario, seed: u64) -> (RunResult, walsim::conformance::SyncWatch) {
+    let mut watch = walsim::conformance::SyncWatch::default();
+    let opts = RunOptions { log: true, ..RunOptions::default() };
+    let r = walsim::run::run_seed(&s.settings, seed, opts, &mut watch);
+    (r, watch)
+}
+
+/// FIRST 1 (*): after the synchronous standby restarts it takes the lowest
+/// free walsender slot and is synchronous again (PostgreSQL's rule); in
+/// connection order (the planted bug) node3 would stay synchronous.
+#[test]
+fn sync_first_restart_follows_the_walsender_slot() {
+    let s = load("sync-first-restart", &[]);
+    for seed in 1..=4 {
+        let (r, w) = watched(&s, seed);
+        assert_eq!(r.outcome, Outcome::Ok, "seed {seed}: {}", r.detail);
+        assert_eq!(w.last_state, [Some("sync"), Some("potential")], "seed {seed}");
+        assert_eq!(w.sync_while_b_down, ["node3"], "seed {seed}");
+        assert!(w.acks_while_b_down > 0, "seed {seed}: commits went on while node2 was down");
+        let takeovers = w.lines.iter().filter(|l| l.contains("is now a synchronous standby with priority 1"));
+        assert!(takeovers.count() >= 3, "seed {seed}: {:?}", w.lines);
+    }
+    let off = load("sync-first-restart", &["rules.walsender_takes_lowest_free_slot=false"]);
+    let (_, w) = watched(&off, 1);
+    assert_eq!(w.last_state, [Some("potential"), Some("sync")]);
+}
+
+/// ANY 1: both standbys are quorum candidates, and each says so once.
+#[test]
+fn sync_any_both_down_shows_quorum_candidates() {
+    let s = load("sync-any-both-down", &[]);
+    let (r, w) = watched(&s, 1);
+    assert_eq!(r.outcome, Outcome::Stuck);
+    assert!(w.both_quorum);
+    assert_eq!(
+        w.lines.iter().filter(|l| l.ends_with("is now a candidate for quorum synchronous standby")).count(),
+        2,
+        "{:?}",
+        w.lines
+    );
+}
+
+/// Clearing synchronous_standby_names and reloading releases every
+/// waiter (SyncRepUpdateSyncStandbysDefined): the stuck story completes.
+#[test]
+fn reload_clearing_the_names_releases_every_waiter() {
+    use walsim_model::script::{Action, Step};
+    let mut s = load("sync-any-both-down", &[]);
+    let mut step = Step::new(Action::Reload, "node1");
+    step.synchronous_standby_names = Some(String::new());
+    step.after_events = 50;
+    s.settings.operator.push(step);
+    s.settings.validate().unwrap();
+    for seed in 1..=3 {
+        let r = run(&s, seed);
+        assert_eq!(r.outcome, Outcome::Ok, "seed {seed}: {}", r.detail);
+    }
+    // Changing only synchronous_commit does not wake those already waiting.
+    let mut s = load("sync-any-both-down", &[]);
+    let mut step = Step::new(Action::Reload, "node1");
+    step.synchronous_commit = Some(walsim_model::settings::SynchronousCommit::Local);
+    step.after_events = 50;
+    s.settings.operator.push(step);
+    assert_eq!(run(&s, 1).outcome, Outcome::Stuck);
+}
+
+/// remote_apply with replay paused on the sync standby: no commit returns
+/// until pg_wal_replay_resume(); without the resume the run is stuck.
+#[test]
+fn remote_apply_commits_wait_while_replay_is_paused() {
+    let s = load("remote-apply-replay-paused", &[]);
+    for seed in 1..=4 {
+        let (r, w) = watched(&s, seed);
+        assert_eq!(r.outcome, Outcome::Ok, "seed {seed}: {}", r.detail);
+        assert!(w.waited_until_resume, "seed {seed}: {w:?}");
+        assert!(w.acks_after_resume > 0, "seed {seed}");
+        assert_eq!(w.sync_when_paused.as_deref(), Some("node2"));
+    }
+    let mut s = s;
+    s.settings.operator.pop();
+    let r = run(&s, 1);
+    assert_eq!(r.outcome, Outcome::Stuck);
+    assert!(r.detail.contains("wait_event=SyncRep"), "{}", r.detail);
+}

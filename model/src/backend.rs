@@ -30,8 +30,9 @@ pub enum Backend {
     InXact { xid: Xid, op: Op },
     /// Commit record inserted, ending at `end`; XLogFlush is next.
     Committing { xid: Xid, op: Op, end: Lsn },
-    /// In SyncRepWaitForLSN.
-    SyncRepWait { xid: Xid, op: Op, end: Lsn, mode: WaitMode },
+    /// In SyncRepWaitForLSN. `woken`: SyncRepWakeQueue(true) set it to
+    /// SYNC_REP_WAIT_COMPLETE (`synchronous_standby_names` was cleared).
+    SyncRepWait { xid: Xid, op: Op, end: Lsn, mode: WaitMode, woken: bool },
 }
 
 impl Backend {
@@ -55,6 +56,13 @@ impl Backend {
 
     pub fn is_idle(&self) -> bool {
         matches!(self, Backend::Idle)
+    }
+
+    /// SyncRepWakeQueue(true): a waiter is released whatever it waits for.
+    pub fn wake(&mut self) {
+        if let Backend::SyncRepWait { woken, .. } = self {
+            *woken = true;
+        }
     }
 }
 
@@ -99,7 +107,9 @@ impl Node {
         match self.backends[b] {
             Backend::Idle => allow_new,
             Backend::InXact { .. } | Backend::Committing { .. } => true,
-            Backend::SyncRepWait { end, mode, .. } => self.sync_released(env.names, end, mode),
+            Backend::SyncRepWait { end, mode, woken, .. } => {
+                woken || self.sync_released(&env.settings.rules, end, mode)
+            }
             Backend::Blocked { wait, .. } => !self.still_blocked(wait, env),
         }
     }
@@ -107,7 +117,7 @@ impl Node {
     fn still_blocked(&self, wait: Wait, env: Env<'_>) -> bool {
         match wait {
             Wait::Standby { lsn, what } => self.transfer_wait(env, lsn, what).is_some(),
-            Wait::SyncRep { lsn, mode } => !self.sync_released(env.names, lsn, mode),
+            Wait::SyncRep { lsn, mode } => !self.sync_released(&env.settings.rules, lsn, mode),
             Wait::Xact { xid } => self.running.contains(&xid),
         }
     }
@@ -296,7 +306,7 @@ impl Node {
             xid,
             end
         );
-        if ctx.env.settings.synchronous_commit == SynchronousCommit::Off {
+        if self.gucs.synchronous_commit == SynchronousCommit::Off {
             self.clog.set(xid, XidStatus::Committed, end);
             self.finish_commit(b, xid, op, end, ctx);
         } else {
@@ -310,21 +320,15 @@ impl Node {
     fn commit_flush(&mut self, b: usize, xid: Xid, op: Op, end: Lsn, ctx: &mut Ctx<'_>) {
         self.xlog_flush(end, ctx.log, Process::Backend(b as u8));
         self.clog.set(xid, XidStatus::Committed, end);
-        let s = ctx.env.settings;
-        let mode = match s.synchronous_commit {
-            SynchronousCommit::RemoteWrite => Some(WaitMode::Write),
-            SynchronousCommit::On => Some(WaitMode::Flush),
-            SynchronousCommit::RemoteApply => Some(WaitMode::Apply),
-            SynchronousCommit::Off | SynchronousCommit::Local => None,
-        };
-        match mode {
+        let rules = &ctx.env.settings.rules;
+        match self.gucs.wait_mode() {
             Some(mode)
-                if s.synchronous_transfer.covers_commit()
-                    && !self.sync_released(ctx.env.names, end, mode) =>
+                if self.gucs.synchronous_transfer.covers_commit()
+                    && !self.sync_released(rules, end, mode) =>
             {
                 let proc = Process::Backend(b as u8);
                 slog!(ctx.log, self.id, proc, Log, "{}", Wait::SyncRep { lsn: end, mode });
-                self.backends[b] = Backend::SyncRepWait { xid, op, end, mode };
+                self.backends[b] = Backend::SyncRepWait { xid, op, end, mode, woken: false };
             }
             _ => self.finish_commit(b, xid, op, end, ctx),
         }

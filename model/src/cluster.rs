@@ -34,7 +34,9 @@ pub struct Refusal {
 /// The cluster.
 #[derive(Clone, Debug)]
 pub struct Cluster {
-    settings: Arc<Settings>,
+    pub(crate) settings: Arc<Settings>,
+    /// Parsed `synchronous_standby_names` of the run's settings (each node
+    /// runs with its own copy, [`Node::gucs`], which a reload changes).
     names: StandbyNames,
     pub nodes: Vec<Node>,
     pub ledger: Ledger,
@@ -100,7 +102,7 @@ impl Cluster {
         &self.settings
     }
 
-    /// Parsed `synchronous_standby_names`.
+    /// Parsed `synchronous_standby_names` of the run's settings.
     pub fn standby_names(&self) -> &StandbyNames {
         &self.names
     }
@@ -115,16 +117,12 @@ impl Cluster {
     }
 
     fn env(&self) -> Env<'_> {
-        Env { settings: &self.settings, names: &self.names }
+        Env { settings: &self.settings }
     }
 
     /// Runs `f` on node `i` with a context.
     pub(crate) fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, &mut Ctx<'_>) -> R) -> R {
-        let mut ctx = Ctx {
-            env: Env { settings: &self.settings, names: &self.names },
-            log: &mut self.log,
-            fx: &mut self.fx,
-        };
+        let mut ctx = Ctx { env: Env { settings: &self.settings }, log: &mut self.log, fx: &mut self.fx };
         f(&mut self.nodes[i], &mut ctx)
     }
 
@@ -158,7 +156,7 @@ impl Cluster {
             if !self.quiesce && n.checkpoint_request_useful() {
                 out.push(Event::RequestCheckpoint { node });
             }
-            if n.startup_ready() {
+            if n.startup_ready() && !n.replay_paused() {
                 out.push(Event::Startup { node });
             }
             if self.can_connect(n) {
@@ -370,7 +368,7 @@ impl Cluster {
             return Err(v);
         }
         if let Some(v) = invariants::check_standby_covers_primary_data(self) {
-            if self.premise_expected() {
+            if self.premise_expected(v.node) {
                 return Err(v);
             }
             self.observe(v);
@@ -397,10 +395,15 @@ impl Cluster {
         }
     }
 
-    /// Whether `standby_covers_primary_data` is expected to hold: writes of
-    /// data pages wait for a synchronous standby.
-    pub fn premise_expected(&self) -> bool {
-        self.settings.synchronous_transfer.covers_data() && self.names.is_sync()
+    /// Whether `standby_covers_primary_data` is expected to hold on
+    /// `node` (any node if `None`): writes of data pages wait for a
+    /// synchronous standby there.
+    pub fn premise_expected(&self, node: Option<NodeId>) -> bool {
+        let holds = |n: &Node| n.gucs.synchronous_transfer.covers_data() && n.gucs.names.is_sync();
+        match node {
+            Some(n) => holds(&self.nodes[n as usize]),
+            None => self.nodes.iter().any(holds),
+        }
     }
 
     /// Final checks once the run has quiesced: acknowledged commits on every
@@ -502,7 +505,48 @@ impl Cluster {
 
     /// Per-node positions, for the JSONL trace export.
     pub fn snapshot(&self) -> Vec<NodeSnapshot> {
-        self.nodes.iter().map(NodeSnapshot::of).collect()
+        self.nodes.iter().map(|n| NodeSnapshot::of(n, self.walsender_rows(n.id))).collect()
+    }
+
+    /// `pg_stat_replication` on node `id`.
+    pub fn walsender_rows(&self, id: NodeId) -> Vec<WalSenderSnapshot> {
+        let n = &self.nodes[id as usize];
+        let need_flush = self.settings.rules.sync_candidates_need_flush_position;
+        let slots = n.slot_views();
+        let valid = |l: Lsn| (l != Lsn(0)).then(|| l.to_string());
+        n.walsenders
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let sent =
+                    self.conns.iter().find(|c| c.upstream == id && c.downstream == w.peer).map(|c| c.sent);
+                // A cascading walsender has priority 0 (SyncRepGetStandbyPriority).
+                let cascading = !n.is_primary_or_shutting_down();
+                let priority = if cascading { 0 } else { n.gucs.names.priority(&w.name) };
+                WalSenderSnapshot {
+                    application_name: w.name.clone(),
+                    state: slots[i].state.name(),
+                    sent_lsn: sent.and_then(valid),
+                    write_lsn: valid(w.reported.write),
+                    flush_lsn: valid(w.reported.flush),
+                    replay_lsn: valid(w.reported.apply),
+                    sync_priority: priority,
+                    sync_state: if cascading {
+                        "async"
+                    } else {
+                        n.gucs.names.sync_state(&slots, i, need_flush)
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The `sync_state` of the walsender serving `peer` on node `id`
+    /// (`None` if there is none).
+    pub fn sync_state_of(&self, id: NodeId, peer: NodeId) -> Option<&'static str> {
+        let n = &self.nodes[id as usize];
+        let i = n.walsenders.iter().position(|w| w.peer == peer)?;
+        Some(self.walsender_rows(id)[i].sync_state)
     }
 }
 
@@ -518,6 +562,24 @@ pub struct NodeSnapshot {
     pub max_page_lsn_os: String,
     pub max_page_lsn_durable: String,
     pub control: ControlSnapshot,
+    /// The node's `pg_stat_replication` rows, in walsender slot order.
+    pub walsenders: Vec<WalSenderSnapshot>,
+}
+
+/// One `pg_stat_replication` row (pg_stat_get_wal_senders), JSONL export.
+/// Positions a standby has not reported yet are `null`, as in the view.
+#[derive(Clone, Debug, Serialize)]
+pub struct WalSenderSnapshot {
+    pub application_name: String,
+    /// startup | catchup | streaming | stopping.
+    pub state: &'static str,
+    pub sent_lsn: Option<String>,
+    pub write_lsn: Option<String>,
+    pub flush_lsn: Option<String>,
+    pub replay_lsn: Option<String>,
+    pub sync_priority: usize,
+    /// async | potential | sync | quorum.
+    pub sync_state: &'static str,
 }
 
 /// pg_control fields (JSONL export).
@@ -531,7 +593,7 @@ pub struct ControlSnapshot {
 }
 
 impl NodeSnapshot {
-    fn of(n: &Node) -> NodeSnapshot {
+    fn of(n: &Node, walsenders: Vec<WalSenderSnapshot>) -> NodeSnapshot {
         let max_os = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap_or(Lsn(0));
         NodeSnapshot {
             node: n.name.clone(),
@@ -555,6 +617,7 @@ impl NodeSnapshot {
                 timeline: n.control.tli,
                 min_recovery_point: n.control.min_recovery_point.to_string(),
             },
+            walsenders,
         }
     }
 }

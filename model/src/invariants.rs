@@ -175,10 +175,10 @@ pub fn check_final(cluster: &Cluster) -> Option<Violation> {
 /// a primary's data files (or one in crash recovery) is ahead of what its
 /// synchronous standby candidates have flushed. O(nodes) per step.
 pub fn check_standby_covers_primary_data(cluster: &mut Cluster) -> Option<Violation> {
-    if !cluster.standby_names().is_sync() {
-        return None;
-    }
     for p in 0..cluster.nodes.len() {
+        if !cluster.nodes[p].gucs.names.is_sync() {
+            continue;
+        }
         let Some((covered, standby)) = covering_standby(cluster, p) else { continue };
         let node = &mut cluster.nodes[p];
         if let Some((blk, lsn)) = node.data.highest_above(covered) {
@@ -211,7 +211,7 @@ fn covering_standby(cluster: &Cluster, p: usize) -> Option<(Lsn, NodeId)> {
     if !writer {
         return None;
     }
-    let names = cluster.standby_names();
+    let names = &node.gucs.names;
     cluster
         .nodes
         .iter()

@@ -111,6 +111,11 @@ impl Cluster {
                     && s.upstream
                         .is_some_and(|u| s.wal.flush_lsn() > self.nodes[u as usize].control.checkpoint)
             }),
+            Some(Condition::StandbysStreaming) => self.nodes.iter().filter(|s| s.is_standby()).all(|s| {
+                s.upstream.is_none_or(|u| {
+                    self.nodes[u as usize].walsenders.iter().any(|w| w.peer == s.id && w.streaming)
+                })
+            }),
             Some(Condition::StandbyCaughtUp) => self.nodes.iter().filter(|s| s.is_standby()).all(|s| {
                 s.upstream.is_none_or(|u| s.wal.flush_lsn() >= self.nodes[u as usize].wal.flush_lsn())
             }),
@@ -132,9 +137,12 @@ impl Cluster {
                 .as_deref()
                 .and_then(node_index)
                 .is_some_and(|f| self.nodes[f as usize].history.newest() > 1 || step.timeline.is_some()),
-            Action::Query => {
-                n.status == Status::Production
-                    || n.startup.as_ref().is_some_and(|s| s.standby && s.consistent)
+            Action::Query => n.accepts_connections(),
+            Action::Reload => n.is_running(),
+            // pg_wal_replay_pause() errors out unless in recovery and not
+            // being promoted.
+            Action::PauseReplay | Action::ResumeReplay => {
+                n.is_standby() && n.startup.as_ref().is_some_and(|s| !s.promote)
             }
         }
     }
@@ -229,6 +237,12 @@ impl Cluster {
                     end
                 );
             }
+            Action::Reload => self.reload(id, &step),
+            Action::PauseReplay => {
+                self.nodes[n].replay_pause = true;
+                slog!(self.log, id, Process::Startup, Log, "recovery has paused");
+            }
+            Action::ResumeReplay => self.nodes[n].replay_pause = false,
         }
         match completion.filter(|_| step.wait) {
             Some(c) => self.script.in_progress = Some(c),
@@ -288,6 +302,38 @@ impl Cluster {
             sum: sum.sum,
             not_on_primary,
         });
+    }
+
+    /// `pg_ctl reload` after editing the step's settings into the node's
+    /// configuration: each changed parameter is logged, the checkpointer
+    /// updates `sync_standbys_defined` (waking every waiter if the names
+    /// were cleared), walsenders take their new priorities.
+    fn reload(&mut self, id: NodeId, step: &Step) {
+        slog!(self.log, id, Process::Postmaster, Log, "received SIGHUP, reloading configuration files");
+        let node = &mut self.nodes[id as usize];
+        let g = &mut node.gucs;
+        let mut changed = Vec::new();
+        if let Some(names) =
+            step.synchronous_standby_names.as_ref().filter(|n| **n != g.synchronous_standby_names)
+        {
+            g.names = crate::syncrep::StandbyNames::parse(names).expect("validated step");
+            g.synchronous_standby_names = names.clone();
+            changed.push(("synchronous_standby_names", names.clone()));
+        }
+        if let Some(c) = step.synchronous_commit.filter(|c| *c != g.synchronous_commit) {
+            g.synchronous_commit = c;
+            changed.push(("synchronous_commit", c.name().to_string()));
+        }
+        if let Some(t) = step.synchronous_transfer.filter(|t| *t != g.synchronous_transfer) {
+            g.synchronous_transfer = t;
+            changed.push(("synchronous_transfer", t.name().to_string()));
+        }
+        if node.is_running() {
+            node.update_sync_standbys_defined();
+        }
+        for (name, value) in changed {
+            slog!(self.log, id, Process::Postmaster, Log, "parameter \"{}\" changed to \"{}\"", name, value);
+        }
     }
 
     /// `pg_ctl promote`: the walreceiver stops, the startup process

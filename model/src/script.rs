@@ -3,7 +3,7 @@
 //! condition that must hold before it may happen. The scheduler still
 //! decides *when* an enabled step happens, and everything around it.
 
-use crate::settings::Failback;
+use crate::settings::{Failback, SynchronousCommit, SynchronousTransfer};
 use serde::{Deserialize, Serialize};
 
 /// What the operator does.
@@ -35,6 +35,13 @@ pub enum Action {
     /// `SELECT count(*), sum(hashtext(test::text)) FROM test` on a primary
     /// or a consistent hot standby: what a read-only client sees.
     Query,
+    /// Edit the node's settings (the step's `synchronous_standby_names`,
+    /// `synchronous_commit`, `synchronous_transfer`) and `pg_ctl reload`.
+    Reload,
+    /// `SELECT pg_wal_replay_pause()` on a standby.
+    PauseReplay,
+    /// `SELECT pg_wal_replay_resume()` on a standby.
+    ResumeReplay,
 }
 
 impl Action {
@@ -50,6 +57,9 @@ impl Action {
             Action::SwitchWal => "SELECT pg_switch_wal()",
             Action::CopyHistoryFile => "cp TLI.history pg_wal/",
             Action::Query => "SELECT count(*), sum(hashtext(test::text)) FROM test",
+            Action::Reload => "pg_ctl reload",
+            Action::PauseReplay => "SELECT pg_wal_replay_pause()",
+            Action::ResumeReplay => "SELECT pg_wal_replay_resume()",
         }
     }
 }
@@ -80,6 +90,9 @@ pub enum Condition {
     /// the step's node's WAL (it holds WAL at the position the node would
     /// read next).
     PrimaryPassedEndOfWal,
+    /// Every running standby that has an upstream shows `streaming` in its
+    /// upstream's `pg_stat_replication` (its walsender caught up).
+    StandbysStreaming,
 }
 
 /// One step of a script.
@@ -122,6 +135,15 @@ pub struct Step {
     /// terminal, as the blog did with `pg_ctl stop` while CHECKPOINT hung.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub wait: bool,
+    /// For `reload`: the new `synchronous_standby_names` of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous_standby_names: Option<String>,
+    /// For `reload`: the new `synchronous_commit` of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous_commit: Option<SynchronousCommit>,
+    /// For `reload`: the new `synchronous_transfer` of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous_transfer: Option<SynchronousTransfer>,
 }
 
 fn yes() -> bool {
@@ -150,6 +172,9 @@ impl Step {
             timeline: None,
             standby: false,
             wait: true,
+            synchronous_standby_names: None,
+            synchronous_commit: None,
+            synchronous_transfer: None,
         }
     }
 }

@@ -443,6 +443,18 @@ pub struct Rules {
     /// timeline, and timeline switches against the recovery target's
     /// history (xlog_redo, checkTimeLineSwitch).
     pub redo_checks_checkpoint_timeline: bool,
+    /// A starting walsender takes the lowest free slot of
+    /// `WalSndCtl->walsnds` (InitWalSenderSlot), and FIRST breaks priority
+    /// ties by slot (standby_priority_comparator); off: connection order.
+    pub walsender_takes_lowest_free_slot: bool,
+    /// A walsender that has not reported a valid flush position is not a
+    /// synchronous candidate (SyncRepGetCandidateStandbys).
+    pub sync_candidates_need_flush_position: bool,
+    /// The positions up to which sync-rep waiters are released only
+    /// advance (`WalSndCtl->lsn[mode]`, SyncRepReleaseWaiters), and a
+    /// commit at or below them does not wait (SyncRepWaitForLSN); off: the
+    /// release position is recomputed from the standbys' current reports.
+    pub sync_released_positions_only_advance: bool,
 }
 
 impl Default for Rules {
@@ -464,6 +476,9 @@ impl Default for Rules {
             crash_recovery_before_archive_recovery: true,
             wal_reader_checks_framing: true,
             redo_checks_checkpoint_timeline: true,
+            walsender_takes_lowest_free_slot: true,
+            sync_candidates_need_flush_position: true,
+            sync_released_positions_only_advance: true,
         }
     }
 }
@@ -668,6 +683,26 @@ impl Settings {
                 }
             }
         }
+        for (i, step) in self.operator.iter().enumerate() {
+            let reload_only = [
+                ("synchronous_standby_names", step.synchronous_standby_names.is_some()),
+                ("synchronous_commit", step.synchronous_commit.is_some()),
+                ("synchronous_transfer", step.synchronous_transfer.is_some()),
+            ];
+            for (key, set) in reload_only {
+                if set && step.action != crate::script::Action::Reload {
+                    return bad(
+                        format!("operator[{i}].{key}"),
+                        format!("step {}: only a reload step sets {key}", i + 1),
+                    );
+                }
+            }
+            if let Some(Err(e)) =
+                step.synchronous_standby_names.as_deref().map(crate::syncrep::StandbyNames::parse)
+            {
+                return bad(format!("operator[{i}].synchronous_standby_names"), e);
+            }
+        }
         if self.operator.len() > 200 {
             return bad("operator", "at most 200 steps");
         }
@@ -704,5 +739,22 @@ mod tests {
         assert_eq!(s.validate().unwrap_err().key, "workload.update_percent");
         s.workload.update_percent = 95;
         assert_eq!(s.validate().unwrap_err().key, "workload.select_percent");
+    }
+
+    #[test]
+    fn reload_steps_are_validated() {
+        use crate::script::{Action, Step};
+        let mut s = Settings::default();
+        let mut step = Step::new(Action::Reload, "node1");
+        step.synchronous_standby_names = Some("ANY 0 (a)".into());
+        s.operator = vec![step.clone()];
+        assert_eq!(s.validate().unwrap_err().key, "operator[0].synchronous_standby_names");
+        step.synchronous_standby_names = Some("ANY 1 (node2)".into());
+        s.operator = vec![step.clone()];
+        s.validate().unwrap();
+        let mut stop = Step::new(Action::StopFast, "node1");
+        stop.synchronous_commit = Some(SynchronousCommit::Local);
+        s.operator = vec![stop];
+        assert_eq!(s.validate().unwrap_err().key, "operator[0].synchronous_commit");
     }
 }

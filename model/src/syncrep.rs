@@ -117,37 +117,154 @@ impl StandbyNames {
             .unwrap_or(0)
     }
 
-    /// The position up to which waiters of `mode` are released, given the
-    /// connected standbys (name, reported positions), or `None` if not
-    /// enough synchronous standbys are connected (then waiters wait on).
-    /// FIRST: the minimum over the chosen ones; ANY: the n-th highest.
-    pub fn release_position<'a>(
-        &self,
-        standbys: impl Iterator<Item = (&'a str, ReportedPositions)>,
-        mode: WaitMode,
-    ) -> Option<Lsn> {
-        let (num, quorum) = match self {
-            StandbyNames::Async => return None,
-            StandbyNames::First { num, .. } => (*num, false),
-            StandbyNames::Any { num, .. } => (*num, true),
-        };
-        let mut cands: Vec<(usize, usize, Lsn)> = standbys
-            .enumerate()
-            .filter_map(|(i, (name, pos))| {
-                let p = self.priority(name);
-                (p > 0).then_some((p, i, pos.get(mode)))
+    /// `SyncRepConfig->syncrep_method == SYNC_REP_QUORUM`.
+    pub fn is_quorum(&self) -> bool {
+        matches!(self, StandbyNames::Any { .. })
+    }
+
+    /// `SyncRepConfig->num_sync`.
+    pub fn num_sync(&self) -> usize {
+        match self {
+            StandbyNames::Async => 0,
+            StandbyNames::First { num, .. } | StandbyNames::Any { num, .. } => *num,
+        }
+    }
+
+    /// SyncRepGetCandidateStandbys: indices into `slots` (which must be in
+    /// walsender slot order) of the standbys considered synchronous now.
+    /// A candidate has a listed name, is `streaming` or `stopping`, and
+    /// (with `need_flush`) has reported a valid flush position. In quorum
+    /// mode every candidate is returned; in priority mode, if there are
+    /// more than `num_sync`, the `num_sync` of highest priority, ties
+    /// broken by slot (standby_priority_comparator).
+    pub fn candidates(&self, slots: &[SlotView<'_>], need_flush: bool) -> Vec<usize> {
+        if !self.is_sync() {
+            return Vec::new();
+        }
+        let mut c: Vec<usize> = (0..slots.len())
+            .filter(|&i| {
+                let s = &slots[i];
+                matches!(s.state, WalSndState::Streaming | WalSndState::Stopping)
+                    && self.priority(s.name) > 0
+                    && (!need_flush || s.pos.flush != Lsn(0))
             })
             .collect();
-        if cands.len() < num {
+        if !self.is_quorum() && c.len() > self.num_sync() {
+            c.sort_by_key(|&i| (self.priority(slots[i].name), slots[i].slot));
+            c.truncate(self.num_sync());
+        }
+        c
+    }
+
+    /// SyncRepGetSyncRecPtr for the walsender at index `me` of `slots`:
+    /// whether it is among the candidates (`am_sync`), and, if it is and
+    /// there are enough, the positions up to which waiters may be released
+    /// — the oldest of the chosen ones (FIRST, SyncRepGetOldestSyncRecPtr)
+    /// or the `num_sync`-th latest of each (ANY,
+    /// SyncRepGetNthLatestSyncRecPtr).
+    pub fn sync_rec_ptr(
+        &self,
+        slots: &[SlotView<'_>],
+        me: usize,
+        need_flush: bool,
+    ) -> (Option<ReportedPositions>, bool) {
+        let cands = self.candidates(slots, need_flush);
+        let am_sync = cands.contains(&me);
+        if !am_sync || cands.len() < self.num_sync() {
+            return (None, am_sync);
+        }
+        let pos: Vec<ReportedPositions> = cands.iter().map(|&i| slots[i].pos).collect();
+        (Some(Self::combine(&pos, self.is_quorum(), self.num_sync())), am_sync)
+    }
+
+    /// Oldest of each position (priority mode) or the `n`-th latest of
+    /// each (quorum mode). `pos` has at least `n` entries.
+    fn combine(pos: &[ReportedPositions], quorum: bool, n: usize) -> ReportedPositions {
+        let pick = |f: fn(&ReportedPositions) -> Lsn| -> Lsn {
+            let mut v: Vec<Lsn> = pos.iter().map(f).collect();
+            if quorum {
+                v.sort_unstable_by(|a, b| b.cmp(a));
+                v[n - 1]
+            } else {
+                v.into_iter().min().unwrap_or(Lsn(0))
+            }
+        };
+        ReportedPositions { write: pick(|p| p.write), flush: pick(|p| p.flush), apply: pick(|p| p.apply) }
+    }
+
+    /// The position up to which waiters of `mode` would be released if it
+    /// were recomputed from the current reports (what walsim did before
+    /// `rules.sync_released_positions_only_advance`; used with that rule
+    /// off). `None` if not enough synchronous standbys are candidates.
+    pub fn release_position(&self, slots: &[SlotView<'_>], mode: WaitMode, need_flush: bool) -> Option<Lsn> {
+        let cands = self.candidates(slots, need_flush);
+        if !self.is_sync() || cands.len() < self.num_sync() {
             return None;
         }
-        if quorum {
-            cands.sort_by_key(|c| std::cmp::Reverse(c.2));
-            Some(cands[num - 1].2)
+        let pos: Vec<ReportedPositions> = cands.iter().map(|&i| slots[i].pos).collect();
+        Some(Self::combine(&pos, self.is_quorum(), self.num_sync()).get(mode))
+    }
+
+    /// `sync_state` of the walsender at index `i` of `slots`, as
+    /// pg_stat_get_wal_senders computes it: `async` (priority 0), `sync` or
+    /// `quorum` (among the candidates), else `potential`.
+    pub fn sync_state(&self, slots: &[SlotView<'_>], i: usize, need_flush: bool) -> &'static str {
+        if self.priority(slots[i].name) == 0 {
+            "async"
+        } else if self.candidates(slots, need_flush).contains(&i) {
+            if self.is_quorum() { "quorum" } else { "sync" }
         } else {
-            cands.sort_by_key(|&(p, i, _)| (p, i));
-            cands.iter().take(num).map(|c| c.2).min()
+            "potential"
         }
+    }
+}
+
+/// A walsender's state (`WalSndState`), as `pg_stat_replication.state`
+/// shows it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum WalSndState {
+    Startup,
+    Catchup,
+    Streaming,
+    Stopping,
+}
+
+impl WalSndState {
+    /// WalSndGetStateString.
+    pub fn name(self) -> &'static str {
+        match self {
+            WalSndState::Startup => "startup",
+            WalSndState::Catchup => "catchup",
+            WalSndState::Streaming => "streaming",
+            WalSndState::Stopping => "stopping",
+        }
+    }
+}
+
+/// One walsender slot as the sync-rep functions read it.
+#[derive(Clone, Copy, Debug)]
+pub struct SlotView<'a> {
+    /// Index in `WalSndCtl->walsnds`.
+    pub slot: usize,
+    /// `application_name`.
+    pub name: &'a str,
+    pub state: WalSndState,
+    pub pos: ReportedPositions,
+}
+
+/// The sync-rep part of a server's `WalSndCtl`: the positions up to which
+/// waiters of each mode have been released (`lsn[mode]`, which only
+/// advance), and `sync_standbys_defined`. Shared memory: reset when the
+/// server starts.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug)]
+pub struct WalSndCtl {
+    pub lsn: [Lsn; 3],
+    pub sync_standbys_defined: bool,
+}
+
+impl WalSndCtl {
+    pub fn released(&self, mode: WaitMode) -> Lsn {
+        self.lsn[mode as usize]
     }
 }
 
@@ -189,21 +306,63 @@ mod tests {
         assert!(StandbyNames::parse("a,,b").is_err());
     }
 
+    fn slot(slot: usize, name: &str, flush: u64) -> SlotView<'_> {
+        SlotView { slot, name, state: WalSndState::Streaming, pos: pos(flush) }
+    }
+
     #[test]
     fn release_is_min_of_first_and_nth_of_any() {
         let first = StandbyNames::parse("FIRST 2 (a, b, c)").unwrap();
-        let list = [("c", pos(30)), ("a", pos(10)), ("b", pos(20))];
-        assert_eq!(
-            first.release_position(list.iter().map(|(n, p)| (*n, *p)), WaitMode::Flush),
-            Some(Lsn(10))
-        );
+        let list = [slot(0, "c", 30), slot(1, "a", 10), slot(2, "b", 20)];
+        assert_eq!(first.release_position(&list, WaitMode::Flush, true), Some(Lsn(10)));
         let any = StandbyNames::parse("ANY 2 (a, b, c)").unwrap();
-        assert_eq!(any.release_position(list.iter().map(|(n, p)| (*n, *p)), WaitMode::Flush), Some(Lsn(20)));
-        let none: [(&str, ReportedPositions); 1] = [("z", pos(5))];
-        assert_eq!(first.release_position(none.iter().map(|(n, p)| (*n, *p)), WaitMode::Flush), None);
-        assert_eq!(
-            StandbyNames::Async.release_position(none.iter().map(|(n, p)| (*n, *p)), WaitMode::Write),
-            None
-        );
+        assert_eq!(any.release_position(&list, WaitMode::Flush, true), Some(Lsn(20)));
+        let none = [slot(0, "z", 5)];
+        assert_eq!(first.release_position(&none, WaitMode::Flush, true), None);
+        assert_eq!(StandbyNames::Async.release_position(&none, WaitMode::Write, true), None);
+    }
+
+    /// FIRST picks by priority, not by who is furthest behind or ahead; a
+    /// tie in priority goes to the lower walsender slot, whatever the
+    /// order the standbys connected in.
+    #[test]
+    fn first_orders_by_priority_then_slot() {
+        let names = StandbyNames::parse("FIRST 1 (b, a)").unwrap();
+        // b has priority 1 but is the one furthest behind: still b.
+        let list = [slot(0, "a", 50), slot(1, "b", 10)];
+        assert_eq!(names.candidates(&list, true), vec![1]);
+        assert_eq!(names.sync_rec_ptr(&list, 1, true), (Some(pos(10)), true));
+        assert_eq!(names.sync_rec_ptr(&list, 0, true), (None, false));
+        assert_eq!(names.sync_state(&list, 0, true), "potential");
+        assert_eq!(names.sync_state(&list, 1, true), "sync");
+        // '*': equal priorities; slot 0 wins even when listed second (it
+        // reconnected last, into the lowest free slot).
+        let star = StandbyNames::parse("FIRST 1 (*)").unwrap();
+        let list = [slot(1, "node3", 40), slot(0, "node2", 20)];
+        assert_eq!(star.candidates(&list, true), vec![1]);
+        assert_eq!(star.sync_state(&list, 1, true), "sync");
+        assert_eq!(star.sync_state(&list, 0, true), "potential");
+    }
+
+    /// A walsender that has not reported a flush position is no candidate
+    /// (XLogRecPtrIsInvalid(flush)): counting it at 0/0 would make it the
+    /// synchronous one and hold every waiter back.
+    #[test]
+    fn a_standby_without_a_flush_position_is_no_candidate() {
+        let names = StandbyNames::parse("FIRST 1 (b, a)").unwrap();
+        let list = [slot(0, "a", 50), slot(1, "b", 0)];
+        assert_eq!(names.candidates(&list, true), vec![0]);
+        assert_eq!(names.release_position(&list, WaitMode::Flush, true), Some(Lsn(50)));
+        assert_eq!(names.sync_state(&list, 1, true), "potential");
+        // The planted bug: counted at 0/0, b is chosen and releases nothing.
+        assert_eq!(names.candidates(&list, false), vec![1]);
+        assert_eq!(names.release_position(&list, WaitMode::Flush, false), Some(Lsn(0)));
+        let any = StandbyNames::parse("ANY 1 (a, b)").unwrap();
+        assert_eq!(any.sync_state(&list, 0, true), "quorum");
+        assert_eq!(any.sync_state(&list, 1, true), "potential");
+        let catchup = [SlotView { state: WalSndState::Catchup, ..slot(0, "a", 50) }];
+        assert_eq!(any.candidates(&catchup, true), Vec::<usize>::new());
+        let stopping = [SlotView { state: WalSndState::Stopping, ..slot(0, "a", 50) }];
+        assert_eq!(any.candidates(&stopping, true), vec![0]);
     }
 }

@@ -212,12 +212,8 @@ impl Cluster {
         let tli = if can_follow && self.nodes[di].walrcv.target_tli >= up_tli { up_tli } else { start_tli };
         let cursor = self.nodes[ui].wal.index_at(start);
         self.conns.push(Conn::new(u, d, cursor, start, tli));
-        self.nodes[ui].walsenders.push(WalSndInfo {
-            peer: d,
-            name: dname.clone(),
-            reported: ReportedPositions::default(),
-            streaming: false,
-        });
+        let rules = &self.settings.rules;
+        self.nodes[ui].add_walsender(WalSndInfo::new(d, dname.clone()), rules);
         if self.nodes[di].synced_to != Some(u) {
             self.nodes[di].synced_to = None;
         }
@@ -443,7 +439,7 @@ impl Cluster {
     }
 
     fn reply_due(&self, d: &Node) -> bool {
-        self.reply_positions(d).is_some_and(|p| p != d.walrcv.reported)
+        self.reply_positions(d).is_some_and(|p| p != d.walrcv.reported) || self.status_reply_due(d)
     }
 
     /// XLogWalRcvFlush, then a status update if anything moved.
@@ -460,10 +456,10 @@ impl Cluster {
     /// Queues a standby status update for the upstream.
     pub(crate) fn send_reply(&mut self, d: NodeId) {
         let Some(pos) = self.reply_positions(&self.nodes[d as usize]) else { return };
-        let n = &mut self.nodes[d as usize];
-        if pos == n.walrcv.reported {
+        if pos == self.nodes[d as usize].walrcv.reported && !self.status_reply_due(&self.nodes[d as usize]) {
             return;
         }
+        let n = &mut self.nodes[d as usize];
         n.walrcv.reported = pos;
         if let Some(c) = self.conns.iter_mut().find(|c| c.downstream == d) {
             c.to_upstream.push_back(Msg::Reply(pos));

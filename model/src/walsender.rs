@@ -139,8 +139,28 @@ impl Cluster {
                 pos.flush,
                 pos.apply
             );
+            // ProcessStandbyReplyMessage: a primary's walsender releases
+            // waiters (a cascading one does not).
+            let rules = &self.settings.rules;
+            self.nodes[to as usize].release_waiters(from, rules, &mut self.log);
             None
         }
+    }
+
+    /// Whether `d`'s walreceiver would send a status update now although
+    /// its positions have not changed: wal_receiver_status_interval
+    /// passes, and the reply would change what its upstream's walsender
+    /// did last (release waiters, or announce a takeover), so only a
+    /// reply that matters is an event.
+    pub(crate) fn status_reply_due(&self, d: &crate::node::Node) -> bool {
+        let Some(c) = self.conns.iter().find(|c| c.downstream == d.id) else { return false };
+        if !c.to_upstream.is_empty() {
+            return false;
+        }
+        let up = &self.nodes[c.upstream as usize];
+        let Some(w) = up.walsenders.iter().find(|w| w.peer == d.id) else { return false };
+        let (ctl, announce, line) = up.release_outcome(d.id, &self.settings.rules);
+        ctl != up.walsndctl || announce != w.announce_next_takeover || line.is_some()
     }
 
     /// A walsender that has sent everything it can on its upstream's
@@ -160,8 +180,8 @@ impl Cluster {
                     self.log,
                     u,
                     Process::WalSender(d),
-                    Log,
-                    "standby \"node{}\" has now caught up with primary",
+                    Debug,
+                    "\"node{}\" has now caught up with upstream server",
                     d + 1
                 );
             }

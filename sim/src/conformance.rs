@@ -10,10 +10,13 @@ use crate::conform::{
     self, Lsn, MessageKind, OutcomeClass, RealOutcome, Story, history_forked_at, recognise, recovery_point,
     requested_start, rewind_diverged_at, server_flush,
 };
-use crate::run::{NoObserver, Outcome, RunOptions, RunResult, run_seed};
+use crate::run::{NoObserver, Observer, Outcome, Phase, RunOptions, RunResult, run_seed};
 use crate::scenario;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use walsim_model::cluster::Cluster;
+use walsim_model::event::Event;
+use walsim_model::node::Status;
 
 /// The model's prediction for one story.
 #[derive(Clone, Debug, Serialize)]
@@ -135,6 +138,124 @@ fn model_relations(r: &RunResult, segment: u64) -> Vec<(String, bool)> {
     out
 }
 
+/// The synchronous-replication stories: three nodes, the model's `node2`
+/// and `node3` being the real `b` and `c`.
+fn is_sync_story(story: Story) -> bool {
+    matches!(story, Story::SyncFirstRestart | Story::SyncAnyBothDown | Story::RemoteApplyReplayPaused)
+}
+
+/// What a sync story's model run showed, watched step by step: the
+/// primary's `pg_stat_replication.sync_state` of each standby, commits
+/// acknowledged and waiting, and the walsenders' log lines.
+#[derive(Default, Debug)]
+pub struct SyncWatch {
+    /// Log lines of the primary's walsenders (LOG level and above) and
+    /// what waits while replay is paused, in order.
+    pub lines: Vec<String>,
+    /// `sync_state` of node2 and node3 on node1 after the last step.
+    pub last_state: [Option<&'static str>; 2],
+    /// Both standbys were `quorum` at once.
+    pub both_quorum: bool,
+    /// Synchronous standbys seen while node2 was down after it had run
+    /// (by name), and commits acknowledged then.
+    pub sync_while_b_down: Vec<String>,
+    pub acks_while_b_down: u64,
+    b_was_down: bool,
+    /// node2's replay was paused: a commit was waiting (SyncRep) when it
+    /// was resumed, and commits acknowledged after the resume. (Commits
+    /// already replayed before the pause may still return during it.)
+    pub waited_until_resume: bool,
+    pub acks_after_resume: u64,
+    paused_seen: bool,
+    last_acks: u64,
+    /// node1's sync standby when node2's replay was paused.
+    pub sync_when_paused: Option<String>,
+}
+
+impl Observer for SyncWatch {
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
+        for l in c.log.drain() {
+            let walsender = matches!(l.process, walsim_model::log::Process::WalSender(_));
+            if l.node == 0 && walsender && l.level != walsim_model::log::Level::Debug {
+                self.lines.push(l.message);
+            }
+        }
+        let state = |peer| c.sync_state_of(0, peer);
+        self.last_state = [state(1), state(2)];
+        self.both_quorum |= self.last_state == [Some("quorum"), Some("quorum")];
+        let sync: Vec<String> = (1..c.nodes.len() as u8)
+            .filter(|&p| state(p) == Some("sync"))
+            .map(|p| c.nodes[p as usize].name.clone())
+            .collect();
+        let acks = c.ledger.acks;
+        let new_acks = acks - self.last_acks.min(acks);
+        self.last_acks = acks;
+        let b = &c.nodes[1];
+        let b_down = b.status == Status::Down && b.operator_stopped;
+        if b_down && !self.b_was_down {
+            // A new downtime: the relations are about the last one.
+            self.sync_while_b_down.clear();
+            self.acks_while_b_down = 0;
+        }
+        self.b_was_down = b_down;
+        if b_down {
+            for name in sync.clone() {
+                if !self.sync_while_b_down.contains(&name) {
+                    self.sync_while_b_down.push(name);
+                }
+            }
+            self.acks_while_b_down += new_acks;
+        }
+        if b.replay_pause {
+            if !self.paused_seen {
+                self.sync_when_paused = sync.first().cloned();
+            }
+            self.paused_seen = true;
+            let wait = c.waits().into_iter().find(|w| w.contains("wait_event=SyncRep"));
+            if !self.waited_until_resume {
+                self.lines.extend(wait.clone());
+            }
+            self.waited_until_resume = wait.is_some();
+        } else if self.paused_seen {
+            self.acks_after_resume += new_acks;
+        }
+    }
+}
+
+impl SyncWatch {
+    /// The relations the real driver checks in `story`, from this run.
+    pub fn relations(&self, story: Story, r: &RunResult) -> Vec<(String, bool)> {
+        let mut out: Vec<(String, bool)> = Vec::new();
+        let mut rel = |name: &str, holds: bool| out.push((name.to_string(), holds));
+        match story {
+            Story::SyncFirstRestart => {
+                rel("while b is stopped, c is the synchronous standby", self.sync_while_b_down == ["node3"]);
+                rel("commits return while b is stopped", self.acks_while_b_down > 0);
+                rel(
+                    "after b restarts, b is the synchronous standby again",
+                    self.last_state[0] == Some("sync"),
+                );
+                rel("after b restarts, c is a potential standby", self.last_state[1] == Some("potential"));
+            }
+            Story::SyncAnyBothDown => {
+                rel("b and c are both quorum standbys while they stream", self.both_quorum);
+                let waits = r.outcome == Outcome::Stuck && r.detail.contains("wait_event=SyncRep");
+                rel("a commit waits with wait_event SyncRep while b and c are down", waits);
+            }
+            Story::RemoteApplyReplayPaused => {
+                rel("b is the synchronous standby", self.sync_when_paused.as_deref() == Some("node2"));
+                rel(
+                    "a commit waits with wait_event SyncRep while replay is paused on b",
+                    self.waited_until_resume,
+                );
+                rel("the waiting commit returns after pg_wal_replay_resume()", self.acks_after_resume > 0);
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
 /// Runs the story's scenario over `seeds` seeds (`sets` apply on top).
 pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelOutcome, String> {
     let sc = scenario::load(story.name(), toml::Table::new(), sets).map_err(|e| e.0)?;
@@ -143,15 +264,21 @@ pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelO
     let mut messages: Vec<MessageKind> = Vec::new();
     let mut relations = Vec::new();
     for seed in 1..=seeds {
-        let r = run_seed(&sc.settings, seed, RunOptions::default(), &mut NoObserver);
+        let mut watch = SyncWatch::default();
+        let r = if is_sync_story(story) {
+            run_seed(&sc.settings, seed, RunOptions { log: true, ..RunOptions::default() }, &mut watch)
+        } else {
+            run_seed(&sc.settings, seed, RunOptions::default(), &mut NoObserver)
+        };
         *classes.entry(model_class(r.outcome)).or_default() += 1;
-        for kind in model_lines(&r).iter().filter_map(|l| recognise(l)) {
+        for kind in watch.lines.iter().chain(&model_lines(&r)).filter_map(|l| recognise(l)) {
             if !messages.contains(&kind) {
                 messages.push(kind);
             }
         }
         if seed == 1 {
             relations = model_relations(&r, segment);
+            relations.extend(watch.relations(story, &r));
         }
     }
     let spread = classes.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ");

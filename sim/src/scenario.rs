@@ -109,6 +109,9 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "history-file-before-start",
     "second-start-after-history-fetch",
     "history-file-clean-shutdown",
+    "sync-first-restart",
+    "sync-any-both-down",
+    "remote-apply-replay-paused",
 ];
 
 /// Loads a built-in scenario by name, or a file by path. `base` is the

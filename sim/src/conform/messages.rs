@@ -30,6 +30,12 @@ pub enum MessageKind {
     /// A committing backend waits for a synchronous standby (`wait_event = SyncRep`,
     /// or the "canceling wait for synchronous replication" warning).
     CommitWaitsForSyncRep,
+    /// Primary's walsender: "standby \"X\" is now a synchronous standby with priority N"
+    /// (FIRST, SyncRepReleaseWaiters).
+    NowSynchronousStandby,
+    /// Primary's walsender: "standby \"X\" is now a candidate for quorum synchronous
+    /// standby" (ANY, SyncRepReleaseWaiters).
+    QuorumCandidate,
 }
 
 impl MessageKind {
@@ -56,6 +62,8 @@ const PATTERNS: &[(&str, MessageKind)] = &[
     ("no rewind required", MessageKind::NoRewindRequired),
     ("wait_event=SyncRep", MessageKind::CommitWaitsForSyncRep),
     ("wait for synchronous replication", MessageKind::CommitWaitsForSyncRep),
+    ("is now a synchronous standby with priority", MessageKind::NowSynchronousStandby),
+    ("is now a candidate for quorum synchronous standby", MessageKind::QuorumCandidate),
 ];
 
 /// The kind of message a log or tool-output line carries, if it is one we know.
@@ -142,6 +150,18 @@ mod tests {
         assert_eq!(
             recognise("WARNING:  canceling wait for synchronous replication due to user request"),
             Some(MessageKind::CommitWaitsForSyncRep)
+        );
+        assert_eq!(
+            recognise(
+                "2026-12-02 18:00:00.000 UTC [9] walsender LOG:  standby \"b\" is now a synchronous standby with priority 1"
+            ),
+            Some(MessageKind::NowSynchronousStandby)
+        );
+        assert_eq!(
+            recognise(
+                "2026-12-02 18:00:00.000 UTC [9] walsender LOG:  standby \"c\" is now a candidate for quorum synchronous standby"
+            ),
+            Some(MessageKind::QuorumCandidate)
         );
         assert_eq!(recognise(DETAIL), None);
         assert_eq!(recognise("2026-11-26 04:00:00.000 UTC [1] startup LOG:  redo starts at 0/2000028"), None);

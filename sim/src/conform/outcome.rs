@@ -24,11 +24,20 @@ pub enum Story {
     /// As `DivergedRewind`, but the cluster runs with `wal_log_hints = off` and no
     /// data checksums, which pg_rewind refuses.
     RewindWithoutHints,
+    /// Two standbys `b`, `c` (connected in that order), `FIRST 1 (*)`: `b` is
+    /// synchronous, stops (`c` takes over), restarts into the lowest free walsender
+    /// slot and is synchronous again.
+    SyncFirstRestart,
+    /// Two standbys, `ANY 1 (b, c)`, both stopped: a commit waits.
+    SyncAnyBothDown,
+    /// Two standbys, `FIRST 1 (b, c)`, `synchronous_commit = remote_apply`, replay
+    /// paused on `b`: a commit waits until `pg_wal_replay_resume()`.
+    RemoteApplyReplayPaused,
 }
 
 impl Story {
     /// Every story, in the order the suite runs them.
-    pub const ALL: [Story; 7] = [
+    pub const ALL: [Story; 10] = [
         Story::DivergedNaiveAfterImmediate,
         Story::DivergedNaiveAfterFast,
         Story::DivergedRewind,
@@ -36,6 +45,9 @@ impl Story {
         Story::LaggingStandbyAhead,
         Story::SyncStandbyDown,
         Story::RewindWithoutHints,
+        Story::SyncFirstRestart,
+        Story::SyncAnyBothDown,
+        Story::RemoteApplyReplayPaused,
     ];
 
     /// Kebab-case name, identical to the JSON form.
@@ -48,6 +60,9 @@ impl Story {
             Story::LaggingStandbyAhead => "lagging-standby-ahead",
             Story::SyncStandbyDown => "sync-standby-down",
             Story::RewindWithoutHints => "rewind-without-hints",
+            Story::SyncFirstRestart => "sync-first-restart",
+            Story::SyncAnyBothDown => "sync-any-both-down",
+            Story::RemoteApplyReplayPaused => "remote-apply-replay-paused",
         }
     }
 

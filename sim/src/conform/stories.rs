@@ -47,6 +47,9 @@ pub(super) fn run(sb: &Sandbox, install: &PgInstall, story: Story) -> Result<Rea
         Story::LaggingStandbyAhead => lagging_standby_ahead(sb, &mut report)?,
         Story::SyncStandbyDown => sync_standby_down(sb, &mut report)?,
         Story::RewindWithoutHints => diverged_rewind(sb, &mut report, false)?,
+        Story::SyncFirstRestart => sync_first_restart(sb, &mut report)?,
+        Story::SyncAnyBothDown => sync_any_both_down(sb, &mut report)?,
+        Story::RemoteApplyReplayPaused => remote_apply_replay_paused(sb, &mut report)?,
     }
     Ok(report.finish())
 }
@@ -225,6 +228,256 @@ fn sync_standby_down(sb: &Sandbox, r: &mut Report) -> Result<()> {
         "cancelled insert's row is visible on the primary (committed locally before waiting)",
         visible,
     );
+    Ok(())
+}
+
+/// A primary `a` with standbys `b` and `c`, connected in that order (so `b`'s
+/// walsender has slot 0 and `c`'s slot 1); both have replayed the load.
+struct Trio {
+    a: Node,
+    b: Node,
+    c: Node,
+}
+
+fn setup_trio(sb: &Sandbox) -> Result<Trio> {
+    let p = setup_pair(sb, true)?;
+    let c = sb.node("c")?;
+    sb.basebackup(&p.a, &c)?;
+    sb.start(&c, StartWait::Ready)?;
+    sb.poll("c to stream from a", Duration::from_secs(30), || {
+        Ok(replication_state(sb, &p.a, &c)?.then_some(()))
+    })?;
+    let target = current_lsn(sb, &p.a, "pg_current_wal_lsn()")?;
+    if !replay_reaches(sb, &c, target, Duration::from_secs(30))? {
+        bail!("c did not replay a's initial load (up to {target}) within 30 s");
+    }
+    Ok(Trio { a: p.a, b: p.b, c })
+}
+
+/// `sync_state` of each standby in `a`'s `pg_stat_replication`, by application_name.
+fn sync_states(sb: &Sandbox, a: &Node) -> Result<Vec<(String, String)>> {
+    let out = sb.sql(a, "select application_name, sync_state from pg_stat_replication order by 1")?;
+    Ok(out.lines().filter_map(|l| l.split_once('|')).map(|(n, s)| (n.to_string(), s.to_string())).collect())
+}
+
+/// Waits (up to `limit`) until `a`'s `pg_stat_replication` shows exactly `want`
+/// (application_name, sync_state), sorted by name; whether it did.
+fn sync_states_become(sb: &Sandbox, a: &Node, want: &[(&str, &str)], limit: Duration) -> Result<bool> {
+    let deadline = Instant::now() + limit;
+    loop {
+        check_interrupted()?;
+        let now = sync_states(sb, a)?;
+        if now.len() == want.len() && now.iter().zip(want).all(|((n, s), (wn, ws))| n == wn && s == ws) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (up to 15 s, more than `wal_receiver_status_interval`) until `node`'s log
+/// from `offset` on has a line containing each of `needles`; whether it did. A
+/// walsender announces a takeover only when its standby's next reply arrives.
+fn log_shows(sb: &Sandbox, node: &Node, offset: u64, needles: &[&str]) -> Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        check_interrupted()?;
+        let log = sb.read_log(node, offset)?;
+        if needles.iter().all(|n| log.contains(n)) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sets synchronous replication settings on `a` and reloads.
+fn set_sync(sb: &Sandbox, a: &Node, settings: &[(&str, &str)]) -> Result<()> {
+    for (name, value) in settings {
+        sb.sql(a, &format!("alter system set {name} = '{value}'"))?;
+    }
+    sb.sql(a, "select pg_reload_conf()")?;
+    Ok(())
+}
+
+/// A one-row insert running in the background on the primary.
+struct Probe {
+    client: super::process::Background,
+    /// Pid of its backend once seen waiting with `wait_event = SyncRep`.
+    pid: Option<String>,
+    done: Option<super::process::CmdOutput>,
+}
+
+impl Probe {
+    /// Still waiting in SyncRep (it was seen there and has not returned).
+    fn still_waiting(&mut self) -> Result<bool> {
+        if self.done.is_none() {
+            self.done = self.client.try_finish()?;
+        }
+        Ok(self.pid.is_some() && self.done.is_none())
+    }
+
+    fn finish(&mut self, timeout: Duration) -> Result<super::process::CmdOutput> {
+        match self.done.take() {
+            Some(out) => Ok(out),
+            None => self.client.wait(timeout),
+        }
+    }
+}
+
+/// Starts a one-row insert on `a` in the background and waits (up to 10 s) for its
+/// backend to show `wait_event = SyncRep`, feeding that row to the observer.
+fn insert_and_watch_syncrep(sb: &Sandbox, a: &Node, r: &mut Report, id: i32) -> Result<Probe> {
+    let client =
+        sb.sql_background(a, &format!("insert into test values ({id}, 'sync probe', clock_timestamp())"))?;
+    let mut probe = Probe { client, pid: None, done: None };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        check_interrupted()?;
+        probe.done = probe.client.try_finish()?;
+        if probe.done.is_some() {
+            return Ok(probe);
+        }
+        let row = sb.sql(
+            a,
+            "select pid, backend_type, state, wait_event_type, wait_event, query \
+             from pg_stat_activity where wait_event = 'SyncRep'",
+        )?;
+        if let Some(row) = row.lines().next() {
+            let fields: Vec<&str> = row.splitn(6, '|').collect();
+            let [pid, backend_type, state, wait_type, wait_event, query] = fields[..] else {
+                bail!("unexpected pg_stat_activity row {row:?}");
+            };
+            r.obs.feed(
+                &format!("pg_stat_activity on {}", a.name),
+                &format!(
+                    "pid={pid} backend_type={backend_type} state={state} wait_event_type={wait_type} wait_event={wait_event} query={query}"
+                ),
+            );
+            probe.pid = Some(pid.to_string());
+            return Ok(probe);
+        }
+        if Instant::now() >= deadline {
+            return Ok(probe);
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// The synchronous-replication lines of `node`'s log from `offset` on.
+fn scan_sync_log(sb: &Sandbox, node: &Node, offset: u64, r: &mut Report) -> Result<()> {
+    let obs = scan_logs(sb, &[(node, offset)])?;
+    r.obs.absorb(&obs);
+    Ok(())
+}
+
+/// Story 8: FIRST 1 (*), `b` (slot 0) synchronous; `b` stops, `c` takes over and
+/// commits go on; `b` restarts into the lowest free slot and is synchronous again.
+fn sync_first_restart(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let t = setup_trio(sb)?;
+    let offset = sb.log_offset(&t.a);
+    set_sync(sb, &t.a, &[("synchronous_standby_names", "FIRST 1 (*)")])?;
+    let limit = Duration::from_secs(20);
+    if !sync_states_become(sb, &t.a, &[("b", "sync"), ("c", "potential")], limit)? {
+        bail!("b did not become the synchronous standby: {:?}", sync_states(sb, &t.a)?);
+    }
+    sb.sql(&t.a, "insert into test values (-1, 'b is sync', clock_timestamp())")?;
+    log_shows(sb, &t.a, offset, &["standby \"b\" is now a synchronous standby"])?;
+    sb.stop(&t.b, StopMode::Fast)?;
+    let mut client =
+        sb.sql_background(&t.a, "insert into test values (-2, 'b is down', clock_timestamp())")?;
+    let returned = client.wait(Duration::from_secs(10)).map(|o| o.success()).unwrap_or(false);
+    r.facts.relate("commits return while b is stopped", returned);
+    let c_sync = sync_states_become(sb, &t.a, &[("c", "sync")], limit)?;
+    r.facts.relate("while b is stopped, c is the synchronous standby", c_sync);
+    log_shows(sb, &t.a, offset, &["standby \"c\" is now a synchronous standby"])?;
+    sb.start(&t.b, StartWait::Ready)?;
+    sb.poll("b to stream from a again", Duration::from_secs(30), || {
+        Ok(replication_state(sb, &t.a, &t.b)?.then_some(()))
+    })?;
+    sb.sql(&t.a, "insert into test values (-3, 'b is back', clock_timestamp())")?;
+    let back = sync_states_become(sb, &t.a, &[("b", "sync"), ("c", "potential")], limit)?;
+    let b_lines = |log: &str| log.matches("standby \"b\" is now a synchronous standby").count();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while b_lines(&sb.read_log(&t.a, offset)?) < 2 && Instant::now() < deadline {
+        check_interrupted()?;
+        sleep(Duration::from_millis(100));
+    }
+    let states = sync_states(sb, &t.a)?;
+    let state_of = |name: &str| states.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_str());
+    r.facts.relate(
+        "after b restarts, b is the synchronous standby again",
+        back || state_of("b") == Some("sync"),
+    );
+    r.facts.relate("after b restarts, c is a potential standby", state_of("c") == Some("potential"));
+    scan_sync_log(sb, &t.a, offset, r)?;
+    r.class = if returned { OutcomeClass::Converged } else { OutcomeClass::Stuck };
+    Ok(())
+}
+
+/// Story 9: ANY 1 (b, c), both stopped: a commit on `a` waits (SyncRep).
+fn sync_any_both_down(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let t = setup_trio(sb)?;
+    let offset = sb.log_offset(&t.a);
+    set_sync(sb, &t.a, &[("synchronous_standby_names", "ANY 1 (b, c)")])?;
+    let both = sync_states_become(sb, &t.a, &[("b", "quorum"), ("c", "quorum")], Duration::from_secs(20))?;
+    r.facts.relate("b and c are both quorum standbys while they stream", both);
+    sb.sql(&t.a, "insert into test values (-1, 'quorum', clock_timestamp())")?;
+    log_shows(
+        sb,
+        &t.a,
+        offset,
+        &[
+            "standby \"b\" is now a candidate for quorum synchronous standby",
+            "standby \"c\" is now a candidate for quorum synchronous standby",
+        ],
+    )?;
+    sb.stop(&t.b, StopMode::Fast)?;
+    sb.stop(&t.c, StopMode::Fast)?;
+    let mut probe = insert_and_watch_syncrep(sb, &t.a, r, -4)?;
+    sleep(Duration::from_millis(500));
+    let waiting = probe.still_waiting()?;
+    r.facts.relate("a commit waits with wait_event SyncRep while b and c are down", waiting);
+    if let Some(pid) = &probe.pid {
+        sb.sql(&t.a, &format!("select pg_cancel_backend({pid})"))?;
+    }
+    let out = probe.finish(Duration::from_secs(10))?;
+    for line in out.lines() {
+        r.obs.feed("psql client on a", line);
+    }
+    scan_sync_log(sb, &t.a, offset, r)?;
+    r.class = if waiting { OutcomeClass::Stuck } else { OutcomeClass::Converged };
+    Ok(())
+}
+
+/// Story 10: FIRST 1 (b, c) with `synchronous_commit = remote_apply`; replay paused
+/// on `b`: a commit waits (SyncRep) until `pg_wal_replay_resume()`.
+fn remote_apply_replay_paused(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let t = setup_trio(sb)?;
+    let offset = sb.log_offset(&t.a);
+    set_sync(
+        sb,
+        &t.a,
+        &[("synchronous_standby_names", "FIRST 1 (b, c)"), ("synchronous_commit", "remote_apply")],
+    )?;
+    let b_sync = sync_states_become(sb, &t.a, &[("b", "sync"), ("c", "potential")], Duration::from_secs(20))?;
+    r.facts.relate("b is the synchronous standby", b_sync);
+    sb.sql(&t.a, "insert into test values (-1, 'b applies', clock_timestamp())")?;
+    log_shows(sb, &t.a, offset, &["standby \"b\" is now a synchronous standby"])?;
+    sb.sql(&t.b, "select pg_wal_replay_pause()")?;
+    let mut probe = insert_and_watch_syncrep(sb, &t.a, r, -5)?;
+    sleep(Duration::from_millis(500));
+    let waiting = probe.still_waiting()?;
+    r.facts.relate("a commit waits with wait_event SyncRep while replay is paused on b", waiting);
+    sb.sql(&t.b, "select pg_wal_replay_resume()")?;
+    let returned = probe.finish(Duration::from_secs(10)).map(|o| o.success()).unwrap_or(false);
+    r.facts.relate("the waiting commit returns after pg_wal_replay_resume()", returned);
+    scan_sync_log(sb, &t.a, offset, r)?;
+    r.class = if returned { OutcomeClass::Converged } else { OutcomeClass::Stuck };
     Ok(())
 }
 
