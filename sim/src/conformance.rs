@@ -3,17 +3,21 @@
 //! predict the same class every time, or the scenario is not pinned down);
 //! the real server runs it once ([`crate::conform`]). They agree when the
 //! outcome class, the kinds of PostgreSQL message seen, and every relation
-//! between positions that both sides checked are the same. LSNs themselves
-//! are never compared: sizes and timings differ, relations must not.
+//! between positions that both sides checked are the same, and the rejoining
+//! node's *mechanism* — the sequence of its startup/walreceiver message kinds in
+//! order of first appearance — is the same too. LSNs themselves are never
+//! compared: sizes and timings differ, relations must not.
 
 use crate::conform::{
-    self, Lsn, MessageKind, OutcomeClass, RealOutcome, Story, history_forked_at, recognise, recovery_point,
-    requested_start, rewind_diverged_at, server_flush,
+    self, Lsn, Mechanism, MechanismTrace, MessageKind, OutcomeClass, RealOutcome, Story, first_difference,
+    history_forked_at, mechanism_relations, recognise, recovery_point, requested_start, rewind_diverged_at,
+    server_flush,
 };
-use crate::run::{NoObserver, Outcome, RunOptions, RunResult, run_seed};
+use crate::run::{Observer, Outcome, Phase, RunOptions, RunResult, run_seed};
 use crate::scenario;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use walsim_model::settings::Failback;
 
 /// The model's prediction for one story.
 #[derive(Clone, Debug, Serialize)]
@@ -26,6 +30,13 @@ pub struct ModelOutcome {
     pub messages: Vec<MessageKind>,
     /// Relations between positions, from the first seed.
     pub relations: Vec<(String, bool)>,
+    /// The rejoining node's mechanism in the first seed: distinct kinds of its
+    /// startup/walreceiver log lines from its first failback on, in order of first
+    /// appearance.
+    pub mechanism: Vec<Mechanism>,
+    /// Seeds whose mechanism differs from the first seed's: the first seed of each
+    /// different sequence, with that sequence.
+    pub mechanism_variants: Vec<(u64, Vec<Mechanism>)>,
     pub seeds: u64,
     /// Outcomes over the seeds, e.g. `20 refused`.
     pub spread: String,
@@ -48,11 +59,20 @@ pub struct RealSummary {
     pub class: OutcomeClass,
     pub messages: Vec<MessageKind>,
     pub relations: Vec<(String, bool)>,
+    /// The rejoining node's mechanism (node `a`'s log from its first rejoin on).
+    /// Recordings made before it existed have none; an empty one is compared too.
+    #[serde(default)]
+    pub mechanism: Vec<Mechanism>,
 }
 
 impl RealSummary {
     pub fn of(r: &RealOutcome) -> RealSummary {
-        RealSummary { class: r.class, messages: r.messages.clone(), relations: r.facts.relations.clone() }
+        RealSummary {
+            class: r.class,
+            messages: r.messages.clone(),
+            relations: r.facts.relations.clone(),
+            mechanism: r.mechanism.clone(),
+        }
     }
 }
 
@@ -84,8 +104,39 @@ fn model_lines(r: &RunResult) -> Vec<String> {
     lines
 }
 
+/// Collects the log lines of the node that fails back, from the step its first
+/// failback attempt started on (DEBUG lines excluded: a real server at the
+/// default `log_min_messages` does not print them).
+#[derive(Default)]
+struct RejoinLog {
+    node: Option<u8>,
+    lines: Vec<String>,
+}
+
+impl Observer for RejoinLog {
+    fn step(
+        &mut self,
+        _: u64,
+        _: Phase,
+        _: &walsim_model::Event,
+        _: Option<u64>,
+        c: &mut walsim_model::Cluster,
+    ) {
+        if self.node.is_none()
+            && let Some(attempt) = c.attempts.first()
+        {
+            self.node = c.nodes.iter().position(|n| n.name == attempt.node).map(|i| i as u8);
+        }
+        for line in c.log.drain() {
+            if Some(line.node) == self.node && line.level != walsim_model::log::Level::Debug {
+                self.lines.push(line.message);
+            }
+        }
+    }
+}
+
 /// The relations the real driver checks, computed from a model run.
-fn model_relations(r: &RunResult, segment: u64) -> Vec<(String, bool)> {
+fn model_relations(r: &RunResult, segment: u64, mechanism: &MechanismTrace) -> Vec<(String, bool)> {
     let lines = model_lines(r);
     let find = |f: fn(&str) -> Option<Lsn>| lines.iter().find_map(|l| f(l));
     let start = find(requested_start);
@@ -132,6 +183,10 @@ fn model_relations(r: &RunResult, segment: u64) -> Vec<(String, bool)> {
     if attempt.is_some() && r.outcome != Outcome::Violation {
         rel("row count and hash equal on both nodes", Some(converged));
     }
+    // After pg_rewind (or any tool that replaces its WAL) the node's old end of WAL
+    // is not where its own WAL ends when it starts as a standby.
+    let local_end = attempt.filter(|a| a.strategy == Failback::Naive).map(|a| Lsn(a.end_of_wal.0));
+    out.extend(mechanism_relations(&mechanism.positions, local_end, fork, segment));
     out
 }
 
@@ -142,8 +197,12 @@ pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelO
     let mut classes = std::collections::BTreeMap::<&str, u64>::new();
     let mut messages: Vec<MessageKind> = Vec::new();
     let mut relations = Vec::new();
+    let mut mechanism: Vec<Mechanism> = Vec::new();
+    let mut mechanism_variants: Vec<(u64, Vec<Mechanism>)> = Vec::new();
     for seed in 1..=seeds {
-        let r = run_seed(&sc.settings, seed, RunOptions::default(), &mut NoObserver);
+        let mut log = RejoinLog::default();
+        let r = run_seed(&sc.settings, seed, RunOptions { log: true, ..RunOptions::default() }, &mut log);
+        let trace = MechanismTrace::of(log.lines.iter().map(String::as_str));
         *classes.entry(model_class(r.outcome)).or_default() += 1;
         for kind in model_lines(&r).iter().filter_map(|l| recognise(l)) {
             if !messages.contains(&kind) {
@@ -151,7 +210,10 @@ pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelO
             }
         }
         if seed == 1 {
-            relations = model_relations(&r, segment);
+            relations = model_relations(&r, segment, &trace);
+            mechanism = trace.kinds;
+        } else if trace.kinds != mechanism && !mechanism_variants.iter().any(|(_, v)| *v == trace.kinds) {
+            mechanism_variants.push((seed, trace.kinds));
         }
     }
     let spread = classes.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ");
@@ -160,7 +222,7 @@ pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelO
     } else {
         "inconsistent".into()
     };
-    Ok(ModelOutcome { class, messages, relations, seeds, spread })
+    Ok(ModelOutcome { class, messages, relations, mechanism, mechanism_variants, seeds, spread })
 }
 
 /// Compares; returns the differences (none: they agree).
@@ -178,6 +240,14 @@ pub fn compare(real: &RealSummary, model: &ModelOutcome) -> Vec<String> {
     let (rk, mk) = (kinds(&real.messages), kinds(&model.messages));
     if rk != mk {
         diffs.push(format!("messages: PostgreSQL {rk:?}, walsim {mk:?}"));
+    }
+    if let Some(d) = first_difference(&real.mechanism, &model.mechanism) {
+        diffs.push(format!("mechanism: {d}"));
+    }
+    for (seed, variant) in &model.mechanism_variants {
+        if let Some(d) = first_difference(&real.mechanism, variant) {
+            diffs.push(format!("mechanism (seed {seed}): {d}"));
+        }
     }
     for (name, holds) in &real.relations {
         if let Some((_, m)) = model.relations.iter().find(|(n, _)| n == name)
