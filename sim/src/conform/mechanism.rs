@@ -254,8 +254,9 @@ pub fn first_difference(postgres: &[Mechanism], walsim: &[Mechanism]) -> Option<
 /// The relations between the mechanism's positions and the positions a story
 /// measured, by name; only those whose two positions are both known.
 ///
-/// `end_of_local_wal` is where the rejoining node's WAL ended when it rejoined,
-/// `old_primary_end` the old primary's end of WAL (the same node in every story),
+/// `end_of_local_wal` is where the rejoining node's own WAL ended when it started
+/// as a standby (in every story the rejoining node is the old primary, so this is
+/// also "the old primary's end of WAL"; `None` after pg_rewind replaced its WAL),
 /// `fork_point` timeline 1's switch point in the new primary's history.
 pub fn mechanism_relations(
     p: &MechanismPositions,
