@@ -503,8 +503,10 @@ fn cmd_conform(a: ConformArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         return Err(BadInput("--seeds must be at least 1".into()));
     }
     // Settings errors are input errors: check them before starting servers.
-    if !a.real_only {
-        crate::conformance::model_outcome(stories[0], 1, &a.set).map_err(BadInput)?;
+    if !a.real_only
+        && let Some(&story) = stories.iter().find(|&&s| crate::conformance::has_scenario(s))
+    {
+        crate::conformance::model_outcome(story, 1, &a.set).map_err(BadInput)?;
     }
     let install = conform::find_install(a.pg_bin.as_deref()).map_err(|e| BadInput(format!("{e:#}")))?;
     conform::install_interrupt_handler();
