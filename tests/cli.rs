@@ -158,3 +158,23 @@ fn scenarios_are_listed_and_bad_scenario_files_name_the_line() {
     assert_eq!(code, 2);
     assert!(err.contains("no scenario named no-such-thing"), "{err}");
 }
+
+#[test]
+fn conform_real_only_takes_no_model_options() {
+    // --real-only runs no model: model settings with it are an input error, found
+    // before any server is started.
+    for extra in [["--set", "rules.walsender_checks_start_point=false"], ["--seeds", "3"]] {
+        let mut args = vec!["conform", "--real-only", "--scenario", "history-file-before-start"];
+        args.extend(extra);
+        let (code, out, err) = cli(&args);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(out.is_empty());
+        assert!(err.contains("'--real-only' cannot be used with"), "{extra:?}: {err}");
+    }
+    let (code, _, err) = cli(&["conform", "--real-only", "--scenario", "history-file-somewhere"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no such conformance story") && err.contains("history-file-clean-shutdown"),
+        "{err}"
+    );
+}

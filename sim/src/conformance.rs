@@ -347,3 +347,27 @@ pub fn table(rows: &[Row], version: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_side_reads_the_failing_back_node_from_its_failback_on() {
+        let sc = scenario::load("diverged-naive-after-immediate", toml::Table::new(), &[]).unwrap();
+        let mut log = RejoinLog::default();
+        let r = run_seed(&sc.settings, 1, RunOptions { log: true, ..RunOptions::default() }, &mut log);
+        assert_eq!(r.failbacks.first().map(|a| a.node.as_str()), Some("node1"));
+        assert_eq!(log.node, Some(0));
+        // Nothing from node1's life as a primary (its checkpoints, its stop), no
+        // DEBUG lines: the first line is the operator's failback itself.
+        assert!(log.lines[0].ends_with("failback on node1"), "{:?}", log.lines);
+        assert!(!log.lines.iter().any(|l| l.starts_with("event:")), "{:?}", log.lines);
+        let trace = MechanismTrace::of(log.lines.iter().map(String::as_str));
+        assert_eq!(trace.kinds.first(), Some(&Mechanism::EnteringStandbyMode));
+        // The same run without logging has no lines to read.
+        let mut quiet = RejoinLog::default();
+        run_seed(&sc.settings, 1, RunOptions::default(), &mut quiet);
+        assert!(quiet.lines.is_empty());
+    }
+}
