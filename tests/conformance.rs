@@ -160,7 +160,7 @@ fn switching_off_a_rule_the_story_depends_on_is_a_disagreement() {
     // the old primary ahead of the promoted standby: refused.
     let real = recorded("clean-switchover");
     let sets = ["rules.shutdown_sends_all_wal=false".to_string()];
-    let model = model_outcome(Story::CleanSwitchover, 5, &sets).unwrap();
+    let model = model_outcome(Story::CleanSwitchover, 20, &sets).unwrap();
     assert!(!compare(&real, &model).is_empty(), "{model:?}");
 }
 

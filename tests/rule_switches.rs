@@ -47,7 +47,7 @@ fn checkpoint_not_waiting_for_commits_loses_acknowledged_commits() {
             "scheduler.weights.checkpoint_request=5",
         ],
         Invariant::AcknowledgedCommitsSurvive,
-        300,
+        1000,
     );
 }
 

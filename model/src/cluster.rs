@@ -53,6 +53,8 @@ pub struct Cluster {
     /// Invariants that failed where they are not expected to hold (first
     /// failure of each): reported, not treated as a model bug.
     pub observations: Vec<Violation>,
+    /// Results of the operator's read-only queries, in order.
+    pub queries: Vec<crate::operator::QueryResult>,
     /// No new transactions, checkpoint requests or faults: let work finish.
     quiesce: bool,
 }
@@ -85,6 +87,7 @@ impl Cluster {
             attempts: Vec::new(),
             refusals: Vec::new(),
             observations: Vec::new(),
+            queries: Vec::new(),
             quiesce: false,
         };
         for i in 0..c.nodes.len() {
@@ -441,6 +444,7 @@ impl Cluster {
                     && n.checkpointer.current.is_none()
                     && n.status != Status::ShuttingDown
                     && (n.status != Status::Recovery || n.is_standby())
+                    && n.startup.as_ref().is_none_or(|s| s.read_error.is_none())
             })
     }
 
@@ -463,6 +467,9 @@ impl Cluster {
             }
             if n.status == Status::ShuttingDown {
                 out.push(format!("{}: fast shutdown cannot finish", n.name));
+            }
+            if let Some(why) = n.startup.as_ref().and_then(|s| s.read_error.as_ref()) {
+                out.push(format!("{} startup process cannot read WAL, retrying forever: {why}", n.name));
             }
         }
         if !self.script_done() {

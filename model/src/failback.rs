@@ -47,6 +47,9 @@ pub enum AttemptResult {
     Streaming,
     /// Streaming, caught up, and its rows equal its upstream's.
     Converged,
+    /// Streaming, but the startup process cannot read what it receives
+    /// (WAL of another history where its own ended): it loops forever.
+    Stuck,
     /// A PostgreSQL check refused it.
     Refused,
     /// The server could not start.

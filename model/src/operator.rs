@@ -14,6 +14,19 @@ use crate::settings::Failback;
 use crate::slog;
 use crate::wal::RecordBody;
 
+/// What a read-only query returned (the `query` operator action).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize)]
+pub struct QueryResult {
+    pub node: String,
+    /// Event index.
+    pub at: u64,
+    pub count: u64,
+    pub sum: i64,
+    /// Rows visible here that the current primary does not show (none when
+    /// there is no other primary to compare with).
+    pub not_on_primary: Option<usize>,
+}
+
 /// Where the script is.
 #[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
 pub struct ScriptState {
@@ -82,6 +95,9 @@ impl Cluster {
                 n.startup.as_ref().is_some_and(|s| s.next >= n.wal.records().len())
             }
             Some(Condition::NodeKnowsNewerTimeline) => n.history.newest() > n.tli,
+            Some(Condition::PrimaryPassedEndOfWal) => self
+                .current_primary(Some(id))
+                .is_some_and(|p| self.nodes[p as usize].wal.flush_lsn() > n.wal.end()),
             Some(Condition::StandbyFlushedPastCheckpoint) => self.nodes.iter().any(|s| {
                 s.is_standby()
                     && s.upstream
@@ -108,6 +124,15 @@ impl Cluster {
                     })
             }
             Action::SwitchWal => n.status == Status::Production,
+            Action::CopyHistoryFile => step
+                .from
+                .as_deref()
+                .and_then(node_index)
+                .is_some_and(|f| self.nodes[f as usize].history.newest() > 1 || step.timeline.is_some()),
+            Action::Query => {
+                n.status == Status::Production
+                    || n.startup.as_ref().is_some_and(|s| s.standby && s.consistent)
+            }
         }
     }
 
@@ -186,6 +211,8 @@ impl Cluster {
                 node.checkpointer.request(kind);
                 completion = Some(Completion::Checkpoint(id, node.checkpointer.completed));
             }
+            Action::CopyHistoryFile => self.copy_history_file(&step, id),
+            Action::Query => self.query(id),
             Action::SwitchWal => {
                 let node = &mut self.nodes[n];
                 let end = node.xlog_insert(0, RecordBody::Switch).end;
@@ -207,6 +234,57 @@ impl Cluster {
                 self.script.last_done_at = self.now;
             }
         }
+    }
+
+    /// Copies a history file from the step's `from` node into `id`'s
+    /// pg_wal (a missing one is an operator error: logged, nothing copied).
+    fn copy_history_file(&mut self, step: &Step, id: NodeId) {
+        let from = node_index(step.from.as_deref().expect("step_possible")).expect("validated");
+        let src = &self.nodes[from as usize].history;
+        let tli = step.timeline.unwrap_or_else(|| src.newest());
+        let name = crate::timeline::History::file_name(tli);
+        if tli < 2 || !src.has(tli) {
+            slog!(
+                self.log,
+                id,
+                Process::Operator,
+                Log,
+                "cp: cannot stat 'node{}/pg_wal/{name}': No such file",
+                from + 1
+            );
+            return;
+        }
+        let entries = src.entries(tli).to_vec();
+        self.nodes[id as usize].history.insert_file(tli, entries);
+        slog!(self.log, id, Process::Operator, Log, "copied {name} from node{} into pg_wal", from + 1);
+        self.fx.checks.push(crate::event::Check::Timelines(id));
+    }
+
+    /// A read-only query on `id`: what a client would be served, and how
+    /// many of those rows the current primary does not show.
+    fn query(&mut self, id: NodeId) {
+        let rows = self.nodes[id as usize].visible_rows();
+        let primary = self.current_primary(Some(id)).map(|p| self.nodes[p as usize].visible_rows());
+        let not_on_primary =
+            primary.as_ref().map(|p| rows.iter().filter(|r| p.binary_search(r).is_err()).count());
+        let sum = crate::heap::RowSummary::of(&rows);
+        slog!(
+            self.log,
+            id,
+            Process::Operator,
+            Log,
+            "query: count={} sum={} ({} of them not on the primary)",
+            sum.count,
+            sum.sum,
+            not_on_primary.map_or("no primary to compare".to_string(), |n| n.to_string())
+        );
+        self.queries.push(QueryResult {
+            node: self.nodes[id as usize].name.clone(),
+            at: self.now,
+            count: sum.count,
+            sum: sum.sum,
+            not_on_primary,
+        });
     }
 
     /// `pg_ctl promote`: the walreceiver stops, the startup process

@@ -1,11 +1,19 @@
 //! The startup process (xlogrecovery.c, xlogutils.c): crash recovery and
 //! standby replay, one record per event.
 //!
-//! Redo starts at the REDO pointer of the checkpoint pg_control names and
-//! runs to the end of valid WAL (crash recovery) or to what the walreceiver
-//! has flushed (standby). A record is skipped when the page LSN shows the
-//! change is already there (XLogReadBufferForRedo's BLK_DONE); a full-page
-//! image is always restored.
+//! Startup follows PostgreSQL 15's InitWalRecovery: with `standby.signal`
+//! (archive recovery requested) a server enters archive recovery at once
+//! only when pg_control says how far it must replay (a valid
+//! minRecoveryPoint, a backup end, or a clean shutdown); otherwise — a
+//! crashed primary restarted as a standby — it does crash recovery first,
+//! through all of its local WAL, and switches to archive recovery at its
+//! end (ReadRecord, SwitchIntoArchiveRecovery), with minRecoveryPoint
+//! there. Consistency (CheckRecoveryConsistency) is reached once replay
+//! passes minRecoveryPoint, never earlier.
+//!
+//! A record is skipped when the page LSN shows the change is already there
+//! (XLogReadBufferForRedo's BLK_DONE); a full-page image is always
+//! restored.
 
 use crate::checkpointer::CkptKind;
 use crate::clog::XidStatus;
@@ -14,7 +22,7 @@ use crate::event::{Check, RefusalKind};
 use crate::heap::{Page, Row, Tuple, Xid};
 use crate::invariants::{Invariant, Violation};
 use crate::log::Process;
-use crate::lsn::Lsn;
+use crate::lsn::{Lsn, Tli};
 use crate::node::{Ctx, Node, Status};
 use crate::slog;
 use crate::wal::{CheckPoint, Record, RecordBody, Wal};
@@ -33,15 +41,24 @@ pub enum StartupPhase {
 /// The startup process.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Startup {
-    /// Standby mode (`standby.signal`) rather than crash recovery.
+    /// In archive recovery in standby mode (`StandbyMode`): replay what
+    /// the walreceiver brings and wait for more. False during crash
+    /// recovery, including the crash recovery a standby does first.
     pub standby: bool,
+    /// `standby.signal` was present (`ArchiveRecoveryRequested`): at the
+    /// end of local WAL, switch to archive recovery instead of ending.
+    pub archive_requested: bool,
     pub phase: StartupPhase,
     /// Index in the node's WAL of the next record to replay.
     pub next: usize,
-    /// End of the last record replayed (`lastReplayedEndRecPtr`).
+    /// End of the last record replayed (`lastReplayedEndRecPtr`; at start,
+    /// the end of the checkpoint record read).
     pub replayed: Lsn,
-    /// Start of the last record replayed (`lastReplayedReadRecPtr`), if any.
-    pub replayed_start: Option<Lsn>,
+    /// Start of the last record replayed (`lastReplayedReadRecPtr`): what
+    /// the next record's prev-link must name.
+    pub replayed_start: Lsn,
+    /// Whether any record was replayed ("redo starts at" is logged then).
+    pub redo_started: bool,
     /// The last checkpoint record replayed (start, end, contents), which a
     /// restartpoint can complete.
     pub last_checkpoint: Option<(Lsn, Lsn, CheckPoint)>,
@@ -49,18 +66,21 @@ pub struct Startup {
     pub consistent: bool,
     /// `pg_ctl promote` was requested: replay what is left, then promote.
     pub promote: bool,
+    /// The WAL at the replay position does not parse (xlogreader): the
+    /// startup process retries forever and logs this at LOG level.
+    pub read_error: Option<String>,
 }
 
 impl Node {
-    /// StartupXLOG up to the redo loop.
+    /// StartupXLOG and InitWalRecovery up to the redo loop.
     pub fn begin_recovery(&mut self, ctx: &mut Ctx<'_>) {
         let proc = Process::Startup;
-        let standby = self.standby_signal;
-        if standby {
+        let requested = self.standby_signal;
+        if requested {
             slog!(ctx.log, self.id, proc, Log, "entering standby mode");
         }
-        let Some(ckpt) =
-            self.wal.record_at(self.control.checkpoint).and_then(|r| r.body.checkpoint()).copied()
+        let Some(ckpt_rec) =
+            self.wal.record_at(self.control.checkpoint).filter(|r| r.body.checkpoint().is_some())
         else {
             slog!(
                 ctx.log,
@@ -76,10 +96,21 @@ impl Node {
             );
             return;
         };
-        if standby && !self.choose_recovery_target(ctx) {
+        let (ckpt_lsn, ckpt_end) = (ckpt_rec.lsn, ckpt_rec.end);
+        let ckpt = *ckpt_rec.body.checkpoint().expect("filtered");
+        // InArchiveRecovery from the start only when pg_control says how far
+        // replay must go; a crashed primary does crash recovery first.
+        let ctl = &self.control;
+        let archive = requested
+            && (ctl.min_recovery_point.is_valid()
+                || ctl.backup_end_required
+                || ctl.state == DbState::Shutdowned
+                || !ctx.env.settings.rules.crash_recovery_before_archive_recovery);
+        let target = self.recovery_target_tli(requested);
+        if !self.check_recovery_target(target, ctx) {
             return;
         }
-        if !self.control.state.is_clean_shutdown() {
+        if !archive {
             slog!(
                 ctx.log,
                 self.id,
@@ -87,42 +118,85 @@ impl Node {
                 Log,
                 "database system was not properly shut down; automatic recovery in progress"
             );
+            if target > self.control.tli {
+                slog!(
+                    ctx.log,
+                    self.id,
+                    proc,
+                    Log,
+                    "crash recovery starts in timeline {} and has target timeline {}",
+                    self.control.tli,
+                    target
+                );
+            }
         }
-        self.control.state = if standby { DbState::InArchiveRecovery } else { DbState::InCrashRecovery };
+        self.control.state = if archive { DbState::InArchiveRecovery } else { DbState::InCrashRecovery };
+        if archive && self.control.min_recovery_point < ckpt.redo {
+            // "initialize minRecoveryPoint if not set yet"
+            self.control.min_recovery_point = ckpt.redo;
+            self.control.min_recovery_point_tli = ckpt.tli;
+        }
         self.next_xid = self.next_xid.max(ckpt.next_xid);
-        let next = self.wal.index_at(ckpt.redo);
-        slog!(ctx.log, self.id, proc, Log, "redo starts at {}", ckpt.redo);
+        // Replay reads from REDO if it lies before the checkpoint record,
+        // else from the record after it.
+        let next =
+            if ckpt.redo < ckpt_lsn { self.wal.index_at(ckpt.redo) } else { self.wal.index_at(ckpt_lsn) + 1 };
         self.startup = Some(Startup {
-            standby,
+            standby: archive && requested,
+            archive_requested: requested,
             phase: StartupPhase::Redo,
             next,
-            replayed: ckpt.redo,
-            replayed_start: None,
+            replayed: ckpt_end,
+            replayed_start: ckpt_lsn,
+            redo_started: false,
             last_checkpoint: None,
             consistent: false,
-            promote: standby && self.promote_signal,
+            promote: requested && self.promote_signal,
+            read_error: None,
         });
         self.status = Status::Recovery;
+        self.check_recovery_consistency(ctx);
     }
 
-    /// `recovery_target_timeline = 'latest'`: the newest timeline with a
-    /// history file in pg_wal. Its history must contain the checkpoint we
-    /// start from, else FATAL "requested timeline N is not a child of this
-    /// server's history". Returns whether startup may go on.
-    fn choose_recovery_target(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        let target = self.history.newest().max(self.control.tli);
+    /// `recovery_target_timeline = 'latest'` in archive recovery: the
+    /// newest timeline with a history file in pg_wal (findNewestTimeLine).
+    /// Without it, the timeline pg_control names (InitWalRecovery).
+    fn recovery_target_tli(&mut self, requested: bool) -> Tli {
+        let ctl = &self.control;
+        let mut target = ctl.tli.max(ctl.min_recovery_point_tli);
+        if requested {
+            target = target.max(self.history.newest());
+        }
         self.walrcv.target_tli = target;
-        let ckpt_tli = self.control.tli;
-        if target == ckpt_tli || !ctx.env.settings.rules.startup_checks_timeline_fork {
+        target
+    }
+
+    /// InitWalRecovery's checks of the recovery target: the checkpoint and
+    /// minRecoveryPoint must lie on the target's history, else FATAL
+    /// "requested timeline N is not a child of this server's history" or
+    /// "requested timeline N does not contain minimum recovery point X on
+    /// timeline T". Returns whether startup may go on.
+    fn check_recovery_target(&mut self, target: Tli, ctx: &mut Ctx<'_>) -> bool {
+        if !ctx.env.settings.rules.startup_checks_timeline_fork {
             return true;
         }
-        if self.history.tli_of_point(target, self.control.checkpoint) == ckpt_tli {
-            // The minimum recovery point must be on the target's history too.
-            let mrp = self.control.min_recovery_point;
-            let mrp_tli = self.control.min_recovery_point_tli;
-            if !mrp.is_valid() || self.history.tli_of_point(target, Lsn(mrp.0 - 1)) == mrp_tli {
-                return true;
-            }
+        let ckpt_tli = self.control.tli;
+        if self.history.tli_of_point(target, self.control.checkpoint) != ckpt_tli {
+            let fork = self.history.switch_point(target, ckpt_tli).unwrap_or(Lsn(0));
+            let msg = format!("requested timeline {target} is not a child of this server's history");
+            let detail = format!(
+                "Latest checkpoint is at {} on timeline {ckpt_tli}, but in the history of the requested timeline, the server forked off from that timeline at {fork}.",
+                self.control.checkpoint
+            );
+            slog!(ctx.log, self.id, Process::Startup, Fatal, "{}", msg);
+            slog!(ctx.log, self.id, Process::Startup, Detail, "{}", detail);
+            ctx.fx.refusals.push((self.id, RefusalKind::NotAChild, format!("FATAL: {msg} DETAIL: {detail}")));
+            self.fail(format!("{msg}: {detail}"), ctx);
+            return false;
+        }
+        let mrp = self.control.min_recovery_point;
+        let mrp_tli = self.control.min_recovery_point_tli;
+        if mrp.is_valid() && self.history.tli_of_point(target, Lsn(mrp.0 - 1)) != mrp_tli {
             let msg = format!(
                 "requested timeline {target} does not contain minimum recovery point {mrp} on timeline {mrp_tli}"
             );
@@ -135,17 +209,7 @@ impl Node {
             self.fail(msg, ctx);
             return false;
         }
-        let fork = self.history.switch_point(target, ckpt_tli).unwrap_or(Lsn(0));
-        let msg = format!("requested timeline {target} is not a child of this server's history");
-        let detail = format!(
-            "Latest checkpoint is at {} on timeline {ckpt_tli}, but in the history of the requested timeline, the server forked off from that timeline at {fork}.",
-            self.control.checkpoint
-        );
-        slog!(ctx.log, self.id, Process::Startup, Fatal, "{}", msg);
-        slog!(ctx.log, self.id, Process::Startup, Detail, "{}", detail);
-        ctx.fx.refusals.push((self.id, RefusalKind::NotAChild, format!("FATAL: {msg} DETAIL: {detail}")));
-        self.fail(format!("{msg}: {detail}"), ctx);
-        false
+        true
     }
 
     /// The server cannot start (PANIC/FATAL in the startup process): it
@@ -168,9 +232,13 @@ impl Node {
     pub fn startup_ready(&self) -> bool {
         match &self.startup {
             Some(st) if st.phase == StartupPhase::Redo && self.status == Status::Recovery => {
+                if st.read_error.is_some() {
+                    return false;
+                }
                 match self.wal.records().get(st.next) {
                     Some(r) => r.end <= self.replay_limit(st),
-                    // End of WAL: crash recovery finishes; a standby waits.
+                    // End of local WAL: crash recovery finishes or switches
+                    // to archive recovery; a standby waits.
                     None => !st.standby || st.promote,
                 }
             }
@@ -178,53 +246,87 @@ impl Node {
         }
     }
 
-    /// Replays one record, or finishes crash recovery at the end of WAL.
+    /// Replays one record, or acts at the end of local WAL.
     pub fn startup_step(&mut self, ctx: &mut Ctx<'_>) {
         let st = self.startup.as_ref().expect("startup_ready");
         let Some(rec) = self.wal.records().get(st.next).cloned() else {
+            if st.archive_requested && !st.standby {
+                return self.switch_into_archive_recovery(ctx);
+            }
             if st.promote {
                 return self.finish_promotion(ctx);
             }
             return self.end_of_crash_recovery(ctx);
         };
+        if !st.redo_started {
+            slog!(ctx.log, self.id, Process::Startup, Log, "redo starts at {}", rec.lsn);
+        }
         self.redo(&rec, ctx);
         if self.status != Status::Recovery {
             return; // redo failed
         }
-        let min_rp = self.control.min_recovery_point;
         let st = self.startup.as_mut().expect("still recovering");
+        st.redo_started = true;
         st.next += 1;
         st.replayed = rec.end;
-        st.replayed_start = Some(rec.lsn);
-        if !st.consistent && st.standby && rec.end >= min_rp {
-            st.consistent = true;
-            slog!(
-                ctx.log,
-                self.id,
-                Process::Startup,
-                Log,
-                "consistent recovery state reached at {}",
-                rec.end
-            );
+        st.replayed_start = rec.lsn;
+        self.check_recovery_consistency(ctx);
+    }
+
+    /// CheckRecoveryConsistency: in archive recovery, consistent once
+    /// replay has passed minRecoveryPoint.
+    fn check_recovery_consistency(&mut self, ctx: &mut Ctx<'_>) {
+        let mrp = self.control.min_recovery_point;
+        let Some(st) = self.startup.as_mut() else { return };
+        if st.consistent || !st.standby || st.replayed < mrp {
+            return;
         }
+        st.consistent = true;
+        let at = st.replayed;
+        slog!(ctx.log, self.id, Process::Startup, Log, "consistent recovery state reached at {}", at);
+    }
+
+    /// ReadRecord at the end of local WAL during the crash recovery a
+    /// standby does first: "We have now replayed all the valid WAL in
+    /// pg_wal, so we are presumably now consistent." Archive recovery
+    /// starts, minRecoveryPoint moves to the end of local WAL on the
+    /// replay timeline (SwitchIntoArchiveRecovery), and standby mode goes
+    /// on from there.
+    fn switch_into_archive_recovery(&mut self, ctx: &mut Ctx<'_>) {
+        let st = self.startup.as_ref().expect("recovering");
+        let end = st.replayed;
+        slog!(ctx.log, self.id, Process::Startup, Log, "invalid record length at {}: wanted 24, got 0", end);
+        slog!(
+            ctx.log,
+            self.id,
+            Process::Startup,
+            Debug,
+            "reached end of WAL in pg_wal, entering archive recovery"
+        );
+        self.control.state = DbState::InArchiveRecovery;
+        if self.control.min_recovery_point < end {
+            self.control.min_recovery_point = end;
+            self.control.min_recovery_point_tli = self.tli;
+        }
+        self.startup.as_mut().expect("recovering").standby = true;
+        self.check_recovery_consistency(ctx);
     }
 
     /// Logs the end of redo ("redo done at").
     fn log_redo_done(&self, ctx: &mut Ctx<'_>) {
         let st = self.startup.as_ref().expect("recovering");
-        match st.replayed_start {
-            Some(last) => {
-                slog!(
-                    ctx.log,
-                    self.id,
-                    Process::Startup,
-                    Log,
-                    "invalid record length at {}: wanted 24, got 0",
-                    st.replayed
-                );
-                slog!(ctx.log, self.id, Process::Startup, Log, "redo done at {}", last);
-            }
-            None => slog!(ctx.log, self.id, Process::Startup, Log, "redo is not required"),
+        if st.redo_started {
+            slog!(
+                ctx.log,
+                self.id,
+                Process::Startup,
+                Log,
+                "invalid record length at {}: wanted 24, got 0",
+                st.replayed
+            );
+            slog!(ctx.log, self.id, Process::Startup, Log, "redo done at {}", st.replayed_start);
+        } else {
+            slog!(ctx.log, self.id, Process::Startup, Log, "redo is not required");
         }
     }
 
@@ -286,9 +388,32 @@ impl Node {
         self.startup.as_ref().is_none_or(|s| s.phase == StartupPhase::EndOfRecovery)
     }
 
-    /// Applies one record (the rmgr redo routines).
+    /// Applies one record (ApplyWalRecord and the rmgr redo routines).
     fn redo(&mut self, rec: &Record, ctx: &mut Ctx<'_>) {
         self.next_xid = self.next_xid.max(rec.xid + 1);
+        // The replay timeline changes only at a shutdown checkpoint or an
+        // end-of-recovery record naming a new one (ApplyWalRecord,
+        // checkTimeLineSwitch), not with each record's page.
+        let switch = match &rec.body {
+            RecordBody::CheckpointShutdown(c) if c.tli != self.tli => Some((c.tli, c.prev_tli)),
+            RecordBody::EndOfRecovery { tli, prev_tli } if *tli != self.tli => Some((*tli, *prev_tli)),
+            _ => None,
+        };
+        if let Some((new_tli, prev_tli)) = switch {
+            if let Err(msg) = self.check_timeline_switch(rec.lsn, new_tli, prev_tli, ctx) {
+                return self.redo_panic(msg, ctx);
+            }
+            slog!(
+                ctx.log,
+                self.id,
+                Process::Startup,
+                Debug,
+                "switched to timeline {} at {}",
+                new_tli,
+                rec.lsn
+            );
+            self.tli = new_tli;
+        }
         match &rec.body {
             RecordBody::HeapInsert { block, offnum, tuple, image } => {
                 self.redo_heap(rec, *block, image, ctx, |p| add_tuple(p, *offnum, *tuple));
@@ -309,19 +434,72 @@ impl Node {
             RecordBody::Commit => self.clog.set(rec.xid, XidStatus::Committed, rec.end),
             RecordBody::Abort => self.clog.set(rec.xid, XidStatus::Aborted, Lsn(0)),
             RecordBody::CheckpointOnline(c) | RecordBody::CheckpointShutdown(c) => {
+                // xlog_redo: a checkpoint must be on the replay timeline.
+                if c.tli != self.tli && ctx.env.settings.rules.redo_checks_checkpoint_timeline {
+                    let kind = if matches!(rec.body, RecordBody::CheckpointOnline(_)) {
+                        "online"
+                    } else {
+                        "shutdown"
+                    };
+                    let msg = format!(
+                        "unexpected timeline ID {} (should be {}) in {kind} checkpoint record",
+                        c.tli, self.tli
+                    );
+                    return self.redo_panic(msg, ctx);
+                }
                 if let Some(st) = self.startup.as_mut() {
                     st.last_checkpoint = Some((rec.lsn, rec.end, *c));
                 }
             }
             RecordBody::EndOfRecovery { .. } | RecordBody::Switch => {}
         }
-        // Replay follows timeline switches in the WAL (an end-of-recovery
-        // record starts the new one), in crash recovery too: a node that
-        // crashed right after promotion comes back on its new timeline.
-        if rec.tli != self.tli {
-            slog!(ctx.log, self.id, Process::Startup, Log, "switched to timeline {} at {}", rec.tli, rec.lsn);
-            self.tli = rec.tli;
+    }
+
+    /// checkTimeLineSwitch: a timeline switch in replayed WAL must follow
+    /// the replay timeline and, in archive recovery, lead along the
+    /// recovery target's history, and not before minRecoveryPoint.
+    fn check_timeline_switch(
+        &self,
+        lsn: Lsn,
+        new_tli: Tli,
+        prev_tli: Tli,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), String> {
+        if !ctx.env.settings.rules.redo_checks_checkpoint_timeline {
+            return Ok(());
         }
+        if prev_tli != self.tli {
+            return Err(format!(
+                "unexpected previous timeline ID {prev_tli} (current timeline ID {}) in checkpoint record",
+                self.tli
+            ));
+        }
+        // In crash recovery the model follows the switch whatever the target
+        // (a server that crashed right after its promotion comes back on its
+        // new timeline); the target's history is checked in archive recovery.
+        if self.startup.as_ref().is_some_and(|s| s.standby) {
+            let target = self.walrcv.target_tli;
+            if !self.history.in_history_of(target, new_tli) {
+                return Err(format!(
+                    "unexpected timeline ID {new_tli} (after {}) in checkpoint record",
+                    self.tli
+                ));
+            }
+            let (mrp, mrp_tli) = (self.control.min_recovery_point, self.control.min_recovery_point_tli);
+            if mrp.is_valid() && lsn < mrp && new_tli > mrp_tli {
+                return Err(format!(
+                    "unexpected timeline ID {new_tli} in checkpoint record, before reaching minimum recovery point {mrp} on timeline {mrp_tli}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A PANIC in the startup process during redo: the server goes down and
+    /// cannot start until its files change.
+    fn redo_panic(&mut self, msg: String, ctx: &mut Ctx<'_>) {
+        slog!(ctx.log, self.id, Process::Startup, Panic, "{}", msg);
+        self.fail(msg, ctx);
     }
 
     /// XLogReadBufferForRedo and the change.

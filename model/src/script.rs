@@ -28,6 +28,13 @@ pub enum Action {
     Checkpoint,
     /// `SELECT pg_switch_wal()`.
     SwitchWal,
+    /// Copy a timeline history file (`%08X.history`) from the node `from`
+    /// names into this node's `pg_wal` — by hand, or as a `restore_command`
+    /// reading an archive that holds it would.
+    CopyHistoryFile,
+    /// `SELECT count(*), sum(hashtext(test::text)) FROM test` on a primary
+    /// or a consistent hot standby: what a read-only client sees.
+    Query,
 }
 
 impl Action {
@@ -41,6 +48,8 @@ impl Action {
             Action::Failback => "failback",
             Action::Checkpoint => "CHECKPOINT",
             Action::SwitchWal => "SELECT pg_switch_wal()",
+            Action::CopyHistoryFile => "cp TLI.history pg_wal/",
+            Action::Query => "SELECT count(*), sum(hashtext(test::text)) FROM test",
         }
     }
 }
@@ -60,6 +69,10 @@ pub enum Condition {
     /// The step's node has a history file for a newer timeline than the
     /// one it is on (it learned of a promotion but has not followed yet).
     NodeKnowsNewerTimeline,
+    /// Another node is a primary whose flushed WAL reaches past the end of
+    /// the step's node's WAL (it holds WAL at the position the node would
+    /// read next).
+    PrimaryPassedEndOfWal,
 }
 
 /// One step of a script.
@@ -87,6 +100,13 @@ pub struct Step {
     /// For `failback`: overrides `failover.failback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Failback>,
+    /// For `copy_history_file`: the node whose `pg_wal` holds the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// For `copy_history_file`: which timeline's file; default: the newest
+    /// the `from` node has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u32>,
     /// For `start`: create `standby.signal` first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub standby: bool,
@@ -119,6 +139,8 @@ impl Step {
             when: None,
             upstream: None,
             strategy: None,
+            from: None,
+            timeline: None,
             standby: false,
             wait: true,
         }

@@ -401,6 +401,19 @@ pub struct Rules {
     /// Fast shutdown waits until connected standbys have received all WAL
     /// (WalSndDone).
     pub shutdown_sends_all_wal: bool,
+    /// A crashed primary started with `standby.signal` (no valid
+    /// minRecoveryPoint, not shut down cleanly) does crash recovery through
+    /// all of its local WAL first and enters archive recovery only at its
+    /// end, with minRecoveryPoint there (InitWalRecovery, ReadRecord).
+    pub crash_recovery_before_archive_recovery: bool,
+    /// The WAL reader validates each record's position, length, resource
+    /// manager and prev-link (xlogreader.c), so WAL of another history read
+    /// where a node's own WAL ended does not parse.
+    pub wal_reader_checks_framing: bool,
+    /// Redo checks a checkpoint record's timeline against the replay
+    /// timeline, and timeline switches against the recovery target's
+    /// history (xlog_redo, checkTimeLineSwitch).
+    pub redo_checks_checkpoint_timeline: bool,
 }
 
 impl Default for Rules {
@@ -419,6 +432,9 @@ impl Default for Rules {
             promotion_picks_newest_timeline: true,
             rewind_requires_wal_log_hints: true,
             shutdown_sends_all_wal: true,
+            crash_recovery_before_archive_recovery: true,
+            wal_reader_checks_framing: true,
+            redo_checks_checkpoint_timeline: true,
         }
     }
 }
@@ -443,7 +459,9 @@ impl Default for SchedulerSettings {
 }
 
 /// Relative weights with which the scheduler picks among enabled events of
-/// each kind. Zero disables a kind (where the model can do without it).
+/// each kind. A kind weighted zero runs only when nothing else can (e.g.
+/// `checkpoint_request = 0`: checkpoint_timeout never elapses during a
+/// short story).
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Weights {
@@ -603,6 +621,7 @@ impl Settings {
             let names = [
                 ("node", Some(step.node.as_str())),
                 ("upstream", step.upstream.as_deref().filter(|u| *u != "none")),
+                ("from", step.from.as_deref()),
             ];
             for (field, name) in names {
                 let Some(name) = name else { continue };

@@ -116,6 +116,10 @@ pub struct Record {
     pub end: Lsn,
     /// Timeline the record was written on.
     pub tli: Tli,
+    /// `xl_prev`: where the previous record of the WAL it was written in
+    /// starts. xlogreader checks it, which is what catches WAL of another
+    /// history read where a node's own WAL ended.
+    pub prev: Lsn,
     pub xid: Xid,
     pub body: RecordBody,
 }
@@ -175,7 +179,8 @@ impl Wal {
             _ => self.insert_bytepos + maxalign(body.size()),
         };
         let end = self.geometry.bytepos_to_endrecptr(self.insert_bytepos);
-        self.records.push(Record { lsn: start, end, tli, xid, body });
+        let prev = self.records.last().map_or(Lsn(0), |r| r.lsn);
+        self.records.push(Record { lsn: start, end, tli, prev, xid, body });
         self.records.last().expect("just pushed")
     }
 

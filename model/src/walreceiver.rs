@@ -16,7 +16,7 @@ use crate::network::{Conn, Msg};
 use crate::node::{Node, NodeId, Status, WalSndInfo};
 use crate::slog;
 use crate::syncrep::ReportedPositions;
-use crate::wal::Record;
+use crate::wal::{Record, RecordBody};
 
 /// A standby's walreceiver state.
 #[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
@@ -95,7 +95,7 @@ impl Cluster {
     pub(crate) fn can_connect(&self, d: &Node) -> bool {
         let Some(u) = d.upstream else { return false };
         let Some(st) = d.startup.as_ref() else { return false };
-        if d.status != Status::Recovery || !st.standby || st.promote || u == d.id {
+        if d.status != Status::Recovery || !st.standby || st.promote || st.read_error.is_some() || u == d.id {
             return false;
         }
         let up = &self.nodes[u as usize];
@@ -288,61 +288,137 @@ impl Cluster {
         self.fx.refusals.push((d, kind, msg));
     }
 
-    /// Standby `d` receives WAL. Records it already has are skipped; a
-    /// record that differs from its own overwrites its WAL from there —
-    /// which must never touch WAL it already replayed or pages it already
-    /// wrote (`no_silent_divergence`).
+    /// Standby `d` receives WAL. PostgreSQL writes it into segment files of
+    /// the received timeline and the startup process reads its next record
+    /// from the newest timeline's file (XLogFileReadAnyTLI), so what
+    /// matters is what the reader finds at its replay position R:
+    /// - WAL wholly before R was written but is never read again;
+    /// - a received record spanning R, or one starting at R whose prev-link
+    ///   is not the last record replayed, does not parse there
+    ///   (xlogreader): the startup process logs it and retries forever;
+    /// - a record starting at R with the right prev-link is replayed — and
+    ///   if the node replayed WAL the sender's history does not contain,
+    ///   two histories are silently mixed (`no_silent_divergence`).
+    ///
+    /// Records the node has not replayed yet are replaced from the first
+    /// one that differs.
     pub(crate) fn receive_wal(&mut self, d: NodeId, from: NodeId, records: Vec<Record>) -> Option<Violation> {
+        let checks = self.settings().rules.wal_reader_checks_framing;
         for rec in records {
-            let n = &mut self.nodes[d as usize];
-            if rec.lsn < n.wal.end() {
-                if n.wal.record_at(rec.lsn) == Some(&rec) {
-                    self.note_received(d, rec.end);
-                    continue;
+            let n = &self.nodes[d as usize];
+            let Some(st) = n.startup.as_ref().filter(|s| s.read_error.is_none()) else { break };
+            let g = *n.wal.geometry();
+            let pos = |l: Lsn| g.recptr_to_bytepos(l);
+            let (reader, last_start) = (st.replayed, st.replayed_start);
+            if rec.lsn < n.wal.end() && n.wal.record_at(rec.lsn) == Some(&rec) {
+                self.note_received(d, rec.end);
+                continue;
+            }
+            if pos(rec.end) <= pos(reader) {
+                // Below the reader: written to the timeline's file, not read.
+                self.note_received(d, rec.end);
+                continue;
+            }
+            if pos(rec.lsn) < pos(reader) {
+                if checks {
+                    let why = framing_error_inside(&rec, reader);
+                    self.wal_read_error(d, from, why);
+                    break;
                 }
-                let p = rec.lsn;
-                let replayed = n.startup.as_ref().map_or(n.wal.end(), |s| s.replayed);
-                let on_disk = n.data.recompute_max_lsn().map_or(Lsn(0), |b| b.1);
-                if replayed > p || on_disk > p {
-                    let theirs = rec.tli;
-                    let ours = n.wal.records().get(n.wal.index_at(p)).map_or(n.tli, |r| r.tli);
-                    return Some(Violation {
-                        invariant: Invariant::NoSilentDivergence,
-                        node: Some(d),
-                        detail: format!(
-                            "{} receives WAL from node{} at {p} (timeline {theirs}) that differs from its own (timeline {ours}), but it has already replayed up to {replayed} and its data files hold page LSN {on_disk}: it would mix two histories without noticing",
-                            n.name,
-                            from + 1
-                        ),
-                    });
-                }
-                n.wal.truncate(p);
-                let len = n.wal.records().len();
-                if let Some(st) = n.startup.as_mut() {
-                    st.next = st.next.min(len);
-                }
-                self.ledger.forget_after(d, p);
-                slog!(
-                    self.log,
-                    d,
-                    Process::WalReceiver,
-                    Log,
-                    "overwriting WAL from {} with WAL received from node{}",
-                    p,
-                    from + 1
-                );
-                // Anything streamed onwards from this node is now stale.
-                self.drop_conns_where(|c| c.upstream == d, "upstream WAL was overwritten");
+            } else if rec.lsn < n.wal.end() {
+                self.supersede_unreplayed(d, from, rec.lsn);
+            }
+            let n = &self.nodes[d as usize];
+            let own_end = n.wal.end();
+            let prev = n.wal.records().last().map_or(Lsn(0), |r| r.lsn);
+            if checks && pos(rec.lsn) != pos(own_end) {
+                let why = format!("invalid record length at {own_end}: wanted 24, got 0");
+                self.wal_read_error(d, from, why);
+                break;
+            }
+            if checks && rec.prev != prev {
+                let why = format!("record with incorrect prev-link {} at {}", rec.prev, rec.lsn);
+                self.wal_read_error(d, from, why);
+                break;
+            }
+            if pos(rec.lsn) <= pos(reader)
+                && let Some(v) = self.mixes_histories(d, from, reader, last_start)
+            {
+                return Some(v);
             }
             let end = rec.end;
-            let n = &mut self.nodes[d as usize];
-            n.wal.append_received(rec);
+            self.nodes[d as usize].wal.append_received(rec);
             self.note_received(d, end);
         }
         let n = &mut self.nodes[d as usize];
         let end = n.wal.end();
         n.wal.write_upto(end);
         None
+    }
+
+    /// The node's own WAL from `p` on, not replayed yet, gives way to what
+    /// its upstream sends (the reader will read the received timeline's
+    /// file there).
+    fn supersede_unreplayed(&mut self, d: NodeId, from: NodeId, p: Lsn) {
+        let n = &mut self.nodes[d as usize];
+        n.wal.truncate(p);
+        let len = n.wal.records().len();
+        if let Some(st) = n.startup.as_mut() {
+            st.next = st.next.min(len);
+        }
+        self.ledger.forget_after(d, p);
+        slog!(
+            self.log,
+            d,
+            Process::WalReceiver,
+            Debug,
+            "WAL from {} on will be read from what node{} sent",
+            p,
+            from + 1
+        );
+        // Anything streamed onwards from this node is now stale.
+        self.drop_conns_where(|c| c.upstream == d, "upstream WAL was replaced");
+    }
+
+    /// `no_silent_divergence`: the record about to be read at the replay
+    /// position continues the sender's history; does that history contain
+    /// the last record this node replayed? If not, the node applies one
+    /// history on top of another without any message.
+    fn mixes_histories(&self, d: NodeId, from: NodeId, reader: Lsn, last_start: Lsn) -> Option<Violation> {
+        let n = &self.nodes[d as usize];
+        let up = &self.nodes[from as usize];
+        let mine = n.wal.record_at(last_start)?;
+        if up.wal.record_at(last_start) == Some(mine) {
+            return None;
+        }
+        let on_disk = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap_or(Lsn(0));
+        Some(Violation {
+            invariant: Invariant::NoSilentDivergence,
+            node: Some(d),
+            detail: format!(
+                "{} replays WAL from node{} at {reader} (timeline {}) right after its own record at {last_start} (timeline {}), which node{}'s history does not contain; its data files hold page LSN {on_disk}: two histories are mixed without any message",
+                n.name,
+                from + 1,
+                up.tli,
+                mine.tli,
+                from + 1
+            ),
+        })
+    }
+
+    /// The startup process cannot parse the WAL at its replay position: it
+    /// logs why at LOG level, the walreceiver is restarted, and the same
+    /// happens again, forever (no FATAL). The model records the loop once
+    /// and does not reconnect: nothing the upstream sends can change the
+    /// bytes there.
+    fn wal_read_error(&mut self, d: NodeId, from: NodeId, why: String) {
+        slog!(self.log, d, Process::Startup, Log, "{}", why);
+        let n = &mut self.nodes[d as usize];
+        let st = n.startup.as_mut().expect("a standby reads WAL");
+        st.read_error = Some(why);
+        self.drop_conns_where(|c| c.downstream == d, "the startup process cannot read the WAL received");
+        self.set_attempt_result(d, crate::failback::AttemptResult::Stuck);
+        let _ = from;
     }
 
     fn note_received(&mut self, d: NodeId, end: Lsn) {
@@ -389,5 +465,23 @@ impl Cluster {
         if let Some(c) = self.conns.iter_mut().find(|c| c.downstream == d) {
             c.to_upstream.push_back(Msg::Reply(pos));
         }
+    }
+}
+
+/// What xlogreader reports when the replay position `at` falls inside
+/// `rec`, a record of another history: the bytes there are part of its
+/// body. walsim holds no bytes, so the text is a deterministic stand-in
+/// for them: inside a tuple's data (md5 text, ASCII) the byte read as the
+/// resource manager ID is a hex digit, beyond RM_MAX_ID; elsewhere the
+/// length field reads as a small number.
+fn framing_error_inside(rec: &Record, at: Lsn) -> String {
+    let offset = at.0.saturating_sub(rec.lsn.0);
+    match &rec.body {
+        RecordBody::HeapInsert { tuple, .. } | RecordBody::HeapUpdate { tuple, .. } => {
+            let digit = (tuple.payload >> ((offset / 8 % 16) * 4)) & 0xF;
+            let rmid = b"0123456789abcdef"[digit as usize];
+            format!("invalid resource manager ID {rmid} at {at}")
+        }
+        _ => format!("invalid record length at {at}: wanted 24, got {}", offset % 24),
     }
 }

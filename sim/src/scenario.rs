@@ -25,6 +25,10 @@ pub struct Meta {
     /// Texts that must appear in what is stuck (when `expect = "stuck"`).
     #[serde(default)]
     pub expect_waits: Vec<String>,
+    /// Rarer endings some seeds may have instead, each a real outcome of
+    /// the story (e.g. `violation` where WAL framing happens to coincide).
+    #[serde(default)]
+    pub also: Vec<Outcome>,
 }
 
 /// A loaded scenario.
@@ -58,6 +62,9 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "diverged-rewind",
     "lagging-standby-ahead",
     "sync-standby-down",
+    "history-file-before-start",
+    "second-start-after-history-fetch",
+    "history-file-clean-shutdown",
 ];
 
 /// Loads a built-in scenario by name, or a file by path. `base` is the

@@ -116,10 +116,12 @@ impl WeightedRandom {
 impl Policy for WeightedRandom {
     fn pick(&mut self, enabled: &[Event], src: &mut dyn ChoiceSource) -> usize {
         self.scratch.clear();
+        // A kind weighted zero runs only when nothing else can (all enabled
+        // events weigh zero: then they count as one each).
+        let floor = u64::from(enabled.iter().all(|e| self.weight(e.kind()) == 0));
         let mut total = 0u64;
         for e in enabled {
-            // A zero weight still lets the event run when nothing else can.
-            total += self.weight(e.kind()).max(1);
+            total += self.weight(e.kind()).max(floor);
             self.scratch.push(total);
         }
         let r = src.draw(total);
@@ -184,6 +186,18 @@ mod tests {
         let zs: Vec<u64> = (0..100).map(|_| r.draw(10)).collect();
         assert_eq!(zs, xs);
         assert_eq!(r.draw(10), 0, "past the end draws are zero");
+    }
+
+    #[test]
+    fn a_zero_weight_runs_only_when_nothing_else_can() {
+        use walsim_model::Event;
+        let weights = Weights { checkpoint_request: 0, ..Weights::default() };
+        let mut p = WeightedRandom::new(weights);
+        let both = [Event::RequestCheckpoint { node: 0 }, Event::WalWriter { node: 0 }];
+        let mut src = SeededSource::new(3, false);
+        assert!((0..200).all(|_| p.pick(&both, &mut src) == 1), "a zero-weight kind was picked");
+        let alone = [Event::RequestCheckpoint { node: 0 }];
+        assert_eq!(p.pick(&alone, &mut src), 0);
     }
 
     #[test]

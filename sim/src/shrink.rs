@@ -518,7 +518,15 @@ mod tests {
 
     #[test]
     fn shrinks_a_wal_before_data_failure_deterministically() {
-        let s = config::load(None, &["rules.wal_before_data=false".into()]).unwrap();
+        // A one-node bug on one node. (With a standby, the first failing
+        // default seed now shrinks to 21 events, a local minimum of these
+        // draw-level passes: the bgwriter write has to move before the
+        // commits, which only an event-level pass can do.)
+        let s = config::load(
+            None,
+            &["rules.wal_before_data=false".into(), "cluster.standbys=0".into(), "operator=[]".into()],
+        )
+        .unwrap();
         let (seed, r) = (1..50)
             .map(|seed| {
                 (
