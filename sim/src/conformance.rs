@@ -24,17 +24,19 @@ use walsim_model::settings::Failback;
 pub struct ModelOutcome {
     /// `converged` | `refused` | `stuck`, or `violation` (an invariant
     /// failed, which no real run can show), or `inconsistent` when seeds
-    /// disagree.
+    /// disagree. Seeds ending in one of the scenario's documented rarer
+    /// endings (`[scenario] also`) only count in `spread`; the class, messages,
+    /// relations and mechanism come from the other seeds.
     pub class: String,
     /// Message kinds seen (union over seeds), in first-seen order.
     pub messages: Vec<MessageKind>,
-    /// Relations between positions, from the first seed.
+    /// Relations between positions, from the first (not rarer) seed.
     pub relations: Vec<(String, bool)>,
-    /// The rejoining node's mechanism in the first seed: distinct kinds of its
+    /// The rejoining node's mechanism in the first (not rarer) seed: distinct kinds of its
     /// startup/walreceiver log lines from its first failback on, in order of first
     /// appearance.
     pub mechanism: Vec<Mechanism>,
-    /// Seeds whose mechanism differs from the first seed's: the first seed of each
+    /// Seeds whose mechanism differs from the first (not rarer) seed's: the first seed of each
     /// different sequence, with that sequence.
     pub mechanism_variants: Vec<(u64, Vec<Mechanism>)>,
     pub seeds: u64,
@@ -215,35 +217,61 @@ impl ModelOutcome {
 /// Runs the story's scenario over `seeds` seeds (`sets` apply on top).
 pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelOutcome, String> {
     let sc = scenario::load(story.name(), toml::Table::new(), sets).map_err(|e| e.0)?;
-    let segment = sc.settings.wal_segment_size.0;
-    let mut classes = std::collections::BTreeMap::<&str, u64>::new();
+    // Seeds ending in one of the scenario's documented rarer endings (`also`,
+    // e.g. a violation where WAL framing happens to coincide) are counted in the
+    // spread but predict nothing: the class, messages, relations and mechanism
+    // come from the other seeds — unless every seed ended so, when they are all
+    // the model has to say.
+    let runs: Vec<(RunResult, MechanismTrace)> = (1..=seeds)
+        .map(|seed| {
+            let mut log = RejoinLog::default();
+            let r = run_seed(&sc.settings, seed, RunOptions { log: true, ..RunOptions::default() }, &mut log);
+            (r, MechanismTrace::of(log.lines.iter().map(String::as_str)))
+        })
+        .collect();
+    let rarer = |o: Outcome| sc.meta.also.contains(&o);
+    let mut all = std::collections::BTreeMap::<&str, (u64, bool)>::new();
+    for (r, _) in &runs {
+        all.entry(model_class(r.outcome)).or_insert((0, rarer(r.outcome))).0 += 1;
+    }
+    let spread = all
+        .iter()
+        .map(
+            |(c, (n, rare))| {
+                if *rare { format!("{n} {c} (a documented rarer ending)") } else { format!("{n} {c}") }
+            },
+        )
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut predicting: Vec<&(RunResult, MechanismTrace)> =
+        runs.iter().filter(|(r, _)| !rarer(r.outcome)).collect();
+    if predicting.is_empty() {
+        predicting = runs.iter().collect();
+    }
+    let classes: BTreeSet<&str> = predicting.iter().map(|(r, _)| model_class(r.outcome)).collect();
+    let class = match classes.len() {
+        1 => classes.first().expect("one").to_string(),
+        _ => "inconsistent".into(),
+    };
     let mut messages: Vec<MessageKind> = Vec::new();
-    let mut relations = Vec::new();
-    let mut mechanism: Vec<Mechanism> = Vec::new();
-    let mut mechanism_variants: Vec<(u64, Vec<Mechanism>)> = Vec::new();
-    for seed in 1..=seeds {
-        let mut log = RejoinLog::default();
-        let r = run_seed(&sc.settings, seed, RunOptions { log: true, ..RunOptions::default() }, &mut log);
-        let trace = MechanismTrace::of(log.lines.iter().map(String::as_str));
-        *classes.entry(model_class(r.outcome)).or_default() += 1;
-        for kind in model_lines(&r).iter().filter_map(|l| recognise(l)) {
+    for (r, _) in &predicting {
+        for kind in model_lines(r).iter().filter_map(|l| recognise(l)) {
             if !messages.contains(&kind) {
                 messages.push(kind);
             }
         }
-        if seed == 1 {
-            relations = model_relations(&r, segment, &trace);
-            mechanism = trace.kinds;
-        } else if trace.kinds != mechanism && !mechanism_variants.iter().any(|(_, v)| *v == trace.kinds) {
-            mechanism_variants.push((seed, trace.kinds));
+    }
+    let segment = sc.settings.wal_segment_size.0;
+    let (relations, mechanism) = match predicting.first() {
+        Some((r, trace)) => (model_relations(r, segment, trace), trace.kinds.clone()),
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut mechanism_variants: Vec<(u64, Vec<Mechanism>)> = Vec::new();
+    for (r, trace) in predicting.iter().skip(1) {
+        if trace.kinds != mechanism && !mechanism_variants.iter().any(|(_, v)| *v == trace.kinds) {
+            mechanism_variants.push((r.seed, trace.kinds.clone()));
         }
     }
-    let spread = classes.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ");
-    let class = if classes.len() == 1 {
-        classes.keys().next().expect("one").to_string()
-    } else {
-        "inconsistent".into()
-    };
     Ok(ModelOutcome { class, messages, relations, mechanism, mechanism_variants, seeds, spread })
 }
 
