@@ -363,9 +363,10 @@ fn history_file_clean_shutdown(sb: &Sandbox, r: &mut Report) -> Result<()> {
         "00000002.history is in the rejoining node's pg_wal before its first start as a standby",
         sb.history_file(&p.a, 2).is_ok(),
     );
-    r.note_rejoin(&p.a, sb.log_offset(&p.a), d.positions());
+    let offset = sb.log_offset(&p.a);
+    r.note_rejoin(&p.a, offset, d.positions());
     start_expecting_fatal(sb, r, &p.a, &p.b)?;
-    let trace = MechanismTrace::of(sb.read_log(&p.a, r.rejoin.as_ref().map_or(0, |rj| rj.1))?.lines());
+    let trace = MechanismTrace::of(sb.read_log(&p.a, offset)?.lines());
     if let (Some(detail), Some(control)) = (trace.positions.detail_checkpoint, checkpoint) {
         r.facts.relate(
             "DETAIL's latest checkpoint equals pg_controldata's latest checkpoint",
@@ -420,7 +421,8 @@ fn write_beyond(sb: &Sandbox, p: &Pair, target: Lsn, segment: u64) -> Result<Lsn
     for _ in 0..60 {
         check_interrupted()?;
         let flush = current_lsn(sb, &p.b, "pg_current_wal_flush_lsn()")?;
-        // A little margin so that whole records lie beyond E.
+        // A margin so that B has whole records beyond E (a record header is 24
+        // bytes; the workload's records are some 100-200 bytes).
         if flush.0 > target.0 + 512 {
             return Ok(flush);
         }
