@@ -528,3 +528,23 @@ fn architecture_doc_is_in_the_repository_and_accurate() {
     }
     assert!(named > 30, "the doc maps concerns to modules ({named} files named)");
 }
+
+#[test]
+fn conform_real_only_takes_no_model_options() {
+    // --real-only runs no model: model settings with it are an input error, found
+    // before any server is started.
+    for extra in [["--set", "rules.walsender_checks_start_point=false"], ["--seeds", "3"]] {
+        let mut args = vec!["conform", "--real-only", "--scenario", "history-file-before-start"];
+        args.extend(extra);
+        let (code, out, err) = cli(&args);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(out.is_empty());
+        assert!(err.contains("'--real-only' cannot be used with"), "{extra:?}: {err}");
+    }
+    let (code, _, err) = cli(&["conform", "--real-only", "--scenario", "history-file-somewhere"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no such conformance story") && err.contains("history-file-clean-shutdown"),
+        "{err}"
+    );
+}

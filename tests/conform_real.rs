@@ -1,6 +1,7 @@
 //! Runs every story against the real PostgreSQL server, if one is installed, and
 //! checks that each outcome has the shape observed with PostgreSQL 15 (class,
-//! messages, where they were printed, and every checked relation).
+//! messages, where they were printed, the rejoining node's mechanism, and every
+//! checked relation).
 //!
 //! It is `#[ignore]`d, so a plain `cargo test --workspace` needs no server and
 //! reports it as ignored, with the reason, instead of a silent "ok"; CI runs
@@ -20,6 +21,8 @@ struct Shape {
     class: OutcomeClass,
     messages: &'static [(MessageKind, &'static str)],
     relations: &'static [(&'static str, bool)],
+    /// The rejoining node's mechanism kinds, in order of first appearance.
+    mechanism: &'static [&'static str],
 }
 
 const DIVERGED: &[(&str, bool)] = &[
@@ -42,17 +45,57 @@ const CONVERGED_REJOIN: &[(&str, bool)] = &[
     ("row count and hash equal on both nodes", true),
 ];
 
+const CONSISTENT_AT_END: &[(&str, bool)] = &[
+    ("startup's end of local WAL equals the rejoining node's end of local WAL", true),
+    ("consistency point equals the rejoining node's end of local WAL", true),
+];
+
+const STREAMS_FROM_SEGMENT_START: (&str, bool) = (
+    "walreceiver's start point is the start of the WAL segment holding the rejoining node's end of local WAL",
+    true,
+);
+
+const HISTORY_COPIED: (&str, bool) =
+    ("00000002.history is in the rejoining node's pg_wal before its first start as a standby", true);
+
 const NAIVE_MESSAGES: &[(MessageKind, &str)] =
     &[(NotInHistory, "a server log, b server log"), (ForkedBeforeRecoveryPoint, "a server log")];
+
+/// Crash recovery (immediate stop) then a refused naive rejoin.
+const NAIVE_AFTER_CRASH: &[&str] = &[
+    "entering_standby_mode",
+    "redo_starts",
+    "end_of_local_wal",
+    "consistent_recovery_state",
+    "fetching_history_file",
+    "new_timeline_forked_off",
+];
 
 fn expected(story: Story) -> Shape {
     let cat = |parts: &[&[(&'static str, bool)]]| -> &'static [(&'static str, bool)] {
         Box::leak(parts.concat().into_boxed_slice())
     };
     match story {
-        Story::DivergedNaiveAfterImmediate | Story::DivergedNaiveAfterFast => {
-            Shape { class: Refused, messages: NAIVE_MESSAGES, relations: cat(&[DIVERGED, NAIVE_REJOIN]) }
-        }
+        Story::DivergedNaiveAfterImmediate => Shape {
+            class: Refused,
+            messages: NAIVE_MESSAGES,
+            relations: cat(&[DIVERGED, NAIVE_REJOIN, CONSISTENT_AT_END]),
+            mechanism: NAIVE_AFTER_CRASH,
+        },
+        // After a clean shutdown the node is consistent at once (its checkpoint is
+        // the end of its WAL), before it reads past that end.
+        Story::DivergedNaiveAfterFast => Shape {
+            class: Refused,
+            messages: NAIVE_MESSAGES,
+            relations: cat(&[DIVERGED, NAIVE_REJOIN, CONSISTENT_AT_END]),
+            mechanism: &[
+                "entering_standby_mode",
+                "consistent_recovery_state",
+                "end_of_local_wal",
+                "fetching_history_file",
+                "new_timeline_forked_off",
+            ],
+        },
         Story::DivergedRewind => Shape {
             class: Converged,
             messages: &[],
@@ -65,6 +108,13 @@ fn expected(story: Story) -> Shape {
                 ],
                 CONVERGED_REJOIN,
             ]),
+            mechanism: &[
+                "entering_standby_mode",
+                "redo_starts",
+                "consistent_recovery_state",
+                "end_of_local_wal",
+                "started_streaming",
+            ],
         },
         Story::CleanSwitchover => Shape {
             class: Converged,
@@ -78,24 +128,47 @@ fn expected(story: Story) -> Shape {
                     ("fork point equals the old primary's end of WAL", true),
                 ],
                 CONVERGED_REJOIN,
+                CONSISTENT_AT_END,
+                &[STREAMS_FROM_SEGMENT_START],
             ]),
+            mechanism: &[
+                "entering_standby_mode",
+                "consistent_recovery_state",
+                "end_of_local_wal",
+                "fetching_history_file",
+                "started_streaming",
+                "replication_terminated",
+                "new_target_timeline",
+                "redo_starts",
+            ],
         },
         Story::LaggingStandbyAhead => Shape {
             class: Refused,
             messages: &[(AheadOfFlush, "a server log, b server log")],
-            relations: &[
-                (
-                    "old primary's end of WAL is in a later WAL segment than the lagging standby's replay position",
-                    true,
-                ),
-                ("upstream's pg_stat_replication showed the rejoining node streaming", false),
-                ("row count and hash equal on both nodes", false),
-                (
-                    "requested start is the start of the WAL segment holding the old primary's end of WAL",
-                    true,
-                ),
-                ("requested start > server flush", true),
-                ("server flush equals the lagging standby's replay position", true),
+            relations: cat(&[
+                &[
+                    (
+                        "old primary's end of WAL is in a later WAL segment than the lagging standby's replay position",
+                        true,
+                    ),
+                    ("upstream's pg_stat_replication showed the rejoining node streaming", false),
+                    ("row count and hash equal on both nodes", false),
+                    (
+                        "requested start is the start of the WAL segment holding the old primary's end of WAL",
+                        true,
+                    ),
+                    ("requested start > server flush", true),
+                    ("server flush equals the lagging standby's replay position", true),
+                ],
+                CONSISTENT_AT_END,
+                &[STREAMS_FROM_SEGMENT_START],
+            ]),
+            mechanism: &[
+                "entering_standby_mode",
+                "redo_starts",
+                "end_of_local_wal",
+                "consistent_recovery_state",
+                "started_streaming",
             ],
         },
         Story::SyncStandbyDown => Shape {
@@ -106,6 +179,7 @@ fn expected(story: Story) -> Shape {
                 ("client was told the wait was cancelled after a local commit", true),
                 ("cancelled insert's row is visible on the primary (committed locally before waiting)", true),
             ],
+            mechanism: &[],
         },
         Story::SyncFirstRestart => Shape {
             class: Converged,
@@ -150,6 +224,89 @@ fn expected(story: Story) -> Shape {
                     ("pg_rewind succeeded", false),
                 ],
             ]),
+            mechanism: &[],
+        },
+        // Crash recovery targets timeline 2, replays A's own WAL past the fork, is
+        // consistent at A's end E, streams timeline 2 from E's segment start and
+        // loops on a framing error at E; no refusal, no exit.
+        Story::HistoryFileBeforeStart => Shape {
+            class: Stuck,
+            messages: &[],
+            relations: cat(&[
+                DIVERGED,
+                &[
+                    ("new primary's WAL flush position > the old primary's end of WAL", true),
+                    HISTORY_COPIED,
+                    ("replay position unchanged over 3 s", true),
+                    ("upstream's pg_stat_replication showed the rejoining node streaming", false),
+                    ("rejoining node replayed past its end of local WAL", false),
+                    ("row count and hash equal on both nodes", false),
+                    ("startup process logged the framing error more than once at the same position", true),
+                ],
+                CONSISTENT_AT_END,
+                &[
+                    STREAMS_FROM_SEGMENT_START,
+                    ("framing error position equals the rejoining node's end of local WAL", true),
+                ],
+            ]),
+            mechanism: &[
+                "entering_standby_mode",
+                "crash_recovery_starts",
+                "redo_starts",
+                "end_of_local_wal",
+                "consistent_recovery_state",
+                "started_streaming",
+                "framing_error",
+            ],
+        },
+        Story::SecondStartAfterHistoryFetch => Shape {
+            class: Refused,
+            messages: &[
+                (NotInHistory, "a server log, b server log"),
+                (ForkedBeforeRecoveryPoint, "a server log"),
+                (MinRecoveryPointNotOnTimeline, "a server log"),
+            ],
+            relations: cat(&[
+                DIVERGED,
+                NAIVE_REJOIN,
+                &[
+                    (
+                        "walreceiver fetched 00000002.history into the rejoining node's pg_wal during the first rejoin",
+                        true,
+                    ),
+                    (
+                        "pg_controldata's minimum recovery point after the first rejoin equals the old primary's end of WAL",
+                        true,
+                    ),
+                    ("upstream's pg_stat_replication showed the node streaming after its last start", false),
+                    ("server exited after the startup process's FATAL", true),
+                ],
+                CONSISTENT_AT_END,
+                &[
+                    ("minimum recovery point in the FATAL equals the old primary's end of WAL", true),
+                    ("minimum recovery point in the FATAL > fork point", true),
+                ],
+            ]),
+            mechanism: Box::leak(
+                [NAIVE_AFTER_CRASH, &["min_recovery_point_not_on_timeline"]].concat().into(),
+            ),
+        },
+        Story::HistoryFileCleanShutdown => Shape {
+            class: Refused,
+            messages: &[(NotAChild, "a server log")],
+            relations: cat(&[
+                DIVERGED,
+                &[
+                    ("pg_controldata's latest checkpoint > fork point", true),
+                    HISTORY_COPIED,
+                    ("upstream's pg_stat_replication showed the node streaming after its last start", false),
+                    ("server exited after the startup process's FATAL", true),
+                    ("DETAIL's latest checkpoint equals pg_controldata's latest checkpoint", true),
+                    ("DETAIL's latest checkpoint > fork point", true),
+                    ("DETAIL's fork point equals the fork point", true),
+                ],
+            ]),
+            mechanism: &["entering_standby_mode", "not_a_child"],
         },
     }
 }
@@ -166,6 +323,22 @@ fn check(outcome: &RealOutcome, shape: &Shape) -> Vec<String> {
     }
     if outcome.message_text.len() != outcome.messages.len() {
         problems.push("message_text and messages differ in length".into());
+    }
+    let mechanism: Vec<&str> = outcome.mechanism.iter().map(|m| m.name()).collect();
+    if mechanism != shape.mechanism {
+        problems.push(format!("mechanism {mechanism:?}, expected {:?}", shape.mechanism));
+    }
+    if outcome.mechanism_text.len() != outcome.mechanism.len() {
+        problems.push("mechanism_text and mechanism differ in length".into());
+    }
+    if outcome.story == Story::HistoryFileBeforeStart {
+        // Which framing text appears depends on the bytes at E; one of the three must.
+        let text = outcome.facts.framing_error_text.as_deref().unwrap_or_default();
+        let known =
+            ["record with incorrect prev-link", "invalid record length at", "invalid resource manager ID"];
+        if !known.iter().any(|k| text.contains(k)) {
+            problems.push(format!("framing error text {text:?} is none of {known:?}"));
+        }
     }
     let relations: Vec<(&str, bool)> =
         outcome.facts.relations.iter().map(|(name, holds)| (name.as_str(), *holds)).collect();

@@ -83,6 +83,11 @@ struct ConformArgs {
     /// Override a model setting (e.g. switch a rule off to see a disagreement).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Run the real server only (no model, no comparison) and print what it did
+    /// as one JSON object: every story's full outcome (messages with their lines,
+    /// mechanism, positions, relations) and its comparable summary.
+    #[arg(long, conflicts_with_all = ["seeds", "set"])]
+    real_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -538,6 +543,40 @@ fn cmd_merge(a: MergeArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     Ok(EXIT_OK)
 }
 
+/// `walsim conform --real-only`: the real side of the stories, as JSON.
+fn real_only(
+    install: &crate::conform::PgInstall,
+    stories: &[crate::conform::Story],
+    opts: &crate::conform::Options,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, BadInput> {
+    use crate::conform;
+    let mut outcomes = Vec::new();
+    for &story in stories {
+        let _ = writeln!(err, "walsim conform: {} (real server only)", story.name());
+        match conform::run_story(install, story, opts) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) if e.downcast_ref::<conform::Interrupted>().is_some() => {
+                let _ =
+                    writeln!(err, "walsim conform: interrupted; servers stopped and temporary data removed");
+                return Ok(EXIT_INTERRUPTED);
+            }
+            Err(e) => return Err(BadInput(format!("conformance run failed: {e:#}"))),
+        }
+    }
+    let v = serde_json::json!({
+        "postgres_version": install.version,
+        "stories": outcomes.iter().map(|o| serde_json::json!({
+            "name": o.story.name(),
+            "summary": crate::conformance::RealSummary::of(o),
+            "outcome": o,
+        })).collect::<Vec<_>>(),
+    });
+    writeln!(out, "{v}")?;
+    Ok(EXIT_OK)
+}
+
 fn cmd_conform(a: ConformArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
     use crate::conform::{self, Story};
     let stories: Vec<Story> = if a.scenarios.is_empty() {
@@ -560,10 +599,17 @@ fn cmd_conform(a: ConformArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         return Err(BadInput("--seeds must be at least 1".into()));
     }
     // Settings errors are input errors: check them before starting servers.
-    crate::conformance::model_outcome(stories[0], 1, &a.set).map_err(BadInput)?;
+    if !a.real_only
+        && let Some(&story) = stories.iter().find(|&&s| crate::conformance::has_scenario(s))
+    {
+        crate::conformance::model_outcome(story, 1, &a.set).map_err(BadInput)?;
+    }
     let install = conform::find_install(a.pg_bin.as_deref()).map_err(|e| BadInput(format!("{e:#}")))?;
     conform::install_interrupt_handler();
     let opts = conform::Options { keep_data: a.keep_data, verbose: a.verbose };
+    if a.real_only {
+        return real_only(&install, &stories, &opts, out, err);
+    }
     let mut progress = |name: &str| {
         let _ = writeln!(err, "walsim conform: {name}");
     };

@@ -3,32 +3,46 @@
 //! predict the same class every time, or the scenario is not pinned down);
 //! the real server runs it once ([`crate::conform`]). They agree when the
 //! outcome class, the kinds of PostgreSQL message seen, and every relation
-//! between positions that both sides checked are the same. LSNs themselves
-//! are never compared: sizes and timings differ, relations must not.
+//! between positions that both sides checked are the same, and the rejoining
+//! node's *mechanism* — the sequence of its startup/walreceiver message kinds in
+//! order of first appearance — is the same too. LSNs themselves are never
+//! compared: sizes and timings differ, relations must not.
 
 use crate::conform::{
-    self, Lsn, MessageKind, OutcomeClass, RealOutcome, Story, history_forked_at, recognise, recovery_point,
-    requested_start, rewind_diverged_at, server_flush,
+    self, Lsn, Mechanism, MechanismTrace, MessageKind, OutcomeClass, RealOutcome, Story, first_difference,
+    history_forked_at, mechanism_relations, recognise, recovery_point, requested_start, rewind_diverged_at,
+    server_flush,
 };
-use crate::run::{NoObserver, Observer, Outcome, Phase, RunOptions, RunResult, run_seed};
+use crate::run::{Observer, Outcome, Phase, RunOptions, RunResult, run_seed};
 use crate::scenario;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use walsim_model::cluster::Cluster;
 use walsim_model::event::Event;
+use walsim_model::log::LogLine;
 use walsim_model::node::Status;
+use walsim_model::settings::Failback;
 
 /// The model's prediction for one story.
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelOutcome {
     /// `converged` | `refused` | `stuck`, or `violation` (an invariant
     /// failed, which no real run can show), or `inconsistent` when seeds
-    /// disagree.
+    /// disagree. Seeds ending in one of the scenario's documented rarer
+    /// endings (`[scenario] also`) only count in `spread`; the class, messages,
+    /// relations and mechanism come from the other seeds.
     pub class: String,
     /// Message kinds seen (union over seeds), in first-seen order.
     pub messages: Vec<MessageKind>,
-    /// Relations between positions, from the first seed.
+    /// Relations between positions, from the first (not rarer) seed.
     pub relations: Vec<(String, bool)>,
+    /// The rejoining node's mechanism in the first (not rarer) seed: distinct kinds of its
+    /// startup/walreceiver log lines from its first failback on, in order of first
+    /// appearance.
+    pub mechanism: Vec<Mechanism>,
+    /// Seeds whose mechanism differs from the first (not rarer) seed's: the first seed of each
+    /// different sequence, with that sequence.
+    pub mechanism_variants: Vec<(u64, Vec<Mechanism>)>,
     pub seeds: u64,
     /// Outcomes over the seeds, e.g. `20 refused`.
     pub spread: String,
@@ -51,11 +65,20 @@ pub struct RealSummary {
     pub class: OutcomeClass,
     pub messages: Vec<MessageKind>,
     pub relations: Vec<(String, bool)>,
+    /// The rejoining node's mechanism (node `a`'s log from its first rejoin on).
+    /// Recordings made before it existed have none; an empty one is compared too.
+    #[serde(default)]
+    pub mechanism: Vec<Mechanism>,
 }
 
 impl RealSummary {
     pub fn of(r: &RealOutcome) -> RealSummary {
-        RealSummary { class: r.class, messages: r.messages.clone(), relations: r.facts.relations.clone() }
+        RealSummary {
+            class: r.class,
+            messages: r.messages.clone(),
+            relations: r.facts.relations.clone(),
+            mechanism: r.mechanism.clone(),
+        }
     }
 }
 
@@ -87,8 +110,54 @@ fn model_lines(r: &RunResult) -> Vec<String> {
     lines
 }
 
+/// Collects the log lines of the node that fails back, from the step its first
+/// failback attempt started on (DEBUG lines excluded: a real server at the
+/// default `log_min_messages` does not print them).
+#[derive(Default)]
+struct RejoinLog {
+    node: Option<u8>,
+    lines: Vec<String>,
+}
+
+impl RejoinLog {
+    fn absorb(&mut self, c: &Cluster, lines: &[LogLine]) {
+        if self.node.is_none()
+            && let Some(attempt) = c.attempts.first()
+        {
+            self.node = c.nodes.iter().position(|n| n.name == attempt.node).map(|i| i as u8);
+        }
+        for line in lines {
+            if Some(line.node) == self.node && line.level != walsim_model::log::Level::Debug {
+                self.lines.push(line.message.clone());
+            }
+        }
+    }
+}
+
+impl Observer for RejoinLog {
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
+        let lines: Vec<LogLine> = c.log.drain().collect();
+        self.absorb(c, &lines);
+    }
+}
+
+/// Both model-side watchers on one run, reading each step's lines once.
+#[derive(Default)]
+struct ModelWatch {
+    rejoin: RejoinLog,
+    sync: SyncWatch,
+}
+
+impl Observer for ModelWatch {
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
+        let lines: Vec<LogLine> = c.log.drain().collect();
+        self.rejoin.absorb(c, &lines);
+        self.sync.absorb(c, &lines);
+    }
+}
+
 /// The relations the real driver checks, computed from a model run.
-fn model_relations(r: &RunResult, segment: u64) -> Vec<(String, bool)> {
+fn model_relations(r: &RunResult, segment: u64, mechanism: &MechanismTrace) -> Vec<(String, bool)> {
     let lines = model_lines(r);
     let find = |f: fn(&str) -> Option<Lsn>| lines.iter().find_map(|l| f(l));
     let start = find(requested_start);
@@ -135,7 +204,33 @@ fn model_relations(r: &RunResult, segment: u64) -> Vec<(String, bool)> {
     if attempt.is_some() && r.outcome != Outcome::Violation {
         rel("row count and hash equal on both nodes", Some(converged));
     }
+    // After pg_rewind (or any tool that replaces its WAL) the node's old end of WAL
+    // is not where its own WAL ends when it starts as a standby.
+    let local_end = attempt.filter(|a| a.strategy == Failback::Naive).map(|a| Lsn(a.end_of_wal.0));
+    out.extend(mechanism_relations(&mechanism.positions, local_end, fork, segment));
     out
+}
+
+/// Whether walsim has the story's built-in scenario (a story's real side can be
+/// written before its model scenario exists).
+pub fn has_scenario(story: Story) -> bool {
+    scenario::BUILTIN.iter().any(|(name, _)| *name == story.name())
+}
+
+impl ModelOutcome {
+    /// The row's walsim half for a story without a built-in scenario: class
+    /// `no_scenario`, which never agrees with a real outcome.
+    pub fn missing(story: Story) -> ModelOutcome {
+        ModelOutcome {
+            class: "no_scenario".into(),
+            messages: Vec::new(),
+            relations: Vec::new(),
+            mechanism: Vec::new(),
+            mechanism_variants: Vec::new(),
+            seeds: 0,
+            spread: format!("no built-in scenario {} yet", story.name()),
+        }
+    }
 }
 
 /// The synchronous-replication stories: three nodes, the model's `node2`
@@ -172,12 +267,12 @@ pub struct SyncWatch {
     pub sync_when_paused: Option<String>,
 }
 
-impl Observer for SyncWatch {
-    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
-        for l in c.log.drain() {
+impl SyncWatch {
+    fn absorb(&mut self, c: &Cluster, lines: &[LogLine]) {
+        for l in lines {
             let walsender = matches!(l.process, walsim_model::log::Process::WalSender(_));
             if l.node == 0 && walsender && l.level != walsim_model::log::Level::Debug {
-                self.lines.push(l.message);
+                self.lines.push(l.message.clone());
             }
         }
         let state = |peer| c.sync_state_of(0, peer);
@@ -259,39 +354,74 @@ impl SyncWatch {
 /// Runs the story's scenario over `seeds` seeds (`sets` apply on top).
 pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelOutcome, String> {
     let sc = scenario::load(story.name(), toml::Table::new(), sets).map_err(|e| e.0)?;
-    let segment = sc.settings.wal_segment_size.0;
-    let mut classes = std::collections::BTreeMap::<&str, u64>::new();
+    // Seeds ending in one of the scenario's documented rarer endings (`also`,
+    // e.g. a violation where WAL framing happens to coincide) are counted in the
+    // spread but predict nothing: the class, messages, relations and mechanism
+    // come from the other seeds — unless every seed ended so, when they are all
+    // the model has to say.
+    let runs: Vec<(RunResult, MechanismTrace, SyncWatch)> = (1..=seeds)
+        .map(|seed| {
+            let mut w = ModelWatch::default();
+            let r = run_seed(&sc.settings, seed, RunOptions { log: true, ..RunOptions::default() }, &mut w);
+            (r, MechanismTrace::of(w.rejoin.lines.iter().map(String::as_str)), w.sync)
+        })
+        .collect();
+    let rarer = |o: Outcome| sc.meta.also.contains(&o);
+    let mut all = std::collections::BTreeMap::<&str, (u64, bool)>::new();
+    for (r, _, _) in &runs {
+        all.entry(model_class(r.outcome)).or_insert((0, rarer(r.outcome))).0 += 1;
+    }
+    let spread = all
+        .iter()
+        .map(
+            |(c, (n, rare))| {
+                if *rare { format!("{n} {c} (a documented rarer ending)") } else { format!("{n} {c}") }
+            },
+        )
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut predicting: Vec<&(RunResult, MechanismTrace, SyncWatch)> =
+        runs.iter().filter(|(r, _, _)| !rarer(r.outcome)).collect();
+    if predicting.is_empty() {
+        predicting = runs.iter().collect();
+    }
+    let classes: BTreeSet<&str> = predicting.iter().map(|(r, _, _)| model_class(r.outcome)).collect();
+    let class = match classes.len() {
+        1 => classes.first().expect("one").to_string(),
+        _ => "inconsistent".into(),
+    };
     let mut messages: Vec<MessageKind> = Vec::new();
-    let mut relations = Vec::new();
-    for seed in 1..=seeds {
-        let mut watch = SyncWatch::default();
-        let r = if is_sync_story(story) {
-            run_seed(&sc.settings, seed, RunOptions { log: true, ..RunOptions::default() }, &mut watch)
-        } else {
-            run_seed(&sc.settings, seed, RunOptions::default(), &mut NoObserver)
-        };
-        *classes.entry(model_class(r.outcome)).or_default() += 1;
-        for kind in watch.lines.iter().chain(&model_lines(&r)).filter_map(|l| recognise(l)) {
+    for (r, _, sync) in &predicting {
+        let sync_lines = sync.lines.iter().filter(|_| is_sync_story(story));
+        for kind in sync_lines.chain(&model_lines(r)).filter_map(|l| recognise(l)) {
             if !messages.contains(&kind) {
                 messages.push(kind);
             }
         }
-        if seed == 1 {
-            relations = model_relations(&r, segment);
-            relations.extend(watch.relations(story, &r));
+    }
+    let segment = sc.settings.wal_segment_size.0;
+    let (relations, mechanism) = match predicting.first() {
+        Some((r, trace, sync)) => {
+            let mut relations = model_relations(r, segment, trace);
+            relations.extend(sync.relations(story, r));
+            (relations, trace.kinds.clone())
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut mechanism_variants: Vec<(u64, Vec<Mechanism>)> = Vec::new();
+    for (r, trace, _) in predicting.iter().skip(1) {
+        if trace.kinds != mechanism && !mechanism_variants.iter().any(|(_, v)| *v == trace.kinds) {
+            mechanism_variants.push((r.seed, trace.kinds.clone()));
         }
     }
-    let spread = classes.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ");
-    let class = if classes.len() == 1 {
-        classes.keys().next().expect("one").to_string()
-    } else {
-        "inconsistent".into()
-    };
-    Ok(ModelOutcome { class, messages, relations, seeds, spread })
+    Ok(ModelOutcome { class, messages, relations, mechanism, mechanism_variants, seeds, spread })
 }
 
 /// Compares; returns the differences (none: they agree).
 pub fn compare(real: &RealSummary, model: &ModelOutcome) -> Vec<String> {
+    if model.class == "no_scenario" {
+        return vec![format!("walsim cannot compare: {}", model.spread)];
+    }
     let mut diffs = Vec::new();
     if class_name(real.class) != model.class {
         diffs.push(format!(
@@ -305,6 +435,14 @@ pub fn compare(real: &RealSummary, model: &ModelOutcome) -> Vec<String> {
     let (rk, mk) = (kinds(&real.messages), kinds(&model.messages));
     if rk != mk {
         diffs.push(format!("messages: PostgreSQL {rk:?}, walsim {mk:?}"));
+    }
+    if let Some(d) = first_difference(&real.mechanism, &model.mechanism) {
+        diffs.push(format!("mechanism: {d}"));
+    }
+    for (seed, variant) in &model.mechanism_variants {
+        if let Some(d) = first_difference(&real.mechanism, variant) {
+            diffs.push(format!("mechanism (seed {seed}): {d}"));
+        }
     }
     for (name, holds) in &real.relations {
         if let Some((_, m)) = model.relations.iter().find(|(n, _)| n == name)
@@ -329,7 +467,11 @@ pub fn run_suite(
     let mut rows = Vec::new();
     for &story in stories {
         progress(story.name());
-        let walsim = model_outcome(story, seeds, sets).map_err(anyhow::Error::msg)?;
+        let walsim = if has_scenario(story) {
+            model_outcome(story, seeds, sets).map_err(anyhow::Error::msg)?
+        } else {
+            ModelOutcome::missing(story)
+        };
         let real = conform::run_story(install, story, opts)?;
         let postgres = RealSummary::of(&real);
         let differences = compare(&postgres, &walsim);
@@ -374,4 +516,28 @@ pub fn table(rows: &[Row], version: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_side_reads_the_failing_back_node_from_its_failback_on() {
+        let sc = scenario::load("diverged-naive-after-immediate", toml::Table::new(), &[]).unwrap();
+        let mut log = RejoinLog::default();
+        let r = run_seed(&sc.settings, 1, RunOptions { log: true, ..RunOptions::default() }, &mut log);
+        assert_eq!(r.failbacks.first().map(|a| a.node.as_str()), Some("node1"));
+        assert_eq!(log.node, Some(0));
+        // Nothing from node1's life as a primary (its checkpoints, its stop), no
+        // DEBUG lines: the first line is the operator's failback itself.
+        assert!(log.lines[0].ends_with("failback on node1"), "{:?}", log.lines);
+        assert!(!log.lines.iter().any(|l| l.starts_with("event:")), "{:?}", log.lines);
+        let trace = MechanismTrace::of(log.lines.iter().map(String::as_str));
+        assert_eq!(trace.kinds.first(), Some(&Mechanism::EnteringStandbyMode));
+        // The same run without logging has no lines to read.
+        let mut quiet = RejoinLog::default();
+        run_seed(&sc.settings, 1, RunOptions::default(), &mut quiet);
+        assert!(quiet.lines.is_empty());
+    }
 }

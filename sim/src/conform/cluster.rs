@@ -50,6 +50,9 @@ pub(super) enum StartWait {
     Ready,
     /// Merely running: a rejoining standby may never become consistent.
     Running,
+    /// Only launched (`pg_ctl -W start` returned): for a start that is expected to
+    /// end in a FATAL, which the story reads from the log.
+    Launched,
 }
 
 /// One PostgreSQL server of a story.
@@ -285,6 +288,9 @@ impl Sandbox {
                 .timeout(Duration::from_secs(30))
                 .log_hint(&node.log),
         )?;
+        if wait == StartWait::Launched {
+            return Ok(());
+        }
         let started = Instant::now();
         let deadline = started + Duration::from_secs(60);
         let mut seen_pid_file = false;
@@ -500,6 +506,19 @@ impl Sandbox {
             node.name,
             out.stderr.trim()
         )
+    }
+
+    /// Copies `from`'s timeline history file `0000000N.history` into `to`'s pg_wal, as
+    /// an operator (or a `restore_command`) would: owned by `postgres`, mode 0600.
+    pub fn copy_history_file(&self, from: &Node, to: &Node, tli: u32) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let name = format!("{tli:08X}.history");
+        let (src, dst) = (from.data.join("pg_wal").join(&name), to.data.join("pg_wal").join(&name));
+        fs::copy(&src, &dst)
+            .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+        fs::set_permissions(&dst, fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot chmod {}", dst.display()))?;
+        self.chown(&dst)
     }
 
     /// Content of a timeline history file in a node's pg_wal.

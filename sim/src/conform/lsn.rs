@@ -70,6 +70,13 @@ impl fmt::Display for Lsn {
     }
 }
 
+/// Serialized as PostgreSQL prints it (`%X/%X`), like the LSN strings in `Facts`.
+impl serde::Serialize for Lsn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 fn hex_run(bytes: &[u8]) -> usize {
     bytes.iter().take_while(|b| b.is_ascii_hexdigit()).count()
 }

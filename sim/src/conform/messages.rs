@@ -21,8 +21,15 @@ pub enum MessageKind {
     /// Upstream walsender: "requested starting point X is ahead of the WAL flush
     /// position of this server Y".
     AheadOfFlush,
-    /// Upstream walsender: "requested timeline N is not a child of this server's history".
+    /// Rejoining node's startup process (InitWalRecovery in xlogrecovery.c), FATAL:
+    /// "requested timeline N is not a child of this server's history", with DETAIL
+    /// "Latest checkpoint is at X on timeline T, but in the history of the requested
+    /// timeline, the server forked off from that timeline at F." (its latest
+    /// checkpoint lies past the fork point of the target timeline's history).
     NotAChild,
+    /// Rejoining node's startup process (InitWalRecovery), FATAL: "requested timeline
+    /// N does not contain minimum recovery point X on timeline T".
+    MinRecoveryPointNotOnTimeline,
     /// pg_rewind: "target server needs to use either data checksums or \"wal_log_hints = on\"".
     RewindNeedsHints,
     /// pg_rewind: "no rewind required".
@@ -47,6 +54,7 @@ impl MessageKind {
                 | MessageKind::ForkedBeforeRecoveryPoint
                 | MessageKind::AheadOfFlush
                 | MessageKind::NotAChild
+                | MessageKind::MinRecoveryPointNotOnTimeline
                 | MessageKind::RewindNeedsHints
         )
     }
@@ -57,6 +65,7 @@ const PATTERNS: &[(&str, MessageKind)] = &[
     ("is ahead of the WAL flush position of this server", MessageKind::AheadOfFlush),
     ("is not in this server's history", MessageKind::NotInHistory),
     ("is not a child of this server's history", MessageKind::NotAChild),
+    ("does not contain minimum recovery point", MessageKind::MinRecoveryPointNotOnTimeline),
     ("before current recovery point", MessageKind::ForkedBeforeRecoveryPoint),
     ("needs to use either data checksums or", MessageKind::RewindNeedsHints),
     ("no rewind required", MessageKind::NoRewindRequired),
@@ -130,9 +139,15 @@ mod tests {
         assert_eq!(recognise(FORKED), Some(MessageKind::ForkedBeforeRecoveryPoint));
         assert_eq!(
             recognise(
-                "2026-11-26 04:00:00.000 UTC [9] walsender ERROR:  requested timeline 3 is not a child of this server's history"
+                "2026-12-02 18:00:02.000 UTC [9] startup FATAL:  requested timeline 2 is not a child of this server's history"
             ),
             Some(MessageKind::NotAChild)
+        );
+        assert_eq!(
+            recognise(
+                "2026-12-02 18:00:01.000 UTC [8] startup FATAL:  requested timeline 2 does not contain minimum recovery point 0/4012A90 on timeline 1"
+            ),
+            Some(MessageKind::MinRecoveryPointNotOnTimeline)
         );
         assert_eq!(
             recognise(
@@ -172,6 +187,8 @@ mod tests {
     fn refusals() {
         assert!(MessageKind::NotInHistory.is_refusal());
         assert!(MessageKind::RewindNeedsHints.is_refusal());
+        assert!(MessageKind::MinRecoveryPointNotOnTimeline.is_refusal());
+        assert!(MessageKind::NotAChild.is_refusal());
         assert!(!MessageKind::NoRewindRequired.is_refusal());
         assert!(!MessageKind::CommitWaitsForSyncRep.is_refusal());
     }

@@ -13,6 +13,7 @@
 mod cluster;
 mod install;
 mod lsn;
+mod mechanism;
 mod messages;
 mod outcome;
 mod process;
@@ -24,6 +25,9 @@ use anyhow::Result;
 
 pub use self::install::{PgInstall, find_install};
 pub use self::lsn::Lsn;
+pub use self::mechanism::{
+    Mechanism, MechanismPositions, MechanismTrace, first_difference, mechanism_relations, recognise_mechanism,
+};
 pub use self::messages::{
     MessageKind, history_forked_at, recognise, recovery_point, requested_start, rewind_diverged_at,
     server_flush,

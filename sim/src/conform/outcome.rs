@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::mechanism::{Mechanism, MechanismPositions};
 use super::messages::MessageKind;
 
 /// One fully scripted scenario run against a fresh primary (`a`) / standby (`b`) pair.
@@ -33,11 +34,26 @@ pub enum Story {
     /// Two standbys, `FIRST 1 (b, c)`, `synchronous_commit = remote_apply`, replay
     /// paused on `b`: a commit waits until `pg_wal_replay_resume()`.
     RemoteApplyReplayPaused,
+    /// A diverged and crashed (`-m immediate`) old primary gets the new primary's
+    /// `00000002.history` copied into its pg_wal before it first starts as a standby
+    /// of the new primary, which has by then written past A's end of WAL: crash
+    /// recovery targets timeline 2, replays A's own WAL past the fork and streams
+    /// timeline 2 from the segment start; the startup process loops on a framing
+    /// error at A's end of WAL.
+    HistoryFileBeforeStart,
+    /// As `DivergedNaiveAfterImmediate` (the refused first rejoin fetches
+    /// `00000002.history`), then A is stopped (`-m fast`) and started again: its
+    /// minimum recovery point is not on timeline 2.
+    SecondStartAfterHistoryFetch,
+    /// A diverges, is shut down cleanly (`-m fast`, its latest checkpoint lies past
+    /// the fork), gets `00000002.history` in its pg_wal and starts as a standby:
+    /// not a child of this server's history.
+    HistoryFileCleanShutdown,
 }
 
 impl Story {
     /// Every story, in the order the suite runs them.
-    pub const ALL: [Story; 10] = [
+    pub const ALL: [Story; 13] = [
         Story::DivergedNaiveAfterImmediate,
         Story::DivergedNaiveAfterFast,
         Story::DivergedRewind,
@@ -48,6 +64,9 @@ impl Story {
         Story::SyncFirstRestart,
         Story::SyncAnyBothDown,
         Story::RemoteApplyReplayPaused,
+        Story::HistoryFileBeforeStart,
+        Story::SecondStartAfterHistoryFetch,
+        Story::HistoryFileCleanShutdown,
     ];
 
     /// Kebab-case name, identical to the JSON form.
@@ -63,6 +82,9 @@ impl Story {
             Story::SyncFirstRestart => "sync-first-restart",
             Story::SyncAnyBothDown => "sync-any-both-down",
             Story::RemoteApplyReplayPaused => "remote-apply-replay-paused",
+            Story::HistoryFileBeforeStart => "history-file-before-start",
+            Story::SecondStartAfterHistoryFetch => "second-start-after-history-fetch",
+            Story::HistoryFileCleanShutdown => "history-file-clean-shutdown",
         }
     }
 
@@ -99,6 +121,13 @@ pub struct RealOutcome {
     /// Every source that printed each kind, comma-separated, the quoted one first,
     /// e.g. "a server log, b server log" (same index as `messages`).
     pub message_sources: Vec<String>,
+    /// The rejoining node's startup/walreceiver mechanism: distinct kinds in order of
+    /// first appearance in its own server log from its (first) rejoin on.
+    pub mechanism: Vec<Mechanism>,
+    /// The first line of each entry of `mechanism` (same index).
+    pub mechanism_text: Vec<String>,
+    /// The positions those lines quote.
+    pub mechanism_positions: MechanismPositions,
     pub facts: Facts,
 }
 
@@ -125,6 +154,12 @@ pub struct Facts {
     pub rows_primary: Option<(i64, i64)>,
     /// The same on the rejoining node.
     pub rows_rejoined: Option<(i64, i64)>,
+    /// The framing error the rejoining node's startup process reported in streamed
+    /// WAL, verbatim (which of the three texts appears depends on the bytes at E).
+    pub framing_error_text: Option<String>,
+    /// `pg_last_wal_replay_lsn()` on the rejoining node, sampled twice ~3 s apart
+    /// once it was consistent (stories judged by replay progress).
+    pub replay_samples: Vec<String>,
     /// Named relations that were checked, with their result.
     pub relations: Vec<(String, bool)>,
 }

@@ -15,6 +15,7 @@ use super::check_interrupted;
 use super::cluster::{Node, Sandbox, StartWait, StopMode};
 use super::install::PgInstall;
 use super::lsn::Lsn;
+use super::mechanism::{Mechanism, MechanismTrace, mechanism_relations};
 use super::messages::{self, MessageKind};
 use super::outcome::{Facts, OutcomeClass, RealOutcome, Story};
 
@@ -31,6 +32,12 @@ const REJOIN_LIMIT: Duration = Duration::from_secs(30);
 /// Once a refusal is seen, how long we keep watching for the other expected messages.
 const AFTER_REFUSAL: Duration = Duration::from_secs(5);
 
+/// How long the replay position must stay unchanged for a node to count as stuck.
+const NO_PROGRESS: Duration = Duration::from_secs(3);
+
+/// How long a start that should end in a startup FATAL may take to log it.
+const FATAL_LIMIT: Duration = Duration::from_secs(15);
+
 pub(super) fn run(sb: &Sandbox, install: &PgInstall, story: Story) -> Result<RealOutcome> {
     let mut report = Report {
         story,
@@ -38,6 +45,8 @@ pub(super) fn run(sb: &Sandbox, install: &PgInstall, story: Story) -> Result<Rea
         class: OutcomeClass::Stuck,
         obs: Observer::default(),
         facts: Facts::default(),
+        rejoin: None,
+        mechanism: MechanismTrace::default(),
     };
     match story {
         Story::DivergedNaiveAfterImmediate => diverged_naive(sb, &mut report, StopMode::Immediate)?,
@@ -50,7 +59,11 @@ pub(super) fn run(sb: &Sandbox, install: &PgInstall, story: Story) -> Result<Rea
         Story::SyncFirstRestart => sync_first_restart(sb, &mut report)?,
         Story::SyncAnyBothDown => sync_any_both_down(sb, &mut report)?,
         Story::RemoteApplyReplayPaused => remote_apply_replay_paused(sb, &mut report)?,
+        Story::HistoryFileBeforeStart => history_file_before_start(sb, &mut report)?,
+        Story::SecondStartAfterHistoryFetch => second_start_after_history_fetch(sb, &mut report)?,
+        Story::HistoryFileCleanShutdown => history_file_clean_shutdown(sb, &mut report)?,
     }
+    report.read_mechanism(sb)?;
     Ok(report.finish())
 }
 
@@ -107,7 +120,8 @@ fn diverged_rewind(sb: &Sandbox, r: &mut Report, wal_log_hints: bool) -> Result<
     // pg_rewind copied B's configuration files: give A back its own port and make it
     // follow B (B's copied primary_conninfo pointed at A).
     sb.set_conf(&p.a, &format!("port = {}\n", p.a.port))?;
-    rejoin(sb, r, &p.a, &p.b, &[], d.positions())
+    // pg_rewind replaced A's WAL after the fork: its old end says nothing now.
+    rejoin(sb, r, &p.a, &p.b, &[], Positions { local_end: None, ..d.positions() })
 }
 
 /// Story 4: A shut down cleanly while B streams, B promoted, A follows B naively.
@@ -127,8 +141,13 @@ fn clean_switchover(sb: &Sandbox, r: &mut Report) -> Result<()> {
     sb.promote(&p.b)?;
     let fork_point = read_fork_point(sb, &p.b, r)?;
     r.facts.relate("fork point equals the old primary's end of WAL", fork_point == a_end);
-    let positions =
-        Positions { a_end: Some(a_end), fork_point: Some(fork_point), segment, upstream_flush: None };
+    let positions = Positions {
+        a_end: Some(a_end),
+        local_end: Some(a_end),
+        fork_point: Some(fork_point),
+        segment,
+        upstream_flush: None,
+    };
     rejoin(sb, r, &p.a, &p.b, &[], positions)
 }
 
@@ -151,8 +170,13 @@ fn lagging_standby_ahead(sb: &Sandbox, r: &mut Report) -> Result<()> {
         "old primary's end of WAL is in a later WAL segment than the lagging standby's replay position",
         a_end.segment_no(segment) > b_replay.segment_no(segment),
     );
-    let positions =
-        Positions { a_end: Some(a_end), fork_point: None, segment, upstream_flush: Some(b_replay) };
+    let positions = Positions {
+        a_end: Some(a_end),
+        local_end: Some(a_end),
+        fork_point: None,
+        segment,
+        upstream_flush: Some(b_replay),
+    };
     rejoin(sb, r, &p.a, &p.b, &[MessageKind::AheadOfFlush], positions)
 }
 
@@ -481,6 +505,235 @@ fn remote_apply_replay_paused(sb: &Sandbox, r: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// Story 8: B promoted, A diverges and crashes; B writes on past A's end of WAL E;
+/// B's `00000002.history` is copied into A's pg_wal; A starts as a standby of B.
+///
+/// PostgreSQL 15 does crash recovery first (targeting timeline 2, whose history
+/// lets it replay A's own timeline-1 WAL past the fork), is consistent at E, asks B
+/// for timeline 2 from the start of E's segment, and then cannot read a record at E
+/// in what B sent: a framing error at LOG level, retried forever. The node does not
+/// exit, so it is judged by replay progress, not by a process ending.
+fn history_file_before_start(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let p = setup_pair(sb, true)?;
+    let d = diverge(sb, &p, StopMode::Immediate, r)?;
+    // B must hold WAL at E, else the walsender refuses "ahead of the WAL flush position".
+    let b_flush = write_beyond(sb, &p, d.a_end, d.segment)?;
+    r.facts.relate("new primary's WAL flush position > the old primary's end of WAL", b_flush > d.a_end);
+    sb.copy_history_file(&p.b, &p.a, 2)?;
+    r.facts.relate(
+        "00000002.history is in the rejoining node's pg_wal before its first start as a standby",
+        sb.history_file(&p.a, 2).is_ok(),
+    );
+    let offsets = [(&p.a, sb.log_offset(&p.a)), (&p.b, sb.log_offset(&p.b))];
+    r.note_rejoin(&p.a, offsets[0].1, d.positions());
+    sb.make_standby(&p.a, Some(&p.b))?;
+    sb.start(&p.a, StartWait::Running)?;
+    let started = Instant::now();
+    loop {
+        check_interrupted()?;
+        let trace = MechanismTrace::of(sb.read_log(&p.a, offsets[0].1)?.lines());
+        if trace.positions.framing_error_repeats >= 2
+            || scan_logs(sb, &offsets)?.any_refusal()
+            || replayed(sb, &p.a).is_some_and(|at| at > d.a_end)
+            || started.elapsed() > REJOIN_LIMIT
+        {
+            break;
+        }
+        sleep(Duration::from_millis(200));
+    }
+    let progress = watch_replay(sb, r, &p.a)?;
+    let streaming = replication_state(sb, &p.b, &p.a)?;
+    r.facts.relate("upstream's pg_stat_replication showed the rejoining node streaming", streaming);
+    let past_end = progress.last.is_some_and(|at| at > d.a_end);
+    r.facts.relate("rejoining node replayed past its end of local WAL", past_end);
+    let rows_equal = compare_rows(sb, r, &p.b, &p.a);
+    let obs = scan_logs(sb, &offsets)?;
+    r.obs.absorb(&obs);
+    let trace = MechanismTrace::of(sb.read_log(&p.a, offsets[0].1)?.lines());
+    if let Some(i) = trace.kinds.iter().position(|&k| k == Mechanism::FramingError) {
+        r.facts.framing_error_text = Some(trace.lines[i].clone());
+    }
+    r.facts.relate(
+        "startup process logged the framing error more than once at the same position",
+        trace.positions.framing_error_repeats >= 2,
+    );
+    r.class = if r.obs.any_refusal() {
+        OutcomeClass::Refused
+    } else if past_end && rows_equal {
+        OutcomeClass::Converged
+    } else {
+        // Replay stopped (framing loop), or it went on over mixed histories: not
+        // converged either way; the relations above say which.
+        OutcomeClass::Stuck
+    };
+    relate_positions(r, d.positions());
+    Ok(())
+}
+
+/// Story 9: the naive rejoin of `DivergedNaiveAfterImmediate` (refused; its
+/// walreceiver fetches `00000002.history` meanwhile), then A stopped cleanly and
+/// started again: its minimum recovery point (E on timeline 1) is not on timeline 2.
+fn second_start_after_history_fetch(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let p = setup_pair(sb, true)?;
+    let d = diverge(sb, &p, StopMode::Immediate, r)?;
+    rejoin(
+        sb,
+        r,
+        &p.a,
+        &p.b,
+        &[MessageKind::NotInHistory, MessageKind::ForkedBeforeRecoveryPoint],
+        d.positions(),
+    )?;
+    r.facts.relate(
+        "walreceiver fetched 00000002.history into the rejoining node's pg_wal during the first rejoin",
+        sb.history_file(&p.a, 2).is_ok(),
+    );
+    sb.stop(&p.a, StopMode::Fast)?;
+    let control = sb.controldata(&p.a)?;
+    let min_recovery = control_lsn(&control, "Minimum recovery ending location");
+    if let Some(point) = min_recovery {
+        r.facts.relate(
+            "pg_controldata's minimum recovery point after the first rejoin equals the old primary's end of WAL",
+            point == d.a_end,
+        );
+    }
+    start_expecting_fatal(sb, r, &p.a, &p.b)
+}
+
+/// Story 10: A diverges and is shut down cleanly (its latest checkpoint, the
+/// shutdown checkpoint, lies past the fork); B's `00000002.history` is copied into
+/// A's pg_wal; A starts as a standby of B: not a child of this server's history.
+fn history_file_clean_shutdown(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let p = setup_pair(sb, true)?;
+    let d = diverge(sb, &p, StopMode::Fast, r)?;
+    let control = sb.controldata(&p.a)?;
+    let checkpoint = control_lsn(&control, "Latest checkpoint location");
+    if let Some(checkpoint) = checkpoint {
+        r.facts.relate("pg_controldata's latest checkpoint > fork point", checkpoint > d.fork_point);
+    }
+    sb.copy_history_file(&p.b, &p.a, 2)?;
+    r.facts.relate(
+        "00000002.history is in the rejoining node's pg_wal before its first start as a standby",
+        sb.history_file(&p.a, 2).is_ok(),
+    );
+    let offset = sb.log_offset(&p.a);
+    r.note_rejoin(&p.a, offset, d.positions());
+    start_expecting_fatal(sb, r, &p.a, &p.b)?;
+    let trace = MechanismTrace::of(sb.read_log(&p.a, offset)?.lines());
+    if let (Some(detail), Some(control)) = (trace.positions.detail_checkpoint, checkpoint) {
+        r.facts.relate(
+            "DETAIL's latest checkpoint equals pg_controldata's latest checkpoint",
+            detail == control,
+        );
+    }
+    relate_positions(r, d.positions());
+    Ok(())
+}
+
+/// Starts `node` as a standby of `upstream` when its startup process is expected to
+/// refuse (a FATAL): waits for a recognised refusal in its log, for the server to
+/// end, or for `FATAL_LIMIT`; the class is `refused` if a refusal was logged by this
+/// start, else `converged`/`stuck` by the upstream's view.
+fn start_expecting_fatal(sb: &Sandbox, r: &mut Report, node: &Node, upstream: &Node) -> Result<()> {
+    let offsets = [(node, sb.log_offset(node)), (upstream, sb.log_offset(upstream))];
+    sb.make_standby(node, Some(upstream))?;
+    sb.start(node, StartWait::Launched)?;
+    let started = Instant::now();
+    let this_start = loop {
+        check_interrupted()?;
+        let obs = scan_logs(sb, &offsets)?;
+        let ended = obs.any_refusal()
+            || sb.read_log(node, offsets[0].1)?.contains("database system is shut down")
+            || started.elapsed() > FATAL_LIMIT;
+        if ended {
+            break obs;
+        }
+        sleep(Duration::from_millis(200));
+    };
+    let streaming = replication_state(sb, upstream, node)?;
+    r.facts
+        .relate("upstream's pg_stat_replication showed the node streaming after its last start", streaming);
+    r.facts.relate(
+        "server exited after the startup process's FATAL",
+        sb.read_log(node, offsets[0].1)?.contains("database system is shut down"),
+    );
+    r.obs.absorb(&this_start);
+    r.class = if this_start.any_refusal() {
+        OutcomeClass::Refused
+    } else if streaming {
+        OutcomeClass::Converged
+    } else {
+        OutcomeClass::Stuck
+    };
+    Ok(())
+}
+
+/// Makes B write (and flush) beyond `target`, switching segments until it is in
+/// `target`'s segment; returns B's flush position.
+fn write_beyond(sb: &Sandbox, p: &Pair, target: Lsn, segment: u64) -> Result<Lsn> {
+    for _ in 0..60 {
+        check_interrupted()?;
+        let flush = current_lsn(sb, &p.b, "pg_current_wal_flush_lsn()")?;
+        // A margin so that B has whole records beyond E (a record header is 24
+        // bytes; the workload's records are some 100-200 bytes).
+        if flush.0 > target.0 + 512 {
+            return Ok(flush);
+        }
+        if flush.segment_no(segment) < target.segment_no(segment) {
+            sb.pgbench(&p.b, &p.script, 1, 5)?;
+            sb.sql(&p.b, "select pg_switch_wal()")?;
+        } else {
+            sb.pgbench(&p.b, &p.script, 2, 25)?;
+        }
+    }
+    bail!("b did not write past a's end of WAL {target}")
+}
+
+/// What the replay position did while watched for `NO_PROGRESS`.
+struct Progress {
+    last: Option<Lsn>,
+}
+
+/// Samples `pg_last_wal_replay_lsn()` on `node` twice, `NO_PROGRESS` apart, and
+/// records whether it moved.
+fn watch_replay(sb: &Sandbox, r: &mut Report, node: &Node) -> Result<Progress> {
+    let first = replayed(sb, node);
+    let until = Instant::now() + NO_PROGRESS;
+    while Instant::now() < until {
+        check_interrupted()?;
+        sleep(Duration::from_millis(100));
+    }
+    let second = replayed(sb, node);
+    r.facts.replay_samples =
+        [first, second].iter().map(|l| l.map_or_else(|| "NULL".to_string(), |l| l.to_string())).collect();
+    if first.is_some() && second.is_some() {
+        r.facts.relate("replay position unchanged over 3 s", first == second);
+    }
+    Ok(Progress { last: second.or(first) })
+}
+
+/// Row summaries of `upstream` and `node` into the facts; whether they are equal.
+fn compare_rows(sb: &Sandbox, r: &mut Report, upstream: &Node, node: &Node) -> bool {
+    let (up, mine) = (sb.rows(upstream).ok(), sb.rows(node).ok());
+    r.facts.rows_primary = up;
+    r.facts.rows_rejoined = mine;
+    let equal = up.is_some() && up == mine;
+    if up.is_some() && mine.is_some() {
+        r.facts.relate("row count and hash equal on both nodes", equal);
+    }
+    equal
+}
+
+/// `pg_last_wal_replay_lsn()` on `node`, if it answers.
+fn replayed(sb: &Sandbox, node: &Node) -> Option<Lsn> {
+    sb.sql_lsn(node, "select pg_last_wal_replay_lsn()").ok().flatten()
+}
+
+/// An LSN-valued pg_controldata field.
+fn control_lsn(control: &[(String, String)], key: &str) -> Option<Lsn> {
+    control.iter().find(|(k, _)| k == key).and_then(|(_, v)| Lsn::parse(v))
+}
+
 /// Nodes of a freshly set up pair; `b` streams from `a` and has replayed the load.
 struct Pair {
     a: Node,
@@ -521,6 +774,9 @@ fn write_past_segment_end(sb: &Sandbox, p: &Pair) -> Result<()> {
 #[derive(Clone, Copy)]
 struct Positions {
     a_end: Option<Lsn>,
+    /// Where the rejoining node's own WAL ends when it starts as a standby: the old
+    /// primary's end of WAL, unless a tool (pg_rewind) replaced its WAL meanwhile.
+    local_end: Option<Lsn>,
     fork_point: Option<Lsn>,
     segment: u64,
     /// Flush position of a standby upstream, if the upstream is one.
@@ -537,6 +793,7 @@ impl Divergence {
     fn positions(&self) -> Positions {
         Positions {
             a_end: Some(self.a_end),
+            local_end: Some(self.a_end),
             fork_point: Some(self.fork_point),
             segment: self.segment,
             upstream_flush: None,
@@ -588,6 +845,7 @@ fn rejoin(
     pos: Positions,
 ) -> Result<()> {
     let offsets = [(node, sb.log_offset(node)), (upstream, sb.log_offset(upstream))];
+    r.note_rejoin(node, offsets[0].1, pos);
     sb.make_standby(node, Some(upstream))?;
     sb.start(node, StartWait::Running)?;
     let started = Instant::now();
@@ -791,9 +1049,36 @@ struct Report {
     class: OutcomeClass,
     obs: Observer,
     facts: Facts,
+    /// The rejoining node, where its log stood when it first rejoined, and the
+    /// positions its mechanism is related to.
+    rejoin: Option<(Node, u64, Positions)>,
+    mechanism: MechanismTrace,
 }
 
 impl Report {
+    /// Remembers the first rejoin (later ones, e.g. a second start, are part of it).
+    fn note_rejoin(&mut self, node: &Node, offset: u64, pos: Positions) {
+        if self.rejoin.is_none() {
+            self.rejoin = Some((node.clone(), offset, pos));
+        }
+    }
+
+    /// Reads the rejoining node's own log from its first rejoin on: the mechanism
+    /// kinds and the relations between their positions and the measured ones.
+    fn read_mechanism(&mut self, sb: &Sandbox) -> Result<()> {
+        let Some((node, offset, pos)) = &self.rejoin else {
+            return Ok(());
+        };
+        let log = sb.read_log(node, *offset)?;
+        self.mechanism = MechanismTrace::of(log.lines());
+        for (name, holds) in
+            mechanism_relations(&self.mechanism.positions, pos.local_end, pos.fork_point, pos.segment)
+        {
+            self.facts.relate(&name, holds);
+        }
+        Ok(())
+    }
+
     fn finish(mut self) -> RealOutcome {
         self.facts.requested_start = self.obs.requested_start.map(|l| l.to_string());
         self.facts.server_flush = self.obs.server_flush.map(|l| l.to_string());
@@ -810,6 +1095,9 @@ impl Report {
             messages,
             message_text: text,
             message_sources: sources,
+            mechanism: self.mechanism.kinds,
+            mechanism_text: self.mechanism.lines,
+            mechanism_positions: self.mechanism.positions,
             facts: self.facts,
         }
     }
