@@ -190,6 +190,8 @@ fn expected(story: Story) -> Shape {
                 ("after b restarts, b is the synchronous standby again", true),
                 ("after b restarts, c is a potential standby", true),
             ],
+            // No rejoin: the mechanism comparison has nothing to say.
+            mechanism: &[],
         },
         Story::SyncAnyBothDown => Shape {
             class: Stuck,
@@ -201,6 +203,8 @@ fn expected(story: Story) -> Shape {
                 ("b and c are both quorum standbys while they stream", true),
                 ("a commit waits with wait_event SyncRep while b and c are down", true),
             ],
+            // No rejoin: the mechanism comparison has nothing to say.
+            mechanism: &[],
         },
         Story::RemoteApplyReplayPaused => Shape {
             class: Converged,
@@ -213,6 +217,8 @@ fn expected(story: Story) -> Shape {
                 ("a commit waits with wait_event SyncRep while replay is paused on b", true),
                 ("the waiting commit returns after pg_wal_replay_resume()", true),
             ],
+            // No rejoin: the mechanism comparison has nothing to say.
+            mechanism: &[],
         },
         Story::RewindWithoutHints => Shape {
             class: Refused,

@@ -26,31 +26,10 @@ fn recorded(name: &str) -> RealSummary {
 }
 
 /// Where the model is known to disagree with the recorded server about the
-/// startup mechanism (after issue 8's crash-recovery-first startup): after a
-/// clean shutdown PostgreSQL logs the end of its local WAL ("invalid record
-/// length at E: wanted 24, got 0", where its shutdown checkpoint ends) before
-/// the walreceiver starts, which the model does not print; after pg_rewind
-/// PostgreSQL replays the WAL pg_rewind copied up to its minimum recovery point
-/// and is consistent before it streams, where the model streams first. Each
-/// entry is the exact difference `compare` reports over 5 seeds; when the model
-/// is fixed the entry must go, so this list cannot hide a new disagreement.
-const KNOWN_MECHANISM_GAPS: &[(&str, &[&str])] = &[
-    (
-        "diverged-naive-after-fast",
-        &["mechanism: first difference at #3: PostgreSQL end_of_local_wal, walsim fetching_history_file"],
-    ),
-    (
-        "diverged-rewind",
-        &[
-            "mechanism: first difference at #3: PostgreSQL consistent_recovery_state, walsim started_streaming",
-            "mechanism (seed 5): first difference at #4: PostgreSQL end_of_local_wal, walsim started_streaming",
-        ],
-    ),
-    (
-        "clean-switchover",
-        &["mechanism: first difference at #3: PostgreSQL end_of_local_wal, walsim fetching_history_file"],
-    ),
-];
+/// startup mechanism: each entry is the exact difference `compare` reports
+/// over 5 seeds. None today; when one appears, it must be listed here (with
+/// why), so this list cannot hide a new disagreement.
+const KNOWN_MECHANISM_GAPS: &[(&str, &[&str])] = &[];
 
 #[test]
 fn the_model_agrees_with_the_recorded_server() {

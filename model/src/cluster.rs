@@ -140,7 +140,7 @@ impl Cluster {
                 continue;
             }
             for b in 0..n.backends.len() {
-                if n.backend_ready(b, env, !self.quiesce) {
+                if n.backend_ready(b, env, !self.quiesce && !self.script.load_stopped) {
                     out.push(Event::Backend { node, backend: b as u8 });
                 }
             }

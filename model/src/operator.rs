@@ -36,6 +36,8 @@ pub struct ScriptState {
     pub last_done_at: u64,
     /// A started step that finishes when the server is done.
     pub in_progress: Option<Completion>,
+    /// `stop_load` ran (and no `start_load` since): clients start nothing.
+    pub load_stopped: bool,
 }
 
 /// What a started step waits for.
@@ -138,6 +140,7 @@ impl Cluster {
                 .and_then(node_index)
                 .is_some_and(|f| self.nodes[f as usize].history.newest() > 1 || step.timeline.is_some()),
             Action::Query => n.accepts_connections(),
+            Action::StopLoad | Action::StartLoad => true,
             Action::Reload => n.is_running(),
             // pg_wal_replay_pause() errors out unless in recovery and not
             // being promoted.
@@ -224,6 +227,9 @@ impl Cluster {
             }
             Action::CopyHistoryFile => self.copy_history_file(&step, id),
             Action::Query => self.query(id),
+            Action::StopLoad | Action::StartLoad => {
+                self.script.load_stopped = step.action == Action::StopLoad
+            }
             Action::SwitchWal => {
                 let node = &mut self.nodes[n];
                 let end = node.xlog_insert(0, RecordBody::Switch).end;

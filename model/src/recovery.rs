@@ -66,6 +66,9 @@ pub struct Startup {
     pub consistent: bool,
     /// `pg_ctl promote` was requested: replay what is left, then promote.
     pub promote: bool,
+    /// The reader has reported the end of local WAL (pg_wal) once; it then
+    /// waits for WAL from the walreceiver.
+    pub local_wal_ended: bool,
     /// The WAL at the replay position does not parse (xlogreader): the
     /// startup process retries forever and logs this at LOG level.
     pub read_error: Option<String>,
@@ -152,6 +155,7 @@ impl Node {
             last_checkpoint: None,
             consistent: false,
             promote: requested && self.promote_signal,
+            local_wal_ended: false,
             read_error: None,
         });
         self.status = Status::Recovery;
@@ -308,8 +312,20 @@ impl Node {
             self.control.min_recovery_point = end;
             self.control.min_recovery_point_tli = self.tli;
         }
-        self.startup.as_mut().expect("recovering").standby = true;
+        let st = self.startup.as_mut().expect("recovering");
+        st.standby = true;
+        st.local_wal_ended = true;
         self.check_recovery_consistency(ctx);
+    }
+
+    /// A standby's reader reaches the end of its local WAL and turns to
+    /// streaming: it says so once (emode_for_corrupt_record logs a repeat at
+    /// the same position at DEBUG1 only).
+    pub fn note_end_of_local_wal(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(st) = self.startup.as_mut().filter(|s| !s.local_wal_ended) else { return };
+        st.local_wal_ended = true;
+        let at = st.replayed;
+        self.log_end_of_wal(at, ctx);
     }
 
     /// What the reader says where local WAL ends (zeroes follow): PostgreSQL

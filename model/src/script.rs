@@ -32,6 +32,13 @@ pub enum Action {
     /// names into this node's `pg_wal` — by hand, or as a `restore_command`
     /// reading an archive that holds it would.
     CopyHistoryFile,
+    /// The load generator (pgbench) finishes: clients start no new
+    /// transactions until `start_load`; those in flight finish. The real
+    /// conformance driver's loads are finite runs, so its primaries are idle
+    /// between them.
+    StopLoad,
+    /// The load generator starts again.
+    StartLoad,
     /// `SELECT count(*), sum(hashtext(test::text)) FROM test` on a primary
     /// or a consistent hot standby: what a read-only client sees.
     Query,
@@ -57,6 +64,8 @@ impl Action {
             Action::SwitchWal => "SELECT pg_switch_wal()",
             Action::CopyHistoryFile => "cp TLI.history pg_wal/",
             Action::Query => "SELECT count(*), sum(hashtext(test::text)) FROM test",
+            Action::StopLoad => "pgbench finishes",
+            Action::StartLoad => "pgbench starts",
             Action::Reload => "pg_ctl reload",
             Action::PauseReplay => "SELECT pg_wal_replay_pause()",
             Action::ResumeReplay => "SELECT pg_wal_replay_resume()",

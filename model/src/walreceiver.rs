@@ -75,8 +75,11 @@ impl Node {
     /// of this node's WAL (RequestXLogStreaming), and its timeline in the
     /// recovery target's history.
     pub fn streaming_start(&self) -> (Lsn, Tli) {
-        let start = self.wal.geometry().segment_start(self.wal.end());
-        (start, self.history.tli_of_point(self.walrcv.target_tli, start))
+        let end = self.wal.end();
+        let start = self.wal.geometry().segment_start(end);
+        // The timeline is that of the record the startup process waits for
+        // (WaitForWALToBecomeAvailable's tliRecPtr), not of the segment start.
+        (start, self.history.tli_of_point(self.walrcv.target_tli, end))
     }
 
     /// The positions a status update reports now. Write and flush count
@@ -131,6 +134,7 @@ impl Cluster {
         let up_tli = self.nodes[ui].tli;
         let up_flush = self.sendable_upto(&self.nodes[ui]);
         let dname = self.nodes[di].name.clone();
+        self.with_node(di, |n, ctx| n.note_end_of_local_wal(ctx));
 
         // IDENTIFY_SYSTEM, then TIMELINE_HISTORY for timelines the standby lacks.
         if up_tli > self.nodes[di].walrcv.target_tli {
@@ -207,20 +211,19 @@ impl Cluster {
             self.rescan_latest_timeline(d);
             return;
         }
-        let can_follow = self.rescan_latest_timeline(d);
-        // A standby that cannot follow streams the old timeline to its end.
-        let tli = if can_follow && self.nodes[di].walrcv.target_tli >= up_tli { up_tli } else { start_tli };
+        // The timeline requested is streamed; if it is historic for the
+        // upstream, the stream ends at its switch point and only then does
+        // the startup process look for a newer timeline (rescanLatestTimeLine
+        // when the walreceiver has ended).
         let cursor = self.nodes[ui].wal.index_at(start);
-        self.conns.push(Conn::new(u, d, cursor, start, tli));
+        self.conns.push(Conn::new(u, d, cursor, start, start_tli));
         let rules = &self.settings.rules;
         self.nodes[ui].add_walsender(WalSndInfo::new(d, dname.clone()), rules);
         if self.nodes[di].synced_to != Some(u) {
             self.nodes[di].synced_to = None;
         }
         self.nodes[di].walrcv.reported = ReportedPositions::default();
-        if can_follow {
-            self.nodes[di].walrcv.refused = None;
-        }
+        self.nodes[di].walrcv.refused = None;
         slog!(
             self.log,
             u,
@@ -248,7 +251,7 @@ impl Cluster {
     /// rescanLatestTimeLine: adopt the newest timeline with a history file
     /// unless it forked off before what this standby already replayed.
     /// Returns whether the standby can follow its upstream's timeline.
-    fn rescan_latest_timeline(&mut self, d: NodeId) -> bool {
+    pub(crate) fn rescan_latest_timeline(&mut self, d: NodeId) -> bool {
         let check = self.settings().rules.startup_checks_timeline_fork;
         let n = &mut self.nodes[d as usize];
         let newest = n.history.newest();

@@ -73,6 +73,7 @@ impl Cluster {
                 tli
             );
             self.drop_conns_where(|c| c.downstream == d, "end of timeline");
+            self.rescan_latest_timeline(d);
         }
     }
 

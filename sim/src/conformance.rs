@@ -267,6 +267,13 @@ pub struct SyncWatch {
     pub sync_when_paused: Option<String>,
 }
 
+impl Observer for SyncWatch {
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
+        let lines: Vec<LogLine> = c.log.drain().collect();
+        self.absorb(c, &lines);
+    }
+}
+
 impl SyncWatch {
     fn absorb(&mut self, c: &Cluster, lines: &[LogLine]) {
         for l in lines {
