@@ -622,3 +622,42 @@ pub fn rows_implied_by_wal(wal: &Wal, rel_pages: u32) -> Vec<Row> {
     rows.sort_unstable();
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Effects;
+    use crate::log::Log;
+    use crate::node::Env;
+    use crate::settings::Settings;
+
+    /// A crashed primary on timeline 1 whose WAL, after its own records,
+    /// holds an online checkpoint record of timeline 2 — what a silent mix
+    /// of histories brings to the reader. Returns the node's failure after
+    /// crash recovery ran to the end, if any.
+    fn replay_foreign_checkpoint(check: bool) -> Option<String> {
+        let mut settings = Settings::default();
+        settings.rules.redo_checks_checkpoint_timeline = check;
+        let mut n = Node::initdb(0, &settings);
+        let c = CheckPoint { redo: n.wal.insert_lsn(), tli: 2, prev_tli: 1, next_xid: 3 };
+        n.wal.insert(2, 0, RecordBody::CheckpointOnline(c));
+        n.wal.flush_upto(Lsn(u64::MAX));
+        n.control.state = DbState::InProduction;
+        let (mut log, mut fx) = (Log::new(true), Effects::default());
+        let mut ctx = Ctx { env: Env { settings: &settings }, log: &mut log, fx: &mut fx };
+        n.start(&mut ctx);
+        for _ in 0..10 {
+            if n.startup_ready() {
+                n.startup_step(&mut ctx);
+            }
+        }
+        n.failed.clone()
+    }
+
+    #[test]
+    fn a_checkpoint_record_of_another_timeline_panics_redo() {
+        let why = replay_foreign_checkpoint(true).expect("redo PANICs");
+        assert_eq!(why, "unexpected timeline ID 2 (should be 1) in online checkpoint record");
+        assert_eq!(replay_foreign_checkpoint(false), None, "with the check off, redo goes on");
+    }
+}
