@@ -195,6 +195,11 @@ impl Runner<'_> {
             self.check_cap()?;
             self.cluster.enabled(&mut self.enabled);
             if self.enabled.is_empty() {
+                // Nothing mid-flight (e.g. the load was stopped): the main
+                // phase is over early, not stuck.
+                if self.cluster.is_idle() {
+                    return Ok(());
+                }
                 return Err(Stop::Stuck(self.stuck_reason("stuck")));
             }
             if let Some(kind) = dice.any().then(|| dice.roll(self.src)).flatten() {

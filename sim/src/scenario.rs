@@ -109,6 +109,7 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "history-file-before-start",
     "second-start-after-history-fetch",
     "history-file-clean-shutdown",
+    "rewind-before-checkpoint",
     "sync-first-restart",
     "sync-any-both-down",
     "remote-apply-replay-paused",
