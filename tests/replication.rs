@@ -252,3 +252,34 @@ fn remote_apply_commits_wait_while_replay_is_paused() {
     assert_eq!(r.outcome, Outcome::Stuck);
     assert!(r.detail.contains("wait_event=SyncRep"), "{}", r.detail);
 }
+
+#[test]
+fn the_seed_experiments_server_prints_the_blogs_refusal() {
+    // 9.4devel's walsender had no "not in this server's history" check: the
+    // old primary's start on timeline 1 past the fork is compared with the
+    // server's flush position, as the blog's log shows ("requested starting
+    // point 0/52000000 is ahead of the WAL flush position of this server
+    // 0/45AD6088", the fork being 0/45AD5F80).
+    let s = load("blog-failback-data-flush", &["server_version=\"9.4devel\""]);
+    for seed in 1..=4 {
+        let r = run(&s, seed);
+        assert_eq!(r.outcome, Outcome::Refused, "seed {seed}: {}", r.detail);
+        let ahead = r
+            .refusals
+            .iter()
+            .find(|x| x.message.contains("is ahead of the WAL flush position of this server"))
+            .unwrap_or_else(|| panic!("seed {seed}: {:?}", r.refusals));
+        assert!(!r.refusals.iter().any(|x| x.message.contains("is not in this server's history")));
+        let lsns: Vec<walsim_model::Lsn> = ahead
+            .message
+            .split_whitespace()
+            .filter_map(|w| walsim_model::Lsn::parse(w.trim_end_matches('.')))
+            .collect();
+        let (start, flush) = (lsns[0], lsns[1]);
+        let fork = r.failbacks[0].fork_point.expect("a fork point");
+        assert!(start > flush && flush >= fork, "seed {seed}: start {start}, flush {flush}, fork {fork}");
+    }
+    // PostgreSQL 15 refuses the same start with its history check.
+    let r = run(&load("blog-failback-data-flush", &[]), 1);
+    assert!(r.refusals.iter().any(|x| x.message.contains("is not in this server's history")));
+}
