@@ -105,6 +105,12 @@ impl Cluster {
         &self.names
     }
 
+    /// The replication connections, in order (read-only, for observers:
+    /// the picture counts the messages queued each way).
+    pub fn connections(&self) -> &[Conn] {
+        &self.conns
+    }
+
     /// Enters the quiesce phase: no new transactions and no faults;
     /// partitions heal, crashed nodes restart and work in flight finishes.
     pub fn set_quiesce(&mut self, on: bool) {
