@@ -572,7 +572,11 @@ fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         write_picture(&pic, false, path)?;
     }
     if a.json {
-        writeln!(out, "{}", shrunk.json(&a.output))?;
+        let mut v = shrunk.json(&a.output);
+        if let Some(path) = &a.picture {
+            v["picture"] = serde_json::json!(path.display().to_string());
+        }
+        writeln!(out, "{v}")?;
     } else {
         write!(out, "{}", shrunk.text(&a.output))?;
         if let Some(path) = &a.picture {

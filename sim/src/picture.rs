@@ -229,7 +229,7 @@ impl Recorder {
                 self.mark(step, me, MarkKind::Operator, label);
             }
             Event::Crash { kind: CrashKind::Immediate, .. } => {
-                self.mark(step, me, MarkKind::Crash, "crash (pg_ctl stop -m immediate)".into())
+                self.mark(step, me, MarkKind::Crash, "crash".into())
             }
             Event::Crash { kind: CrashKind::PowerLoss, .. } => {
                 self.mark(step, me, MarkKind::PowerLoss, "power loss".into())
@@ -536,6 +536,10 @@ impl LsnMap {
         }
         // Cut the largest empty range while it is more than 40% of what
         // is left (at most 3 cuts).
+        // A cut must also be far wider than a typical step between values.
+        let mut gaps: Vec<u64> = v.windows(2).map(|w| w[1] - w[0]).collect();
+        gaps.sort_unstable();
+        let typical = gaps.get(gaps.len() / 2).copied().unwrap_or(0);
         let mut cuts: BTreeSet<usize> = BTreeSet::new();
         for _ in 0..3 {
             let span = v[v.len() - 1] - v[0];
@@ -545,7 +549,7 @@ impl LsnMap {
                 .filter(|i| !cuts.contains(i))
                 .max_by_key(|&i| (v[i + 1] - v[i], usize::MAX - i));
             match best {
-                Some(i) if v[i + 1] - v[i] > 0 && (v[i + 1] - v[i]) as f64 > 0.4 * left as f64 => {
+                Some(i) if v[i + 1] - v[i] > 16 * typical && (v[i + 1] - v[i]) as f64 > 0.4 * left as f64 => {
                     cuts.insert(i);
                 }
                 _ => break,
@@ -1010,7 +1014,7 @@ impl Picture {
                 n1(y + 15.0)
             );
         }
-        for &(a, b) in &tm.quiet {
+        for &(a, b) in tm.quiet.iter().filter(|&&(a, b)| tm.x(b as u64) - tm.x(a as u64) >= 90.0) {
             let x = (tm.x(a as u64) + tm.x(b as u64)) / 2.0;
             let _ = write!(
                 o,
@@ -1411,8 +1415,10 @@ impl Picture {
         // Errors from the page's own script land in the page (the browser
         // test reads them from the DOM).
         o.push_str(
-            "<script>window.onerror=function(m,s,l){var e=document.getElementById('js-errors');\
-             if(e){e.textContent+='error: '+m+' (line '+l+')\\n';}return false;};</script>",
+            "<script>function walsimError(t){var e=document.getElementById('js-errors');if(e){e.textContent+=t+'\\n';}}\
+             window.onerror=function(m,s,l){walsimError('error: '+m+' (line '+l+')');return false;};\
+             (function(){var ce=console.error;console.error=function(){walsimError('console.error: '+\
+             Array.prototype.join.call(arguments,' '));return ce.apply(console,arguments);};})();</script>",
         );
         let _ = write!(o, "<title>walsim picture: {}</title>", esc(&self.meta.title));
         o.push_str(
@@ -1423,7 +1429,7 @@ impl Picture {
              #panel{position:sticky;bottom:0;background:#fffff4;border:1px solid #cc9;padding:6px;white-space:pre-wrap;min-height:3.2em;margin:0}\
              table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}\
              td.msg{font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace}\
-             tr.refusal td,tr.violation td{color:#a00}#js-errors:empty{display:none}#js-errors{color:#d00}</style>",
+             tr.refusal td,tr.violation td{color:#a00}tr[data-step]{cursor:pointer}tr[data-step]:hover{background:#f4f4ff}#js-errors:empty{display:none}#js-errors{color:#d00}</style>",
         );
         o.push_str("</head><body>");
         let _ = write!(o, "<h1>walsim picture: {}</h1>", esc(&self.meta.title));
@@ -1444,7 +1450,7 @@ impl Picture {
             o,
             "<p>{} events. One lane per node: its role and timeline (band), its WAL positions and page LSNs against LSN \
              (the same LSN scale on every lane; a long empty LSN range is cut out where the axis shows a zigzag); grey stretches \
-             of time are compressed. Hover anywhere for that event's log lines; hover a mark for its own.</p>",
+             of time are compressed. Hover anywhere for that event's log lines (in the panel below the picture); hover a mark for its own; click a row of the marks table to show its event.</p>",
             self.rec.steps.len()
         );
         o.push_str("<pre id=\"js-errors\"></pre><div id=\"wrap\">");
@@ -1457,8 +1463,9 @@ impl Picture {
         for m in marks {
             let _ = write!(
                 o,
-                "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"msg\">{}</td></tr>",
+                "<tr class=\"{}\" data-step=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"msg\">{}</td></tr>",
                 m.kind.class(),
+                m.step,
                 m.step,
                 esc(names.get(m.node).map_or("?", |s| s.as_str())),
                 m.kind.title(),
@@ -1485,7 +1492,11 @@ impl Picture {
             })
             .collect();
         let quiesce = self.rec.steps.iter().position(|s| s.phase == Phase::Quiesce);
-        let data = serde_json::json!({ "x": xs, "e": events, "l": logs, "q": quiesce });
+        // Shown first: the violation, else the first refusal, else the fork.
+        let first = [MarkKind::Violation, MarkKind::Refusal, MarkKind::Fork]
+            .iter()
+            .find_map(|k| self.rec.marks.iter().filter(|m| m.kind == *k).map(|m| m.step).min());
+        let data = serde_json::json!({ "x": xs, "e": events, "l": logs, "q": quiesce, "s": first });
         let data = data.to_string().replace("</", "<\\/");
         let _ = write!(o, "<script type=\"application/json\" id=\"walsim-data\">{data}</script>");
         o.push_str(SCRIPT);
@@ -1507,15 +1518,22 @@ var svg=document.querySelector('svg.walsim'),cur=document.getElementById('cursor
 if(!svg||!cur||!panel)return;
 function ts(s){var t=new Date(Date.UTC(2000,0,1)+s).toISOString();return t.slice(0,10)+' '+t.slice(11,23)+' UTC';}
 function at(x){var lo=0,hi=d.e.length-1;if(hi<0||x<d.x[0])return -1;while(lo<hi){var m=(lo+hi+1)>>1;if(d.x[m]<=x)lo=m;else hi=m-1;}return lo;}
-var last=-2;
-svg.addEventListener('mousemove',function(ev){
- var p=svg.createSVGPoint();p.x=ev.clientX;p.y=ev.clientY;
- var q=p.matrixTransform(svg.getScreenCTM().inverse());var i=at(q.x);
- if(i===last)return;last=i;if(i<0)return;
+function show(i){
+ if(i<0||i>=d.e.length)return;
  var x=(d.x[i]+d.x[i+1])/2;cur.setAttribute('x1',x);cur.setAttribute('x2',x);
  var ph=(d.q!==null&&i>=d.q)?'quiesce':'main';
  panel.textContent='event '+i+' ('+ph+' phase): '+d.e[i]+'\\n'+d.l[i].map(function(l){return ts(i)+' '+l;}).join('\\n');
+}
+var last=-2;
+svg.addEventListener('mousemove',function(ev){
+ var p=svg.createSVGPoint();p.x=ev.clientX;p.y=ev.clientY;
+ var i=at(p.matrixTransform(svg.getScreenCTM().inverse()).x);
+ if(i!==last){last=i;show(i);}
 });
+var rows=document.querySelectorAll('#marks tr[data-step]');
+for(var k=0;k<rows.length;k++){rows[k].addEventListener('click',function(){show(+this.getAttribute('data-step'));panel.scrollIntoView({block:'nearest'});});}
+if(d.s!==null)show(d.s);
+document.body.setAttribute('data-ready','1');
 })();</script>";
 
 /// Runs `settings` with `seed` and records its picture.
@@ -1681,14 +1699,19 @@ mod tests {
 
     #[test]
     fn lsn_map_cuts_long_empty_ranges_and_keeps_order() {
-        let vals: BTreeSet<u64> = [0x28, 0x400, 0x2360, 0x10000, 0x10100].into_iter().collect();
+        // As after pg_switch_wal(): dense up to 0/2360, then a jump to the
+        // next 64kB segment.
+        let vals: BTreeSet<u64> = (0x28..=0x2360).step_by(0x38).chain([0x10000, 0x10028, 0x100A0]).collect();
         let m = LsnMap::new(&vals);
         assert_eq!(m.segments.len(), 2, "{:?}", m.segments);
         assert!(m.segments[1].h >= MIN_SEG, "a short range still gets room: {:?}", m.segments);
         assert_eq!(m.breaks().len(), 1);
         let hs: Vec<f64> = vals.iter().map(|&v| m.h(v)).collect();
         assert!(hs.windows(2).all(|w| w[0] < w[1]), "{hs:?}");
-        assert!(hs[4] <= PLOT - PLOT_PAD + 0.01 && hs[0] >= PLOT_PAD - 0.01, "{hs:?}");
+        assert!(hs[hs.len() - 1] <= PLOT - PLOT_PAD + 0.01 && hs[0] >= PLOT_PAD - 0.01, "{hs:?}");
+        // Evenly spread values are never cut.
+        let even: BTreeSet<u64> = (0..100u64).map(|i| 0x28 + i * 0x100).collect();
+        assert_eq!(LsnMap::new(&even).segments.len(), 1);
         let single = LsnMap::new(&[0x28].into_iter().collect());
         assert_eq!(single.h(0x28), PLOT / 2.0);
     }
