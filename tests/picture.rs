@@ -16,6 +16,21 @@ use std::time::{Duration, Instant};
 
 const FAILBACK: &[&str] = &["--scenario", "blog-failback-commit", "--seed", "1"];
 const VIOLATION: &[&str] = &["--set", "rules.wal_before_data=false", "--seed", "1"];
+/// docs/findings.md's command for seed 148 (`on`/`all`/`naive`/`off`).
+const SEED_148: &[&str] = &[
+    "--seed",
+    "148",
+    "--set",
+    "faults.disconnect=0.0",
+    "--set",
+    "faults.partition=0.0",
+    "--set",
+    "faults.power_loss=0.000125",
+    "--set",
+    "faults.process_crash=0.0005",
+    "--set",
+    "synchronous_transfer=all",
+];
 
 fn picture(args: &[&str], out: &Path) -> String {
     let mut all = vec!["picture"];
@@ -209,7 +224,7 @@ fn the_picture_opens_in_headless_chromium_without_errors() {
         return;
     };
     let dir = temp_dir("picture-browser");
-    let cases: [(&str, &[&str], &[&str]); 2] = [
+    let cases: [(&str, &[&str], &[&str]); 3] = [
         (
             "failback",
             FAILBACK,
@@ -226,6 +241,7 @@ fn the_picture_opens_in_headless_chromium_without_errors() {
             VIOLATION,
             &["class=\"mark violation\"", "VIOLATION of wal_before_data", "but WAL is flushed only to"],
         ),
+        ("seed-148", SEED_148, &["class=\"mark fork\"", "pg_ctl promote on node2"]),
     ];
     for (name, args, wants) in cases {
         let page = dir.join(format!("{name}.html"));

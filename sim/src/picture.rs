@@ -266,9 +266,12 @@ impl Recorder {
         // A new timeline's history file on the node that created it: the
         // fork point is its switch point.
         for n in &cluster.nodes {
-            if n.tli > 1 && !self.forks_seen.contains(&n.tli) && n.status != walsim_model::node::Status::Down
+            if n.tli > 1
+                && !self.forks_seen.contains(&n.tli)
+                && n.status != walsim_model::node::Status::Down
+                && let Some(e) = n.history.entries(n.tli).last()
             {
-                if let Some(e) = n.history.entries(n.tli).last() {
+                {
                     self.forks_seen.insert(n.tli);
                     let label = format!(
                         "fork point {}: timeline {} ends, timeline {} begins ({}: {}\t{}\t{})",
@@ -845,13 +848,14 @@ impl Picture {
                 }
             }
         }
-        for i in 1..n {
-            let (a, b) = (&self.rec.steps[i - 1].nodes, &self.rec.steps[i].nodes);
-            if a.iter().zip(b).any(|(x, y)| x.status != y.status || x.timeline != y.timeline) {
-                out[i] = true;
-            }
-            if self.rec.steps[i].phase != self.rec.steps[i - 1].phase {
-                out[i] = true;
+        for (i, w) in self.rec.steps.windows(2).enumerate() {
+            let changed = w[0]
+                .nodes
+                .iter()
+                .zip(&w[1].nodes)
+                .any(|(x, y)| x.status != y.status || x.timeline != y.timeline);
+            if changed || w[0].phase != w[1].phase {
+                out[i + 1] = true;
             }
         }
         out
