@@ -1,9 +1,10 @@
 //! The `walsim` command line.
 //!
-//! Exit codes (docs/cli.md): 0 = done, no invariant violated; 1 = an
-//! invariant was violated; 2 = bad input (unknown key, bad value, missing
-//! or unreadable file, bad range) or an I/O error; 3 = `replay` did not
-//! reproduce the recorded run; 130 = `explore` was interrupted.
+//! Exit codes (docs/cli.md): 0 = done, no invariant violated (`picture`:
+//! the picture was written); 1 = an invariant was violated; 2 = bad input
+//! (unknown key, bad value, missing or unreadable file, bad range) or an
+//! I/O error; 3 = `replay` (or `picture FILE`) did not reproduce the
+//! recorded run; 130 = `explore` was interrupted.
 
 use crate::args::{Axis, SeedRange, Shard};
 use crate::config;
