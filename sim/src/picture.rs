@@ -66,6 +66,8 @@ struct Message {
     /// dropped it.
     end: u64,
     lost: bool,
+    /// Still queued when the run ended.
+    pending: bool,
 }
 
 /// Kinds of marks, in drawing order (later on top).
@@ -187,7 +189,7 @@ impl Recorder {
             };
             if let Some(sent) = self.queued.get_mut(&key).and_then(VecDeque::pop_front) {
                 let (from, to) = (usize::from(from), usize::from(node));
-                self.messages.push(Message { kind, from, to, sent, end: step, lost: false });
+                self.messages.push(Message { kind, from, to, sent, end: step, lost: false, pending: false });
             }
         }
         let mut live: BTreeMap<(u8, u8, Dir), usize> = BTreeMap::new();
@@ -258,6 +260,7 @@ impl Recorder {
                         sent: step,
                         end: step,
                         lost: false,
+                        pending: false,
                     });
                 }
             }
@@ -315,6 +318,7 @@ impl Recorder {
                     sent: step,
                     end: step,
                     lost: false,
+                    pending: false,
                 });
             }
         }
@@ -339,12 +343,12 @@ impl Recorder {
             let node = v.node.map_or(usize::from(self.steps[last].event.node()), usize::from);
             self.mark(last as u64, node, MarkKind::Violation, format!("VIOLATION of {v}"));
         }
-        // Messages still queued at the end: drawn as lost at the end.
-        let end = self.steps.len().saturating_sub(1) as u64;
+        // Messages still queued when the run ended: in flight to the end.
+        let end = self.steps.len() as u64;
         for (key, q) in std::mem::take(&mut self.queued) {
             for sent in q {
                 let mut m = lost(key, sent, end);
-                m.lost = true;
+                (m.lost, m.pending) = (false, true);
                 self.messages.push(m);
             }
         }
@@ -357,7 +361,15 @@ fn lost((up, down, dir): (u8, u8, Dir), sent: u64, step: u64) -> Message {
         Dir::ToStandby => (up, down, MsgKind::Wal),
         Dir::ToUpstream => (down, up, MsgKind::Feedback),
     };
-    Message { kind, from: usize::from(from), to: usize::from(to), sent, end: step, lost: true }
+    Message {
+        kind,
+        from: usize::from(from),
+        to: usize::from(to),
+        sent,
+        end: step,
+        lost: true,
+        pending: false,
+    }
 }
 
 /// `node2 operator step 1` → `operator step 1`.
@@ -423,6 +435,8 @@ const NEAR: usize = 12;
 /// Width of a step in a compressed stretch, relative to a full one.
 const QUIET: f64 = 0.2;
 const CHAR_W: f64 = 6.7;
+/// Width given to the state after the last event.
+const TAIL: f64 = 18.0;
 const ROW_H: f64 = 13.0;
 /// At most this many label rows above a lane.
 const MAX_ROWS: usize = 16;
@@ -480,7 +494,9 @@ impl TimeMap {
             xs.push(x);
             x += w * scale;
         }
-        xs.push(x);
+        // The state after the last event gets room of its own, so a value
+        // that changed at the very end (often the violation) shows.
+        xs.push(x + if n > 0 { TAIL } else { 0.0 });
         let mut quiet = Vec::new();
         let mut i = 0;
         while i < n {
@@ -792,12 +808,13 @@ const CSS: &str = "
 .walsim .s-insert{stroke:#1f4e9c}
 .walsim .s-replay{stroke:#8e44ad;stroke-width:1.8}
 .walsim .s-mrp{stroke:#e67e22;stroke-dasharray:6 3;stroke-width:1.8}
-.walsim .s-page-os{stroke:#8d6e63;stroke-dasharray:1.5 2.5;stroke-width:2}
+.walsim .s-page-os{stroke:#a0522d;stroke-dasharray:3 2;stroke-width:1.8}
 .walsim .s-page-disk{stroke:#d62728;stroke-width:1.2}
 .walsim .m{fill:none;stroke-width:.8}
 .walsim .m-wal{stroke:#1f4e9c;opacity:.5}
 .walsim .m-feedback{stroke:#2e8b57;opacity:.5}
 .walsim .m-lost{stroke:#999;stroke-dasharray:2 2}
+.walsim .m-pending{stroke:#999;stroke-dasharray:5 3}
 .walsim .m-connect{stroke:#000;stroke-width:1.3}
 .walsim .m-refusal{stroke:#d00;stroke-width:2}
 .walsim .mark line{stroke-width:1.2}
@@ -1087,6 +1104,7 @@ impl Picture {
             ("m-connect", "START_REPLICATION"),
             ("m-refusal", "refused"),
             ("m-lost", "lost in flight"),
+            ("m-pending", "in flight at the end"),
         ] {
             let _ = write!(
                 o,
@@ -1244,6 +1262,8 @@ impl Picture {
                 if matches!(m.kind, MsgKind::Connect | MsgKind::Refusal) { x1 + 0.01 } else { tm.x(m.end) };
             let class = if m.lost {
                 "m-lost"
+            } else if m.pending {
+                "m-pending"
             } else {
                 match m.kind {
                     MsgKind::Wal => "m-wal",
@@ -1266,6 +1286,11 @@ impl Picture {
                     n1(xm - 3.0),
                     n1(ym - 3.0)
                 );
+                continue;
+            }
+            if m.pending {
+                // Half-way by the end of the run: still on its way.
+                let _ = write!(d, "M{} {}L{} {}", n1(x1), n1(y1), n1(x2), n1((y1 + y2) / 2.0));
                 continue;
             }
             let (dx, dy) = (x2 - x1, y2 - y1);
@@ -1484,15 +1509,21 @@ impl Picture {
             let tm = TimeMap::new(names_n, &self.interesting());
             tm.xs.iter().map(|x| (x * 10.0).round() / 10.0).collect()
         };
-        let events: Vec<String> = self.rec.steps.iter().map(|s| s.event.to_string()).collect();
-        let logs: Vec<Vec<String>> = self
+        // Every distinct text once (`u`); events and log lines point into
+        // it (a loop that logs the same lines costs little).
+        let mut texts = Interner::default();
+        let events: Vec<usize> = self.rec.steps.iter().map(|s| texts.id(s.event.to_string())).collect();
+        let logs: Vec<Vec<usize>> = self
             .rec
             .steps
             .iter()
             .enumerate()
             .map(|(k, s)| {
                 let ts = timestamp(k as u64);
-                s.lines.iter().map(|l| l.strip_prefix(&ts).unwrap_or(l).trim_start().to_string()).collect()
+                s.lines
+                    .iter()
+                    .map(|l| texts.id(l.strip_prefix(&ts).unwrap_or(l).trim_start().to_string()))
+                    .collect()
             })
             .collect();
         let quiesce = self.rec.steps.iter().position(|s| s.phase == Phase::Quiesce);
@@ -1500,7 +1531,8 @@ impl Picture {
         let first = [MarkKind::Violation, MarkKind::Refusal, MarkKind::Fork]
             .iter()
             .find_map(|k| self.rec.marks.iter().filter(|m| m.kind == *k).map(|m| m.step).min());
-        let data = serde_json::json!({ "x": xs, "e": events, "l": logs, "q": quiesce, "s": first });
+        let data =
+            serde_json::json!({ "u": texts.list, "x": xs, "e": events, "l": logs, "q": quiesce, "s": first });
         let data = data.to_string().replace("</", "<\\/");
         let _ = write!(o, "<script type=\"application/json\" id=\"walsim-data\">{data}</script>");
         o.push_str(SCRIPT);
@@ -1526,7 +1558,7 @@ function show(i){
  if(i<0||i>=d.e.length)return;
  var x=(d.x[i]+d.x[i+1])/2;cur.setAttribute('x1',x);cur.setAttribute('x2',x);
  var ph=(d.q!==null&&i>=d.q)?'quiesce':'main';
- panel.textContent='event '+i+' ('+ph+' phase): '+d.e[i]+'\\n'+d.l[i].map(function(l){return ts(i)+' '+l;}).join('\\n');
+ panel.textContent='event '+i+' ('+ph+' phase): '+d.u[d.e[i]]+'\\n'+d.l[i].map(function(k){return ts(i)+' '+d.u[k];}).join('\\n');
 }
 var last=-2;
 svg.addEventListener('mousemove',function(ev){
@@ -1586,6 +1618,24 @@ pub fn settings_line(settings: &walsim_model::Settings) -> String {
         .filter_map(|k| get(k).map(|val| format!("{} = {}", k.join("."), val)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Distinct strings in order of first use.
+#[derive(Default)]
+struct Interner {
+    list: Vec<String>,
+    index: BTreeMap<String, usize>,
+}
+
+impl Interner {
+    fn id(&mut self, s: String) -> usize {
+        if let Some(&i) = self.index.get(&s) {
+            return i;
+        }
+        self.list.push(s.clone());
+        self.index.insert(s, self.list.len() - 1);
+        self.list.len() - 1
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {
