@@ -174,7 +174,16 @@ impl Recorder {
     }
 
     fn mark(&mut self, step: u64, node: usize, kind: MarkKind, label: String) {
+        let label = self.styled(label);
         self.marks.push(Mark { step, node, kind, label, lsn: None });
+    }
+
+    /// LSNs in a message as `log.lsn_format` asks (as `--log` prints them).
+    fn styled(&self, s: String) -> String {
+        match self.style {
+            LsnFormat::Classic => s,
+            LsnFormat::Padded => crate::report::repad_lsns(&s),
+        }
     }
 
     /// Pairs queued messages with deliveries and losses, FIFO per
@@ -286,7 +295,7 @@ impl Recorder {
                         e.switchpoint,
                         e.reason
                     );
-                    let node = usize::from(n.id);
+                    let (node, label) = (usize::from(n.id), self.styled(label));
                     self.marks.push(Mark {
                         step,
                         node,
@@ -303,7 +312,7 @@ impl Recorder {
                 step,
                 node,
                 kind: MarkKind::Refusal,
-                label: format!("{} refused: {}", r.node, r.message),
+                label: self.styled(format!("{} refused: {}", r.node, r.message)),
                 lsn: None,
             });
             if let Event::Connect { node: d } = *ev
@@ -975,7 +984,11 @@ impl Picture {
         }
         self.legend(&mut o);
 
-        // Time grid and compressed stretches behind everything.
+        // Messages first: the lanes cover them, so an arrow between lanes
+        // that are not neighbours shows in the gaps, not over the lanes
+        // it passes.
+        self.arrows(&mut o, &tm, &lay);
+        // Time grid and compressed stretches behind the lines.
         let ticks = time_ticks(&tm, n);
         for i in 0..names.len() {
             let (top, bottom) = (lay.top(i) + BAND, lay.plot_bottom(i));
@@ -1017,7 +1030,6 @@ impl Picture {
         for (i, name) in names.iter().enumerate() {
             self.lane(&mut o, i, name, &tm, &lm, &lay);
         }
-        self.arrows(&mut o, &tm, &lay);
         self.fork_lines(&mut o, &tm, &lm, &lay);
         self.marks_svg(&mut o, &tm, &lm, &lay);
 
@@ -1455,7 +1467,7 @@ impl Picture {
              h1{font-size:18px;margin:4px 0}p{margin:4px 0}code,pre{font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:12px}\
              .outcome{font-weight:bold}.outcome.bad{color:#a00}\
              #wrap{overflow-x:auto;border:1px solid #ddd;margin:8px 0}\
-             #panel{position:sticky;bottom:0;background:#fffff4;border:1px solid #cc9;padding:6px;white-space:pre-wrap;min-height:3.2em;margin:0}\
+             #panel{position:sticky;bottom:0;background:#fffff4;border:1px solid #cc9;padding:6px;white-space:pre-wrap;min-height:3.2em;max-height:9em;overflow:auto;margin:0}\
              table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}\
              td.msg{font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace}\
              tr.refusal td,tr.violation td{color:#a00}tr[data-step]{cursor:pointer}tr[data-step]:hover{background:#f4f4ff}#js-errors:empty{display:none}#js-errors{color:#d00}</style>",
