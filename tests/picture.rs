@@ -148,8 +148,8 @@ fn find_chromium() -> Option<PathBuf> {
 
 /// Loads `page` headless; returns (the DOM after the scripts ran, the
 /// browser's console lines).
-fn load(chromium: &Path, page: &Path, profile: &Path) -> (String, Vec<String>) {
-    let url = format!("file://{}", page.display());
+fn load(chromium: &Path, page: &Path, fragment: &str, profile: &Path) -> (String, Vec<String>) {
+    let url = format!("file://{}{fragment}", page.display());
     let mut child = Command::new(chromium)
         .args([
             "--headless",
@@ -246,7 +246,7 @@ fn the_picture_opens_in_headless_chromium_without_errors() {
     for (name, args, wants) in cases {
         let page = dir.join(format!("{name}.html"));
         picture(args, &page);
-        let (dom, console) = load(&chromium, &page, &dir.join(format!("profile-{name}")));
+        let (dom, console) = load(&chromium, &page, "", &dir.join(format!("profile-{name}")));
         assert!(console.is_empty(), "{name}: console messages:\n{}", console.join("\n"));
         assert!(
             dom.contains("<body data-ready=\"1\">"),
@@ -267,4 +267,14 @@ fn the_picture_opens_in_headless_chromium_without_errors() {
             "{name}: panel {panel}"
         );
     }
+    // `#event=N` opens the page at event N.
+    let page = dir.join("failback.html");
+    let (dom, console) = load(&chromium, &page, "#event=12", &dir.join("profile-hash"));
+    assert!(console.is_empty(), "console messages:\n{}", console.join("\n"));
+    let panel = dom.split("<pre id=\"panel\">").nth(1).expect("the panel").split("</pre>").next().unwrap();
+    assert!(panel.starts_with("event 12 (main phase): "), "{panel}");
+    assert!(
+        panel.contains("2000-01-01 00:00:00.012 UTC ["),
+        "the event's log line with its timestamp: {panel}"
+    );
 }

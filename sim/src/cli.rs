@@ -563,14 +563,16 @@ fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         let meta = crate::picture::Meta {
             title: format!("{name} (shrunk from {}, seed {})", a.file.display(), trace.seed),
             command: format!(
-                "walsim picture {} -o {}",
+                "walsim picture {}{} -o {}",
                 shell_word(&name),
+                if path.extension().is_some_and(|e| e == "svg") { " --svg" } else { "" },
                 shell_word(&path.display().to_string())
             ),
             settings: crate::picture::settings_line(&settings),
         };
         let (pic, _) = crate::picture::of_trace(&trace, &settings, &meta);
-        write_picture(&pic, false, path)?;
+        // OUT.svg: the bare SVG, as `walsim picture --svg`.
+        write_picture(&pic, path.extension().is_some_and(|e| e == "svg"), path)?;
     }
     if a.json {
         let mut v = shrunk.json(&a.output);

@@ -157,7 +157,14 @@ pub struct Recorder {
     refusals_seen: usize,
     observations_seen: usize,
     forks_seen: BTreeSet<Tli>,
+    /// Events the run had (the picture keeps the first `limit`).
+    seen: u64,
+    limit: usize,
 }
+
+/// The picture draws at most this many events (about 7 MB of HTML); a
+/// longer run is drawn up to there, and the page says so.
+pub const MAX_EVENTS: usize = 50_000;
 
 impl Recorder {
     pub fn new(style: LsnFormat) -> Recorder {
@@ -170,7 +177,15 @@ impl Recorder {
             refusals_seen: 0,
             observations_seen: 0,
             forks_seen: BTreeSet::new(),
+            seen: 0,
+            limit: MAX_EVENTS,
         }
+    }
+
+    /// Keeps only the first `limit` events (default [`MAX_EVENTS`]).
+    pub fn with_limit(mut self, limit: usize) -> Recorder {
+        self.limit = limit;
+        self
     }
 
     fn mark(&mut self, step: u64, node: usize, kind: MarkKind, label: String) {
@@ -348,6 +363,7 @@ impl Recorder {
     pub fn finish(mut self, result: &RunResult, meta: &Meta) -> Picture {
         if let Some(v) = &result.violation
             && let Some(last) = self.steps.len().checked_sub(1)
+            && self.seen as usize == self.steps.len()
         {
             let node = v.node.map_or(usize::from(self.steps[last].event.node()), usize::from);
             self.mark(last as u64, node, MarkKind::Violation, format!("VIOLATION of {v}"));
@@ -399,6 +415,10 @@ fn outcome_line(r: &RunResult) -> String {
 impl Observer for Recorder {
     fn step(&mut self, step: u64, phase: Phase, ev: &Event, _arg: Option<u64>, cluster: &mut Cluster) {
         let raw: Vec<walsim_model::log::LogLine> = cluster.log.drain().collect();
+        self.seen += 1;
+        if self.steps.len() >= self.limit {
+            return;
+        }
         let lines = step_lines(step, ev, &raw, self.style);
         self.track_messages(step, ev, cluster);
         self.track_marks(step, ev, &raw, cluster);
@@ -851,6 +871,19 @@ impl Picture {
 
     pub fn events(&self) -> usize {
         self.rec.steps.len()
+    }
+
+    /// `491 events`, or `the first 50000 of 60000 events`.
+    fn count_text(&self) -> String {
+        let drawn = self.rec.steps.len();
+        if self.rec.seen as usize > drawn {
+            format!(
+                "the first {drawn} of {} events (a picture draws at most {})",
+                self.rec.seen, self.rec.limit
+            )
+        } else {
+            format!("{drawn} events")
+        }
     }
 
     fn node_names(&self) -> Vec<String> {
@@ -1489,10 +1522,12 @@ impl Picture {
         }
         let _ = write!(
             o,
-            "<p>{} events. One lane per node: its role and timeline (band), its WAL positions and page LSNs against LSN \
+            "<p>{}. One lane per node: its role and timeline (band), its WAL positions and page LSNs against LSN \
              (the same LSN scale on every lane; a long empty LSN range is cut out where the axis shows a zigzag); grey stretches \
-             of time are compressed. Hover anywhere for that event's log lines (in the panel below the picture); hover a mark for its own; click a row of the marks table to show its event.</p>",
-            self.rec.steps.len()
+             of time are compressed. Hover anywhere for that event's log lines (in the panel below the picture); hover a mark \
+             for its own; click a row of the marks table to show its event; add <code>#event=N</code> to the address to open \
+             at event N.</p>",
+            self.count_text()
         );
         o.push_str("<pre id=\"js-errors\"></pre><div id=\"wrap\">");
         o.push_str(&self.svg(false));
@@ -1580,7 +1615,9 @@ svg.addEventListener('mousemove',function(ev){
 });
 var rows=document.querySelectorAll('#marks tr[data-step]');
 for(var k=0;k<rows.length;k++){rows[k].addEventListener('click',function(){show(+this.getAttribute('data-step'));panel.scrollIntoView({block:'nearest'});});}
-if(d.s!==null)show(d.s);
+var h=/^#event=([0-9]+)$/.exec(location.hash);
+if(h)show(+h[1]);else if(d.s!==null)show(d.s);
+window.addEventListener('hashchange',function(){var h=/^#event=([0-9]+)$/.exec(location.hash);if(h)show(+h[1]);});
 document.body.setAttribute('data-ready','1');
 })();</script>";
 
@@ -1761,6 +1798,29 @@ mod tests {
         assert!(v.label.contains("wal_before_data"), "{}", v.label);
         assert!(v.label.contains("but WAL is flushed only to"), "{}", v.label);
         assert_eq!(v.step as usize, p.events() - 1);
+    }
+
+    #[test]
+    fn a_long_run_is_drawn_up_to_the_limit_and_says_so() {
+        let s = walsim_model::Settings {
+            rules: walsim_model::settings::Rules { wal_before_data: false, ..Default::default() },
+            ..Default::default()
+        };
+        let mut rec = Recorder::new(s.log.lsn_format).with_limit(40);
+        let r = run_seed(&s, 1, RunOptions { record: false, log: true, max_events: None }, &mut rec);
+        assert!(r.events > 40 && r.violation.is_some());
+        let p = rec.finish(&r, &Meta::default());
+        assert_eq!(p.events(), 40);
+        assert!(
+            p.count_text().starts_with(&format!("the first 40 of {} events", r.events)),
+            "{}",
+            p.count_text()
+        );
+        assert!(
+            !p.marks().iter().any(|m| m.kind == MarkKind::Violation),
+            "the violation is past the drawn part"
+        );
+        assert!(p.html().contains("the first 40 of"));
     }
 
     #[test]
