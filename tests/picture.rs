@@ -277,4 +277,7 @@ fn the_picture_opens_in_headless_chromium_without_errors() {
         panel.contains("2000-01-01 00:00:00.012 UTC ["),
         "the event's log line with its timestamp: {panel}"
     );
+    // ... and every node's exact positions after it.
+    assert!(panel.contains("\nnode1 (primary · TLI 1): insert 0/"), "{panel}");
+    assert!(panel.contains("\nnode2 (standby · TLI 1): insert 0/"), "{panel}");
 }

@@ -800,6 +800,8 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
 struct Series {
     key: &'static str,
     name: &'static str,
+    /// In the hover panel.
+    short: &'static str,
     get: fn(&NodeView) -> Option<Lsn>,
 }
 
@@ -808,13 +810,37 @@ fn valid(l: Lsn) -> Option<Lsn> {
 }
 
 const SERIES: [Series; 6] = [
-    Series { key: "flush", name: "WAL flush", get: |n| valid(n.flush) },
-    Series { key: "insert", name: "WAL insert", get: |n| valid(n.insert) },
-    Series { key: "replay", name: "replay (startup process)", get: |n| n.replay.and_then(valid) },
-    Series { key: "mrp", name: "minRecoveryPoint", get: |n| valid(n.control.min_recovery_point) },
-    Series { key: "page-os", name: "max page LSN, OS cache", get: |n| valid(n.max_page_os) },
-    Series { key: "page-disk", name: "max page LSN, on disk", get: |n| valid(n.max_page_durable) },
+    Series { key: "flush", short: "flush", name: "WAL flush", get: |n| valid(n.flush) },
+    Series { key: "insert", short: "insert", name: "WAL insert", get: |n| valid(n.insert) },
+    Series {
+        key: "replay",
+        short: "replay",
+        name: "replay (startup process)",
+        get: |n| n.replay.and_then(valid),
+    },
+    Series {
+        key: "mrp",
+        short: "minRecoveryPoint",
+        name: "minRecoveryPoint",
+        get: |n| valid(n.control.min_recovery_point),
+    },
+    Series {
+        key: "page-os",
+        short: "max page LSN (OS cache)",
+        name: "max page LSN, OS cache",
+        get: |n| valid(n.max_page_os),
+    },
+    Series {
+        key: "page-disk",
+        short: "(on disk)",
+        name: "max page LSN, on disk",
+        get: |n| valid(n.max_page_durable),
+    },
 ];
+
+/// The series in the hover panel: insert, flush, replay,
+/// minRecoveryPoint, page LSNs.
+const PANEL_ORDER: [usize; 6] = [1, 0, 2, 3, 4, 5];
 
 const CSS: &str = "
 .walsim text{font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:11px;fill:#222}
@@ -1500,7 +1526,7 @@ impl Picture {
              h1{font-size:18px;margin:4px 0}p{margin:4px 0}code,pre{font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:12px}\
              .outcome{font-weight:bold}.outcome.bad{color:#a00}\
              #wrap{overflow-x:auto;border:1px solid #ddd;margin:8px 0}\
-             #panel{position:sticky;bottom:0;background:#fffff4;border:1px solid #cc9;padding:6px;white-space:pre-wrap;min-height:3.2em;max-height:9em;overflow:auto;margin:0}\
+             #panel{position:sticky;bottom:0;background:#fffff4;border:1px solid #cc9;padding:6px;white-space:pre-wrap;min-height:3.2em;max-height:12em;overflow:auto;margin:0}\
              table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}\
              td.msg{font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace}\
              tr.refusal td,tr.violation td{color:#a00}tr[data-step]{cursor:pointer}tr[data-step]:hover{background:#f4f4ff}#js-errors:empty{display:none}#js-errors{color:#d00}</style>",
@@ -1578,8 +1604,48 @@ impl Picture {
         let first = [MarkKind::Violation, MarkKind::Refusal, MarkKind::Fork]
             .iter()
             .find_map(|k| self.rec.marks.iter().filter(|m| m.kind == *k).map(|m| m.step).min());
-        let data =
-            serde_json::json!({ "u": texts.list, "x": xs, "e": events, "l": logs, "q": quiesce, "s": first });
+        // Each node's role and positions, as change points (step delta,
+        // value), for the panel's exact LSNs.
+        let names = self.node_names();
+        let steps = &self.rec.steps;
+        let mut positions = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let track = |get: &dyn Fn(&NodeView) -> serde_json::Value| -> Vec<serde_json::Value> {
+                let mut out = Vec::new();
+                let (mut last, mut at) = (None::<serde_json::Value>, 0usize);
+                for (k, st) in steps.iter().enumerate() {
+                    let v = get(&st.nodes[i]);
+                    if last.as_ref() != Some(&v) {
+                        out.push(serde_json::json!(k - at));
+                        out.push(v.clone());
+                        (last, at) = (Some(v), k);
+                    }
+                }
+                out
+            };
+            let lsn = |l: Option<Lsn>| match l {
+                None => serde_json::json!(-1),
+                Some(l) if l.0 < (1 << 53) => serde_json::json!(l.0),
+                Some(l) => serde_json::json!(l.fmt_with(self.rec.style).to_string()),
+            };
+            let role = track(&|n: &NodeView| {
+                let text = if n.status == "down" {
+                    "down".to_string()
+                } else {
+                    format!("{} · TLI {}", n.status, n.timeline)
+                };
+                serde_json::json!(text)
+            });
+            let series: Vec<Vec<serde_json::Value>> =
+                PANEL_ORDER.iter().map(|&k| track(&|n: &NodeView| lsn((SERIES[k].get)(n)))).collect();
+            positions.push(serde_json::json!({ "n": name, "r": role, "s": series }));
+        }
+        let series_names: Vec<&str> = PANEL_ORDER.iter().map(|&k| SERIES[k].short).collect();
+        let padded = self.rec.style == LsnFormat::Padded;
+        let data = serde_json::json!({
+            "u": texts.list, "x": xs, "e": events, "l": logs, "q": quiesce, "s": first,
+            "p": positions, "sn": series_names, "pad": padded,
+        });
         let data = data.to_string().replace("</", "<\\/");
         let _ = write!(o, "<script type=\"application/json\" id=\"walsim-data\">{data}</script>");
         o.push_str(SCRIPT);
@@ -1601,11 +1667,20 @@ var svg=document.querySelector('svg.walsim'),cur=document.getElementById('cursor
 if(!svg||!cur||!panel)return;
 function ts(s){var t=new Date(Date.UTC(2000,0,1)+s).toISOString();return t.slice(0,10)+' '+t.slice(11,23)+' UTC';}
 function at(x){var lo=0,hi=d.e.length-1;if(hi<0||x<d.x[0])return -1;while(lo<hi){var m=(lo+hi+1)>>1;if(d.x[m]<=x)lo=m;else hi=m-1;}return lo;}
+function dec(a){var r=[],s=0;for(var j=0;j<a.length;j+=2){s+=a[j];r.push([s,a[j+1]]);}return r;}
+var P=d.p.map(function(n){return {n:n.n,r:dec(n.r),s:n.s.map(dec)};});
+function at2(r,i){var lo=0,hi=r.length-1,b=-1;while(lo<=hi){var m=(lo+hi)>>1;if(r[m][0]<=i){b=m;lo=m+1;}else hi=m-1;}return b<0?null:r[b][1];}
+function lsn(v){if(v===null||v===-1)return '-';if(typeof v==='string')return v;
+ var l=(v%4294967296).toString(16).toUpperCase();if(d.pad)l=('00000000'+l).slice(-8);
+ return Math.floor(v/4294967296).toString(16).toUpperCase()+'/'+l;}
+function where(i){return P.map(function(n){var parts=n.s.map(function(r,k){return d.sn[k]+' '+lsn(at2(r,i));});
+ return n.n+' ('+at2(n.r,i)+'): '+parts.join(', ');}).join('\\n');}
 function show(i){
  if(i<0||i>=d.e.length)return;
  var x=(d.x[i]+d.x[i+1])/2;cur.setAttribute('x1',x);cur.setAttribute('x2',x);
  var ph=(d.q!==null&&i>=d.q)?'quiesce':'main';
- panel.textContent='event '+i+' ('+ph+' phase): '+d.u[d.e[i]]+'\\n'+d.l[i].map(function(k){return ts(i)+' '+d.u[k];}).join('\\n');
+ panel.textContent='event '+i+' ('+ph+' phase): '+d.u[d.e[i]]+'\\n'+d.l[i].map(function(k){return ts(i)+' '+d.u[k];}).join('\\n')+
+  '\\nafter it:\\n'+where(i);
 }
 var last=-2;
 svg.addEventListener('mousemove',function(ev){
