@@ -1038,7 +1038,7 @@ impl Picture {
                 o,
                 "<text class=\"title\" x=\"8\" y=\"18\">walsim: {} · {}</text>",
                 esc(&self.meta.title),
-                esc(&truncate(&self.outcome, ((width - 16.0) / 8.0) as usize))
+                esc(&truncate(&self.outcome, ((width - 16.0) / 8.8) as usize))
             );
         }
         self.legend(&mut o);
