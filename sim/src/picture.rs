@@ -298,27 +298,19 @@ impl Recorder {
                 && n.status != walsim_model::node::Status::Down
                 && let Some(e) = n.history.entries(n.tli).last()
             {
-                {
-                    self.forks_seen.insert(n.tli);
-                    let label = format!(
-                        "fork point {}: timeline {} ends, timeline {} begins ({}: {}\t{}\t{})",
-                        e.switchpoint,
-                        e.tli,
-                        n.tli,
-                        walsim_model::timeline::History::file_name(n.tli),
-                        e.tli,
-                        e.switchpoint,
-                        e.reason
-                    );
-                    let (node, label) = (usize::from(n.id), self.styled(label));
-                    self.marks.push(Mark {
-                        step,
-                        node,
-                        kind: MarkKind::Fork,
-                        label,
-                        lsn: Some(e.switchpoint),
-                    });
-                }
+                self.forks_seen.insert(n.tli);
+                let label = format!(
+                    "fork point {}: timeline {} ends, timeline {} begins ({}: {}\t{}\t{})",
+                    e.switchpoint,
+                    e.tli,
+                    n.tli,
+                    walsim_model::timeline::History::file_name(n.tli),
+                    e.tli,
+                    e.switchpoint,
+                    e.reason
+                );
+                let (node, label) = (usize::from(n.id), self.styled(label));
+                self.marks.push(Mark { step, node, kind: MarkKind::Fork, label, lsn: Some(e.switchpoint) });
             }
         }
         for r in &cluster.refusals[self.refusals_seen..] {
