@@ -462,6 +462,15 @@ const ROW_H: f64 = 13.0;
 /// At most this many label rows above a lane.
 const MAX_ROWS: usize = 16;
 
+/// A lane's band text: `primary · TLI 2`, `crash recovery · TLI 1`, `down`.
+fn role_text(status: &str, tli: Tli) -> String {
+    match status {
+        "down" => "down".to_string(),
+        "recovery" => format!("crash recovery · TLI {tli}"),
+        _ => format!("{status} · TLI {tli}"),
+    }
+}
+
 /// Formats a coordinate with at most one decimal (`12`, `12.5`).
 fn n1(v: f64) -> String {
     let r = (v * 10.0).round() / 10.0;
@@ -1208,7 +1217,7 @@ impl Picture {
                 e += 1;
             }
             let (x0, x1) = (tm.x(s as u64), tm.x(e as u64));
-            let text = if role == "down" { "down".to_string() } else { format!("{role} · TLI {tli}") };
+            let text = role_text(role, tli);
             let _ = write!(
                 o,
                 "<rect class=\"role-{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>{name}: {text}, events {s}–{}</title></rect>",
@@ -1620,14 +1629,7 @@ impl Picture {
                 Some(l) if l.0 < (1 << 53) => serde_json::json!(l.0),
                 Some(l) => serde_json::json!(l.fmt_with(self.rec.style).to_string()),
             };
-            let role = track(&|n: &NodeView| {
-                let text = if n.status == "down" {
-                    "down".to_string()
-                } else {
-                    format!("{} · TLI {}", n.status, n.timeline)
-                };
-                serde_json::json!(text)
-            });
+            let role = track(&|n: &NodeView| serde_json::json!(role_text(n.status, n.timeline)));
             let series: Vec<Vec<serde_json::Value>> =
                 PANEL_ORDER.iter().map(|&k| track(&|n: &NodeView| lsn((SERIES[k].get)(n)))).collect();
             positions.push(serde_json::json!({ "n": name, "r": role, "s": series }));
