@@ -1425,7 +1425,7 @@ impl Picture {
                 m.node,
                 m.kind.title(),
                 m.step,
-                esc(&self.rec.steps[m.step as usize].lines.join("\n"))
+                esc(&self.rec.steps.get(m.step as usize).map(|s| s.lines.join("\n")).unwrap_or_default())
             );
             match m.kind {
                 MarkKind::Fork => {
@@ -1890,6 +1890,17 @@ mod tests {
             "the violation is past the drawn part"
         );
         assert!(p.html().contains("the first 40 of"));
+    }
+
+    #[test]
+    fn a_run_of_no_events_still_renders() {
+        let s = walsim_model::Settings::default();
+        let mut rec = Recorder::new(s.log.lsn_format);
+        let r = run_seed(&s, 1, RunOptions { record: false, log: true, max_events: Some(0) }, &mut rec);
+        assert_eq!(r.events, 0);
+        let p = rec.finish(&r, &Meta::default());
+        assert!(p.html().contains("0 events"));
+        assert!(p.svg_file().ends_with("</svg>\n"));
     }
 
     #[test]
