@@ -107,6 +107,12 @@ impl Cluster {
         &self.names
     }
 
+    /// The replication connections, in order (read-only, for observers:
+    /// the picture counts the messages queued each way).
+    pub fn connections(&self) -> &[Conn] {
+        &self.conns
+    }
+
     /// Enters the quiesce phase: no new transactions and no faults;
     /// partitions heal, crashed nodes restart and work in flight finishes.
     pub fn set_quiesce(&mut self, on: bool) {
@@ -503,11 +509,6 @@ impl Cluster {
         h.finish()
     }
 
-    /// Per-node positions, for the JSONL trace export.
-    pub fn snapshot(&self) -> Vec<NodeSnapshot> {
-        self.nodes.iter().map(|n| NodeSnapshot::of(n, self.walsender_rows(n.id))).collect()
-    }
-
     /// `pg_stat_replication` on node `id`.
     pub fn walsender_rows(&self, id: NodeId) -> Vec<WalSenderSnapshot> {
         let n = &self.nodes[id as usize];
@@ -550,25 +551,9 @@ impl Cluster {
     }
 }
 
-/// Positions of one node after a step (JSONL export).
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeSnapshot {
-    pub node: String,
-    pub status: &'static str,
-    pub timeline: u32,
-    pub insert_lsn: String,
-    pub write_lsn: String,
-    pub flush_lsn: String,
-    pub max_page_lsn_os: String,
-    pub max_page_lsn_durable: String,
-    pub control: ControlSnapshot,
-    /// The node's `pg_stat_replication` rows, in walsender slot order.
-    pub walsenders: Vec<WalSenderSnapshot>,
-}
-
 /// One `pg_stat_replication` row (pg_stat_get_wal_senders), JSONL export.
 /// Positions a standby has not reported yet are `null`, as in the view.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 pub struct WalSenderSnapshot {
     pub application_name: String,
     /// startup | catchup | streaming | stopping.
@@ -580,46 +565,6 @@ pub struct WalSenderSnapshot {
     pub sync_priority: usize,
     /// async | potential | sync | quorum.
     pub sync_state: &'static str,
-}
-
-/// pg_control fields (JSONL export).
-#[derive(Clone, Debug, Serialize)]
-pub struct ControlSnapshot {
-    pub state: &'static str,
-    pub checkpoint: String,
-    pub redo: String,
-    pub timeline: u32,
-    pub min_recovery_point: String,
-}
-
-impl NodeSnapshot {
-    fn of(n: &Node, walsenders: Vec<WalSenderSnapshot>) -> NodeSnapshot {
-        let max_os = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap_or(Lsn(0));
-        NodeSnapshot {
-            node: n.name.clone(),
-            status: match n.status {
-                Status::Down => "down",
-                Status::Recovery if n.is_standby() => "standby",
-                Status::Recovery => "recovery",
-                Status::Production => "primary",
-                Status::ShuttingDown => "shutting down",
-            },
-            timeline: n.tli,
-            insert_lsn: n.wal.insert_lsn().to_string(),
-            write_lsn: n.wal.write_lsn().to_string(),
-            flush_lsn: n.wal.flush_lsn().to_string(),
-            max_page_lsn_os: max_os.to_string(),
-            max_page_lsn_durable: n.data.max_lsn_durable().to_string(),
-            control: ControlSnapshot {
-                state: n.control.state.name(),
-                checkpoint: n.control.checkpoint.to_string(),
-                redo: n.control.redo.to_string(),
-                timeline: n.control.tli,
-                min_recovery_point: n.control.min_recovery_point.to_string(),
-            },
-            walsenders,
-        }
-    }
 }
 
 /// FNV-1a, with `usize` hashed as 64 bits, so fingerprints do not depend

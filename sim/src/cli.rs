@@ -1,9 +1,10 @@
 //! The `walsim` command line.
 //!
-//! Exit codes (docs/cli.md): 0 = done, no invariant violated; 1 = an
-//! invariant was violated; 2 = bad input (unknown key, bad value, missing
-//! or unreadable file, bad range) or an I/O error; 3 = `replay` did not
-//! reproduce the recorded run; 130 = `explore` was interrupted.
+//! Exit codes (docs/cli.md): 0 = done, no invariant violated (`picture`:
+//! the picture was written); 1 = an invariant was violated; 2 = bad input
+//! (unknown key, bad value, missing or unreadable file, bad range) or an
+//! I/O error; 3 = `replay` (or `picture FILE`) did not reproduce the
+//! recorded run; 130 = `explore` was interrupted.
 
 use crate::args::{Axis, SeedRange, Shard};
 use crate::config;
@@ -53,6 +54,9 @@ enum Command {
     Replay(ReplayArgs),
     /// Minimise a failing trace while the same invariant still fails.
     Shrink(ShrinkArgs),
+    /// Draw a run (a trace file, or a seed with run options) as a
+    /// space-time diagram: one self-contained HTML file (or --svg).
+    Picture(PictureArgs),
     /// Combine shard results (explore --json) into one table.
     Merge(MergeArgs),
     /// Check the model against a real PostgreSQL primary/standby on loopback.
@@ -184,6 +188,7 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
         Command::Explore(a) => cmd_explore(a, out, err),
         Command::Replay(a) => cmd_replay(a, out, err),
         Command::Shrink(a) => cmd_shrink(a, out, err),
+        Command::Picture(a) => cmd_picture(a, out, err),
         Command::Merge(a) => cmd_merge(a, out),
         Command::Conform(a) => cmd_conform(a, out, err),
     };
@@ -278,9 +283,9 @@ pub fn load_settings(
     }
 }
 
-fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
-    let (mut settings, meta) = load_settings(&a.source, a.scenario.as_deref())?;
-    if let Some(steps) = a.steps {
+/// `--steps N` (1 ≤ N ≤ 10^9) into `scheduler.steps`.
+fn apply_steps(settings: &mut walsim_model::Settings, steps: Option<u64>) -> Result<(), BadInput> {
+    if let Some(steps) = steps {
         if steps == 0 {
             return Err(BadInput("--steps must be at least 1".into()));
         }
@@ -293,6 +298,12 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, 
         }
         settings.scheduler.steps = steps;
     }
+    Ok(())
+}
+
+fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
+    let (mut settings, meta) = load_settings(&a.source, a.scenario.as_deref())?;
+    apply_steps(&mut settings, a.steps)?;
     let mut out = BufWriter::new(out);
     let opts = RunOptions { record: false, log: a.log, max_events: None };
     let mut jsonl = match &a.trace_jsonl {
@@ -426,6 +437,33 @@ struct ShrinkArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also write the picture of the shrunk run (HTML, as `walsim picture`).
+    #[arg(long, value_name = "OUT.html")]
+    picture: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct PictureArgs {
+    /// A trace file (explore --save-failures, shrink -o); without it, the
+    /// run given by --seed and the run options.
+    file: Option<PathBuf>,
+    /// The seed of the run to draw (default 1).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    source: ConfigSource,
+    /// A built-in scenario's name, or a scenario file (.toml).
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    scenario: Option<String>,
+    /// Events in the main phase (overrides scheduler.steps).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Where to write the picture.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: PathBuf,
+    /// Write a bare SVG file instead of an HTML page.
+    #[arg(long)]
+    svg: bool,
 }
 
 #[derive(Args, Debug)]
@@ -523,13 +561,130 @@ fn cmd_shrink(a: ShrinkArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         replay::replay(&a.output, Some(log_to))?;
         err.flush()?;
     }
+    if let Some(path) = &a.picture {
+        let trace = crate::trace::Trace::load(&a.output)?;
+        let settings = trace.settings().map_err(|e| BadInput(format!("{}: {e}", a.output.display())))?;
+        let name = a.output.display().to_string();
+        let meta = crate::picture::Meta {
+            title: format!("{name} (shrunk from {}, seed {})", a.file.display(), trace.seed),
+            command: format!(
+                "walsim picture {}{} -o {}",
+                shell_word(&name),
+                if path.extension().is_some_and(|e| e == "svg") { " --svg" } else { "" },
+                shell_word(&path.display().to_string())
+            ),
+            settings: crate::picture::settings_line(&settings),
+        };
+        let (pic, _) = crate::picture::of_trace(&trace, &settings, &meta);
+        // OUT.svg: the bare SVG, as `walsim picture --svg`.
+        write_picture(&pic, path.extension().is_some_and(|e| e == "svg"), path)?;
+    }
     if a.json {
-        writeln!(out, "{}", shrunk.json(&a.output))?;
+        let mut v = shrunk.json(&a.output);
+        if let Some(path) = &a.picture {
+            v["picture"] = serde_json::json!(path.display().to_string());
+        }
+        writeln!(out, "{v}")?;
     } else {
         write!(out, "{}", shrunk.text(&a.output))?;
+        if let Some(path) = &a.picture {
+            writeln!(out, "picture: {}", path.display())?;
+        }
     }
     out.flush()?;
     Ok(EXIT_OK)
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c));
+    if plain { w.to_string() } else { format!("'{}'", w.replace('\'', "'\\''")) }
+}
+
+fn write_picture(p: &crate::picture::Picture, svg: bool, path: &std::path::Path) -> Result<usize, BadInput> {
+    let format = if svg { crate::picture::Format::Svg } else { crate::picture::Format::Html };
+    let text = p.render(format);
+    std::fs::write(path, &text).map_err(|e| BadInput(format!("cannot write {}: {e}", path.display())))?;
+    Ok(text.len())
+}
+
+fn cmd_picture(a: PictureArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
+    use crate::picture::{self, Meta};
+    let out_word = shell_word(&a.output.display().to_string());
+    let svg_flag = if a.svg { " --svg" } else { "" };
+    let (pic, result, reproduced) = match &a.file {
+        Some(file) => {
+            let run_opts = a.seed.is_some()
+                || a.source.config.is_some()
+                || !a.source.set.is_empty()
+                || a.scenario.is_some()
+                || a.steps.is_some();
+            if run_opts {
+                return Err(BadInput(format!(
+                    "{}: a trace file holds its own settings and draws; give either FILE or --seed with \
+                     --config/--set/--scenario/--steps, not both",
+                    file.display()
+                )));
+            }
+            let trace = crate::trace::Trace::load(file)?;
+            let settings = trace.settings().map_err(|e| BadInput(format!("{}: {e}", file.display())))?;
+            let name = file.display().to_string();
+            let meta = Meta {
+                title: format!("{name} (seed {}, {})", trace.seed, trace.note),
+                command: format!("walsim picture {}{svg_flag} -o {out_word}", shell_word(&name)),
+                settings: picture::settings_line(&settings),
+            };
+            let (pic, r) = picture::of_trace(&trace, &settings, &meta);
+            let diff = trace.differences(&r);
+            if !diff.is_empty() {
+                writeln!(
+                    err,
+                    "walsim: {name}: the replay is not the recorded run ({}); the picture shows the replay",
+                    diff.join("; ")
+                )?;
+            }
+            (pic, r, diff.is_empty())
+        }
+        None => {
+            let (mut settings, _) = load_settings(&a.source, a.scenario.as_deref())?;
+            apply_steps(&mut settings, a.steps)?;
+            let seed = a.seed.unwrap_or(1);
+            let mut cmd = vec!["walsim".to_string(), "picture".to_string()];
+            let mut title = format!("seed {seed}");
+            if let Some(s) = &a.scenario {
+                cmd.push(format!("--scenario {}", shell_word(s)));
+                title.push_str(&format!(", scenario {s}"));
+            }
+            if let Some(c) = &a.source.config {
+                cmd.push(format!("--config {}", shell_word(&c.display().to_string())));
+            }
+            for kv in &a.source.set {
+                cmd.push(format!("--set {}", shell_word(kv)));
+                title.push_str(&format!(", {kv}"));
+            }
+            if let Some(st) = a.steps {
+                cmd.push(format!("--steps {st}"));
+            }
+            cmd.push(format!("--seed {seed}{svg_flag} -o {out_word}"));
+            let meta = Meta { title, command: cmd.join(" "), settings: picture::settings_line(&settings) };
+            let (pic, r) = picture::of_seed(&settings, seed, &meta);
+            (pic, r, true)
+        }
+    };
+    let bytes = write_picture(&pic, a.svg, &a.output)?;
+    let what = match result.invariant() {
+        Some(inv) => format!("violation of {inv}"),
+        None => result.outcome.name().to_string(),
+    };
+    writeln!(
+        out,
+        "walsim picture: wrote {} ({} events, {} marks, {} kB); outcome: {what}",
+        a.output.display(),
+        result.events,
+        pic.marks().len(),
+        bytes.div_ceil(1024)
+    )?;
+    Ok(if reproduced { EXIT_OK } else { EXIT_NOT_REPRODUCED })
 }
 
 fn cmd_merge(a: MergeArgs, out: &mut dyn Write) -> Result<i32, BadInput> {

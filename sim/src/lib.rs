@@ -16,6 +16,7 @@ pub mod conformance;
 pub mod explore;
 pub mod input;
 pub mod merge;
+pub mod picture;
 pub mod replay;
 pub mod report;
 pub mod results;
@@ -26,5 +27,6 @@ pub mod shrink;
 pub mod strategy;
 pub mod swarm;
 pub mod trace;
+pub mod view;
 
 pub use walsim_model as model;

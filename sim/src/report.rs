@@ -2,6 +2,7 @@
 //! human summary, and the per-event JSONL export.
 
 use crate::run::{Observer, Phase, RunResult};
+use crate::view::StepView;
 use serde_json::{Value, json};
 use std::io::Write;
 use walsim_model::log::LogLine;
@@ -105,21 +106,26 @@ pub struct LogWriter<'a> {
 
 impl Observer for LogWriter<'_> {
     fn step(&mut self, step: u64, _phase: Phase, ev: &Event, _arg: Option<u64>, cluster: &mut Cluster) {
-        let mut any = false;
         let lines: Vec<LogLine> = cluster.log.drain().collect();
-        for l in &lines {
-            any = true;
-            self.emit(format_line(step, l, self.style));
-        }
-        if !any {
-            let pid = walsim_model::log::Process::Postmaster.pid(ev.node());
-            self.emit(format!(
-                "{} [{pid}] node{} postmaster DEBUG:  event: {ev}",
-                timestamp(step),
-                ev.node() + 1
-            ));
+        for line in step_lines(step, ev, &lines, self.style) {
+            self.emit(line);
         }
     }
+}
+
+/// The log of one step as `--log` prints it (and `walsim picture` shows
+/// on hover): its lines, or, when the event logged nothing, one DEBUG line
+/// naming the event, so there is at least one line per event.
+pub fn step_lines(step: u64, ev: &Event, lines: &[LogLine], style: LsnFormat) -> Vec<String> {
+    if lines.is_empty() {
+        let pid = walsim_model::log::Process::Postmaster.pid(ev.node());
+        return vec![format!(
+            "{} [{pid}] node{} postmaster DEBUG:  event: {ev}",
+            timestamp(step),
+            ev.node() + 1
+        )];
+    }
+    lines.iter().map(|l| format_line(step, l, style)).collect()
 }
 
 impl LogWriter<'_> {
@@ -132,7 +138,8 @@ impl LogWriter<'_> {
     }
 }
 
-/// Writes one JSON line per event with every node's positions.
+/// Writes one JSON line per event with every node's positions
+/// ([`StepView`], the same view `walsim picture` draws).
 pub struct JsonlWriter<W: Write> {
     pub out: W,
     pub error: Option<std::io::Error>,
@@ -143,14 +150,11 @@ impl<W: Write> Observer for JsonlWriter<W> {
         if self.error.is_some() {
             return;
         }
-        let line = json!({
-            "step": step,
-            "phase": match phase { Phase::Main => "main", Phase::Quiesce => "quiesce" },
-            "event": ev,
-            "arg": arg,
-            "nodes": cluster.snapshot(),
-        });
-        if let Err(e) = writeln!(self.out, "{line}") {
+        let view = StepView::capture(step, phase, ev, arg, cluster);
+        let res = serde_json::to_writer(&mut self.out, &view)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(self.out));
+        if let Err(e) = res {
             self.error = Some(e);
         }
     }
