@@ -494,11 +494,35 @@ pub struct SchedulerSettings {
     pub quiesce_steps: u64,
     /// Relative weights of the event kinds.
     pub weights: Weights,
+    /// How the next event is chosen among the enabled ones.
+    pub policy: SchedulerPolicy,
 }
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
-        SchedulerSettings { steps: 2_000, quiesce_steps: 20_000, weights: Weights::default() }
+        SchedulerSettings {
+            steps: 2_000,
+            quiesce_steps: 20_000,
+            weights: Weights::default(),
+            policy: SchedulerPolicy::default(),
+        }
+    }
+}
+
+/// `scheduler.policy`: the strategy that turns draws into choices.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedulerPolicy {
+    /// A weighted random pick among the enabled events (`[scheduler.weights]`).
+    #[default]
+    Random,
+}
+
+impl SchedulerPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerPolicy::Random => "random",
+        }
     }
 }
 
