@@ -16,6 +16,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use walsim_model::cluster::Cluster;
 use walsim_model::event::Event;
+use walsim_model::log::LogLine;
 use walsim_model::node::Status;
 
 /// The model's prediction for one story.
@@ -173,8 +174,8 @@ pub struct SyncWatch {
 }
 
 impl Observer for SyncWatch {
-    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
-        for l in c.log.drain() {
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, log: &[LogLine]) {
+        for l in log.iter().cloned() {
             let walsender = matches!(l.process, walsim_model::log::Process::WalSender(_));
             if l.node == 0 && walsender && l.level != walsim_model::log::Level::Debug {
                 self.lines.push(l.message);

@@ -12,6 +12,7 @@ use walsim_model::cluster::Refusal;
 use walsim_model::cluster::StableHasher;
 use walsim_model::event::{CrashKind, FaultKind};
 use walsim_model::failback::FailbackAttempt;
+use walsim_model::log::LogLine;
 use walsim_model::{Cluster, Event, Invariant, Settings, Violation};
 
 /// How a run ended.
@@ -47,16 +48,26 @@ pub enum Phase {
 }
 
 /// Sees every step (logging, JSONL export). Called after the event was
-/// applied, with the cluster's log lines for the step still undrained.
+/// applied, with the cluster as it is then (read-only) and the log lines
+/// the step produced, in order (the runner drains them from the cluster;
+/// empty unless the run logs, `RunOptions::log`).
 pub trait Observer {
-    fn step(&mut self, step: u64, phase: Phase, ev: &Event, arg: Option<u64>, cluster: &mut Cluster);
+    fn step(
+        &mut self,
+        step: u64,
+        phase: Phase,
+        ev: &Event,
+        arg: Option<u64>,
+        cluster: &Cluster,
+        log: &[LogLine],
+    );
 }
 
 /// An observer that does nothing (the fast path).
 pub struct NoObserver;
 
 impl Observer for NoObserver {
-    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, _: &mut Cluster) {}
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, _: &Cluster, _: &[LogLine]) {}
 }
 
 /// Counters of one run.
@@ -173,6 +184,8 @@ pub struct Runner {
     dice: FaultDice,
     enabled: Vec<Event>,
     faults: Vec<Event>,
+    /// The log lines of the step just taken.
+    lines: Vec<LogLine>,
     hash: StableHasher,
     events: u64,
     stats: RunStats,
@@ -197,6 +210,7 @@ impl Runner {
             dice: FaultDice::new(&settings.faults),
             enabled: Vec::with_capacity(32),
             faults: Vec::with_capacity(8),
+            lines: Vec::new(),
             hash: StableHasher::default(),
             events: 0,
             stats: RunStats::default(),
@@ -341,7 +355,9 @@ impl Runner {
             _ => {}
         }
         let res = self.cluster.apply(ev, arg.unwrap_or(0));
-        obs.step(self.events, self.phase, &ev, arg, &mut self.cluster);
+        self.lines.clear();
+        self.lines.extend(self.cluster.log.drain());
+        obs.step(self.events, self.phase, &ev, arg, &self.cluster, &self.lines);
         self.events += 1;
         self.ready = false;
         match res {
