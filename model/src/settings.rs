@@ -496,6 +496,10 @@ pub struct SchedulerSettings {
     pub weights: Weights,
     /// How the next event is chosen among the enabled ones.
     pub policy: SchedulerPolicy,
+    /// PCT's depth d: d − 1 priority change points (`policy = "pct"`).
+    pub pct_depth: u32,
+    /// PCT: change points are drawn among the first `pct_steps` events.
+    pub pct_steps: u64,
 }
 
 impl Default for SchedulerSettings {
@@ -505,6 +509,8 @@ impl Default for SchedulerSettings {
             quiesce_steps: 20_000,
             weights: Weights::default(),
             policy: SchedulerPolicy::default(),
+            pct_depth: 3,
+            pct_steps: 2_000,
         }
     }
 }
@@ -516,12 +522,17 @@ pub enum SchedulerPolicy {
     /// A weighted random pick among the enabled events (`[scheduler.weights]`).
     #[default]
     Random,
+    /// Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010):
+    /// the enabled process (node × process kind) with the highest priority
+    /// runs; priorities and `pct_depth − 1` change points are drawn.
+    Pct,
 }
 
 impl SchedulerPolicy {
     pub fn name(self) -> &'static str {
         match self {
             SchedulerPolicy::Random => "random",
+            SchedulerPolicy::Pct => "pct",
         }
     }
 }
@@ -665,6 +676,12 @@ impl Settings {
         }
         if self.scheduler.steps == 0 {
             return bad("scheduler.steps", "must be at least 1");
+        }
+        if !(1..=64).contains(&self.scheduler.pct_depth) {
+            return bad("scheduler.pct_depth", "must be between 1 and 64");
+        }
+        if self.scheduler.pct_steps == 0 {
+            return bad("scheduler.pct_steps", "must be at least 1");
         }
         let wt = &self.scheduler.weights;
         for (key, v) in [

@@ -171,6 +171,89 @@ pub trait Policy {
 pub fn policy_for(settings: &Settings) -> Box<dyn Policy> {
     match settings.scheduler.policy {
         SchedulerPolicy::Random => Box::new(WeightedRandom::new(settings.scheduler.weights.clone())),
+        SchedulerPolicy::Pct => Box::new(Pct::new(settings)),
+    }
+}
+
+/// PCT, probabilistic concurrency testing (Burckhardt, Kothari, Musuvathi,
+/// Nagarakatte, "A randomized scheduler with probabilistic guarantees of
+/// finding bugs", ASPLOS 2010). A *process* is a node × process kind
+/// (node2's walsender, node1's backends, the operator). Each gets a random
+/// priority ≥ d when it is first enabled; the enabled process with the
+/// highest priority runs. At each of d − 1 change points, drawn among the
+/// first `scheduler.pct_steps` events, the process that runs drops to
+/// priority i (the i-th change point), below every initial one. A bug that
+/// needs d ordering constraints among n processes in k steps is then found
+/// with probability at least 1/(n·k^(d−1)) per run.
+///
+/// Every value comes from the run's draws (tagged [`DrawKind::Setup`]):
+/// the change points first, then a priority when a process is first seen.
+/// Faults and arguments are drawn as by the weighted random policy; a kind
+/// weighted zero still runs only when nothing else can.
+pub struct Pct {
+    filter: WeightedRandom,
+    depth: u32,
+    steps: u64,
+    /// Change points (event indices), ascending; `None` until drawn.
+    change_points: Option<Vec<u64>>,
+    /// The next change point not yet passed.
+    next_change: usize,
+    /// (process, priority), in order of first sight.
+    priorities: Vec<((u8, EventKind), u64)>,
+}
+
+impl Pct {
+    pub fn new(settings: &Settings) -> Pct {
+        Pct {
+            filter: WeightedRandom::new(settings.scheduler.weights.clone()),
+            depth: settings.scheduler.pct_depth,
+            steps: settings.scheduler.pct_steps,
+            change_points: None,
+            next_change: 0,
+            priorities: Vec::new(),
+        }
+    }
+
+    fn priority(&mut self, p: (u8, EventKind), src: &mut dyn ChoiceSource, event: u64) -> u64 {
+        if let Some(&(_, prio)) = self.priorities.iter().find(|(q, _)| *q == p) {
+            return prio;
+        }
+        let prio = u64::from(self.depth) + src.draw(1 << 32, Tag { kind: DrawKind::Setup, event });
+        self.priorities.push((p, prio));
+        prio
+    }
+}
+
+impl Policy for Pct {
+    fn pick(&mut self, enabled: &[Event], src: &mut dyn ChoiceSource, event: u64) -> usize {
+        if self.change_points.is_none() {
+            let mut cps: Vec<u64> =
+                (1..self.depth).map(|_| src.draw(self.steps, Tag { kind: DrawKind::Setup, event })).collect();
+            cps.sort_unstable();
+            self.change_points = Some(cps);
+        }
+        let mut best: Option<(u64, usize)> = None;
+        for i in 0..enabled.len() {
+            if !self.filter.can_pick(enabled, i) {
+                continue;
+            }
+            let p = (enabled[i].node(), enabled[i].kind());
+            let prio = self.priority(p, src, event);
+            if best.is_none_or(|(b, _)| prio > b) {
+                best = Some((prio, i));
+            }
+        }
+        let (_, i) = best.expect("an enabled event can be picked");
+        let cps = self.change_points.as_deref().unwrap_or(&[]);
+        if self.next_change < cps.len() && event >= cps[self.next_change] {
+            self.next_change += 1;
+            let p = (enabled[i].node(), enabled[i].kind());
+            let low = self.next_change as u64;
+            if let Some(e) = self.priorities.iter_mut().find(|(q, _)| *q == p) {
+                e.1 = low;
+            }
+        }
+        i
     }
 }
 
@@ -316,6 +399,32 @@ mod tests {
         assert!((0..200).all(|_| p.pick(&both, &mut src, 0) == 1), "a zero-weight kind was picked");
         let alone = [Event::RequestCheckpoint { node: 0 }];
         assert_eq!(p.pick(&alone, &mut src, 0), 0);
+    }
+
+    #[test]
+    fn pct_runs_the_highest_priority_process_until_a_change_point() {
+        let s = Settings {
+            scheduler: walsim_model::settings::SchedulerSettings {
+                pct_depth: 2,
+                pct_steps: 100,
+                ..Default::default()
+            },
+            ..Settings::default()
+        };
+        let mut p = Pct::new(&s);
+        let evs = [Event::WalWriter { node: 0 }, Event::BgWriter { node: 0 }];
+        // Draws: the one change point (event 3), then the priorities of the
+        // WAL writer (5) and the background writer (9).
+        let draws = [3, 5, 9];
+        let mut src = ReplaySource::tagged(&draws);
+        let picks: Vec<usize> = (0..6).map(|e| p.pick(&evs, &mut src, e)).collect();
+        assert_eq!(
+            picks,
+            [1, 1, 1, 1, 0, 0],
+            "bgwriter until the change point at event 3, then the WAL writer"
+        );
+        let kinds: Vec<DrawKind> = src.into_tags().iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, [DrawKind::Setup; 3]);
     }
 
     #[test]
