@@ -26,5 +26,6 @@ pub mod shrink;
 pub mod strategy;
 pub mod swarm;
 pub mod trace;
+pub mod window;
 
 pub use walsim_model as model;
