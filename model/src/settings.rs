@@ -379,11 +379,25 @@ pub struct FaultSettings {
     pub disconnect: f64,
     /// Two nodes cannot reach each other until the partition heals.
     pub partition: f64,
+    /// Crash images: 0 (the default) = a power loss loses every write not
+    /// fsynced. N > 0 = a power loss picks (by a drawn argument) one of up
+    /// to N distinct durable images: any subset of the data and CLOG pages
+    /// written since their last fsync reached the disk, and WAL written
+    /// but not flushed survives up to any record end (per file, page
+    /// granular; fsyncs issued are barriers). Enumerated when there are at
+    /// most N, else N of them sampled.
+    pub crash_images: u32,
 }
 
 impl Default for FaultSettings {
     fn default() -> Self {
-        FaultSettings { process_crash: 0.002, power_loss: 0.001, disconnect: 0.002, partition: 0.001 }
+        FaultSettings {
+            process_crash: 0.002,
+            power_loss: 0.001,
+            disconnect: 0.002,
+            partition: 0.001,
+            crash_images: 0,
+        }
     }
 }
 

@@ -103,6 +103,21 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
         }
     }
 
+    /// Some unsynced writes reach the disk (a crash image): those whose
+    /// position in [`BlockFile::unsynced`] `reached` accepts become durable;
+    /// the rest stay unsynced, in order.
+    pub fn sync_some(&mut self, mut reached: impl FnMut(usize) -> bool) {
+        let list = std::mem::take(&mut self.unsynced);
+        for (i, blk) in list.into_iter().enumerate() {
+            if reached(i) {
+                self.is_unsynced[blk as usize] = false;
+                self.durable[blk as usize] = self.os[blk as usize].clone();
+            } else {
+                self.unsynced.push(blk);
+            }
+        }
+    }
+
     /// Writes not yet fsynced, oldest first.
     pub fn unsynced(&self) -> &[u32] {
         &self.unsynced
@@ -190,6 +205,18 @@ mod tests {
         assert_eq!(f.read(2), &B(9));
         assert_eq!(f.max_lsn_os(), Lsn(9));
         assert_eq!(f.max_lsn_durable(), Lsn(9));
+    }
+
+    #[test]
+    fn some_unsynced_writes_reach_the_disk() {
+        let mut f: BlockFile<B> = BlockFile::new(3);
+        f.write(2, B(5));
+        f.write(0, B(7));
+        f.write(1, B(9));
+        f.sync_some(|i| i == 1);
+        assert_eq!(f.unsynced(), &[2, 1]);
+        f.lose_unsynced();
+        assert_eq!((f.read(0), f.read(1), f.read(2)), (&B(7), &B(0), &B(0)));
     }
 
     #[test]

@@ -429,7 +429,13 @@ mod tests {
 
     #[test]
     fn zero_draws_mean_no_fault() {
-        let f = FaultSettings { process_crash: 0.5, power_loss: 0.25, disconnect: 0.0, partition: 0.0 };
+        let f = FaultSettings {
+            process_crash: 0.5,
+            power_loss: 0.25,
+            disconnect: 0.0,
+            partition: 0.0,
+            crash_images: 0,
+        };
         let dice = FaultDice::new(&f);
         let zeros = [0u64; 4];
         assert_eq!(dice.roll(&mut ReplaySource::new(&zeros), 0), None);
@@ -437,7 +443,13 @@ mod tests {
         assert_eq!(dice.roll(&mut ReplaySource::new(&top), 0), Some(FaultKind::PowerLoss));
         let mid = [FAULT_RANGE / 2];
         assert_eq!(dice.roll(&mut ReplaySource::new(&mid), 0), Some(FaultKind::ProcessCrash));
-        let none = FaultSettings { process_crash: 0.0, power_loss: 0.0, disconnect: 0.0, partition: 0.0 };
+        let none = FaultSettings {
+            process_crash: 0.0,
+            power_loss: 0.0,
+            disconnect: 0.0,
+            partition: 0.0,
+            crash_images: 0,
+        };
         assert!(!FaultDice::new(&none).any());
     }
 }
