@@ -57,6 +57,27 @@ enum Command {
     Merge(MergeArgs),
     /// Check the model against a real PostgreSQL primary/standby on loopback.
     Conform(ConformArgs),
+    /// Runs to the first violation per planted bug (each rule off) and strategy.
+    BenchSearch(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Override a setting for every cell (as for run).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Runs per (rule, strategy) before giving up.
+    #[arg(long, default_value_t = 200)]
+    budget: u64,
+    /// Events per exhaustive window (the window strategy).
+    #[arg(long, default_value_t = 4)]
+    window: u32,
+    /// Only these rules (comma-separated); default: every rule switch.
+    #[arg(long, value_delimiter = ',')]
+    rules: Vec<String>,
+    /// Print JSON instead of the Markdown table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -177,6 +198,7 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
         Command::Config(a) => cmd_config(a, out),
         Command::Scenario(a) => cmd_scenario(a, out),
         Command::Explore(a) => cmd_explore(a, out, err),
+        Command::BenchSearch(a) => cmd_bench(a, out, err),
         Command::Replay(a) => cmd_replay(a, out, err),
         Command::Shrink(a) => cmd_shrink(a, out, err),
         Command::Merge(a) => cmd_merge(a, out),
@@ -462,6 +484,36 @@ fn format_of(json: bool, markdown: bool) -> Format {
     }
 }
 
+fn cmd_bench(a: BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
+    use crate::bench;
+    if a.budget == 0 || a.window == 0 || a.window > crate::window::MAX_WINDOW {
+        return Err(BadInput(
+            "bench-search: --budget must be at least 1 and --window between 1 and 32".into(),
+        ));
+    }
+    let base = config::load(None, &a.set)?;
+    let all = bench::rules_of(&base);
+    let rules = if a.rules.is_empty() { all.clone() } else { a.rules.clone() };
+    if let Some(bad) = rules.iter().find(|r| !all.contains(r)) {
+        return Err(BadInput(format!(
+            "bench-search: --rules {bad}: not a rule switch that is on (known: {})",
+            all.join(", ")
+        )));
+    }
+    // One line per cell on stderr as it finishes (the table can take a minute).
+    let err = std::cell::RefCell::new(err);
+    let cells = bench::bench(&a.set, &rules, a.budget, a.window, &|c| {
+        let found = c.runs.map_or_else(|| format!("not found in {}", c.spent), |n| format!("{n} runs"));
+        let _ = writeln!(err.borrow_mut(), "walsim bench-search: {} / {}: {found}", c.rule, c.strategy);
+    })?;
+    if a.json {
+        writeln!(out, "{}", bench::json(&cells, a.budget, a.window))?;
+    } else {
+        write!(out, "{}", bench::markdown(&cells, a.budget, a.window))?;
+    }
+    Ok(EXIT_OK)
+}
+
 fn cmd_window(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
     use crate::window;
     let depth = a.window.expect("--window");
@@ -492,6 +544,8 @@ fn cmd_window(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
         trigger: a.around.expect("--around"),
         seeds,
         max_states: a.max_states.max(1),
+        stop_at_violation: false,
+        max_sequences: u64::MAX,
     };
     let bar = explore::progress_spinner("states");
     let on_state = || {

@@ -9,6 +9,7 @@
 //! saved as [`trace`] files that [`replay`] exactly.
 
 pub mod args;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod conform;

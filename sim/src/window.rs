@@ -110,6 +110,10 @@ pub struct WindowSpec {
     pub seeds: Vec<u64>,
     /// Distinct states per window before it is cut (reported incomplete).
     pub max_states: u64,
+    /// Stop a window at its first violating sequence, or after this many
+    /// sequences (the search benchmark).
+    pub stop_at_violation: bool,
+    pub max_sequences: u64,
 }
 
 /// One window's results.
@@ -136,6 +140,8 @@ pub struct WindowResult {
     pub violating: Vec<(String, Vec<u64>, RunResult)>,
     pub complete: bool,
     pub interrupted: bool,
+    /// Sequences run when the first violation was found.
+    pub first_violation_at: Option<u64>,
 }
 
 /// A source that keeps what it gave, and can forget the tail.
@@ -312,7 +318,7 @@ pub fn window(spec: &WindowSpec, seed: u64, stop: &AtomicBool, on_state: &dyn Fn
             res.interrupted = true;
             return res;
         }
-        if res.distinct_states >= spec.max_states {
+        if res.distinct_states >= spec.max_states || res.sequences >= spec.max_sequences {
             return res;
         }
         let (mut r, mut draws) = path.last().cloned().expect("the window's start");
@@ -359,6 +365,10 @@ pub fn window(spec: &WindowSpec, seed: u64, stop: &AtomicBool, on_state: &dyn Fn
             *count += 1;
             if *count == 1 && result.outcome == Outcome::Violation {
                 res.violating.push((class, result.choices.clone().unwrap_or_default(), result));
+                res.first_violation_at.get_or_insert(res.sequences);
+                if spec.stop_at_violation {
+                    return res;
+                }
             }
         }
         // Advance: drop positions past where this sequence ended, then the
@@ -503,7 +513,15 @@ mod tests {
     fn spec(sets: &[&str], depth: u32, trigger: Trigger) -> WindowSpec {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         let settings = crate::config::load(None, &sets).unwrap();
-        WindowSpec { settings, depth, trigger, seeds: vec![1], max_states: DEFAULT_MAX_STATES }
+        WindowSpec {
+            settings,
+            depth,
+            trigger,
+            seeds: vec![1],
+            max_states: DEFAULT_MAX_STATES,
+            stop_at_violation: false,
+            max_sequences: u64::MAX,
+        }
     }
 
     /// Every state reachable in `depth` choices, per depth, without the
