@@ -60,3 +60,26 @@ fn pct_is_a_matrix_axis_and_swarm_still_applies() {
     assert_eq!(code, 2);
     assert!(err.contains("scheduler.pct_depth"), "{err}");
 }
+
+#[test]
+fn pct_sweeps_are_the_same_for_any_number_of_jobs() {
+    let run = |jobs: &str| {
+        let (code, out, err) = cli(&[
+            "explore",
+            "--matrix",
+            "scheduler.policy=random,pct",
+            "--count",
+            "12",
+            "--set",
+            "scheduler.steps=300",
+            "--jobs",
+            jobs,
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v.as_object_mut().unwrap().remove("perf");
+        v
+    };
+    assert_eq!(run("1"), run("2"));
+}
