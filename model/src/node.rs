@@ -773,18 +773,32 @@ impl Node {
         self.begin_recovery(ctx);
     }
 
-    /// The writes that reached the disk before a power loss, as crash image
-    /// `arg` of at most `bound` (`faults.crash_images`): a subset of the
-    /// unsynced data and CLOG pages, and the unflushed WAL up to one of its
-    /// record ends. Image 0 of an enumeration is "nothing reached the
-    /// disk" (what a power loss without crash images leaves).
-    pub fn reach_disk(&mut self, arg: u64, bound: u32, ctx: &mut Ctx<'_>) {
+    /// The WAL ends a power loss may keep, the unsynced data and CLOG pages,
+    /// and the number of distinct images (`u64::MAX`: 2^60 or more).
+    fn crash_image_space(&self) -> (Vec<Lsn>, u32, u32, u64) {
         let (flush, write) = (self.wal.flush_lsn(), self.wal.write_lsn());
         let mut wal_ends = vec![flush];
         wal_ends.extend(self.wal.records().iter().map(|r| r.end).filter(|&e| e > flush && e <= write));
         let (kd, kc) = (self.data.unsynced().len() as u32, self.clog.file.unsynced().len() as u32);
         let bits = kd + kc;
         let total = if bits >= 60 { u64::MAX } else { (wal_ends.len() as u64).saturating_mul(1 << bits) };
+        (wal_ends, kd, kc, total)
+    }
+
+    /// How many distinct crash images a power loss now chooses among, with
+    /// `faults.crash_images = bound` (the arguments `0..` that number give
+    /// each once).
+    pub fn crash_image_count(&self, bound: u32) -> u64 {
+        self.crash_image_space().3.min(u64::from(bound.max(1)))
+    }
+
+    /// The writes that reached the disk before a power loss, as crash image
+    /// `arg` of at most `bound` (`faults.crash_images`): a subset of the
+    /// unsynced data and CLOG pages, and the unflushed WAL up to one of its
+    /// record ends. Image 0 of an enumeration is "nothing reached the
+    /// disk" (what a power loss without crash images leaves).
+    pub fn reach_disk(&mut self, arg: u64, bound: u32, ctx: &mut Ctx<'_>) {
+        let (wal_ends, kd, kc, total) = self.crash_image_space();
         let bound = u64::from(bound.max(1));
         let (image, mut x) = if total <= bound {
             let i = arg % total;

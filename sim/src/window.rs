@@ -37,6 +37,7 @@ use std::hash::Hasher;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use walsim_model::cluster::StableHasher;
+use walsim_model::event::FaultKind;
 use walsim_model::script::Action;
 use walsim_model::settings::SchedulerPolicy;
 use walsim_model::{Event, Settings};
@@ -158,16 +159,24 @@ impl ChoiceSource for Recorder<'_> {
     }
 }
 
-/// The arguments inside a window: a fixed function of the seed and depth.
-struct FixedArg(u64);
+/// The arguments inside a window: a fixed function of the seed and depth,
+/// or, for a power loss with crash images, the image being enumerated.
+struct FixedArg(u64, Option<u64>);
 
 impl ChoiceSource for FixedArg {
     fn draw(&mut self, bound: u64, _: Tag) -> u64 {
+        if let Some(v) = self.1 {
+            return v % bound;
+        }
         let mut h = StableHasher::default();
         h.write_u64(self.0);
         h.finish() % bound
     }
 }
+
+/// One option at a window position: a choice, and the crash image when it
+/// is a power loss with `faults.crash_images` > 0.
+type WindowOption = (Choice, Option<u64>);
 
 /// The prefix: runs `seed` with the weighted random policy until the
 /// trigger, steering around violations (a violating step is undone and
@@ -235,20 +244,34 @@ fn prefix(spec: &WindowSpec, seed: u64, res: &mut WindowResult) -> Option<(Runne
 }
 
 /// The choices the weighted random policy can make at `r` (a zero-weight
-/// kind only when nothing else can).
-fn choices(r: &mut Runner, w: &WeightedRandom) -> Vec<Choice> {
+/// kind only when nothing else can); a power loss once per crash image
+/// when `faults.crash_images` > 0.
+fn choices(r: &mut Runner, w: &WeightedRandom, images: u32) -> Vec<WindowOption> {
     let all = r.choices();
-    all.into_iter()
-        .filter(|c| match c {
-            Choice::Event(i) => w.can_pick(r.enabled(), *i),
-            Choice::Fault(..) => true,
-        })
-        .collect()
+    let mut out = Vec::with_capacity(all.len());
+    for c in all {
+        match c {
+            Choice::Event(i) if !w.can_pick(r.enabled(), i) => {}
+            Choice::Fault(FaultKind::PowerLoss, _) if images > 0 => {
+                let node = r.event_of(c).node() as usize;
+                let n = r.cluster().nodes[node].crash_image_count(images);
+                out.extend((0..n).map(|j| (c, Some(j))));
+            }
+            _ => out.push((c, None)),
+        }
+    }
+    out
 }
 
 /// Takes `choice` and appends the draws that make the weighted random
 /// policy take it (so the path replays).
-fn step_encoded(r: &mut Runner, choice: Choice, w: &mut WeightedRandom, arg: u64, draws: &mut Vec<u64>) {
+fn step_encoded(
+    r: &mut Runner,
+    (choice, image): WindowOption,
+    w: &mut WeightedRandom,
+    arg: u64,
+    draws: &mut Vec<u64>,
+) {
     let main_with_faults = r.phase() == crate::run::Phase::Main && r.dice().any();
     match choice {
         Choice::Event(i) => {
@@ -262,7 +285,7 @@ fn step_encoded(r: &mut Runner, choice: Choice, w: &mut WeightedRandom, arg: u64
             draws.push(i as u64);
         }
     }
-    let mut fixed = FixedArg(arg);
+    let mut fixed = FixedArg(arg, image);
     let mut rec = Recorder { inner: &mut fixed, draws: Vec::new() };
     r.step(choice, w, &mut rec, &mut NoObserver);
     draws.extend(rec.draws);
@@ -305,6 +328,7 @@ pub fn window(spec: &WindowSpec, seed: u64, stop: &AtomicBool, on_state: &dyn Fn
     let Some((start, prefix_draws)) = prefix(spec, seed, &mut res) else { return res };
     let mut w = WeightedRandom::new(spec.settings.scheduler.weights.clone());
     let n = spec.depth as usize;
+    let images = spec.settings.faults.crash_images;
     let mut visited: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); n];
     // The odometer: (value, bound) per position.
     let mut odo: Vec<(u64, u64)> = Vec::new();
@@ -326,7 +350,7 @@ pub fn window(spec: &WindowSpec, seed: u64, stop: &AtomicBool, on_state: &dyn Fn
         // Where this sequence ended: `None` if pruned (no verdict).
         let mut ended = true;
         while depth < n {
-            let options = choices(&mut r, &w);
+            let options = choices(&mut r, &w, images);
             if options.is_empty() {
                 break;
             }
@@ -526,12 +550,19 @@ mod tests {
 
     /// Every state reachable in `depth` choices, per depth, without the
     /// odometer or pruning: plain recursion over copies.
-    fn brute(r: &Runner, w: &mut WeightedRandom, depth: usize, sets: &mut [BTreeSet<u64>], arg_seed: u64) {
+    fn brute(
+        r: &Runner,
+        w: &mut WeightedRandom,
+        depth: usize,
+        sets: &mut [BTreeSet<u64>],
+        arg_seed: u64,
+        images: u32,
+    ) {
         if depth == sets.len() {
             return;
         }
         let mut here = r.clone();
-        for c in choices(&mut here, w) {
+        for c in choices(&mut here, w, images) {
             let mut next = r.clone();
             let arg = arg_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (next.events() << 1);
             step_encoded(&mut next, c, w, arg, &mut Vec::new());
@@ -539,20 +570,35 @@ mod tests {
                 continue;
             }
             sets[depth].insert(state_key(&next));
-            brute(&next, w, depth + 1, sets, arg_seed);
+            brute(&next, w, depth + 1, sets, arg_seed, images);
         }
     }
 
     #[test]
     fn the_odometer_visits_exactly_the_reachable_states() {
         let sp = spec(&["scheduler.steps=300", "faults.process_crash=0.01"], 3, Trigger::Step(20));
-        let res = window(&sp, 1, &AtomicBool::new(false), &|| {});
+        exactly_the_reachable_states(&sp, 0);
+        // With crash images, a power loss is one choice per image.
+        let sp = spec(&["scheduler.steps=300", "faults.crash_images=8"], 2, Trigger::Step(40));
+        let with = exactly_the_reachable_states(&sp, 8);
+        let sp0 = spec(&["scheduler.steps=300"], 2, Trigger::Step(40));
+        let without = window(&sp0, 1, &AtomicBool::new(false), &|| {});
+        assert!(
+            with.distinct_states > without.distinct_states,
+            "{} vs {}",
+            with.distinct_states,
+            without.distinct_states
+        );
+    }
+
+    fn exactly_the_reachable_states(sp: &WindowSpec, images: u32) -> WindowResult {
+        let res = window(sp, 1, &AtomicBool::new(false), &|| {});
         assert!(res.complete);
         let mut r0 = WindowResult::default();
-        let (start, _) = prefix(&sp, 1, &mut r0).unwrap();
+        let (start, _) = prefix(sp, 1, &mut r0).unwrap();
         let mut w = WeightedRandom::new(sp.settings.scheduler.weights.clone());
-        let mut sets = vec![BTreeSet::new(); 3];
-        brute(&start, &mut w, 0, &mut sets, 1);
+        let mut sets = vec![BTreeSet::new(); sp.depth as usize];
+        brute(&start, &mut w, 0, &mut sets, 1, images);
         let total: u64 = sets.iter().map(|s| s.len() as u64).sum();
         assert_eq!(
             res.distinct_states,
@@ -562,6 +608,7 @@ mod tests {
         );
         assert!(res.pruned > 0, "some orders commute");
         assert_eq!(res.transitions, res.distinct_states + res.pruned);
+        res
     }
 
     #[test]
