@@ -7,7 +7,7 @@
 mod common;
 use common::settings;
 use walsim::run::{Observer, Phase, RunOptions, run_seed};
-use walsim_model::log::{Level, Process};
+use walsim_model::log::{Level, LogLine, Process};
 use walsim_model::{Cluster, Event, Lsn, Settings};
 
 /// Watches every step: for each node that entered crash recovery with
@@ -25,8 +25,7 @@ struct Watch {
 }
 
 impl Observer for Watch {
-    fn step(&mut self, step: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
-        let lines: Vec<_> = c.log.drain().collect();
+    fn step(&mut self, step: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
         for l in lines.iter().filter(|l| l.process == Process::Startup && l.level == Level::Log) {
             let n = &c.nodes[l.node as usize];
             if l.message.starts_with("database system was not properly shut down") && n.standby_signal {

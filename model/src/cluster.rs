@@ -228,6 +228,8 @@ impl Cluster {
             Event::Backend { node, backend } => {
                 self.nodes[node as usize].backend_starts_xact(backend as usize)
             }
+            // Which crash image (faults.crash_images).
+            Event::Crash { kind: CrashKind::PowerLoss, .. } => self.settings.faults.crash_images > 0,
             _ => false,
         }
     }
@@ -280,7 +282,13 @@ impl Cluster {
             Event::Connect { node } => self.connect(node),
             Event::Operator { step, .. } => self.operator_step(step as usize),
             Event::Heal { node, peer } => self.partitions.heal(node, peer),
-            Event::Crash { node, kind } => self.crash_node(node, kind),
+            Event::Crash { node, kind } => {
+                let images = self.settings.faults.crash_images;
+                if kind == CrashKind::PowerLoss && images > 0 {
+                    self.with_node(node as usize, |n, ctx| n.reach_disk(arg, images, ctx));
+                }
+                self.crash_node(node, kind)
+            }
             Event::Disconnect { node } => self.drop_conns_where(|c| c.downstream == node, "connection lost"),
             Event::Partition { node, peer } => {
                 self.partitions.cut(node, peer);

@@ -773,6 +773,74 @@ impl Node {
         self.begin_recovery(ctx);
     }
 
+    /// The WAL ends a power loss may keep, the unsynced data and CLOG pages,
+    /// and the number of distinct images (`u64::MAX`: 2^60 or more).
+    fn crash_image_space(&self) -> (Vec<Lsn>, u32, u32, u64) {
+        let (flush, write) = (self.wal.flush_lsn(), self.wal.write_lsn());
+        let mut wal_ends = vec![flush];
+        wal_ends.extend(self.wal.records().iter().map(|r| r.end).filter(|&e| e > flush && e <= write));
+        let (kd, kc) = (self.data.unsynced().len() as u32, self.clog.file.unsynced().len() as u32);
+        let bits = kd + kc;
+        let total = if bits >= 60 { u64::MAX } else { (wal_ends.len() as u64).saturating_mul(1 << bits) };
+        (wal_ends, kd, kc, total)
+    }
+
+    /// How many distinct crash images a power loss now chooses among, with
+    /// `faults.crash_images = bound` (the arguments `0..` that number give
+    /// each once).
+    pub fn crash_image_count(&self, bound: u32) -> u64 {
+        self.crash_image_space().3.min(u64::from(bound.max(1)))
+    }
+
+    /// The writes that reached the disk before a power loss, as crash image
+    /// `arg` of at most `bound` (`faults.crash_images`): a subset of the
+    /// unsynced data and CLOG pages, and the unflushed WAL up to one of its
+    /// record ends. Image 0 of an enumeration is "nothing reached the
+    /// disk" (what a power loss without crash images leaves).
+    pub fn reach_disk(&mut self, arg: u64, bound: u32, ctx: &mut Ctx<'_>) {
+        let (wal_ends, kd, kc, total) = self.crash_image_space();
+        let bound = u64::from(bound.max(1));
+        let (image, mut x) = if total <= bound {
+            let i = arg % total;
+            (i, i)
+        } else {
+            // Sampled: N images, each a hash of its number.
+            let i = arg % bound;
+            (i, mix(i ^ 0x696d_6167_6573))
+        };
+        let w = (x % wal_ends.len() as u64) as usize;
+        x /= wal_ends.len() as u64;
+        // One bit per unsynced page, 48 from each word of a mixed stream.
+        let mut next_bit = {
+            let mut word = x;
+            let mut n = 0u32;
+            move || {
+                if n > 0 && n.is_multiple_of(48) {
+                    word = mix(word ^ u64::from(n));
+                }
+                let b = (word >> (n % 48)) & 1 == 1;
+                n += 1;
+                b
+            }
+        };
+        let data_bits: Vec<bool> = (0..kd).map(|_| next_bit()).collect();
+        let clog_bits: Vec<bool> = (0..kc).map(|_| next_bit()).collect();
+        self.data.sync_some(|i| data_bits[i]);
+        self.clog.file.sync_some(|i| clog_bits[i]);
+        self.wal.flush_upto(wal_ends[w]);
+        slog!(
+            ctx.log,
+            self.id,
+            Process::Postmaster,
+            Log,
+            "crash image {image} of {}: {} of {kd} unsynced data pages and {} of {kc} CLOG pages reached the disk, WAL to {}",
+            if total == u64::MAX { "2^60+".to_string() } else { total.min(bound).to_string() },
+            data_bits.iter().filter(|&&b| b).count(),
+            clog_bits.iter().filter(|&&b| b).count(),
+            wal_ends[w]
+        );
+    }
+
     /// Crash: shared memory and every process are gone; with power loss,
     /// so is everything not fsynced. Client sessions in the middle of a
     /// commit are left not knowing whether it committed.
@@ -1011,4 +1079,12 @@ mod tests {
         assert!(n.backend_ready(0, env, true));
         assert!(!n.sync_released(&rules, Lsn(0x100), WaitMode::Flush));
     }
+}
+
+/// SplitMix64's finaliser: a fixed, platform-independent mixing of a number.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

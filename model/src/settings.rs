@@ -379,11 +379,25 @@ pub struct FaultSettings {
     pub disconnect: f64,
     /// Two nodes cannot reach each other until the partition heals.
     pub partition: f64,
+    /// Crash images: 0 (the default) = a power loss loses every write not
+    /// fsynced. N > 0 = a power loss picks (by a drawn argument) one of up
+    /// to N distinct durable images: any subset of the data and CLOG pages
+    /// written since their last fsync reached the disk, and WAL written
+    /// but not flushed survives up to any record end (per file, page
+    /// granular; fsyncs issued are barriers). Enumerated when there are at
+    /// most N, else N of them sampled.
+    pub crash_images: u32,
 }
 
 impl Default for FaultSettings {
     fn default() -> Self {
-        FaultSettings { process_crash: 0.002, power_loss: 0.001, disconnect: 0.002, partition: 0.001 }
+        FaultSettings {
+            process_crash: 0.002,
+            power_loss: 0.001,
+            disconnect: 0.002,
+            partition: 0.001,
+            crash_images: 0,
+        }
     }
 }
 
@@ -494,11 +508,46 @@ pub struct SchedulerSettings {
     pub quiesce_steps: u64,
     /// Relative weights of the event kinds.
     pub weights: Weights,
+    /// How the next event is chosen among the enabled ones.
+    pub policy: SchedulerPolicy,
+    /// PCT's depth d: d − 1 priority change points (`policy = "pct"`).
+    pub pct_depth: u32,
+    /// PCT: change points are drawn among the first `pct_steps` events.
+    pub pct_steps: u64,
 }
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
-        SchedulerSettings { steps: 2_000, quiesce_steps: 20_000, weights: Weights::default() }
+        SchedulerSettings {
+            steps: 2_000,
+            quiesce_steps: 20_000,
+            weights: Weights::default(),
+            policy: SchedulerPolicy::default(),
+            pct_depth: 3,
+            pct_steps: 2_000,
+        }
+    }
+}
+
+/// `scheduler.policy`: the strategy that turns draws into choices.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedulerPolicy {
+    /// A weighted random pick among the enabled events (`[scheduler.weights]`).
+    #[default]
+    Random,
+    /// Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010):
+    /// the enabled process (node × process kind) with the highest priority
+    /// runs; priorities and `pct_depth − 1` change points are drawn.
+    Pct,
+}
+
+impl SchedulerPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerPolicy::Random => "random",
+            SchedulerPolicy::Pct => "pct",
+        }
     }
 }
 
@@ -641,6 +690,12 @@ impl Settings {
         }
         if self.scheduler.steps == 0 {
             return bad("scheduler.steps", "must be at least 1");
+        }
+        if !(1..=64).contains(&self.scheduler.pct_depth) {
+            return bad("scheduler.pct_depth", "must be between 1 and 64");
+        }
+        if self.scheduler.pct_steps == 0 {
+            return bad("scheduler.pct_steps", "must be at least 1");
         }
         let wt = &self.scheduler.weights;
         for (key, v) in [

@@ -14,8 +14,10 @@ pub trait HasLsn {
     fn lsn(&self) -> Lsn;
 }
 
-/// A file of blocks.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+/// A file of blocks. Equality and the hash (the state fingerprint) cover
+/// the two images and the unsynced list, not the cached LSN bound: two
+/// equal files may carry different (valid) bounds.
+#[derive(Clone, Debug)]
 pub struct BlockFile<T> {
     os: Vec<T>,
     durable: Vec<T>,
@@ -27,6 +29,23 @@ pub struct BlockFile<T> {
     /// [`BlockFile::recompute_max_lsn`]); kept so the `wal_before_data`
     /// check costs O(1) per step.
     max_lsn_os: Lsn,
+}
+
+impl<T: PartialEq> PartialEq for BlockFile<T> {
+    fn eq(&self, other: &Self) -> bool {
+        // `is_unsynced` follows from `unsynced`; `max_lsn_os` is a cache.
+        self.os == other.os && self.durable == other.durable && self.unsynced == other.unsynced
+    }
+}
+
+impl<T: Eq> Eq for BlockFile<T> {}
+
+impl<T: std::hash::Hash> std::hash::Hash for BlockFile<T> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.os.hash(h);
+        self.durable.hash(h);
+        self.unsynced.hash(h);
+    }
 }
 
 impl<T: Clone + Default + HasLsn> BlockFile<T> {
@@ -81,6 +100,21 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
         for blk in self.unsynced.drain(..) {
             self.is_unsynced[blk as usize] = false;
             self.durable[blk as usize] = self.os[blk as usize].clone();
+        }
+    }
+
+    /// Some unsynced writes reach the disk (a crash image): those whose
+    /// position in [`BlockFile::unsynced`] `reached` accepts become durable;
+    /// the rest stay unsynced, in order.
+    pub fn sync_some(&mut self, mut reached: impl FnMut(usize) -> bool) {
+        let list = std::mem::take(&mut self.unsynced);
+        for (i, blk) in list.into_iter().enumerate() {
+            if reached(i) {
+                self.is_unsynced[blk as usize] = false;
+                self.durable[blk as usize] = self.os[blk as usize].clone();
+            } else {
+                self.unsynced.push(blk);
+            }
         }
     }
 
@@ -171,6 +205,41 @@ mod tests {
         assert_eq!(f.read(2), &B(9));
         assert_eq!(f.max_lsn_os(), Lsn(9));
         assert_eq!(f.max_lsn_durable(), Lsn(9));
+    }
+
+    #[test]
+    fn some_unsynced_writes_reach_the_disk() {
+        let mut f: BlockFile<B> = BlockFile::new(3);
+        f.write(2, B(5));
+        f.write(0, B(7));
+        f.write(1, B(9));
+        f.sync_some(|i| i == 1);
+        assert_eq!(f.unsynced(), &[2, 1]);
+        f.lose_unsynced();
+        assert_eq!((f.read(0), f.read(1), f.read(2)), (&B(7), &B(0), &B(0)));
+    }
+
+    #[test]
+    fn the_cached_bound_is_not_part_of_the_state() {
+        use std::hash::{Hash, Hasher};
+        let fp = |f: &BlockFile<B>| {
+            let mut h = crate::cluster::StableHasher::default();
+            f.hash(&mut h);
+            h.finish()
+        };
+        // The same blocks, reached two ways: one file's bound is stale
+        // (a copied-over block lowered the top LSN), the other's exact.
+        let mut a: BlockFile<B> = BlockFile::new(2);
+        a.replace_block(1, B(8));
+        a.replace_block(1, B(3));
+        let mut b: BlockFile<B> = BlockFile::new(2);
+        b.replace_block(1, B(3));
+        assert_ne!(a.max_lsn_os(), b.max_lsn_os(), "the caches differ");
+        assert_eq!(a, b);
+        assert_eq!(fp(&a), fp(&b));
+        b.write(0, B(1));
+        assert_ne!(a, b);
+        assert_ne!(fp(&a), fp(&b), "a real difference still shows");
     }
 
     #[test]

@@ -61,6 +61,27 @@ enum Command {
     Merge(MergeArgs),
     /// Check the model against a real PostgreSQL primary/standby on loopback.
     Conform(ConformArgs),
+    /// Runs to the first violation per planted bug (each rule off) and strategy.
+    BenchSearch(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Override a setting for every cell (as for run).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Runs per (rule, strategy) before giving up.
+    #[arg(long, default_value_t = 200)]
+    budget: u64,
+    /// Events per exhaustive window (the window strategy).
+    #[arg(long, default_value_t = 4)]
+    window: u32,
+    /// Only these rules (comma-separated); default: every rule switch.
+    #[arg(long, value_delimiter = ',')]
+    rules: Vec<String>,
+    /// Print JSON instead of the Markdown table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -186,6 +207,7 @@ pub fn main_with(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) 
         Command::Config(a) => cmd_config(a, out),
         Command::Scenario(a) => cmd_scenario(a, out),
         Command::Explore(a) => cmd_explore(a, out, err),
+        Command::BenchSearch(a) => cmd_bench(a, out, err),
         Command::Replay(a) => cmd_replay(a, out, err),
         Command::Shrink(a) => cmd_shrink(a, out, err),
         Command::Picture(a) => cmd_picture(a, out, err),
@@ -407,6 +429,22 @@ struct ExploreArgs {
     /// Exit 1 when any invariant was violated (for CI).
     #[arg(long)]
     fail_on_violation: bool,
+    /// Enumerate every sequence of the next N choices (events and faults)
+    /// around a trigger, instead of sweeping seeds (needs --around).
+    #[arg(long, value_name = "N", requires = "around")]
+    window: Option<u32>,
+    /// Where the window goes: promote, crash, failback, or an event index.
+    #[arg(long, value_name = "promote|crash|failback|STEP", requires = "window")]
+    around: Option<crate::window::Trigger>,
+    /// Seeds of the random prefixes, one window each (default 1..=1).
+    #[arg(long, value_name = "A..B", requires = "window")]
+    prefix_seeds: Option<SeedRange>,
+    /// A built-in scenario's name or a scenario file (with --window).
+    #[arg(long, value_name = "NAME|FILE.toml", requires = "window")]
+    scenario: Option<String>,
+    /// Distinct states per window before it is cut (with --window).
+    #[arg(long, value_name = "N", default_value_t = crate::window::DEFAULT_MAX_STATES)]
+    max_states: u64,
 }
 
 #[derive(Args, Debug)]
@@ -489,7 +527,98 @@ fn format_of(json: bool, markdown: bool) -> Format {
     }
 }
 
+fn cmd_bench(a: BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
+    use crate::bench;
+    if a.budget == 0 || a.window == 0 || a.window > crate::window::MAX_WINDOW {
+        return Err(BadInput(
+            "bench-search: --budget must be at least 1 and --window between 1 and 32".into(),
+        ));
+    }
+    let base = config::load(None, &a.set)?;
+    let all = bench::rules_of(&base);
+    let rules = if a.rules.is_empty() { all.clone() } else { a.rules.clone() };
+    if let Some(bad) = rules.iter().find(|r| !all.contains(r)) {
+        return Err(BadInput(format!(
+            "bench-search: --rules {bad}: not a rule switch that is on (known: {})",
+            all.join(", ")
+        )));
+    }
+    // One line per cell on stderr as it finishes (the table can take a minute).
+    let err = std::cell::RefCell::new(err);
+    let cells = bench::bench(&a.set, &rules, a.budget, a.window, &|c| {
+        let found = c.runs.map_or_else(|| format!("not found in {}", c.spent), |n| format!("{n} runs"));
+        let _ = writeln!(err.borrow_mut(), "walsim bench-search: {} / {}: {found}", c.rule, c.strategy);
+    })?;
+    if a.json {
+        writeln!(out, "{}", bench::json(&cells, a.budget, a.window))?;
+    } else {
+        write!(out, "{}", bench::markdown(&cells, a.budget, a.window))?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_window(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
+    use crate::window;
+    let depth = a.window.expect("--window");
+    if depth == 0 || depth > window::MAX_WINDOW {
+        return Err(BadInput(format!("--window {depth}: must be between 1 and {}", window::MAX_WINDOW)));
+    }
+    if !a.matrix.is_empty() || a.seeds.is_some() || a.count.is_some() || a.shard.is_some() {
+        return Err(BadInput(
+            "--window runs one configuration: use --set/--scenario, and --prefix-seeds instead of --seeds/--count"
+                .into(),
+        ));
+    }
+    let (settings, _) = load_settings(&a.source, a.scenario.as_deref())?;
+    let range = match a.prefix_seeds {
+        Some(r) => r,
+        None => SeedRange::first(1)?,
+    };
+    if range.len() > 1_000_000 {
+        return Err(BadInput(format!("--prefix-seeds: {} windows is too many (at most 10^6)", range.len())));
+    }
+    let seeds: Vec<u64> = (0..range.len()).map(|i| range.start + i).collect();
+    if let Some(dir) = &a.save_failures {
+        explore::check_save_dir(dir)?;
+    }
+    let spec = window::WindowSpec {
+        settings,
+        depth,
+        trigger: a.around.expect("--around"),
+        seeds,
+        max_states: a.max_states.max(1),
+        stop_at_violation: false,
+        max_sequences: u64::MAX,
+    };
+    let bar = explore::progress_spinner("states");
+    let on_state = || {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    };
+    let results = window::windows(&spec, a.save_failures.as_deref(), explore::stop_on_ctrl_c(), &on_state)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if a.json {
+        writeln!(out, "{}", window::json(&spec, &results))?;
+    } else {
+        write!(out, "{}", window::text(&spec, &results))?;
+    }
+    let violated = results.iter().any(|(r, _)| !r.violating.is_empty());
+    Ok(if results.iter().any(|(r, _)| r.interrupted) {
+        EXIT_INTERRUPTED
+    } else if a.fail_on_violation && violated {
+        EXIT_VIOLATION
+    } else {
+        EXIT_OK
+    })
+}
+
 fn cmd_explore(a: ExploreArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
+    if a.window.is_some() {
+        return cmd_window(a, out);
+    }
     let seeds = match (a.seeds, a.count) {
         (Some(s), _) => s,
         (None, Some(n)) => SeedRange::first(n)?,

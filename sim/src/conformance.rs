@@ -135,9 +135,8 @@ impl RejoinLog {
 }
 
 impl Observer for RejoinLog {
-    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
-        let lines: Vec<LogLine> = c.log.drain().collect();
-        self.absorb(c, &lines);
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
+        self.absorb(c, lines);
     }
 }
 
@@ -149,10 +148,9 @@ struct ModelWatch {
 }
 
 impl Observer for ModelWatch {
-    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
-        let lines: Vec<LogLine> = c.log.drain().collect();
-        self.rejoin.absorb(c, &lines);
-        self.sync.absorb(c, &lines);
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
+        self.rejoin.absorb(c, lines);
+        self.sync.absorb(c, lines);
     }
 }
 
@@ -268,9 +266,8 @@ pub struct SyncWatch {
 }
 
 impl Observer for SyncWatch {
-    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &mut Cluster) {
-        let lines: Vec<LogLine> = c.log.drain().collect();
-        self.absorb(c, &lines);
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
+        self.absorb(c, lines);
     }
 }
 

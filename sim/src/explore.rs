@@ -481,6 +481,21 @@ pub fn progress_bar(total: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// A counter on stderr when it is a terminal (no known total); `None`
+/// otherwise.
+pub fn progress_spinner(what: &str) -> Option<ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style =
+        ProgressStyle::with_template(&format!("{{elapsed_precise}} {{spinner}} {{pos}} {what}, {{per_sec}}"))
+            .expect("valid template");
+    bar.set_style(style);
+    Some(bar)
+}
+
 /// The whole command: plan, sweep with a progress bar and Ctrl-C
 /// handling, results (failures saved to `save_dir`).
 pub fn explore(spec: &Spec, jobs: usize, save_dir: Option<&Path>) -> Result<SweepResults, String> {

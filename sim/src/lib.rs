@@ -9,6 +9,7 @@
 //! saved as [`trace`] files that [`replay`] exactly.
 
 pub mod args;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod conform;
@@ -28,5 +29,6 @@ pub mod strategy;
 pub mod swarm;
 pub mod trace;
 pub mod view;
+pub mod window;
 
 pub use walsim_model as model;

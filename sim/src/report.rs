@@ -105,9 +105,16 @@ pub struct LogWriter<'a> {
 }
 
 impl Observer for LogWriter<'_> {
-    fn step(&mut self, step: u64, _phase: Phase, ev: &Event, _arg: Option<u64>, cluster: &mut Cluster) {
-        let lines: Vec<LogLine> = cluster.log.drain().collect();
-        for line in step_lines(step, ev, &lines, self.style) {
+    fn step(
+        &mut self,
+        step: u64,
+        _phase: Phase,
+        ev: &Event,
+        _arg: Option<u64>,
+        _: &Cluster,
+        lines: &[LogLine],
+    ) {
+        for line in step_lines(step, ev, lines, self.style) {
             self.emit(line);
         }
     }
@@ -146,7 +153,15 @@ pub struct JsonlWriter<W: Write> {
 }
 
 impl<W: Write> Observer for JsonlWriter<W> {
-    fn step(&mut self, step: u64, phase: Phase, ev: &Event, arg: Option<u64>, cluster: &mut Cluster) {
+    fn step(
+        &mut self,
+        step: u64,
+        phase: Phase,
+        ev: &Event,
+        arg: Option<u64>,
+        cluster: &Cluster,
+        _: &[LogLine],
+    ) {
         if self.error.is_some() {
             return;
         }
@@ -164,9 +179,17 @@ impl<W: Write> Observer for JsonlWriter<W> {
 pub struct Tee<'a>(pub Vec<&'a mut dyn Observer>);
 
 impl Observer for Tee<'_> {
-    fn step(&mut self, step: u64, phase: Phase, ev: &Event, arg: Option<u64>, cluster: &mut Cluster) {
+    fn step(
+        &mut self,
+        step: u64,
+        phase: Phase,
+        ev: &Event,
+        arg: Option<u64>,
+        cluster: &Cluster,
+        log: &[LogLine],
+    ) {
         for o in &mut self.0 {
-            o.step(step, phase, ev, arg, cluster);
+            o.step(step, phase, ev, arg, cluster, log);
         }
     }
 }

@@ -24,15 +24,14 @@
 
 use crate::config;
 use crate::report::hash_hex;
-use crate::run::{NoObserver, Observer, Phase, RunOptions, RunResult, execute, run_choices, run_seed};
-use crate::scheduler::{ChoiceSource, ReplaySource};
+use crate::run::{NoObserver, RunOptions, RunResult, run_choices, run_seed, tags_of};
+use crate::scheduler::{DrawKind, Tag};
 use crate::trace::Trace;
 use serde_json::{Value, json};
-use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::rc::Rc;
-use walsim_model::{Cluster, Event, Invariant, Settings};
+use walsim_model::{Invariant, Settings};
 
 /// Integer settings that make a run smaller when lowered; `scheduler.steps`
 /// last, so fresh draws for the others still have room to fail.
@@ -44,9 +43,6 @@ const RESEEDS: u64 = 8;
 
 /// Replays a look-ahead may spend on one config change.
 const LOOKAHEAD: u64 = 2_000;
-
-/// Draws at or above this are fault rolls or arguments, not picks.
-const LOWER_BELOW: u64 = 1 << 16;
 
 const RECORD: RunOptions = RunOptions { record: true, log: false, max_events: None };
 
@@ -103,6 +99,8 @@ struct Shrinker {
     looked: BTreeSet<(usize, u64)>,
     /// [`Shrinker::units`] of the best run.
     units_cache: Option<(bool, Rc<Vec<usize>>)>,
+    /// [`Shrinker::tags`] of the best run.
+    tags_cache: Option<Rc<Vec<Tag>>>,
 }
 
 impl Shrinker {
@@ -118,6 +116,7 @@ impl Shrinker {
             lookahead: true,
             looked: BTreeSet::new(),
             units_cache: None,
+            tags_cache: None,
         }
     }
 
@@ -160,6 +159,7 @@ impl Shrinker {
         if smaller {
             self.best = cand;
             self.units_cache = None;
+            self.tags_cache = None;
         }
         smaller
     }
@@ -277,17 +277,31 @@ impl Shrinker {
         u
     }
 
-    fn compute_units(&self, by_event: bool) -> Vec<usize> {
+    /// The tag of each of the best run's draws (what it decides, which
+    /// event it belongs to), from the runner itself.
+    fn tags(&mut self) -> Rc<Vec<Tag>> {
+        if let Some(t) = &self.tags_cache {
+            return Rc::clone(t);
+        }
+        let mut t = tags_of(&self.best.settings, self.seed, self.best.choices());
+        t.truncate(self.best.choices().len());
+        let t = Rc::new(t);
+        self.tags_cache = Some(Rc::clone(&t));
+        t
+    }
+
+    fn compute_units(&mut self, by_event: bool) -> Vec<usize> {
         let len = self.best.choices().len();
         if !by_event {
             return (1..=len).collect();
         }
-        let pos = Rc::new(Cell::new(0));
-        let mut src = Counting { inner: ReplaySource::new(self.best.choices()), pos: Rc::clone(&pos) };
-        let mut ends = EventEnds { pos, ends: Vec::new() };
-        execute(&self.best.settings, self.seed, &mut src, RunOptions::default(), &mut ends);
-        ends.ends.retain(|&e| e <= len);
-        ends.ends
+        // A unit ends where the next draw belongs to another event.
+        let tags = self.tags();
+        let mut ends: Vec<usize> = (1..tags.len()).filter(|&i| tags[i].event != tags[i - 1].event).collect();
+        if !tags.is_empty() {
+            ends.push(tags.len());
+        }
+        ends
     }
 
     /// The best draws without units `i..i + n`, or zeroed there.
@@ -340,14 +354,16 @@ impl Shrinker {
         improved
     }
 
-    /// Lowers each small draw (a pick) by binary search; large ones (fault
-    /// rolls, arguments) only go to zero in `Shrinker::zero_pass`.
+    /// Lowers each pick and fault target by binary search; fault rolls and
+    /// arguments only go to zero in `Shrinker::zero_pass` (their order
+    /// means nothing).
     fn lower_pass(&mut self) -> bool {
         let mut improved = false;
         let mut i = 0;
         while i < self.best.choices().len() && !self.spent() {
             let (mut lo, mut hi) = (0u64, self.best.choices()[i]);
-            if hi >= LOWER_BELOW {
+            let kind = self.tags().get(i).map(|t| t.kind);
+            if !matches!(kind, Some(DrawKind::Pick | DrawKind::FaultTarget)) {
                 hi = 0;
             }
             while lo < hi && !self.spent() {
@@ -367,31 +383,6 @@ impl Shrinker {
             i += 1;
         }
         improved
-    }
-}
-
-/// A replay that counts its draws.
-struct Counting<'a> {
-    inner: ReplaySource<'a>,
-    pos: Rc<Cell<usize>>,
-}
-
-impl ChoiceSource for Counting<'_> {
-    fn draw(&mut self, bound: u64) -> u64 {
-        self.pos.set(self.pos.get() + 1);
-        self.inner.draw(bound)
-    }
-}
-
-/// Notes how many draws were made when each event finished.
-struct EventEnds {
-    pos: Rc<Cell<usize>>,
-    ends: Vec<usize>,
-}
-
-impl Observer for EventEnds {
-    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, _: &mut Cluster) {
-        self.ends.push(self.pos.get());
     }
 }
 

@@ -404,15 +404,22 @@ fn outcome_line(r: &RunResult) -> String {
 }
 
 impl Observer for Recorder {
-    fn step(&mut self, step: u64, phase: Phase, ev: &Event, _arg: Option<u64>, cluster: &mut Cluster) {
-        let raw: Vec<walsim_model::log::LogLine> = cluster.log.drain().collect();
+    fn step(
+        &mut self,
+        step: u64,
+        phase: Phase,
+        ev: &Event,
+        _arg: Option<u64>,
+        cluster: &Cluster,
+        raw: &[walsim_model::log::LogLine],
+    ) {
         self.seen += 1;
         if self.steps.len() >= self.limit {
             return;
         }
-        let lines = step_lines(step, ev, &raw, self.style);
+        let lines = step_lines(step, ev, raw, self.style);
         self.track_messages(step, ev, cluster);
-        self.track_marks(step, ev, &raw, cluster);
+        self.track_marks(step, ev, raw, cluster);
         self.steps.push(StepRec { event: *ev, phase, lines, nodes: view::nodes(cluster) });
     }
 }
