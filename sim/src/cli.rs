@@ -163,6 +163,9 @@ struct RunArgs {
     /// Write one JSON line per event with every node's positions.
     #[arg(long, value_name = "FILE")]
     trace_jsonl: Option<PathBuf>,
+    /// Save the run as a trace file (replay, shrink, picture read it).
+    #[arg(long, value_name = "FILE.walsim")]
+    save_trace: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -327,7 +330,7 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, 
     let (mut settings, meta) = load_settings(&a.source, a.scenario.as_deref())?;
     apply_steps(&mut settings, a.steps)?;
     let mut out = BufWriter::new(out);
-    let opts = RunOptions { record: false, log: a.log, max_events: None };
+    let opts = RunOptions { record: a.save_trace.is_some(), log: a.log, max_events: None };
     let mut jsonl = match &a.trace_jsonl {
         Some(p) => Some(JsonlWriter {
             out: BufWriter::new(
@@ -368,6 +371,10 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, 
             return Err(BadInput(format!("writing the JSONL trace: {e}")));
         }
         j.out.flush()?;
+    }
+    if let Some(path) = &a.save_trace {
+        let note = format!("walsim run --seed {}", a.seed);
+        crate::trace::Trace::of_run(&settings, &result, note).save(path).map_err(BadInput)?;
     }
     // A scenario says what its runs end in: check it (docs/scenarios.md).
     let failed = meta.as_ref().map(|m| m.check(&result)).unwrap_or_default();
