@@ -123,7 +123,7 @@ impl Shrinker {
     /// Knob values, in knob order (non-negative floats order like their
     /// bit patterns).
     fn cost(&self, table: &toml::Table) -> Vec<u64> {
-        self.knobs.iter().map(|k| config::get_dotted(table, &k.key).map_or(0, value_key)).collect()
+        self.knobs.iter().map(|k| knob_get(table, &k.key).map_or(0, value_key)).collect()
     }
 
     fn spent(&self) -> bool {
@@ -177,7 +177,7 @@ impl Shrinker {
     fn try_knob(&mut self, k: usize, value: toml::Value) -> bool {
         let with = |table: &toml::Table, key: &str, v: toml::Value| {
             let mut t = table.clone();
-            config::set_dotted(&mut t, key, v).ok().map(|()| t)
+            knob_set(&mut t, key, v).map(|()| t)
         };
         let vkey = value_key(&value);
         let Some(table) = with(&self.best.table, &self.knobs[k].key, value) else { return false };
@@ -194,7 +194,7 @@ impl Shrinker {
         if start.is_none() {
             let mut roomy = table;
             for later in &self.knobs[k + 1..] {
-                let input = config::get_dotted(&self.input, &later.key).cloned();
+                let input = knob_get(&self.input, &later.key).cloned();
                 if let Some(t) = input.and_then(|v| with(&roomy, &later.key, v)) {
                     roomy = t;
                 }
@@ -225,7 +225,7 @@ impl Shrinker {
     fn config_pass(&mut self) -> bool {
         let mut improved = false;
         for k in 0..self.knobs.len() {
-            let cur = config::get_dotted(&self.best.table, &self.knobs[k].key).cloned();
+            let cur = knob_get(&self.best.table, &self.knobs[k].key).cloned();
             match cur {
                 Some(toml::Value::Float(f)) if f != 0.0 => {
                     improved |= self.try_knob(k, toml::Value::Float(0.0));
@@ -394,18 +394,33 @@ pub fn shrink(settings: &Settings, seed: u64, choices: &[u64], max_attempts: u64
         format!("the run violates no invariant ({}): nothing to shrink", first.outcome.name())
     })?;
     let table = config::to_table(settings);
-    let knobs = knobs_of(&table);
     let before = (first.events, first.choices.as_ref().map_or(0, Vec::len));
-    let best = Best { table: table.clone(), settings: settings.clone(), result: first };
-    let mut s = Shrinker::new(target, seed, table.clone(), knobs, best);
-    s.max_attempts = max_attempts;
-    s.run();
+    // Two orders of the config knobs lead to different local minima: the
+    // operator's triggers before the sizes (a story told earlier), or after
+    // them. Both run, each with half the budget; the smaller result wins
+    // (the same order every shrink uses, so the output is deterministic).
+    let (sizes_first, triggers_first) = knobs_of(&table);
+    let mut attempts = 0;
+    let mut s: Option<Shrinker> = None;
+    for knobs in [sizes_first, triggers_first] {
+        let best = Best { table: table.clone(), settings: settings.clone(), result: first.clone() };
+        let mut one = Shrinker::new(target, seed, table.clone(), knobs, best);
+        one.max_attempts = max_attempts / 2;
+        one.run();
+        attempts += one.attempts;
+        let key = |b: &Best| (b.result.events, b.choices().len(), b.choices().to_vec());
+        if s.as_ref().is_none_or(|b| key(&one.best) < key(&b.best)) {
+            s = Some(one);
+        }
+    }
+    let mut s = s.expect("two orders ran");
+    s.attempts = attempts;
     let config_changes = s
         .knobs
         .iter()
         .filter_map(|k| {
-            let from = config::get_dotted(&table, &k.key).map(config::value_text)?;
-            let to = config::get_dotted(&s.best.table, &k.key).map(config::value_text)?;
+            let from = knob_get(&table, &k.key).map(config::value_text)?;
+            let to = knob_get(&s.best.table, &k.key).map(config::value_text)?;
             (from != to).then(|| (k.key.clone(), from, to))
         })
         .collect();
@@ -430,10 +445,23 @@ fn value_key(v: &toml::Value) -> u64 {
 
 /// The knobs this configuration has: the integer keys of
 /// [`SMALLER_WHEN_LOWER`] and every fault rate in `[faults]`.
-fn knobs_of(table: &toml::Table) -> Vec<Knob> {
+/// The config knobs in two orders: sizes before the operator's triggers,
+/// and triggers before sizes.
+fn knobs_of(table: &toml::Table) -> (Vec<Knob>, Vec<Knob>) {
+    // The operator's triggers first: a story whose steps come earlier is a
+    // shorter story (a semantic pass: it moves a promotion or a crash
+    // earlier, which deleting draws cannot do).
+    let steps = table.get("operator").and_then(toml::Value::as_array).map_or(0, Vec::len);
+    let triggers = (0..steps).flat_map(|i| {
+        ["after_commits", "after_events"].into_iter().map(move |f| format!("operator[{i}].{f}"))
+    });
+    let triggers: Vec<Knob> = triggers
+        .filter(|k| knob_get(table, k).and_then(toml::Value::as_integer).is_some_and(|v| v > 0))
+        .map(|key| Knob { key })
+        .collect();
     let ints = SMALLER_WHEN_LOWER
         .iter()
-        .filter(|k| config::get_dotted(table, k).is_some_and(toml::Value::is_integer))
+        .filter(|k| knob_get(table, k).is_some_and(toml::Value::is_integer))
         .map(|k| Knob { key: k.to_string() });
     let floats = table
         .get("faults")
@@ -441,7 +469,37 @@ fn knobs_of(table: &toml::Table) -> Vec<Knob> {
         .into_iter()
         .flat_map(|t| t.iter().filter(|(_, v)| v.is_float()))
         .map(|(k, _)| Knob { key: format!("faults.{k}") });
-    floats.chain(ints).collect()
+    let floats: Vec<Knob> = floats.collect();
+    let ints: Vec<Knob> = ints.collect();
+    let sizes_first = floats.iter().chain(&ints).chain(&triggers).cloned().collect();
+    let triggers_first = floats.into_iter().chain(triggers).chain(ints).collect();
+    (sizes_first, triggers_first)
+}
+
+/// `operator[I].FIELD` → (I, FIELD).
+fn step_key(key: &str) -> Option<(usize, &str)> {
+    let rest = key.strip_prefix("operator[")?;
+    let (i, field) = rest.split_once("].")?;
+    Some((i.parse().ok()?, field))
+}
+
+/// A knob's value: a dotted setting, or an operator step's field.
+fn knob_get<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    match step_key(key) {
+        Some((i, field)) => table.get("operator")?.as_array()?.get(i)?.as_table()?.get(field),
+        None => config::get_dotted(table, key),
+    }
+}
+
+fn knob_set(table: &mut toml::Table, key: &str, v: toml::Value) -> Option<()> {
+    match step_key(key) {
+        Some((i, field)) => {
+            let step = table.get_mut("operator")?.as_array_mut()?.get_mut(i)?.as_table_mut()?;
+            step.insert(field.to_string(), v);
+            Some(())
+        }
+        None => config::set_dotted(table, key, v).ok(),
+    }
 }
 
 /// Shrinks the trace in `input` and writes the result to `output`.
