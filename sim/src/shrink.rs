@@ -24,14 +24,15 @@
 
 use crate::config;
 use crate::report::hash_hex;
-use crate::run::{NoObserver, RunOptions, RunResult, run_choices, run_seed, tags_of};
+use crate::run::{NoObserver, Observer, Phase, RunOptions, RunResult, run_choices, run_seed, tags_of};
 use crate::scheduler::{DrawKind, Tag};
 use crate::trace::Trace;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::rc::Rc;
-use walsim_model::{Invariant, Settings};
+use walsim_model::log::LogLine;
+use walsim_model::{Cluster, Event, Invariant, Settings};
 
 /// Integer settings that make a run smaller when lowered; `scheduler.steps`
 /// last, so fresh draws for the others still have room to fail.
@@ -82,6 +83,69 @@ pub struct Shrunk {
     pub attempts: u64,
     /// Settings changed: (key, from, to).
     pub config_changes: Vec<(String, String, String)>,
+    /// The shrunk run told as a story (see [`story`]).
+    pub story: Vec<String>,
+}
+
+/// The story of a run, for a person: the operator's steps and what the
+/// tools said, the faults, the transactions acknowledged (counted between
+/// the other lines), and every ERROR, FATAL or PANIC, in order, each with
+/// its event number.
+pub fn story(settings: &Settings, seed: u64, choices: &[u64]) -> Vec<String> {
+    #[derive(Default)]
+    struct Teller {
+        lines: Vec<String>,
+        commits: Vec<(u8, u64)>,
+    }
+    impl Teller {
+        fn flush_commits(&mut self) {
+            if self.commits.is_empty() {
+                return;
+            }
+            let mut per_node: Vec<(u8, u64)> = Vec::new();
+            for &(n, _) in &self.commits {
+                match per_node.iter_mut().find(|(m, _)| *m == n) {
+                    Some(c) => c.1 += 1,
+                    None => per_node.push((n, 1)),
+                }
+            }
+            let (first, last) = (self.commits[0].1, self.commits[self.commits.len() - 1].1);
+            let what: Vec<String> = per_node.iter().map(|(n, c)| format!("{c} on node{}", n + 1)).collect();
+            let when =
+                if first == last { format!("event {first}") } else { format!("events {first}–{last}") };
+            self.lines.push(format!("{when}: commits acknowledged: {}", what.join(", ")));
+            self.commits.clear();
+        }
+    }
+    impl Observer for Teller {
+        fn step(&mut self, step: u64, _: Phase, ev: &Event, _: Option<u64>, _: &Cluster, log: &[LogLine]) {
+            use walsim_model::log::{Level, Process};
+            if matches!(ev, Event::Crash { .. } | Event::Disconnect { .. } | Event::Partition { .. }) {
+                self.flush_commits();
+                self.lines.push(format!("event {step}: fault: {ev}"));
+            }
+            for l in log {
+                let operator = l.process == Process::Operator && l.level != Level::Debug;
+                // A client's own errors (duplicate keys) are its business;
+                // a server's refusals and failures are the story's.
+                let severe = matches!(l.level, Level::Error | Level::Fatal | Level::Panic)
+                    && !matches!(l.process, Process::Backend(_));
+                if l.message.contains("COMMIT acknowledged") {
+                    self.commits.push((l.node, step));
+                } else if operator || severe {
+                    self.flush_commits();
+                    let level = l.level.name();
+                    self.lines.push(format!("event {step}: node{} {level}: {}", l.node + 1, l.message));
+                }
+            }
+        }
+    }
+    let mut t = Teller::default();
+    let opts = RunOptions { record: false, log: true, max_events: None };
+    let r = run_choices(settings, seed, choices, opts, &mut t);
+    t.flush_commits();
+    t.lines.push(format!("event {}: {}", r.events.saturating_sub(1), r.detail));
+    t.lines
 }
 
 struct Shrinker {
@@ -424,12 +488,14 @@ pub fn shrink(settings: &Settings, seed: u64, choices: &[u64], max_attempts: u64
             (from != to).then(|| (k.key.clone(), from, to))
         })
         .collect();
+    let story = story(&s.best.settings, seed, s.best.choices());
     Ok(Shrunk {
         invariant: target,
         before,
         settings: s.best.settings,
         result: s.best.result,
         attempts: s.attempts,
+        story,
         config_changes,
     })
 }
@@ -532,6 +598,10 @@ impl Shrunk {
             s.push_str(&format!("config: {}\n", changes.join(", ")));
         }
         s.push_str(&format!("  {}\n", r.detail));
+        s.push_str("story:\n");
+        for line in &self.story {
+            s.push_str(&format!("  {line}\n"));
+        }
         s.push_str(&format!(
             "wrote {} (trace_hash {}); see it with: walsim replay {} --log\n",
             output.display(),
@@ -557,6 +627,7 @@ impl Shrunk {
                 .map(|(k, from, to)| json!({ "key": k, "from": from, "to": to }))
                 .collect::<Vec<_>>(),
             "attempts": self.attempts,
+            "story": self.story,
         })
     }
 }
