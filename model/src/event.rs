@@ -283,6 +283,9 @@ pub enum RefusalKind {
     RewindNeedsHints,
     /// The server could not start (e.g. no valid checkpoint record).
     StartupFailed,
+    /// "requested WAL segment %s has already been removed" (walsender.c
+    /// WalSndSegmentOpen, xlog.c CheckXLogRemoved)
+    SegmentRemoved,
 }
 
 /// Effects of one step beyond the node it happened on.

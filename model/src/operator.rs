@@ -92,7 +92,7 @@ impl Cluster {
             None => true,
             Some(Condition::NodeDown) => n.status == Status::Down,
             Some(Condition::NodeReplayedAll) => {
-                n.startup.as_ref().is_some_and(|s| s.next >= n.wal.records().len())
+                n.startup.as_ref().is_some_and(|s| s.next >= n.wal.end_index())
             }
             Some(Condition::NodeKnowsNewerTimeline) => n.history.newest() > n.tli,
             Some(Condition::RewindSourceCheckpointed) => {

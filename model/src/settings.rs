@@ -181,6 +181,13 @@ pub struct Settings {
     /// `max_wal_size`: WAL written since the last checkpoint's REDO that
     /// triggers a checkpoint. An integer is in MB, as PostgreSQL reads it.
     pub max_wal_size: WalSize,
+    /// `min_wal_size`: below this much WAL since REDO, a checkpoint recycles
+    /// old segments as future ones rather than removing them (XLOGfileslop);
+    /// it decides only which DEBUG line is logged. An integer is in MB.
+    pub min_wal_size: WalSize,
+    /// `wal_keep_size`: WAL a checkpoint keeps behind its record for
+    /// standbys, whatever their position (KeepLogSeg). An integer is in MB.
+    pub wal_keep_size: WalSize,
     #[serde(rename = "cluster")]
     pub cluster: ClusterSettings,
     pub workload: WorkloadSettings,
@@ -231,6 +238,8 @@ impl Default for Settings {
             wal_segment_size: Bytes(1 << 20),
             shared_buffers: 16,
             max_wal_size: WalSize(Bytes(2 << 20)),
+            min_wal_size: WalSize(Bytes(2 << 20)),
+            wal_keep_size: WalSize(Bytes(0)),
             cluster: ClusterSettings::default(),
             workload: WorkloadSettings::default(),
             faults: FaultSettings::default(),
@@ -455,6 +464,10 @@ pub struct Rules {
     /// commit at or below them does not wait (SyncRepWaitForLSN); off: the
     /// release position is recomputed from the standbys' current reports.
     pub sync_released_positions_only_advance: bool,
+    /// A checkpoint or restartpoint keeps the segments `wal_keep_size`
+    /// holds behind its record (KeepLogSeg); off: it removes every segment
+    /// before its REDO's.
+    pub keep_wal_for_standbys: bool,
 }
 
 impl Default for Rules {
@@ -479,6 +492,7 @@ impl Default for Rules {
             walsender_takes_lowest_free_slot: true,
             sync_candidates_need_flush_position: true,
             sync_released_positions_only_advance: true,
+            keep_wal_for_standbys: true,
         }
     }
 }

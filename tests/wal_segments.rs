@@ -1,0 +1,164 @@
+//! WAL segments as PostgreSQL manages them (issue 11): checkpoints remove
+//! segments before REDO's (RemoveOldXlogFiles) unless `wal_keep_size`
+//! holds them (KeepLogSeg); a standby that needs a removed segment is
+//! refused with PostgreSQL's message; the rule switch
+//! `keep_wal_for_standbys` is caught by `wal_segments_kept`.
+
+mod common;
+use common::{cli, run, settings};
+use std::sync::Arc;
+use walsim_model::Invariant;
+use walsim_model::event::RefusalKind;
+use walsim_model::heap::{Page, Tuple};
+use walsim_model::lsn::WalGeometry;
+use walsim_model::recovery::rows_implied_by_wal;
+use walsim_model::wal::{RecordBody, Wal};
+
+/// Small segments, an asynchronous standby (the primary goes on writing
+/// while it lags), frequent checkpoints.
+const SMALL_SEGMENTS: &[&str] = &[
+    "wal_segment_size=\"16kB\"",
+    "max_wal_size=\"32kB\"",
+    "min_wal_size=\"32kB\"",
+    "synchronous_standby_names=",
+    "operator=[]",
+    "scheduler.steps=4000",
+    "scheduler.weights.checkpoint_request=4",
+];
+
+fn with(extra: &[&str]) -> walsim_model::Settings {
+    let mut sets = SMALL_SEGMENTS.to_vec();
+    sets.extend_from_slice(extra);
+    settings(&sets)
+}
+
+fn segment_refusals(r: &walsim::run::RunResult) -> Vec<String> {
+    r.refusals.iter().filter(|f| f.kind == RefusalKind::SegmentRemoved).map(|f| f.message.clone()).collect()
+}
+
+#[test]
+fn removed_records_keep_the_oracle_and_indices() {
+    // Records removed with their segments are folded into the base that
+    // rows_implied_by_wal starts from: the rows it implies do not change,
+    // and absolute indices still name the same records.
+    let mut w = Wal::new(WalGeometry::new(1 << 14));
+    let mut xid = 3;
+    for i in 0..400u32 {
+        let tuple = Tuple { key: i + 1, payload: u64::from(i) * 7, xmin: xid, xmax: 0, infomask: 0 };
+        let image = (i % 50 == 0).then(|| Arc::new(Page { lsn: walsim_model::Lsn(0), tuples: vec![tuple] }));
+        let block = i % 4;
+        let image = image.filter(|_| i < 4);
+        w.insert(1, xid, RecordBody::HeapInsert { block, offnum: 1, tuple, image });
+        if i % 3 != 0 {
+            w.insert(1, xid, RecordBody::Commit);
+        } else {
+            w.insert(1, xid, RecordBody::Abort);
+        }
+        xid += 1;
+    }
+    w.flush_upto(w.end());
+    let before = rows_implied_by_wal(&w, 4);
+    let mid = w.records()[w.records().len() / 2].lsn;
+    let idx = w.index_at(mid);
+    let rec = w.get(idx).cloned();
+    let removed = w.remove_before(mid).expect("segments removed");
+    assert!(removed.1 >= removed.0);
+    assert!(w.first_index() > 0);
+    assert!(w.records()[0].lsn >= w.kept_from());
+    assert!(w.segment_removed(walsim_model::Lsn(w.kept_from().0 - 1)));
+    assert_eq!(w.get(idx).cloned(), rec, "absolute index names the same record");
+    assert_eq!(w.get(0), None, "a removed record is gone");
+    assert_eq!(rows_implied_by_wal(&w, 4), before);
+    // Unflushed WAL is never removed.
+    let end = w.end();
+    w.insert(1, xid, RecordBody::Commit);
+    w.remove_before(walsim_model::Lsn(end.0 + (1 << 20)));
+    assert!(w.kept_from() <= end);
+    assert!(w.get(w.end_index() - 1).is_some_and(|r| r.lsn >= end));
+}
+
+#[test]
+fn checkpoints_remove_segments_at_debug() {
+    let (code, out, _) = cli(&[
+        "run",
+        "--seed",
+        "1",
+        "--set",
+        "wal_segment_size=\"16kB\"",
+        "--set",
+        "max_wal_size=\"32kB\"",
+        "--set",
+        "operator=[]",
+        "--set",
+        "synchronous_standby_names=",
+        "--set",
+        "scheduler.steps=3000",
+        "--log",
+    ]);
+    assert!(code == 0 || code == 1, "{code}");
+    let removal = out
+        .lines()
+        .find(|l| l.contains("write-ahead log file \"0000000100000000000000"))
+        .expect("a checkpoint removed or recycled a segment");
+    assert!(removal.contains("checkpointer DEBUG:"), "{removal}");
+    assert!(out.contains("attempting to remove WAL segments older than log file"));
+}
+
+#[test]
+fn a_lagging_standby_is_refused_with_postgres_message() {
+    let s = with(&[]);
+    let refused: Vec<String> = (1..=30).flat_map(|seed| segment_refusals(&run(&s, seed))).collect();
+    let m = refused.first().expect("some standby fell behind a removed segment within 30 seeds");
+    assert!(m.starts_with("ERROR: requested WAL segment 0000000"), "{m}");
+    assert!(m.ends_with(" has already been removed"), "{m}");
+    assert_eq!(
+        m.len(),
+        "ERROR: requested WAL segment 000000010000000000000003 has already been removed".len()
+    );
+}
+
+#[test]
+fn wal_keep_size_keeps_what_standbys_need() {
+    // Same seeds, with wal_keep_size holding far more WAL than a run
+    // writes between a standby's crash and its catch-up.
+    let s = with(&["wal_keep_size=\"4MB\""]);
+    for seed in 1..=30 {
+        let r = run(&s, seed);
+        assert!(segment_refusals(&r).is_empty(), "seed {seed}: {:?}", segment_refusals(&r));
+        assert_eq!(r.violation, None, "seed {seed}");
+    }
+}
+
+#[test]
+fn keep_wal_for_standbys_off_is_caught() {
+    // Planted bug: the checkpoint ignores wal_keep_size (KeepLogSeg).
+    let s = with(&["wal_keep_size=\"4MB\"", "rules.keep_wal_for_standbys=false"]);
+    let (seed, r) = (1..=10)
+        .map(|seed| (seed, run(&s, seed)))
+        .find(|(_, r)| r.violation.is_some())
+        .expect("a violation within 10 seeds");
+    assert_eq!(r.invariant(), Some(Invariant::WalSegmentsKept), "seed {seed}: {}", r.detail);
+    assert!(r.detail.contains("wal_keep_size (4MB) holds WAL from segment"), "{}", r.detail);
+}
+
+#[test]
+fn rewind_fails_when_the_targets_wal_is_gone() {
+    // diverged-rewind keeps WAL as the conformance cluster does
+    // (wal_keep_size = '1GB'); without it, the old primary's shutdown
+    // checkpoint after pg_switch_wal() removes the segment holding the
+    // fork point, and pg_rewind cannot read back to a common checkpoint.
+    let (code, out, _) = cli(&["run", "--scenario", "diverged-rewind", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["failbacks"][0]["result"], "converged", "{}", v["failbacks"]);
+    let (_, out, _) = cli(&["run", "--scenario", "diverged-rewind", "--set", "wal_keep_size=0", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let fb = &v["failbacks"][0];
+    assert_eq!(fb["result"], "failed", "{fb}");
+    let msgs: Vec<&str> = fb["messages"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(
+        msgs.iter().any(|m| m.starts_with("pg_rewind: fatal: could not find previous WAL record at 0/")),
+        "{msgs:?}"
+    );
+    assert!(msgs.iter().any(|m| m.contains("No such file or directory")), "{msgs:?}");
+}
