@@ -438,6 +438,9 @@ impl Node {
                     add_tuple(p, *new_offnum, *tuple)
                 });
             }
+            RecordBody::HeapPrune { block, offnums, image } => {
+                self.redo_heap(rec, *block, image, ctx, |p| p.prune(offnums));
+            }
             RecordBody::FpiForHint { block, image } => {
                 self.redo_heap(rec, *block, &Some(image.clone()), ctx, |_| Ok(()));
             }

@@ -48,6 +48,9 @@ pub enum RecordBody {
     Commit,
     /// `XLOG_XACT_ABORT`.
     Abort,
+    /// `XLOG_HEAP2_PRUNE`: dead tuples removed from a full page, by offset
+    /// number (ascending); `image` as for an insert.
+    HeapPrune { block: BlockNumber, offnums: Arc<[u16]>, image: Option<Arc<Page>> },
     /// `XLOG_FPI_FOR_HINT`: the page image logged on the first hint-bit change
     /// after a checkpoint when `wal_log_hints` is on.
     FpiForHint { block: BlockNumber, image: Arc<Page> },
@@ -76,6 +79,9 @@ impl RecordBody {
             + match self {
                 RecordBody::HeapInsert { image: i, .. } => BLOCK_REF + 5 + 68 + image(i),
                 RecordBody::HeapUpdate { image: i, .. } => BLOCK_REF + 16 + 68 + image(i),
+                RecordBody::HeapPrune { offnums, image: i, .. } => {
+                    BLOCK_REF + 8 + 2 * offnums.len() as u64 + image(i)
+                }
                 RecordBody::Commit | RecordBody::Abort => 10,
                 RecordBody::FpiForHint { image, .. } => BLOCK_REF + image.image_len() + 5,
                 RecordBody::CheckpointOnline(_) | RecordBody::CheckpointShutdown(_) => 90,
@@ -89,6 +95,7 @@ impl RecordBody {
         match self {
             RecordBody::HeapInsert { .. } => "Heap/INSERT",
             RecordBody::HeapUpdate { .. } => "Heap/HOT_UPDATE",
+            RecordBody::HeapPrune { .. } => "Heap2/PRUNE",
             RecordBody::Commit => "Transaction/COMMIT",
             RecordBody::Abort => "Transaction/ABORT",
             RecordBody::FpiForHint { .. } => "XLOG/FPI_FOR_HINT",
@@ -104,6 +111,7 @@ impl RecordBody {
         match self {
             RecordBody::HeapInsert { block, .. }
             | RecordBody::HeapUpdate { block, .. }
+            | RecordBody::HeapPrune { block, .. }
             | RecordBody::FpiForHint { block, .. } => Some(*block),
             _ => None,
         }
@@ -170,6 +178,17 @@ impl RemovedWal {
                         old.xmax = rec.xid;
                     }
                     p.push(*tuple);
+                }
+            },
+            RecordBody::HeapPrune { block, offnums, image } => match image {
+                Some(img) => img.tuples.clone_into(page(pages, *block)),
+                None => {
+                    let p = page(pages, *block);
+                    let mut i = 0u16;
+                    p.retain(|_| {
+                        i += 1;
+                        offnums.binary_search(&i).is_err()
+                    });
                 }
             },
             RecordBody::FpiForHint { block, image } => image.tuples.clone_into(page(pages, *block)),
