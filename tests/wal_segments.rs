@@ -138,7 +138,11 @@ fn keep_wal_for_standbys_off_is_caught() {
         .find(|(_, r)| r.violation.is_some())
         .expect("a violation within 10 seeds");
     assert_eq!(r.invariant(), Some(Invariant::WalSegmentsKept), "seed {seed}: {}", r.detail);
-    assert!(r.detail.contains("wal_keep_size (4MB) holds WAL from segment"), "{}", r.detail);
+    assert!(
+        r.detail.contains("wal_keep_size (4MB) and replication slots hold WAL from segment"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]
@@ -196,4 +200,88 @@ fn page_prune_renumbers_and_checks_offsets() {
     assert_eq!(p.next_offnum(), 4);
     assert!(p.prune(&[4]).is_err());
     assert!(p.prune(&[0]).is_err());
+}
+
+const DOWN: &str = "tests/scenarios/standby-down-segment-removed.toml";
+
+fn scenario_json(sets: &[&str], seed: u64) -> serde_json::Value {
+    let seed = seed.to_string();
+    let mut args = vec!["run", "--scenario", DOWN, "--seed", &seed, "--json"];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let (_, out, _) = cli(&args);
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn a_standby_down_too_long_is_refused_and_a_slot_lets_it_catch_up() {
+    for seed in 1..=4 {
+        let v = scenario_json(&[], seed);
+        assert_eq!(v["outcome"], "refused", "seed {seed}: {}", v["detail"]);
+        let v = scenario_json(&["cluster.replication_slots=true"], seed);
+        assert_eq!(v["outcome"], "ok", "seed {seed}: {}", v["detail"]);
+    }
+}
+
+#[test]
+fn max_slot_wal_keep_size_invalidates_the_slot() {
+    let (_, out, _) = cli(&[
+        "run",
+        "--scenario",
+        DOWN,
+        "--set",
+        "cluster.replication_slots=true",
+        "--set",
+        "max_slot_wal_keep_size=0",
+        "--log",
+    ]);
+    assert!(
+        out.contains("checkpointer LOG:  invalidating slot \"node2\" because its restart_lsn 0/"),
+        "no invalidation line"
+    );
+    assert!(out.contains("exceeds max_slot_wal_keep_size"));
+    assert!(out.contains("outcome: refused"), "{}", out.lines().rev().take(5).collect::<Vec<_>>().join("\n"));
+}
+
+#[test]
+fn keep_wal_for_standbys_off_ignores_slots_and_is_caught() {
+    let v = scenario_json(&["cluster.replication_slots=true", "rules.keep_wal_for_standbys=false"], 1);
+    assert_eq!(v["outcome"], "violation", "{}", v["detail"]);
+    assert_eq!(v["invariant"], "wal_segments_kept");
+}
+
+#[test]
+fn a_missing_slot_is_refused_with_postgres_message() {
+    // The standby asks for a slot its primary does not have (dropped by
+    // the operator before it starts again).
+    let dir = common::temp_dir("missing-slot");
+    let text = std::fs::read_to_string(DOWN).unwrap().replace(
+        "[[operator]]\naction = \"start\"",
+        "[[operator]]\naction = \"drop_slot\"\nnode = \"node1\"\nslot = \"node2\"\n\n[[operator]]\naction = \"start\"",
+    );
+    let path = dir.join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    let (_, out, _) = cli(&[
+        "run",
+        "--scenario",
+        path.to_str().unwrap(),
+        "--set",
+        "cluster.replication_slots=true",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let msgs: Vec<&str> =
+        v["refusals"].as_array().unwrap().iter().map(|r| r["message"].as_str().unwrap()).collect();
+    assert!(msgs.contains(&"ERROR: replication slot \"node2\" does not exist"), "{msgs:?}");
+}
+
+#[test]
+fn a_base_backup_copies_no_slots() {
+    let s = settings(&["cluster.replication_slots=true"]);
+    let c = walsim_model::Cluster::new(s.clone(), false);
+    assert_eq!(c.nodes[0].slots.len(), 1, "the primary has the standby's slot");
+    assert!(c.nodes[1].slots.is_empty());
+    let copy = walsim_model::node::Node::copy_of(2, &c.nodes[0], &s);
+    assert!(copy.slots.is_empty(), "pg_basebackup does not copy pg_replslot");
 }

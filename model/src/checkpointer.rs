@@ -388,17 +388,52 @@ impl Node {
     }
 
     /// KeepLogSeg: the first segment a checkpoint at `recptr` must keep for
-    /// standbys — `wal_keep_size` behind it (PostgreSQL 13+; replication
-    /// slots are not modelled yet). `u64::MAX` when nothing is held.
+    /// standbys — the oldest valid slot's `restart_lsn`, no further back
+    /// than `max_slot_wal_keep_size`, and `wal_keep_size` behind it.
+    /// `u64::MAX` when nothing is held.
     pub fn keep_log_seg(&self, recptr: Lsn, settings: &crate::settings::Settings) -> u64 {
         let g = self.wal.geometry();
-        let keep_segs = settings.wal_keep_size.0.0 / g.segment_size();
-        if keep_segs == 0 {
-            return u64::MAX;
+        let curr = g.segno(recptr);
+        let mut segno = u64::MAX;
+        if let Some(keep) = self.slots_min_restart_lsn() {
+            segno = g.segno(keep);
+            if settings.max_slot_wal_keep_size >= 0 {
+                let slot_keep_segs = ((settings.max_slot_wal_keep_size as u64) << 20) / g.segment_size();
+                if curr.saturating_sub(segno) > slot_keep_segs {
+                    segno = curr - slot_keep_segs;
+                }
+            }
         }
-        // "if (currSegNo - segno < keep_segs) segno = currSegNo - keep_segs"
-        // (at least the first segment, which is 0 here, 1 in PostgreSQL).
-        g.segno(recptr).saturating_sub(keep_segs)
+        let keep_segs = settings.wal_keep_size.0.0 / g.segment_size();
+        if keep_segs > 0 {
+            // "if (currSegNo - segno < keep_segs) segno = currSegNo - keep_segs"
+            // (at least the first segment, which is 0 here, 1 in PostgreSQL).
+            segno = segno.min(curr.saturating_sub(keep_segs));
+        }
+        segno
+    }
+
+    /// InvalidateObsoleteReplicationSlots: slots whose `restart_lsn` lies
+    /// before segment `oldest` (what `max_slot_wal_keep_size` let KeepLogSeg
+    /// keep) lose their reservation, with PostgreSQL's LOG line.
+    fn invalidate_obsolete_slots(&mut self, oldest: u64, ctx: &mut Ctx<'_>) {
+        let g = *self.wal.geometry();
+        let limit = Lsn(oldest.saturating_mul(g.segment_size()));
+        for s in self.slots.iter_mut().filter(|s| !s.invalidated && s.restart_lsn.is_valid()) {
+            if s.restart_lsn < limit {
+                slog!(
+                    ctx.log,
+                    self.id,
+                    Process::Checkpointer,
+                    Log,
+                    "invalidating slot \"{}\" because its restart_lsn {} exceeds max_slot_wal_keep_size",
+                    s.name,
+                    s.restart_lsn
+                );
+                s.invalidated = true;
+                s.restart_lsn = Lsn::INVALID;
+            }
+        }
     }
 
     /// RemoveOldXlogFiles after a checkpoint with REDO `redo` whose record
@@ -412,6 +447,9 @@ impl Node {
         let redo_seg = g.segno(redo);
         let held = self.keep_log_seg(recptr, settings);
         let needed = redo_seg.min(held);
+        if settings.max_slot_wal_keep_size >= 0 {
+            self.invalidate_obsolete_slots(needed, ctx);
+        }
         let keep = if settings.rules.keep_wal_for_standbys { needed } else { redo_seg };
         if keep == 0 {
             return;
@@ -440,10 +478,10 @@ impl Node {
                 slog!(ctx.log, self.id, proc, Debug, "removing write-ahead log file \"{}\"", name(seg));
             }
         }
-        if self.wal.kept_from() > Lsn(needed * g.segment_size()) {
+        if self.wal.kept_from() > Lsn(needed * g.segment_size()).max(before) {
             let why = if held < redo_seg {
                 format!(
-                    "wal_keep_size ({}) holds WAL from segment {} on",
+                    "wal_keep_size ({}) and replication slots hold WAL from segment {} on",
                     settings.wal_keep_size.0,
                     name(held)
                 )

@@ -286,6 +286,8 @@ pub enum RefusalKind {
     /// "requested WAL segment %s has already been removed" (walsender.c
     /// WalSndSegmentOpen, xlog.c CheckXLogRemoved)
     SegmentRemoved,
+    /// "replication slot \"%s\" does not exist" (START_REPLICATION SLOT)
+    SlotDoesNotExist,
 }
 
 /// Effects of one step beyond the node it happened on.

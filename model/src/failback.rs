@@ -239,6 +239,10 @@ impl Cluster {
         target.wal.truncate(written);
         target.wal.mark_written_durable();
         install_clog(target, src_clog);
+        // pg_replslot is in filemap.c's excludeDirContents: not copied from
+        // the source, and the target's own slots are removed
+        // (decide_file_action: excluded paths that exist in the target).
+        target.slots.clear();
         target.history = src_history;
         target.control = src_control;
         target.control.checkpoint = chkpt;

@@ -200,6 +200,16 @@ impl Cluster {
         if refusal.is_none() && start_tli != up_tli {
             self.log_started_streaming(d, start, start_tli);
         }
+        // START_REPLICATION SLOT: ReplicationSlotAcquire.
+        if refusal.is_none()
+            && let Some(slot) = self.nodes[di].primary_slot_name.clone()
+            && !self.nodes[ui].slots.iter().any(|s| s.name == slot)
+        {
+            let msg = format!("replication slot \"{slot}\" does not exist");
+            slog!(self.log, u, Process::WalSender(d), Error, "{}", msg);
+            slog!(self.log, d, Process::WalReceiver, Fatal, "could not start WAL streaming: ERROR:  {}", msg);
+            refusal = Some((RefusalKind::SlotDoesNotExist, format!("ERROR: {msg}")));
+        }
         // The walsender's first read: the segment holding the start point
         // must still be in its pg_wal (WalSndSegmentOpen).
         if refusal.is_none() && self.nodes[ui].wal.segment_removed(start) {

@@ -139,9 +139,18 @@ impl Cluster {
             let Some(Msg::Reply(pos)) = self.conns[i].to_upstream.pop_front() else {
                 unreachable!("only replies flow upstream")
             };
+            // PhysicalConfirmReceivedLocation: the standby's slot keeps WAL
+            // from its flush position on.
+            let slot = self.nodes[from as usize].primary_slot_name.clone();
             let up = &mut self.nodes[to as usize];
             if let Some(w) = up.walsenders.iter_mut().find(|w| w.peer == from) {
                 w.reported = pos;
+            }
+            if let Some(s) = slot.and_then(|name| up.slots.iter_mut().find(|s| s.name == name))
+                && !s.invalidated
+                && pos.flush.is_valid()
+            {
+                s.restart_lsn = pos.flush;
             }
             slog!(
                 self.log,
