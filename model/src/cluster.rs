@@ -572,6 +572,12 @@ pub struct NodeSnapshot {
     pub flush_lsn: String,
     pub max_page_lsn_os: String,
     pub max_page_lsn_durable: String,
+    /// The oldest WAL segment still in pg_wal (segments before it were
+    /// removed by checkpoints), named as its file.
+    pub oldest_wal_segment: String,
+    /// Physical replication slots: name, restart_lsn (`null` once
+    /// invalidated), as `pg_replication_slots` shows them.
+    pub slots: Vec<(String, Option<String>)>,
     pub control: ControlSnapshot,
     /// The node's `pg_stat_replication` rows, in walsender slot order.
     pub walsenders: Vec<WalSenderSnapshot>,
@@ -621,6 +627,12 @@ impl NodeSnapshot {
             flush_lsn: n.wal.flush_lsn().to_string(),
             max_page_lsn_os: max_os.to_string(),
             max_page_lsn_durable: n.data.max_lsn_durable().to_string(),
+            oldest_wal_segment: n.wal.geometry().wal_file_name(n.tli, n.wal.kept_from()),
+            slots: n
+                .slots
+                .iter()
+                .map(|s| (s.name.clone(), s.restart_lsn.is_valid().then(|| s.restart_lsn.to_string())))
+                .collect(),
             control: ControlSnapshot {
                 state: n.control.state.name(),
                 checkpoint: n.control.checkpoint.to_string(),
