@@ -337,6 +337,16 @@ impl Cluster {
             );
             return self.attempt_fails(id, msg);
         };
+        // The WAL to keep must still be there: a checkpoint after the fork
+        // may have removed the segment holding it.
+        if n.wal.segment_removed(fork) {
+            let msg = format!(
+                "truncate: {}'s WAL at the fork point {fork} is gone (the oldest segment kept starts at {})",
+                n.name,
+                n.wal.kept_from()
+            );
+            return self.attempt_fails(id, msg);
+        }
         let old_end = n.wal.end();
         let n = &mut self.nodes[id as usize];
         n.wal.truncate(fork);
