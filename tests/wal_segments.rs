@@ -285,3 +285,33 @@ fn a_base_backup_copies_no_slots() {
     let copy = walsim_model::node::Node::copy_of(2, &c.nodes[0], &s);
     assert!(copy.slots.is_empty(), "pg_basebackup does not copy pg_replslot");
 }
+
+#[test]
+fn pg_rewind_removes_the_targets_slots() {
+    // node1 (the old primary) holds node2's slot; pg_rewind excludes
+    // pg_replslot from the copy and removes the target's contents there.
+    let dir = common::temp_dir("rewind-slots");
+    let jsonl = dir.join("t.jsonl");
+    let (code, out, err) = cli(&[
+        "run",
+        "--scenario",
+        "diverged-rewind",
+        "--set",
+        "cluster.replication_slots=true",
+        "--trace-jsonl",
+        jsonl.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let rows: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let slots = |r: &serde_json::Value| r["nodes"][0]["slots"].as_array().unwrap().len();
+    assert_eq!(slots(&rows[0]), 1, "node1 starts with node2's slot");
+    let rewound = rows
+        .iter()
+        .position(|r| {
+            r["event"]["event"] == "operator" && r["nodes"][0]["control"]["state"] == "in archive recovery"
+        })
+        .expect("the rewind step");
+    assert_eq!(slots(&rows[rewound]), 0, "pg_rewind removed node1's slots");
+    assert!(out.contains("by rewind onto node2: Converged"), "{out}");
+}
