@@ -315,3 +315,26 @@ fn pg_rewind_removes_the_targets_slots() {
     assert_eq!(slots(&rows[rewound]), 0, "pg_rewind removed node1's slots");
     assert!(out.contains("by rewind onto node2: Converged"), "{out}");
 }
+
+#[test]
+fn a_removed_upstream_segment_is_not_a_silent_divergence() {
+    // Found with 16kB segments: node1 (rewound onto node2) had received
+    // node2's timeline-2 record at 0/3850; node2 crashed, recovered and
+    // checkpointed, removing that segment. no_silent_divergence compared
+    // node1's record with node2's (gone) and reported a divergence that
+    // is not there; PostgreSQL refuses the segment instead.
+    let s = settings(&[
+        "failover.failback=rewind",
+        "faults.disconnect=0.0005",
+        "faults.partition=0.0005",
+        "faults.power_loss=0.0",
+        "faults.process_crash=0.001",
+        "max_wal_size=\"32kB\"",
+        "min_wal_size=\"32kB\"",
+        "wal_log_hints=true",
+        "wal_segment_size=\"16kB\"",
+    ]);
+    let r = run(&s, 72);
+    assert_eq!(r.violation, None, "{}", r.detail);
+    assert!(!segment_refusals(&r).is_empty(), "{}", r.detail);
+}

@@ -422,6 +422,13 @@ impl Cluster {
         if up.wal.record_at(last_start) == Some(mine) {
             return None;
         }
+        // The upstream removed that segment since: judge by timelines (one
+        // timeline's WAL at a position is the same everywhere unless two
+        // servers chose the same timeline, which timelines_consistent
+        // catches).
+        if up.wal.segment_removed(last_start) && up.history.tli_of_point(up.tli, last_start) == mine.tli {
+            return None;
+        }
         let on_disk = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap_or(Lsn(0));
         Some(Violation {
             invariant: Invariant::NoSilentDivergence,
