@@ -266,6 +266,7 @@ impl Node {
     /// page in frame `f` and logs it, with a full-page image if this is the
     /// page's first change since the checkpoint's REDO.
     fn heap_change(&mut self, f: usize, xid: Xid, old: Option<usize>, tuple: Tuple, ctx: &Ctx<'_>) -> Lsn {
+        let old = self.prune_if_full(f, old, ctx);
         let needs_image =
             ctx.env.settings.full_page_writes && self.buffers.frame(f).page.lsn <= self.redo_ptr;
         let blk = self.buffers.frame(f).tag.expect("resident");
@@ -291,6 +292,47 @@ impl Node {
         d.page.lsn = end;
         d.dirty = true;
         end
+    }
+
+    /// heap_page_prune_opt: a page with no room left first loses its dead
+    /// tuples — inserted by a transaction that did not commit, or deleted
+    /// (updated) by one that did — in one WAL-logged step
+    /// (`XLOG_HEAP2_PRUNE`, with a full-page image if it is the page's
+    /// first change since REDO), so redo and standbys remove the same ones.
+    /// Returns where the tuple at `old` is after the page is compacted.
+    /// A page this full never occurs in a default-length run; it bounds the
+    /// table (and a run's memory) in long ones.
+    fn prune_if_full(&mut self, f: usize, old: Option<usize>, ctx: &Ctx<'_>) -> Option<usize> {
+        let page = &self.buffers.frame(f).page;
+        if page.tuples.len() < crate::heap::TUPLES_PER_PAGE {
+            return old;
+        }
+        let dead = |t: &Tuple| {
+            !self.running.contains(&t.xmin)
+                && (!self.xid_committed(t.xmin) || (t.xmax != 0 && self.xid_committed(t.xmax)))
+        };
+        let offnums: Vec<u16> = page
+            .tuples
+            .iter()
+            .enumerate()
+            .filter(|&(i, t)| Some(i) != old && dead(t))
+            .map(|(i, _)| i as u16 + 1)
+            .collect();
+        if offnums.is_empty() {
+            return old;
+        }
+        let shift = old.map(|o| offnums.iter().filter(|&&x| usize::from(x) <= o).count());
+        let needs_image = ctx.env.settings.full_page_writes && page.lsn <= self.redo_ptr;
+        let blk = self.buffers.frame(f).tag.expect("resident");
+        let d = self.buffers.frame_mut(f);
+        d.page.prune(&offnums).expect("offsets from the page");
+        let image = needs_image.then(|| Arc::new(d.page.clone()));
+        let body = RecordBody::HeapPrune { block: blk, offnums: offnums.into(), image };
+        let end = self.xlog_insert(0, body).end;
+        let d = self.buffers.frame_mut(f);
+        d.page.lsn = end;
+        d.dirty = true;
+        old.zip(shift).map(|(o, s)| o - s)
     }
 
     /// COMMIT: insert the commit record. With `synchronous_commit = off`

@@ -355,6 +355,15 @@ impl Node {
 
     fn finish_checkpoint(&mut self, c: Ckpt, ctx: &mut Ctx<'_>) {
         self.checkpointer.completed += 1;
+        // CreateCheckPoint / CreateRestartPoint: KeepLogSeg from the
+        // checkpoint record (a restartpoint: from the replay position),
+        // then RemoveOldXlogFiles before REDO's segment.
+        let recptr = if c.kind.is_restartpoint() {
+            self.startup.as_ref().map_or(self.wal.flush_lsn(), |s| s.replayed)
+        } else {
+            c.record.map_or(c.redo, |(start, _, _)| start)
+        };
+        self.remove_old_wal(c.redo, recptr, ctx);
         let pct = 100.0 * f64::from(c.written) / self.buffers.frames().len() as f64;
         slog!(
             ctx.log,
@@ -375,6 +384,119 @@ impl Node {
             CkptKind::Shutdown | CkptKind::ShutdownRestartpoint => self.shutdown_complete(ctx),
             CkptKind::EndOfRecovery => self.end_of_recovery_checkpoint_done(ctx),
             CkptKind::Online | CkptKind::Restartpoint => {}
+        }
+    }
+
+    /// KeepLogSeg: the first segment a checkpoint at `recptr` must keep for
+    /// standbys — the oldest valid slot's `restart_lsn`, no further back
+    /// than `max_slot_wal_keep_size`, and `wal_keep_size` behind it.
+    /// `u64::MAX` when nothing is held.
+    pub fn keep_log_seg(&self, recptr: Lsn, settings: &crate::settings::Settings) -> u64 {
+        let g = self.wal.geometry();
+        let curr = g.segno(recptr);
+        let mut segno = u64::MAX;
+        if let Some(keep) = self.slots_min_restart_lsn() {
+            segno = g.segno(keep);
+            if settings.max_slot_wal_keep_size >= 0 {
+                let slot_keep_segs = ((settings.max_slot_wal_keep_size as u64) << 20) / g.segment_size();
+                if curr.saturating_sub(segno) > slot_keep_segs {
+                    segno = curr - slot_keep_segs;
+                }
+            }
+        }
+        let keep_segs = settings.wal_keep_size.0.0 / g.segment_size();
+        if keep_segs > 0 {
+            // "if (currSegNo - segno < keep_segs) segno = currSegNo - keep_segs"
+            // (at least the first segment, which is 0 here, 1 in PostgreSQL).
+            segno = segno.min(curr.saturating_sub(keep_segs));
+        }
+        segno
+    }
+
+    /// InvalidateObsoleteReplicationSlots: slots whose `restart_lsn` lies
+    /// before segment `oldest` (what `max_slot_wal_keep_size` let KeepLogSeg
+    /// keep) lose their reservation, with PostgreSQL's LOG line.
+    fn invalidate_obsolete_slots(&mut self, oldest: u64, ctx: &mut Ctx<'_>) {
+        let g = *self.wal.geometry();
+        let limit = Lsn(oldest.saturating_mul(g.segment_size()));
+        for s in self.slots.iter_mut().filter(|s| !s.invalidated && s.restart_lsn.is_valid()) {
+            if s.restart_lsn < limit {
+                slog!(
+                    ctx.log,
+                    self.id,
+                    Process::Checkpointer,
+                    Log,
+                    "invalidating slot \"{}\" because its restart_lsn {} exceeds max_slot_wal_keep_size",
+                    s.name,
+                    s.restart_lsn
+                );
+                s.invalidated = true;
+                s.restart_lsn = Lsn::INVALID;
+            }
+        }
+    }
+
+    /// RemoveOldXlogFiles after a checkpoint with REDO `redo` whose record
+    /// (or replay position) is `recptr`: every segment before REDO's,
+    /// or before what KeepLogSeg holds, is removed or recycled (DEBUG2
+    /// lines, as PostgreSQL logs them). `wal_segments_kept` is judged here:
+    /// a removal past what `wal_keep_size` holds is a violation.
+    fn remove_old_wal(&mut self, redo: Lsn, recptr: Lsn, ctx: &mut Ctx<'_>) {
+        let settings = ctx.env.settings;
+        let g = *self.wal.geometry();
+        let redo_seg = g.segno(redo);
+        let held = self.keep_log_seg(recptr, settings);
+        let needed = redo_seg.min(held);
+        if settings.max_slot_wal_keep_size >= 0 {
+            self.invalidate_obsolete_slots(needed, ctx);
+        }
+        let keep = if settings.rules.keep_wal_for_standbys { needed } else { redo_seg };
+        if keep == 0 {
+            return;
+        }
+        let before = self.wal.kept_from();
+        let Some((first, last)) = self.wal.remove_before(Lsn(keep * g.segment_size())) else { return };
+        let proc = Process::Checkpointer;
+        let name = |seg: u64| g.wal_file_name(self.tli, Lsn(seg * g.segment_size()));
+        slog!(
+            ctx.log,
+            self.id,
+            proc,
+            Debug,
+            "attempting to remove WAL segments older than log file {}",
+            name(keep - 1)
+        );
+        // XLOGfileslop: recycled as future segments while below
+        // min_wal_size ahead of REDO, removed beyond it.
+        let recycle_upto = redo_seg + (settings.min_wal_size.0.0 / g.segment_size()).max(1) - 1;
+        let mut future = g.segno(self.wal.insert_lsn()) + 1;
+        for seg in first.max(g.segno(before))..=last {
+            if future <= recycle_upto {
+                slog!(ctx.log, self.id, proc, Debug, "recycled write-ahead log file \"{}\"", name(seg));
+                future += 1;
+            } else {
+                slog!(ctx.log, self.id, proc, Debug, "removing write-ahead log file \"{}\"", name(seg));
+            }
+        }
+        if self.wal.kept_from() > Lsn(needed * g.segment_size()).max(before) {
+            let why = if held < redo_seg {
+                format!(
+                    "wal_keep_size ({}) and replication slots hold WAL from segment {} on",
+                    settings.wal_keep_size.0,
+                    name(held)
+                )
+            } else {
+                format!("its REDO {redo} lies in segment {}", name(redo_seg))
+            };
+            ctx.fx.violations.push(crate::invariants::Violation {
+                invariant: crate::invariants::Invariant::WalSegmentsKept,
+                node: Some(self.id),
+                detail: format!(
+                    "{}: a checkpoint removed WAL segments up to {}, but {why}: a standby or crash recovery that needs them finds them gone",
+                    self.name,
+                    name(last)
+                ),
+            });
         }
     }
 

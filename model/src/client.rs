@@ -155,22 +155,24 @@ impl Ledger {
     /// a sentence describing the first lost write.
     pub fn check_node(&self, node: NodeId, name: &str, rows: &[Row]) -> Option<String> {
         let bit = 1u16 << node;
-        let mut by_key: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-        for &(k, p) in rows {
-            by_key.entry(k).or_default().push(p);
-        }
+        // `rows` is sorted (visible_rows sorts it): walk it alongside the
+        // ledger's keys, in order, without building a map.
+        debug_assert!(rows.is_sorted());
+        let mut at = 0;
         for (&key, k) in &self.keys {
             let Some(a) = k.acked else { continue };
             if (a.durable_on | a.written_on) & bit == 0 {
                 continue;
             }
-            let seen = by_key.get(&key).map_or(&[][..], Vec::as_slice);
-            let ok = seen.len() == 1 && (seen[0] == a.payload || k.in_doubt.contains(&seen[0]));
+            at += rows[at..].partition_point(|r| r.0 < key);
+            let n = rows[at..].partition_point(|r| r.0 == key);
+            let seen = &rows[at..at + n];
+            let ok = n == 1 && (seen[0].1 == a.payload || k.in_doubt.contains(&seen[0].1));
             if !ok {
                 let how = if a.durable_on & bit != 0 { "flushed" } else { "written" };
                 let found = match seen {
                     [] => "no such row".to_string(),
-                    [p] => format!("info = '{}'", md5_text(*p)),
+                    [(_, p)] => format!("info = '{}'", md5_text(*p)),
                     many => format!("{} rows with that id", many.len()),
                 };
                 return Some(format!(

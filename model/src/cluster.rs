@@ -72,6 +72,17 @@ impl Cluster {
             let mut s = Node::copy_of(i, &nodes[0], &settings);
             s.standby_signal = true;
             s.upstream = Some(0);
+            if settings.cluster.replication_slots {
+                // pg_basebackup --create-slot: the slot reserves WAL from
+                // the backup's start (the primary's REDO) on.
+                let slot = crate::node::ReplSlot {
+                    name: s.name.clone(),
+                    restart_lsn: nodes[0].redo_ptr,
+                    invalidated: false,
+                };
+                nodes[0].slots.push(slot);
+                s.primary_slot_name = Some(s.name.clone());
+            }
             nodes.push(s);
         }
         let ledger = Ledger::new(settings.workload.clients);

@@ -283,6 +283,11 @@ pub enum RefusalKind {
     RewindNeedsHints,
     /// The server could not start (e.g. no valid checkpoint record).
     StartupFailed,
+    /// "requested WAL segment %s has already been removed" (walsender.c
+    /// WalSndSegmentOpen, xlog.c CheckXLogRemoved)
+    SegmentRemoved,
+    /// "replication slot \"%s\" does not exist" (START_REPLICATION SLOT)
+    SlotDoesNotExist,
 }
 
 /// Effects of one step beyond the node it happened on.

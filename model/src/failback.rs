@@ -177,11 +177,35 @@ impl Cluster {
             self.tool_says(id, Level::Log, "pg_rewind: no rewind required".into());
             return true;
         }
-        // findLastCheckpoint: the last checkpoint record before the fork.
-        let last = target.wal.records()[..target.wal.index_at(diverge)]
+        // findLastCheckpoint: the last checkpoint record before the fork,
+        // read backwards from it through xl_prev. A record in a removed
+        // segment cannot be read (SimpleXLogPageRead; no restore_command).
+        let last = target
+            .wal
+            .records_before(diverge)
             .iter()
             .rev()
             .find_map(|r| r.body.checkpoint().map(|c| (r.lsn, r.tli, c.redo)));
+        if last.is_none() && target.wal.kept_from().is_valid() {
+            let first = target.wal.records().first();
+            let searchptr = match first {
+                Some(r) if r.lsn < diverge => r.prev,
+                _ => diverge,
+            };
+            let g = target.wal.geometry();
+            let tli = target.history.tli_of_point(target.tli, searchptr);
+            let file = g.wal_file_name(tli, searchptr);
+            let name = target.name.clone();
+            self.tool_says(
+                id,
+                Level::Error,
+                format!("pg_rewind: error: could not open file \"{name}/pg_wal/{file}\": No such file or directory"),
+            );
+            return self.attempt_fails(
+                id,
+                format!("pg_rewind: fatal: could not find previous WAL record at {searchptr}"),
+            );
+        }
         let Some((mut chkpt, mut chkpt_tli, mut redo)) = last else {
             return self.attempt_fails(id, "pg_rewind: fatal: could not find previous WAL record".into());
         };
@@ -192,10 +216,8 @@ impl Cluster {
         );
         // extractPageMap: every block the target's WAL touched since.
         let target = &self.nodes[t];
-        let blocks: BTreeSet<u32> = target.wal.records()[target.wal.index_at(chkpt)..]
-            .iter()
-            .filter_map(|r| r.body.block())
-            .collect();
+        let blocks: BTreeSet<u32> =
+            target.wal.records_from(chkpt).iter().filter_map(|r| r.body.block()).collect();
         let src = &self.nodes[s];
         if src.control.redo < redo {
             (redo, chkpt_tli, chkpt) = (src.control.redo, src.control.tli, src.control.checkpoint);
@@ -217,6 +239,10 @@ impl Cluster {
         target.wal.truncate(written);
         target.wal.mark_written_durable();
         install_clog(target, src_clog);
+        // pg_replslot is in filemap.c's excludeDirContents: not copied from
+        // the source, and the target's own slots are removed
+        // (decide_file_action: excluded paths that exist in the target).
+        target.slots.clear();
         target.history = src_history;
         target.control = src_control;
         target.control.checkpoint = chkpt;
@@ -311,6 +337,16 @@ impl Cluster {
             );
             return self.attempt_fails(id, msg);
         };
+        // The WAL to keep must still be there: a checkpoint after the fork
+        // may have removed the segment holding it.
+        if n.wal.segment_removed(fork) {
+            let msg = format!(
+                "truncate: {}'s WAL at the fork point {fork} is gone (the oldest segment kept starts at {})",
+                n.name,
+                n.wal.kept_from()
+            );
+            return self.attempt_fails(id, msg);
+        }
         let old_end = n.wal.end();
         let n = &mut self.nodes[id as usize];
         n.wal.truncate(fork);

@@ -42,6 +42,10 @@ pub const TUPLE_SPACE: u64 = 72 + 4;
 pub const PAGE_HEADER: u64 = 24;
 /// `BLCKSZ`.
 pub const BLCKSZ: u64 = 8192;
+/// Tuples of this table that fit on one page (`MaxHeapTuplesPerPage` for
+/// its tuple size): when an insert finds the page this full, it prunes
+/// first (heap_page_prune_opt).
+pub const TUPLES_PER_PAGE: usize = ((BLCKSZ - PAGE_HEADER) / TUPLE_SPACE) as usize;
 
 /// A heap page: its LSN and its tuples (offset number = index + 1).
 #[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
@@ -64,6 +68,22 @@ impl Page {
     /// XLogRecordAssemble compresses the free space out.
     pub fn image_len(&self) -> u64 {
         (PAGE_HEADER + self.tuples.len() as u64 * TUPLE_SPACE).min(BLCKSZ)
+    }
+
+    /// Removes the tuples at the given offset numbers (ascending) and
+    /// compacts the page (heap_page_prune_execute + PageRepairFragmentation;
+    /// the model renumbers the remaining tuples instead of leaving unused
+    /// line pointers). Errors if an offset is not on the page.
+    pub fn prune(&mut self, offnums: &[u16]) -> Result<(), String> {
+        if let Some(&o) = offnums.iter().find(|&&o| o == 0 || usize::from(o) > self.tuples.len()) {
+            return Err(format!("invalid offset {o} to prune, page has {} tuples", self.tuples.len()));
+        }
+        let mut i = 0u16;
+        self.tuples.retain(|_| {
+            i += 1;
+            offnums.binary_search(&i).is_err()
+        });
+        Ok(())
     }
 
     /// The offset number the next tuple gets (`PageAddItem`).

@@ -38,10 +38,13 @@ pub enum Invariant {
     /// disk) hold no page beyond the fork point. Only observed: stock
     /// PostgreSQL promises nothing of the kind.
     FailbackPremise,
+    /// No WAL segment is removed while REDO or `wal_keep_size` still
+    /// needs it (KeepLogSeg, RemoveOldXlogFiles).
+    WalSegmentsKept,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::WalBeforeData,
         Invariant::StandbyCoversPrimaryData,
         Invariant::AcknowledgedCommitsSurvive,
@@ -50,6 +53,7 @@ impl Invariant {
         Invariant::RecoveryIsExact,
         Invariant::TimelinesConsistent,
         Invariant::FailbackPremise,
+        Invariant::WalSegmentsKept,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +66,7 @@ impl Invariant {
             Invariant::RecoveryIsExact => "recovery_is_exact",
             Invariant::TimelinesConsistent => "timelines_consistent",
             Invariant::FailbackPremise => "failback_premise",
+            Invariant::WalSegmentsKept => "wal_segments_kept",
         }
     }
 

@@ -194,6 +194,31 @@ pub struct Node {
     /// The primary this standby caught up with as a synchronous candidate,
     /// while its WAL is still that primary's (for the proposal's premise).
     pub synced_to: Option<NodeId>,
+    /// Physical replication slots in `pg_replslot` (kept across restarts;
+    /// not copied by a base backup, skipped by pg_rewind).
+    pub slots: Vec<ReplSlot>,
+    /// `primary_slot_name`: the upstream's slot this standby streams
+    /// through.
+    pub primary_slot_name: Option<String>,
+}
+
+/// A physical replication slot (slot.c `ReplicationSlotPersistentData`).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ReplSlot {
+    pub name: String,
+    /// WAL from here on is kept (KeepLogSeg); advanced by the standby's
+    /// flush feedback (PhysicalConfirmReceivedLocation). Invalid once
+    /// invalidated.
+    pub restart_lsn: Lsn,
+    /// Invalidated by `max_slot_wal_keep_size` (InvalidateObsoleteReplicationSlots).
+    pub invalidated: bool,
+}
+
+impl Node {
+    /// The oldest `restart_lsn` of a valid slot that holds WAL.
+    pub fn slots_min_restart_lsn(&self) -> Option<Lsn> {
+        self.slots.iter().filter(|s| !s.invalidated && s.restart_lsn.is_valid()).map(|s| s.restart_lsn).min()
+    }
 }
 
 impl Node {
@@ -252,6 +277,8 @@ impl Node {
             shutdown_ckpt_done: false,
             promote_signal: false,
             synced_to: None,
+            slots: Vec::new(),
+            primary_slot_name: None,
         }
     }
 

@@ -94,7 +94,7 @@ impl Cluster {
             None => true,
             Some(Condition::NodeDown) => n.status == Status::Down,
             Some(Condition::NodeReplayedAll) => {
-                n.startup.as_ref().is_some_and(|s| s.next >= n.wal.records().len())
+                n.startup.as_ref().is_some_and(|s| s.next >= n.wal.end_index())
             }
             Some(Condition::NodeKnowsNewerTimeline) => n.history.newest() > n.tli,
             Some(Condition::RewindSourceCheckpointed) => {
@@ -147,6 +147,7 @@ impl Cluster {
             Action::PauseReplay | Action::ResumeReplay => {
                 n.is_standby() && n.startup.as_ref().is_some_and(|s| !s.promote)
             }
+            Action::CreateSlot | Action::DropSlot => n.is_running() && step.slot.is_some(),
         }
     }
 
@@ -205,6 +206,9 @@ impl Cluster {
             Action::Start => {
                 let upstream = self.step_upstream(&step, id);
                 let node = &mut self.nodes[n];
+                if let Some(s) = &step.slot {
+                    node.primary_slot_name = (!s.is_empty()).then(|| s.clone());
+                }
                 node.standby_signal |= step.standby;
                 node.upstream = if node.standby_signal { upstream } else { None };
                 node.operator_stopped = false;
@@ -217,6 +221,9 @@ impl Cluster {
             Action::Failback => {
                 let strategy = step.strategy.unwrap_or(self.settings().failover.failback);
                 let upstream = self.step_upstream(&step, id).expect("step_possible");
+                if let Some(s) = &step.slot {
+                    self.nodes[n].primary_slot_name = (!s.is_empty()).then(|| s.clone());
+                }
                 self.failback(id, strategy, upstream);
             }
             Action::Checkpoint => {
@@ -249,6 +256,8 @@ impl Cluster {
                 slog!(self.log, id, Process::Startup, Log, "recovery has paused");
             }
             Action::ResumeReplay => self.nodes[n].replay_pause = false,
+            Action::CreateSlot => self.create_slot(id, step.slot.as_deref().expect("step_possible")),
+            Action::DropSlot => self.drop_slot(id, step.slot.as_deref().expect("step_possible")),
         }
         match completion.filter(|_| step.wait) {
             Some(c) => self.script.in_progress = Some(c),
@@ -256,6 +265,39 @@ impl Cluster {
                 self.script.next += 1;
                 self.script.last_done_at = self.now;
             }
+        }
+    }
+
+    /// pg_create_physical_replication_slot(name, immediately_reserve =>
+    /// true): ReplicationSlotReserveWal takes the last REDO on a primary,
+    /// the replay position on a standby.
+    fn create_slot(&mut self, id: NodeId, name: &str) {
+        let n = &mut self.nodes[id as usize];
+        if n.slots.iter().any(|s| s.name == name) {
+            let msg = format!("replication slot \"{name}\" already exists");
+            slog!(self.log, id, Process::Operator, Error, "{}", msg);
+            return;
+        }
+        let restart_lsn = n.startup.as_ref().filter(|_| n.is_standby()).map_or(n.redo_ptr, |s| s.replayed);
+        n.slots.push(crate::node::ReplSlot { name: name.to_string(), restart_lsn, invalidated: false });
+        slog!(
+            self.log,
+            id,
+            Process::Operator,
+            Log,
+            "created physical replication slot \"{}\" at {}",
+            name,
+            restart_lsn
+        );
+    }
+
+    /// pg_drop_replication_slot(name).
+    fn drop_slot(&mut self, id: NodeId, name: &str) {
+        let n = &mut self.nodes[id as usize];
+        let before = n.slots.len();
+        n.slots.retain(|s| s.name != name);
+        if n.slots.len() == before {
+            slog!(self.log, id, Process::Operator, Error, "replication slot \"{}\" does not exist", name);
         }
     }
 

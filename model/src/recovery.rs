@@ -25,7 +25,7 @@ use crate::log::Process;
 use crate::lsn::{Lsn, Tli};
 use crate::node::{Ctx, Node, Status};
 use crate::slog;
-use crate::wal::{CheckPoint, Record, RecordBody, Wal};
+use crate::wal::{CheckPoint, Record, RecordBody, RemovedWal, Wal};
 use std::sync::Arc;
 
 /// Where the startup process is.
@@ -239,7 +239,7 @@ impl Node {
                 if st.read_error.is_some() {
                     return false;
                 }
-                match self.wal.records().get(st.next) {
+                match self.wal.get(st.next) {
                     Some(r) => r.end <= self.replay_limit(st),
                     // End of local WAL: crash recovery finishes or switches
                     // to archive recovery; a standby waits.
@@ -253,7 +253,7 @@ impl Node {
     /// Replays one record, or acts at the end of local WAL.
     pub fn startup_step(&mut self, ctx: &mut Ctx<'_>) {
         let st = self.startup.as_ref().expect("startup_ready");
-        let Some(rec) = self.wal.records().get(st.next).cloned() else {
+        let Some(rec) = self.wal.get(st.next).cloned() else {
             if st.archive_requested && !st.standby {
                 return self.switch_into_archive_recovery(ctx);
             }
@@ -454,6 +454,9 @@ impl Node {
                     add_tuple(p, *new_offnum, *tuple)
                 });
             }
+            RecordBody::HeapPrune { block, offnums, image } => {
+                self.redo_heap(rec, *block, image, ctx, |p| p.prune(offnums));
+            }
             RecordBody::FpiForHint { block, image } => {
                 self.redo_heap(rec, *block, &Some(image.clone()), ctx, |_| Ok(()));
             }
@@ -582,38 +585,20 @@ fn add_tuple(p: &mut Page, offnum: u16, tuple: Tuple) -> Result<(), String> {
 /// (a transaction without either did not commit). What crash recovery
 /// must reproduce exactly.
 pub fn rows_implied_by_wal(wal: &Wal, rel_pages: u32) -> Vec<Row> {
-    let mut pages: Vec<Vec<Tuple>> = vec![Vec::new(); rel_pages as usize];
-    let mut committed: Vec<bool> = Vec::new();
-    let mark = |committed: &mut Vec<bool>, xid: Xid| {
-        let i = xid as usize;
-        if committed.len() <= i {
-            committed.resize(i + 1, false);
-        }
-        committed[i] = true;
-    };
-    for rec in wal.records() {
-        match &rec.body {
-            RecordBody::HeapInsert { block, tuple, image, .. } => match image {
-                Some(img) => pages[*block as usize] = img.tuples.clone(),
-                None => pages[*block as usize].push(*tuple),
-            },
-            RecordBody::HeapUpdate { block, old_offnum, tuple, image, .. } => match image {
-                Some(img) => pages[*block as usize] = img.tuples.clone(),
-                None => {
-                    let p = &mut pages[*block as usize];
-                    if let Some(old) = p.get_mut(usize::from(*old_offnum) - 1) {
-                        old.xmax = rec.xid;
-                    }
-                    p.push(*tuple);
-                }
-            },
-            RecordBody::FpiForHint { block, image } => pages[*block as usize] = image.tuples.clone(),
-            RecordBody::Commit => mark(&mut committed, rec.xid),
-            _ => {}
-        }
+    // Removed segments were folded into a base when they went; replay the
+    // retained records on top of it. O(retained WAL + table), not
+    // O(everything the node ever wrote).
+    let base = wal.removed_base();
+    let mut implied = RemovedWal { pages: base.pages.clone(), committed: Vec::new() };
+    if implied.pages.len() < rel_pages as usize {
+        implied.pages.resize(rel_pages as usize, Vec::new());
     }
-    let is_committed = |x: Xid| committed.get(x as usize).copied().unwrap_or(false);
-    let mut rows: Vec<Row> = pages
+    for rec in wal.records() {
+        implied.apply(rec);
+    }
+    let is_committed = |x: Xid| base.is_committed(x) || implied.is_committed(x);
+    let mut rows: Vec<Row> = implied
+        .pages
         .iter()
         .flatten()
         .filter(|t| is_committed(t.xmin) && !(t.xmax != 0 && is_committed(t.xmax)))

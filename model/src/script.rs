@@ -49,6 +49,11 @@ pub enum Action {
     PauseReplay,
     /// `SELECT pg_wal_replay_resume()` on a standby.
     ResumeReplay,
+    /// `SELECT pg_create_physical_replication_slot(slot, true)`: a slot
+    /// that reserves WAL at once (restart_lsn = the last REDO).
+    CreateSlot,
+    /// `SELECT pg_drop_replication_slot(slot)`.
+    DropSlot,
 }
 
 impl Action {
@@ -69,6 +74,8 @@ impl Action {
             Action::Reload => "pg_ctl reload",
             Action::PauseReplay => "SELECT pg_wal_replay_pause()",
             Action::ResumeReplay => "SELECT pg_wal_replay_resume()",
+            Action::CreateSlot => "SELECT pg_create_physical_replication_slot()",
+            Action::DropSlot => "SELECT pg_drop_replication_slot()",
         }
     }
 }
@@ -153,6 +160,11 @@ pub struct Step {
     /// For `reload`: the new `synchronous_transfer` of the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronous_transfer: Option<SynchronousTransfer>,
+    /// For `create_slot` / `drop_slot`: the slot's name. For `start` and
+    /// `failback`: the node's `primary_slot_name` from then on (`""`:
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }
 
 fn yes() -> bool {
@@ -184,6 +196,7 @@ impl Step {
             synchronous_standby_names: None,
             synchronous_commit: None,
             synchronous_transfer: None,
+            slot: None,
         }
     }
 }

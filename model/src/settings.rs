@@ -181,6 +181,17 @@ pub struct Settings {
     /// `max_wal_size`: WAL written since the last checkpoint's REDO that
     /// triggers a checkpoint. An integer is in MB, as PostgreSQL reads it.
     pub max_wal_size: WalSize,
+    /// `min_wal_size`: below this much WAL since REDO, a checkpoint recycles
+    /// old segments as future ones rather than removing them (XLOGfileslop);
+    /// it decides only which DEBUG line is logged. An integer is in MB.
+    pub min_wal_size: WalSize,
+    /// `wal_keep_size`: WAL a checkpoint keeps behind its record for
+    /// standbys, whatever their position (KeepLogSeg). An integer is in MB.
+    pub wal_keep_size: WalSize,
+    /// `max_slot_wal_keep_size` in MB: a replication slot whose
+    /// `restart_lsn` lags the checkpoint by more is invalidated; -1: no
+    /// limit (PostgreSQL's default).
+    pub max_slot_wal_keep_size: i64,
     #[serde(rename = "cluster")]
     pub cluster: ClusterSettings,
     pub workload: WorkloadSettings,
@@ -231,6 +242,9 @@ impl Default for Settings {
             wal_segment_size: Bytes(1 << 20),
             shared_buffers: 16,
             max_wal_size: WalSize(Bytes(2 << 20)),
+            min_wal_size: WalSize(Bytes(2 << 20)),
+            wal_keep_size: WalSize(Bytes(0)),
+            max_slot_wal_keep_size: -1,
             cluster: ClusterSettings::default(),
             workload: WorkloadSettings::default(),
             faults: FaultSettings::default(),
@@ -336,11 +350,15 @@ pub struct ClusterSettings {
     /// Transaction statuses per CLOG page (32768 in PostgreSQL; small here
     /// so runs use several CLOG pages).
     pub clog_xids_per_page: u32,
+    /// Each initial standby streams through a physical replication slot
+    /// named after it, created on the primary before its base backup
+    /// (`pg_basebackup --create-slot --slot=node2`, `primary_slot_name`).
+    pub replication_slots: bool,
 }
 
 impl Default for ClusterSettings {
     fn default() -> Self {
-        ClusterSettings { standbys: 1, rel_pages: 32, clog_xids_per_page: 64 }
+        ClusterSettings { standbys: 1, rel_pages: 32, clog_xids_per_page: 64, replication_slots: false }
     }
 }
 
@@ -469,6 +487,10 @@ pub struct Rules {
     /// commit at or below them does not wait (SyncRepWaitForLSN); off: the
     /// release position is recomputed from the standbys' current reports.
     pub sync_released_positions_only_advance: bool,
+    /// A checkpoint or restartpoint keeps the segments `wal_keep_size` and
+    /// replication slots hold behind its record (KeepLogSeg); off: it
+    /// removes every segment before its REDO's.
+    pub keep_wal_for_standbys: bool,
 }
 
 impl Default for Rules {
@@ -493,6 +515,7 @@ impl Default for Rules {
             walsender_takes_lowest_free_slot: true,
             sync_candidates_need_flush_position: true,
             sync_released_positions_only_advance: true,
+            keep_wal_for_standbys: true,
         }
     }
 }

@@ -5,6 +5,16 @@
 //! positions always fall on record ends (the model writes whole records, see
 //! docs/model.md). What lies between `flush` and `write` is in the OS cache;
 //! what lies between `write` and the insert position is only in WAL buffers.
+//!
+//! WAL lives in segment files: a checkpoint (or restartpoint) removes the
+//! segments before the one it must keep (RemoveOldXlogFiles, see
+//! checkpointer.rs), and [`Wal::remove_before`] drops their records. Record
+//! indices are absolute (they count removed records too), so a walsender's
+//! cursor or the startup process's next record stay valid across a
+//! removal, and an index below [`Wal::first_index`] names a removed
+//! record. What the removed records implied for the table is folded into
+//! [`RemovedWal`], so `recovery_is_exact` can still replay "all the WAL"
+//! from the base it left: memory per node is bounded by the retained WAL.
 
 use crate::heap::{BlockNumber, Page, Tuple, Xid};
 use crate::lsn::{Lsn, Tli, WalGeometry, maxalign};
@@ -38,6 +48,9 @@ pub enum RecordBody {
     Commit,
     /// `XLOG_XACT_ABORT`.
     Abort,
+    /// `XLOG_HEAP2_PRUNE`: dead tuples removed from a full page, by offset
+    /// number (ascending); `image` as for an insert.
+    HeapPrune { block: BlockNumber, offnums: Arc<[u16]>, image: Option<Arc<Page>> },
     /// `XLOG_FPI_FOR_HINT`: the page image logged on the first hint-bit change
     /// after a checkpoint when `wal_log_hints` is on.
     FpiForHint { block: BlockNumber, image: Arc<Page> },
@@ -66,6 +79,9 @@ impl RecordBody {
             + match self {
                 RecordBody::HeapInsert { image: i, .. } => BLOCK_REF + 5 + 68 + image(i),
                 RecordBody::HeapUpdate { image: i, .. } => BLOCK_REF + 16 + 68 + image(i),
+                RecordBody::HeapPrune { offnums, image: i, .. } => {
+                    BLOCK_REF + 8 + 2 * offnums.len() as u64 + image(i)
+                }
                 RecordBody::Commit | RecordBody::Abort => 10,
                 RecordBody::FpiForHint { image, .. } => BLOCK_REF + image.image_len() + 5,
                 RecordBody::CheckpointOnline(_) | RecordBody::CheckpointShutdown(_) => 90,
@@ -79,6 +95,7 @@ impl RecordBody {
         match self {
             RecordBody::HeapInsert { .. } => "Heap/INSERT",
             RecordBody::HeapUpdate { .. } => "Heap/HOT_UPDATE",
+            RecordBody::HeapPrune { .. } => "Heap2/PRUNE",
             RecordBody::Commit => "Transaction/COMMIT",
             RecordBody::Abort => "Transaction/ABORT",
             RecordBody::FpiForHint { .. } => "XLOG/FPI_FOR_HINT",
@@ -94,6 +111,7 @@ impl RecordBody {
         match self {
             RecordBody::HeapInsert { block, .. }
             | RecordBody::HeapUpdate { block, .. }
+            | RecordBody::HeapPrune { block, .. }
             | RecordBody::FpiForHint { block, .. } => Some(*block),
             _ => None,
         }
@@ -124,11 +142,88 @@ pub struct Record {
     pub body: RecordBody,
 }
 
+/// What the records removed from a node's WAL implied for the table, for
+/// the invariant oracle only (`recovery_is_exact` replays the whole WAL;
+/// the removed part starts from here). Not something PostgreSQL has.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct RemovedWal {
+    /// Each block's tuples as replaying the removed records left them.
+    pub pages: Vec<Vec<Tuple>>,
+    /// Bitset of xids with a commit record in removed WAL.
+    pub committed: Vec<u64>,
+}
+
+impl RemovedWal {
+    /// Replays one record into the table it implies (no CLOG, no hint
+    /// bits: just tuples and commits).
+    pub fn apply(&mut self, rec: &Record) {
+        fn page(pages: &mut Vec<Vec<Tuple>>, b: BlockNumber) -> &mut Vec<Tuple> {
+            let b = b as usize;
+            if pages.len() <= b {
+                pages.resize(b + 1, Vec::new());
+            }
+            &mut pages[b]
+        }
+        let pages = &mut self.pages;
+        match &rec.body {
+            RecordBody::HeapInsert { block, tuple, image, .. } => match image {
+                Some(img) => img.tuples.clone_into(page(pages, *block)),
+                None => page(pages, *block).push(*tuple),
+            },
+            RecordBody::HeapUpdate { block, old_offnum, tuple, image, .. } => match image {
+                Some(img) => img.tuples.clone_into(page(pages, *block)),
+                None => {
+                    let p = page(pages, *block);
+                    if let Some(old) = p.get_mut(usize::from(*old_offnum) - 1) {
+                        old.xmax = rec.xid;
+                    }
+                    p.push(*tuple);
+                }
+            },
+            RecordBody::HeapPrune { block, offnums, image } => match image {
+                Some(img) => img.tuples.clone_into(page(pages, *block)),
+                None => {
+                    let p = page(pages, *block);
+                    let mut i = 0u16;
+                    p.retain(|_| {
+                        i += 1;
+                        offnums.binary_search(&i).is_err()
+                    });
+                }
+            },
+            RecordBody::FpiForHint { block, image } => image.tuples.clone_into(page(pages, *block)),
+            RecordBody::Commit => {
+                let (w, bit) = ((rec.xid / 64) as usize, rec.xid % 64);
+                if self.committed.len() <= w {
+                    self.committed.resize(w + 1, 0);
+                }
+                self.committed[w] |= 1 << bit;
+            }
+            _ => {}
+        }
+    }
+
+    pub fn is_committed(&self, xid: Xid) -> bool {
+        self.committed.get((xid / 64) as usize).is_some_and(|w| w & (1 << (xid % 64)) != 0)
+    }
+}
+
 /// One node's WAL.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Wal {
     geometry: WalGeometry,
+    /// The retained records; `records[0]` has absolute index `first`.
     records: Vec<Record>,
+    /// Records removed with their segments (absolute index of `records[0]`).
+    first: usize,
+    /// Start of the oldest segment still in pg_wal (`XLogCtl->lastRemovedSegNo`
+    /// + 1); 0 while nothing was removed.
+    kept_from: Lsn,
+    /// Start and end of the last removed record (for `xl_prev` and the end
+    /// of WAL once every retained record is truncated away).
+    removed_last: (Lsn, Lsn),
+    /// What the removed records implied (see [`RemovedWal`]).
+    removed: std::sync::Arc<RemovedWal>,
     /// `Insert->CurrBytePos`, in usable bytes.
     insert_bytepos: u64,
     /// Written to the OS (`LogwrtResult.Write`).
@@ -141,7 +236,94 @@ impl Wal {
     /// A fresh WAL whose first record will start after the segment's long
     /// page header (initdb starts at the first segment).
     pub fn new(geometry: WalGeometry) -> Wal {
-        Wal { geometry, records: Vec::new(), insert_bytepos: 0, write: Lsn(0), flush: Lsn(0) }
+        Wal {
+            geometry,
+            records: Vec::new(),
+            first: 0,
+            kept_from: Lsn(0),
+            removed_last: (Lsn(0), Lsn(0)),
+            removed: Default::default(),
+            insert_bytepos: 0,
+            write: Lsn(0),
+            flush: Lsn(0),
+        }
+    }
+
+    /// Absolute index of the oldest retained record.
+    pub fn first_index(&self) -> usize {
+        self.first
+    }
+
+    /// Absolute index one past the last record.
+    pub fn end_index(&self) -> usize {
+        self.first + self.records.len()
+    }
+
+    /// The record with absolute index `i`, if it is retained.
+    pub fn get(&self, i: usize) -> Option<&Record> {
+        i.checked_sub(self.first).and_then(|j| self.records.get(j))
+    }
+
+    /// Retained records from absolute index `i` on.
+    pub fn from_index(&self, i: usize) -> &[Record] {
+        &self.records[i.saturating_sub(self.first).min(self.records.len())..]
+    }
+
+    /// Retained records that start before `lsn`.
+    pub fn records_before(&self, lsn: Lsn) -> &[Record] {
+        &self.records[..self.records.partition_point(|r| r.lsn < lsn)]
+    }
+
+    /// Retained records that start at or after `lsn`.
+    pub fn records_from(&self, lsn: Lsn) -> &[Record] {
+        &self.records[self.records.partition_point(|r| r.lsn < lsn)..]
+    }
+
+    /// Start of the oldest segment still present (0/0 while none was
+    /// removed): WAL before it "has already been removed".
+    pub fn kept_from(&self) -> Lsn {
+        self.kept_from
+    }
+
+    /// Whether the segment holding `lsn` was removed.
+    pub fn segment_removed(&self, lsn: Lsn) -> bool {
+        lsn < self.kept_from
+    }
+
+    /// What the removed records implied for the table.
+    pub fn removed_base(&self) -> &RemovedWal {
+        &self.removed
+    }
+
+    /// Start of the last record (`xl_prev` of the next one).
+    pub fn last_start(&self) -> Lsn {
+        self.records.last().map_or(self.removed_last.0, |r| r.lsn)
+    }
+
+    /// RemoveOldXlogFiles: removes every segment before the one holding
+    /// `keep` (a segment start), dropping the records that start in them.
+    /// Returns the segment numbers removed (first, last), if any. Never
+    /// removes WAL that is not flushed.
+    pub fn remove_before(&mut self, keep: Lsn) -> Option<(u64, u64)> {
+        let keep = self.geometry.segment_start(keep.min(self.flush));
+        if keep <= self.kept_from {
+            return None;
+        }
+        let from_seg = self.geometry.segno(self.kept_from);
+        let to_seg = self.geometry.segno(keep) - 1;
+        let n = self.records.partition_point(|r| r.lsn < keep);
+        if n > 0 {
+            let base = std::sync::Arc::make_mut(&mut self.removed);
+            for r in &self.records[..n] {
+                base.apply(r);
+            }
+            let last = &self.records[n - 1];
+            self.removed_last = (last.lsn, last.end);
+            self.records.drain(..n);
+            self.first += n;
+        }
+        self.kept_from = keep;
+        Some((from_seg, to_seg))
     }
 
     pub fn geometry(&self) -> &WalGeometry {
@@ -159,7 +341,7 @@ impl Wal {
 
     /// End of the last record inserted.
     pub fn end(&self) -> Lsn {
-        self.records.last().map_or(Lsn(0), |r| r.end)
+        self.records.last().map_or(self.removed_last.1, |r| r.end)
     }
 
     pub fn write_lsn(&self) -> Lsn {
@@ -179,7 +361,7 @@ impl Wal {
             _ => self.insert_bytepos + maxalign(body.size()),
         };
         let end = self.geometry.bytepos_to_endrecptr(self.insert_bytepos);
-        let prev = self.records.last().map_or(Lsn(0), |r| r.lsn);
+        let prev = self.last_start();
         self.records.push(Record { lsn: start, end, tli, prev, xid, body });
         self.records.last().expect("just pushed")
     }
@@ -216,7 +398,7 @@ impl Wal {
         let keep = self.records.partition_point(|r| r.end <= keep_upto);
         self.records.truncate(keep);
         let end = self.end();
-        self.insert_bytepos = if keep == 0 { 0 } else { self.geometry.recptr_to_bytepos(end) };
+        self.insert_bytepos = if end == Lsn(0) { 0 } else { self.geometry.recptr_to_bytepos(end) };
         self.write = self.write.min(end);
         self.flush = self.flush.min(end);
     }
@@ -238,14 +420,14 @@ impl Wal {
         self.flush = self.write;
     }
 
-    /// Index of the first record starting at or after `lsn`.
+    /// Absolute index of the first record starting at or after `lsn`.
     pub fn index_at(&self, lsn: Lsn) -> usize {
-        self.records.partition_point(|r| r.lsn < lsn)
+        self.first + self.records.partition_point(|r| r.lsn < lsn)
     }
 
-    /// The record starting exactly at `lsn`.
+    /// The record starting exactly at `lsn`, if retained.
     pub fn record_at(&self, lsn: Lsn) -> Option<&Record> {
-        self.records.get(self.index_at(lsn)).filter(|r| r.lsn == lsn)
+        self.get(self.index_at(lsn)).filter(|r| r.lsn == lsn)
     }
 }
 

@@ -109,7 +109,7 @@ impl Cluster {
             return false;
         }
         // The startup process asks for streaming once local WAL is used up.
-        if st.next < d.wal.records().len() {
+        if st.next < d.wal.end_index() {
             return false;
         }
         d.walrcv.refused.is_none_or(|m| m != self.refusal_memo(d, up))
@@ -204,6 +204,22 @@ impl Cluster {
         if refusal.is_none() && start_tli != up_tli {
             self.log_started_streaming(d, start, start_tli);
         }
+        // START_REPLICATION SLOT: ReplicationSlotAcquire.
+        if refusal.is_none()
+            && let Some(slot) = self.nodes[di].primary_slot_name.clone()
+            && !self.nodes[ui].slots.iter().any(|s| s.name == slot)
+        {
+            let msg = format!("replication slot \"{slot}\" does not exist");
+            slog!(self.log, u, Process::WalSender(d), Error, "{}", msg);
+            slog!(self.log, d, Process::WalReceiver, Fatal, "could not start WAL streaming: ERROR:  {}", msg);
+            refusal = Some((RefusalKind::SlotDoesNotExist, format!("ERROR: {msg}")));
+        }
+        // The walsender's first read: the segment holding the start point
+        // must still be in its pg_wal (WalSndSegmentOpen).
+        if refusal.is_none() && self.nodes[ui].wal.segment_removed(start) {
+            let seg = self.nodes[ui].wal.geometry().wal_file_name(start_tli, start);
+            refusal = Some((RefusalKind::SegmentRemoved, self.segment_removed_error(u, d, &seg)));
+        }
 
         // The startup process looks for a newer timeline to follow.
         if let Some((kind, msg)) = refusal {
@@ -281,8 +297,24 @@ impl Cluster {
         false
     }
 
+    /// The walsender cannot open a removed segment: ERROR on the upstream,
+    /// FATAL in the walreceiver (which retries). Returns the message.
+    pub(crate) fn segment_removed_error(&mut self, u: NodeId, d: NodeId, seg: &str) -> String {
+        let msg = format!("requested WAL segment {seg} has already been removed");
+        slog!(self.log, u, Process::WalSender(d), Error, "{}", msg);
+        slog!(
+            self.log,
+            d,
+            Process::WalReceiver,
+            Fatal,
+            "could not receive data from WAL stream: ERROR:  {}",
+            msg
+        );
+        format!("ERROR: {msg}")
+    }
+
     /// Records a refusal and what it depended on.
-    fn refuse(&mut self, d: NodeId, kind: RefusalKind, msg: String) {
+    pub(crate) fn refuse(&mut self, d: NodeId, kind: RefusalKind, msg: String) {
         let n = &self.nodes[d as usize];
         let up = &self.nodes[n.upstream.expect("streaming needs an upstream") as usize];
         let memo = self.refusal_memo(n, up);
@@ -332,7 +364,7 @@ impl Cluster {
             }
             let n = &self.nodes[d as usize];
             let own_end = n.wal.end();
-            let prev = n.wal.records().last().map_or(Lsn(0), |r| r.lsn);
+            let prev = n.wal.last_start();
             if checks && pos(rec.lsn) != pos(own_end) {
                 let why = format!("invalid record length at {own_end}: wanted 24, got 0");
                 self.wal_read_error(d, from, why);
@@ -364,7 +396,7 @@ impl Cluster {
     fn supersede_unreplayed(&mut self, d: NodeId, from: NodeId, p: Lsn) {
         let n = &mut self.nodes[d as usize];
         n.wal.truncate(p);
-        let len = n.wal.records().len();
+        let len = n.wal.end_index();
         if let Some(st) = n.startup.as_mut() {
             st.next = st.next.min(len);
         }
@@ -391,6 +423,13 @@ impl Cluster {
         let up = &self.nodes[from as usize];
         let mine = n.wal.record_at(last_start)?;
         if up.wal.record_at(last_start) == Some(mine) {
+            return None;
+        }
+        // The upstream removed that segment since: judge by timelines (one
+        // timeline's WAL at a position is the same everywhere unless two
+        // servers chose the same timeline, which timelines_consistent
+        // catches).
+        if up.wal.segment_removed(last_start) && up.history.tli_of_point(up.tli, last_start) == mine.tli {
             return None;
         }
         let on_disk = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap_or(Lsn(0));

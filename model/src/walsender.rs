@@ -17,8 +17,11 @@ impl Cluster {
     /// Whether the walsender of `c` has WAL to send.
     pub(crate) fn walsender_ready(&self, c: &Conn) -> bool {
         let up = &self.nodes[c.upstream as usize];
+        if c.cursor < up.wal.first_index() {
+            return true; // the next read fails: the segment was removed
+        }
         let limit = self.send_limit(c);
-        up.wal.records().get(c.cursor).is_some_and(|r| r.end <= limit)
+        up.wal.get(c.cursor).is_some_and(|r| r.end <= limit)
     }
 
     /// How far the walsender of `c` may send: its server's flushed WAL, and
@@ -57,7 +60,7 @@ impl Cluster {
             .filter(|c| {
                 self.timeline_end(c).is_some_and(|end| {
                     let up = &self.nodes[c.upstream as usize];
-                    up.wal.records().get(c.cursor).is_none_or(|r| r.end > end)
+                    up.wal.get(c.cursor).is_none_or(|r| r.end > end)
                 })
             })
             .map(|c| c.downstream)
@@ -82,7 +85,19 @@ impl Cluster {
         let i = self.conn_index(down).expect("enabled walsender has a connection");
         let limit = self.send_limit(&self.conns[i]);
         let c = &self.conns[i];
-        let batch: Vec<_> = self.nodes[up as usize].wal.records()[c.cursor..]
+        let upw = &self.nodes[up as usize].wal;
+        if c.cursor < upw.first_index() {
+            // The standby lagged behind a checkpoint that removed the
+            // segment it needs next: the walsender's read fails, the
+            // connection ends, and the walreceiver's retry is refused.
+            let seg = upw.geometry().wal_file_name(c.tli, c.sent);
+            self.segment_removed_error(up, down, &seg);
+            self.drop_conns_where(|c| c.downstream == down, "requested WAL segment has already been removed");
+            return;
+        }
+        let batch: Vec<_> = self.nodes[up as usize]
+            .wal
+            .from_index(c.cursor)
             .iter()
             .take_while(|r| r.end <= limit)
             .take(SEND_BATCH)
@@ -125,9 +140,18 @@ impl Cluster {
             let Some(Msg::Reply(pos)) = self.conns[i].to_upstream.pop_front() else {
                 unreachable!("only replies flow upstream")
             };
+            // PhysicalConfirmReceivedLocation: the standby's slot keeps WAL
+            // from its flush position on.
+            let slot = self.nodes[from as usize].primary_slot_name.clone();
             let up = &mut self.nodes[to as usize];
             if let Some(w) = up.walsenders.iter_mut().find(|w| w.peer == from) {
                 w.reported = pos;
+            }
+            if let Some(s) = slot.and_then(|name| up.slots.iter_mut().find(|s| s.name == name))
+                && !s.invalidated
+                && pos.flush.is_valid()
+            {
+                s.restart_lsn = pos.flush;
             }
             slog!(
                 self.log,
@@ -229,7 +253,7 @@ impl Cluster {
             }
             let end = node.wal.end();
             let done = self.conns.iter().filter(|c| c.upstream as usize == n).all(|c| {
-                let sent_all = c.cursor >= node.wal.records().len() || !self.on_current_timeline(c);
+                let sent_all = c.cursor >= node.wal.end_index() || !self.on_current_timeline(c);
                 sent_all
                     && c.to_standby.is_empty()
                     && node.walsenders.iter().any(|w| w.peer == c.downstream && w.reported.flush >= end)

@@ -61,6 +61,12 @@ pub struct NodeView {
     #[serde(rename = "max_page_lsn_durable", serialize_with = "lsn_text")]
     pub max_page_durable: Lsn,
     pub control: ControlView,
+    /// The oldest WAL segment still in pg_wal (checkpoints removed the ones
+    /// before it), named as its file.
+    pub oldest_wal_segment: String,
+    /// Physical replication slots: name and restart_lsn (`null` once
+    /// invalidated), as `pg_replication_slots` shows them.
+    pub slots: Vec<(String, Option<String>)>,
     /// The node's `pg_stat_replication` rows, in walsender slot order
     /// (pg_stat_get_wal_senders, computed by the model).
     pub walsenders: Vec<WalSenderSnapshot>,
@@ -102,6 +108,12 @@ impl NodeView {
                 timeline: n.control.tli,
                 min_recovery_point: n.control.min_recovery_point,
             },
+            oldest_wal_segment: n.wal.geometry().wal_file_name(n.tli, n.wal.kept_from()),
+            slots: n
+                .slots
+                .iter()
+                .map(|s| (s.name.clone(), s.restart_lsn.is_valid().then(|| s.restart_lsn.to_string())))
+                .collect(),
             walsenders: cluster.walsender_rows(n.id),
             upstream: n.upstream,
         }
