@@ -261,8 +261,11 @@ pub fn check_timelines(cluster: &Cluster, id: NodeId) -> Option<Violation> {
 
 /// `converges`: once quiesced, every standby streaming from the current
 /// primary has replayed all of its WAL and shows exactly its rows (the
-/// seed experiment's `count(*), sum(hashtext(test::text))`). Returns the
-/// names of the standbys that converged.
+/// seed experiment's `count(*), sum(hashtext(test::text))`), and every
+/// standby whose upstream is up streams that upstream's current timeline
+/// unless its rejoin was refused or its startup process cannot read the
+/// WAL it has (the outcomes `refused` and `stuck`). Returns the names of
+/// the standbys that converged.
 pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
     let Some(p) = cluster.current_primary(None) else { return Ok(Vec::new()) };
     let primary = &cluster.nodes[p as usize];
@@ -270,10 +273,15 @@ pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
     let want_sum = crate::heap::RowSummary::of(&want);
     let mut converged = Vec::new();
     for s in &cluster.nodes {
-        let streaming = s.is_standby()
-            && s.walrcv.refused.is_none()
-            && cluster.conns.iter().any(|c| c.downstream == s.id && cluster.on_current_timeline(c));
+        if !s.is_standby() || s.walrcv.refused.is_some() {
+            continue;
+        }
+        let streaming =
+            cluster.conns.iter().any(|c| c.downstream == s.id && cluster.on_current_timeline(c));
         if !streaming {
+            if let Some(v) = not_following(cluster, s) {
+                return Err(v);
+            }
             continue;
         }
         let replayed = s.startup.as_ref().map_or(Lsn(0), |st| st.replayed);
@@ -299,6 +307,36 @@ pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
         converged.push(s.name.clone());
     }
     Ok(converged)
+}
+
+/// A standby that ended neither refused nor stuck reading WAL, whose
+/// upstream is up and accepts replication, but that does not stream that
+/// upstream's current timeline: it stays behind on an old timeline (or
+/// disconnected) without any message, so it has not converged.
+fn not_following(cluster: &Cluster, s: &Node) -> Option<Violation> {
+    let stuck_reading = s.startup.as_ref().is_some_and(|st| st.read_error.is_some());
+    if s.status != Status::Recovery || stuck_reading {
+        return None;
+    }
+    let up = &cluster.nodes[s.upstream? as usize];
+    if !up.accepts_replication() || cluster.partitions.is_cut(s.id, up.id) {
+        return None;
+    }
+    let how = match cluster.conns.iter().find(|c| c.downstream == s.id) {
+        Some(c) => format!("still streams timeline {} from {} (sent up to {})", c.tli, up.name, c.sent),
+        None => format!("is not connected to {}", up.name),
+    };
+    Some(Violation {
+        invariant: Invariant::Converges,
+        node: Some(s.id),
+        detail: format!(
+            "after the cluster quiesced, {} (timeline {}, replayed to {}) {how}, whose current timeline is {}: it has not refused and is not stuck, yet it does not follow its upstream",
+            s.name,
+            s.tli,
+            s.startup.as_ref().map_or(Lsn(0), |st| st.replayed),
+            up.tli
+        ),
+    })
 }
 
 fn first_difference(have: &[crate::heap::Row], want: &[crate::heap::Row]) -> String {
