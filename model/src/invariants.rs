@@ -276,8 +276,7 @@ pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
         if !s.is_standby() || s.walrcv.refused.is_some() {
             continue;
         }
-        let streaming =
-            cluster.conns.iter().any(|c| c.downstream == s.id && cluster.on_current_timeline(c));
+        let streaming = cluster.conns.iter().any(|c| c.downstream == s.id && cluster.on_current_timeline(c));
         if !streaming {
             if let Some(v) = not_following(cluster, s) {
                 return Err(v);
