@@ -383,35 +383,8 @@ pub fn check_failback_premise(node: &Node, fork: Lsn) -> Option<Violation> {
 mod tests {
     use super::*;
     use crate::heap::Page;
-    use crate::settings::Settings;
     use crate::syncrep::StandbyNames;
-
-    /// A cluster of a primary and `standbys` standbys (no operator script)
-    /// that took `steps` events in a fixed rotation, then quiesced: every
-    /// standby streams the primary's timeline and has replayed everything.
-    fn quiesced(standbys: u8, steps: u64) -> Cluster {
-        let mut s = Settings { operator: Vec::new(), ..Settings::default() };
-        s.cluster.standbys = standbys;
-        if standbys == 0 {
-            s.synchronous_standby_names = String::new();
-        }
-        let mut c = Cluster::new(s, false);
-        let mut evs = Vec::new();
-        for i in 0..steps {
-            c.enabled(&mut evs);
-            assert!(!evs.is_empty(), "something can happen");
-            let ev = evs[(i as usize * 7) % evs.len()];
-            c.apply(ev, i).expect("no violation while running");
-        }
-        c.set_quiesce(true);
-        for i in 0..100_000 {
-            c.enabled(&mut evs);
-            let Some(&ev) = evs.first() else { break };
-            c.apply(ev, i).expect("no violation while quiescing");
-        }
-        assert!(c.is_idle(), "quiesced: {:?}", c.waits());
-        c
-    }
+    use crate::testkit::quiesced;
 
     #[test]
     fn names_round_trip_and_print() {
