@@ -399,3 +399,92 @@ impl Node {
         slog!(ctx.log, self.id, Process::Postmaster, Log, "database system is shut down");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Cluster;
+    use crate::testkit::quiesced;
+
+    /// Requests `kind` on node `i` and runs its checkpointer while it can.
+    fn run_checkpoint(c: &mut Cluster, i: usize, kind: CkptKind) {
+        c.with_node(i, |n, ctx| {
+            n.checkpointer.request(kind);
+            for _ in 0..10_000 {
+                if !n.checkpointer_ready(ctx.env) {
+                    break;
+                }
+                n.checkpointer_step(ctx);
+            }
+        });
+    }
+
+    #[test]
+    fn a_timed_checkpoint_is_useful_only_after_new_wal() {
+        let mut c = quiesced(1, 300);
+        let before = c.nodes[0].checkpointer.completed;
+        assert!(c.nodes[0].checkpoint_request_useful(), "WAL since the last checkpoint");
+        run_checkpoint(&mut c, 0, CkptKind::Online);
+        assert_eq!(c.nodes[0].checkpointer.completed, before + 1);
+        assert!(c.nodes[0].checkpointer.current.is_none());
+        // The checkpoint record itself is the last WAL: no storm of
+        // checkpoints with nothing logged in between.
+        assert_eq!(c.nodes[0].wal.records().last().map(|r| r.lsn), Some(c.nodes[0].control.checkpoint));
+        assert!(!c.nodes[0].checkpoint_request_useful());
+        let tli = c.nodes[0].tli;
+        c.nodes[0].wal.insert(tli, 0, crate::wal::RecordBody::Abort);
+        assert!(c.nodes[0].checkpoint_request_useful());
+        c.nodes[0].checkpointer.request(CkptKind::Online);
+        assert!(!c.nodes[0].checkpoint_request_useful(), "one request at a time");
+    }
+
+    #[test]
+    fn a_standby_restartpoints_at_the_checkpoint_it_replayed() {
+        let mut c = quiesced(1, 300);
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        assert!(!c.nodes[1].checkpoint_request_useful(), "caught up with the replayed checkpoints");
+        let before = c.nodes[1].checkpointer.completed;
+        run_checkpoint(&mut c, 0, CkptKind::Online);
+        let ckpt = c.nodes[0].control.checkpoint;
+        crate::testkit::settle(&mut c);
+        let st = c.nodes[1].startup.as_ref().unwrap();
+        assert_eq!(st.last_checkpoint.map(|l| l.0), Some(ckpt), "replayed");
+        assert!(c.nodes[1].checkpoint_request_useful(), "a newer checkpoint replayed");
+        assert!(c.nodes[1].may_start(CkptKind::Restartpoint));
+        assert!(!c.nodes[0].may_start(CkptKind::Restartpoint), "a primary does not restartpoint");
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        let n = &c.nodes[1];
+        assert_eq!(n.checkpointer.completed, before + 1);
+        assert_eq!(n.control.checkpoint, ckpt, "pg_control points at the replayed checkpoint");
+        assert_eq!(n.status, Status::Recovery);
+        assert!(!n.checkpoint_request_useful(), "done: nothing newer");
+    }
+
+    #[test]
+    fn an_empty_restartpoint_is_skipped_but_a_shutdown_one_shuts_down() {
+        let mut c = quiesced(1, 300);
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        let before = c.nodes[1].checkpointer.completed;
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        let n = &c.nodes[1];
+        assert_eq!((n.checkpointer.completed, n.status), (before, Status::Recovery), "skipped, still running");
+        assert!(n.checkpointer.current.is_none() && n.checkpointer.requested.is_none());
+        c.nodes[1].status = Status::ShuttingDown;
+        run_checkpoint(&mut c, 1, CkptKind::ShutdownRestartpoint);
+        let n = &c.nodes[1];
+        assert_eq!(n.status, Status::Down);
+        assert_eq!(n.control.state, DbState::ShutdownedInRecovery);
+    }
+
+    #[test]
+    fn checkpoint_kinds_log_their_reason() {
+        assert_eq!(CkptKind::Online.flags(), "time");
+        assert_eq!(CkptKind::Restartpoint.flags(), "time");
+        assert_eq!(CkptKind::EndOfRecovery.flags(), "end-of-recovery immediate wait");
+        assert_eq!(CkptKind::Shutdown.flags(), "shutdown immediate");
+        assert_eq!(CkptKind::ShutdownRestartpoint.flags(), "shutdown immediate");
+        assert_eq!(CkptKind::ShutdownRestartpoint.noun(), "restartpoint");
+        assert_eq!(CkptKind::EndOfRecovery.noun(), "checkpoint");
+        assert!(CkptKind::Shutdown > CkptKind::Online, "a shutdown request outranks a timed one");
+    }
+}
