@@ -467,7 +467,11 @@ mod tests {
         let before = c.nodes[1].checkpointer.completed;
         run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
         let n = &c.nodes[1];
-        assert_eq!((n.checkpointer.completed, n.status), (before, Status::Recovery), "skipped, still running");
+        assert_eq!(
+            (n.checkpointer.completed, n.status),
+            (before, Status::Recovery),
+            "skipped, still running"
+        );
         assert!(n.checkpointer.current.is_none() && n.checkpointer.requested.is_none());
         c.nodes[1].status = Status::ShuttingDown;
         run_checkpoint(&mut c, 1, CkptKind::ShutdownRestartpoint);

@@ -237,7 +237,7 @@ fn follows(s: &Node, p: &Node) -> bool {
 pub fn check_timelines(cluster: &Cluster, id: NodeId) -> Option<Violation> {
     let n = &cluster.nodes[id as usize];
     for tli in n.history.timelines() {
-        for other in cluster.nodes.iter().filter(|o| o.id != id && o.history.has(tli) && tli > 1) {
+        for other in cluster.nodes.iter().filter(|o| o.id != id && o.history.has(tli)) {
             if other.history.entries(tli) != n.history.entries(tli) {
                 return Some(Violation {
                     invariant: Invariant::TimelinesConsistent,
