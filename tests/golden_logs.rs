@@ -60,8 +60,9 @@ fn postgres_log_lines_match_the_golden_files() {
             std::fs::write(&path, &got).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (WALSIM_BLESS=1 cargo test -p walsim-suite --test golden_logs)", path.display()));
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{}: {e} (WALSIM_BLESS=1 cargo test -p walsim-suite --test golden_logs)", path.display())
+        });
         if got != want {
             let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
             let i = g.iter().zip(&w).position(|(a, b)| a != b).unwrap_or(g.len().min(w.len()));
