@@ -627,4 +627,32 @@ mod tests {
         assert!(why.starts_with(&format!("invalid record length at {reader}")), "{why}");
         assert_eq!(c.nodes[1].wal.end(), reader, "nothing appended");
     }
+
+    /// A standby asks for a timeline its upstream has never heard of
+    /// (timeline 3, where the upstream is on 1): the walsender refuses
+    /// ("requested timeline 3 is not in this server's history") — unless
+    /// `rules.walsender_checks_start_point` is off, the planted bug.
+    #[test]
+    fn a_timeline_unknown_to_the_upstream_is_refused_only_with_the_check() {
+        for check in [true, false] {
+            let mut c =
+                crate::testkit::quiesced_with(1, 300, |s| s.rules.walsender_checks_start_point = check);
+            c.drop_conns_where(|x| x.downstream == 1, "test");
+            c.fx.clear();
+            let end = c.nodes[1].wal.end();
+            c.nodes[1].history.add_child(3, 1, Lsn(end.0 + 0x1000), "x");
+            c.nodes[1].walrcv.target_tli = 3;
+            assert_eq!(c.nodes[1].streaming_start().1, 1, "the record it waits for is on timeline 1");
+            c.nodes[1].history = crate::timeline::History::default();
+            c.nodes[1].history.add_child(3, 2, Lsn(0), "x");
+            assert_eq!(c.nodes[1].streaming_start().1, 3);
+            c.connect(1);
+            let refused: Vec<_> = c.fx.refusals.iter().map(|r| r.2.clone()).collect();
+            if check {
+                assert_eq!(refused, ["requested timeline 3 is not in this server's history"]);
+            } else {
+                assert!(refused.is_empty(), "{refused:?}");
+            }
+        }
+    }
 }
