@@ -491,4 +491,25 @@ mod tests {
         assert_eq!(CkptKind::EndOfRecovery.noun(), "checkpoint");
         assert!(CkptKind::Shutdown > CkptKind::Online, "a shutdown request outranks a timed one");
     }
+
+    /// After a promotion to timeline 2, checkpoints on timeline 2 name
+    /// timeline 1 as the previous one (CreateCheckPoint's
+    /// PrevTimeLineID), in the record and then in pg_control.
+    #[test]
+    fn checkpoints_after_a_promotion_name_the_previous_timeline() {
+        let mut c = quiesced(1, 300);
+        c.nodes[1].startup.as_mut().unwrap().promote = true;
+        crate::testkit::settle(&mut c);
+        assert_eq!((c.nodes[1].status, c.nodes[1].tli), (Status::Production, 2), "promoted");
+        for _ in 0..2 {
+            let tli = c.nodes[1].tli;
+            c.nodes[1].wal.insert(tli, 0, RecordBody::Abort);
+            run_checkpoint(&mut c, 1, CkptKind::Online);
+            let n = &c.nodes[1];
+            let rec = n.wal.record_at(n.control.checkpoint).unwrap();
+            let ckpt = rec.body.checkpoint().copied().unwrap();
+            assert_eq!((ckpt.tli, ckpt.prev_tli), (2, 1));
+            assert_eq!((n.control.tli, n.control.prev_tli), (2, 1));
+        }
+    }
 }
