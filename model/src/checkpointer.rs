@@ -512,4 +512,23 @@ mod tests {
             assert_eq!((n.control.tli, n.control.prev_tli), (2, 1));
         }
     }
+
+    /// More WAL since REDO than `max_wal_size` requests a checkpoint (a
+    /// restartpoint on a standby); exactly `max_wal_size` does not.
+    #[test]
+    fn wal_beyond_max_wal_size_requests_a_checkpoint() {
+        let small = crate::settings::WalSize(crate::settings::Bytes(8192));
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| s.max_wal_size = small);
+        let max = c.settings().max_wal_size.0.0;
+        for (i, kind) in [(0, CkptKind::Online), (1, CkptKind::Restartpoint)] {
+            let insert = c.nodes[i].wal.insert_lsn().0;
+            assert!(insert > max, "the test needs a small max_wal_size ({max})");
+            c.nodes[i].redo_ptr = Lsn(insert - max);
+            c.with_node(i, |n, ctx| n.request_checkpoint_if_wal_full(ctx));
+            assert_eq!(c.nodes[i].checkpointer.requested, None, "node{}: at max_wal_size", i + 1);
+            c.nodes[i].redo_ptr = Lsn(insert - max - 1);
+            c.with_node(i, |n, ctx| n.request_checkpoint_if_wal_full(ctx));
+            assert_eq!(c.nodes[i].checkpointer.requested, Some(kind), "node{}", i + 1);
+        }
+    }
 }
