@@ -397,4 +397,18 @@ mod tests {
         assert_eq!(b.abandon(), None);
         assert_eq!(b, Backend::Idle);
     }
+
+    /// A commit's WAL is held by the primary and by each standby that
+    /// reported flushing (durable) or writing it: one bit per node.
+    #[test]
+    fn holders_of_names_each_node_holding_the_wal() {
+        let mut c = quiesced(2, 300);
+        let end = c.nodes[0].wal.flush_lsn();
+        assert_eq!(c.nodes[0].walsenders.len(), 2);
+        assert_eq!(c.nodes[0].holders_of(end), (0b111, 0b111));
+        assert_eq!(c.nodes[0].holders_of(Lsn(end.0 + 8)), (0, 0));
+        let w = c.nodes[0].walsenders.iter_mut().find(|w| w.peer == 2).unwrap();
+        w.reported.flush = Lsn(end.0 - 8);
+        assert_eq!(c.nodes[0].holders_of(end), (0b011, 0b111), "node3 wrote but did not flush");
+    }
 }
