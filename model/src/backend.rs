@@ -411,3 +411,46 @@ impl Node {
         (durable, written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CrashKind, Event};
+    use crate::testkit::quiesced;
+
+    /// A crash while sessions are between their commit record and the
+    /// client's acknowledgement leaves those transactions in doubt (they
+    /// may or may not have committed); sessions before their commit
+    /// record fail plainly.
+    #[test]
+    fn a_crash_during_commit_leaves_the_transaction_in_doubt() {
+        let mut c = quiesced(1, 200);
+        let op = Op { client: 0, kind: OpKind::Insert, key: 1, payload: 2 };
+        let end = c.nodes[0].wal.end();
+        c.nodes[0].backends[0] = Backend::Committing { xid: 90, op, end };
+        c.nodes[0].backends[1] =
+            Backend::SyncRepWait { xid: 91, op, end, mode: WaitMode::Flush, woken: false };
+        c.nodes[0].backends[2] = Backend::InXact { xid: 92, op };
+        let before = c.ledger.in_doubt_count;
+        c.apply(Event::Crash { node: 0, kind: CrashKind::Immediate }, 0).unwrap();
+        assert_eq!(c.ledger.in_doubt_count, before + 2);
+        assert!(c.nodes[0].backends.iter().all(|b| *b == Backend::Idle));
+        let mut b = Backend::InXact { xid: 92, op };
+        assert_eq!(b.abandon(), None);
+        assert_eq!(b, Backend::Idle);
+    }
+
+    /// A commit's WAL is held by the primary and by each standby that
+    /// reported flushing (durable) or writing it: one bit per node.
+    #[test]
+    fn holders_of_names_each_node_holding_the_wal() {
+        let mut c = quiesced(2, 300);
+        let end = c.nodes[0].wal.flush_lsn();
+        assert_eq!(c.nodes[0].walsenders.len(), 2);
+        assert_eq!(c.nodes[0].holders_of(end), (0b111, 0b111));
+        assert_eq!(c.nodes[0].holders_of(Lsn(end.0 + 8)), (0, 0));
+        let w = c.nodes[0].walsenders.iter_mut().find(|w| w.peer == 2).unwrap();
+        w.reported.flush = Lsn(end.0 - 8);
+        assert_eq!(c.nodes[0].holders_of(end), (0b011, 0b111), "node3 wrote but did not flush");
+    }
+}

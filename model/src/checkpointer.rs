@@ -521,3 +521,136 @@ impl Node {
         slog!(ctx.log, self.id, Process::Postmaster, Log, "database system is shut down");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Cluster;
+    use crate::testkit::quiesced;
+
+    /// Requests `kind` on node `i` and runs its checkpointer while it can.
+    fn run_checkpoint(c: &mut Cluster, i: usize, kind: CkptKind) {
+        c.with_node(i, |n, ctx| {
+            n.checkpointer.request(kind);
+            for _ in 0..10_000 {
+                if !n.checkpointer_ready(ctx.env) {
+                    break;
+                }
+                n.checkpointer_step(ctx);
+            }
+        });
+    }
+
+    #[test]
+    fn a_timed_checkpoint_is_useful_only_after_new_wal() {
+        let mut c = quiesced(1, 300);
+        let before = c.nodes[0].checkpointer.completed;
+        assert!(c.nodes[0].checkpoint_request_useful(), "WAL since the last checkpoint");
+        run_checkpoint(&mut c, 0, CkptKind::Online);
+        assert_eq!(c.nodes[0].checkpointer.completed, before + 1);
+        assert!(c.nodes[0].checkpointer.current.is_none());
+        // The checkpoint record itself is the last WAL: no storm of
+        // checkpoints with nothing logged in between.
+        assert_eq!(c.nodes[0].wal.records().last().map(|r| r.lsn), Some(c.nodes[0].control.checkpoint));
+        assert!(!c.nodes[0].checkpoint_request_useful());
+        let tli = c.nodes[0].tli;
+        c.nodes[0].wal.insert(tli, 0, crate::wal::RecordBody::Abort);
+        assert!(c.nodes[0].checkpoint_request_useful());
+        c.nodes[0].checkpointer.request(CkptKind::Online);
+        assert!(!c.nodes[0].checkpoint_request_useful(), "one request at a time");
+    }
+
+    #[test]
+    fn a_standby_restartpoints_at_the_checkpoint_it_replayed() {
+        let mut c = quiesced(1, 300);
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        assert!(!c.nodes[1].checkpoint_request_useful(), "caught up with the replayed checkpoints");
+        let before = c.nodes[1].checkpointer.completed;
+        run_checkpoint(&mut c, 0, CkptKind::Online);
+        let ckpt = c.nodes[0].control.checkpoint;
+        crate::testkit::settle(&mut c);
+        let st = c.nodes[1].startup.as_ref().unwrap();
+        assert_eq!(st.last_checkpoint.map(|l| l.0), Some(ckpt), "replayed");
+        assert!(c.nodes[1].checkpoint_request_useful(), "a newer checkpoint replayed");
+        assert!(c.nodes[1].may_start(CkptKind::Restartpoint));
+        assert!(!c.nodes[0].may_start(CkptKind::Restartpoint), "a primary does not restartpoint");
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        let n = &c.nodes[1];
+        assert_eq!(n.checkpointer.completed, before + 1);
+        assert_eq!(n.control.checkpoint, ckpt, "pg_control points at the replayed checkpoint");
+        assert_eq!(n.status, Status::Recovery);
+        assert!(!n.checkpoint_request_useful(), "done: nothing newer");
+    }
+
+    #[test]
+    fn an_empty_restartpoint_is_skipped_but_a_shutdown_one_shuts_down() {
+        let mut c = quiesced(1, 300);
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        let before = c.nodes[1].checkpointer.completed;
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        let n = &c.nodes[1];
+        assert_eq!(
+            (n.checkpointer.completed, n.status),
+            (before, Status::Recovery),
+            "skipped, still running"
+        );
+        assert!(n.checkpointer.current.is_none() && n.checkpointer.requested.is_none());
+        c.nodes[1].status = Status::ShuttingDown;
+        run_checkpoint(&mut c, 1, CkptKind::ShutdownRestartpoint);
+        let n = &c.nodes[1];
+        assert_eq!(n.status, Status::Down);
+        assert_eq!(n.control.state, DbState::ShutdownedInRecovery);
+    }
+
+    #[test]
+    fn checkpoint_kinds_log_their_reason() {
+        assert_eq!(CkptKind::Online.flags(), "time");
+        assert_eq!(CkptKind::Restartpoint.flags(), "time");
+        assert_eq!(CkptKind::EndOfRecovery.flags(), "end-of-recovery immediate wait");
+        assert_eq!(CkptKind::Shutdown.flags(), "shutdown immediate");
+        assert_eq!(CkptKind::ShutdownRestartpoint.flags(), "shutdown immediate");
+        assert_eq!(CkptKind::ShutdownRestartpoint.noun(), "restartpoint");
+        assert_eq!(CkptKind::EndOfRecovery.noun(), "checkpoint");
+        assert!(CkptKind::Shutdown > CkptKind::Online, "a shutdown request outranks a timed one");
+    }
+
+    /// After a promotion to timeline 2, checkpoints on timeline 2 name
+    /// timeline 1 as the previous one (CreateCheckPoint's
+    /// PrevTimeLineID), in the record and then in pg_control.
+    #[test]
+    fn checkpoints_after_a_promotion_name_the_previous_timeline() {
+        let mut c = quiesced(1, 300);
+        c.nodes[1].startup.as_mut().unwrap().promote = true;
+        crate::testkit::settle(&mut c);
+        assert_eq!((c.nodes[1].status, c.nodes[1].tli), (Status::Production, 2), "promoted");
+        for _ in 0..2 {
+            let tli = c.nodes[1].tli;
+            c.nodes[1].wal.insert(tli, 0, RecordBody::Abort);
+            run_checkpoint(&mut c, 1, CkptKind::Online);
+            let n = &c.nodes[1];
+            let rec = n.wal.record_at(n.control.checkpoint).unwrap();
+            let ckpt = rec.body.checkpoint().copied().unwrap();
+            assert_eq!((ckpt.tli, ckpt.prev_tli), (2, 1));
+            assert_eq!((n.control.tli, n.control.prev_tli), (2, 1));
+        }
+    }
+
+    /// More WAL since REDO than `max_wal_size` requests a checkpoint (a
+    /// restartpoint on a standby); exactly `max_wal_size` does not.
+    #[test]
+    fn wal_beyond_max_wal_size_requests_a_checkpoint() {
+        let small = crate::settings::WalSize(crate::settings::Bytes(8192));
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| s.max_wal_size = small);
+        let max = c.settings().max_wal_size.0.0;
+        for (i, kind) in [(0, CkptKind::Online), (1, CkptKind::Restartpoint)] {
+            let insert = c.nodes[i].wal.insert_lsn().0;
+            assert!(insert > max, "the test needs a small max_wal_size ({max})");
+            c.nodes[i].redo_ptr = Lsn(insert - max);
+            c.with_node(i, |n, ctx| n.request_checkpoint_if_wal_full(ctx));
+            assert_eq!(c.nodes[i].checkpointer.requested, None, "node{}: at max_wal_size", i + 1);
+            c.nodes[i].redo_ptr = Lsn(insert - max - 1);
+            c.with_node(i, |n, ctx| n.request_checkpoint_if_wal_full(ctx));
+            assert_eq!(c.nodes[i].checkpointer.requested, Some(kind), "node{}", i + 1);
+        }
+    }
+}

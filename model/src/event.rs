@@ -321,3 +321,42 @@ impl Effects {
         self.refusals.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trace hash is only as good as the encoding: distinct events
+    /// (kind, node, detail) must have distinct codes.
+    #[test]
+    fn event_codes_are_distinct() {
+        let mut events = Vec::new();
+        for node in 0..3 {
+            for other in 0..3 {
+                events.extend([
+                    Event::Backend { node, backend: other },
+                    Event::WalSender { node, standby: other },
+                    Event::Deliver { node, from: other },
+                    Event::Operator { node, step: other },
+                    Event::Heal { node, peer: other },
+                    Event::Partition { node, peer: other },
+                ]);
+            }
+            events.extend([
+                Event::WalWriter { node },
+                Event::BgWriter { node },
+                Event::Checkpointer { node },
+                Event::RequestCheckpoint { node },
+                Event::Startup { node },
+                Event::Start { node },
+                Event::WalReceiver { node },
+                Event::Connect { node },
+                Event::Disconnect { node },
+                Event::Crash { node, kind: CrashKind::Immediate },
+                Event::Crash { node, kind: CrashKind::PowerLoss },
+            ]);
+        }
+        let codes: std::collections::BTreeSet<u64> = events.iter().map(Event::code).collect();
+        assert_eq!(codes.len(), events.len());
+    }
+}

@@ -242,7 +242,7 @@ fn follows(s: &Node, p: &Node) -> bool {
 pub fn check_timelines(cluster: &Cluster, id: NodeId) -> Option<Violation> {
     let n = &cluster.nodes[id as usize];
     for tli in n.history.timelines() {
-        for other in cluster.nodes.iter().filter(|o| o.id != id && o.history.has(tli) && tli > 1) {
+        for other in cluster.nodes.iter().filter(|o| o.id != id && o.history.has(tli)) {
             if other.history.entries(tli) != n.history.entries(tli) {
                 return Some(Violation {
                     invariant: Invariant::TimelinesConsistent,
@@ -266,8 +266,11 @@ pub fn check_timelines(cluster: &Cluster, id: NodeId) -> Option<Violation> {
 
 /// `converges`: once quiesced, every standby streaming from the current
 /// primary has replayed all of its WAL and shows exactly its rows (the
-/// seed experiment's `count(*), sum(hashtext(test::text))`). Returns the
-/// names of the standbys that converged.
+/// seed experiment's `count(*), sum(hashtext(test::text))`), and every
+/// standby whose upstream is up streams that upstream's current timeline
+/// unless its rejoin was refused or its startup process cannot read the
+/// WAL it has (the outcomes `refused` and `stuck`). Returns the names of
+/// the standbys that converged.
 pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
     let Some(p) = cluster.current_primary(None) else { return Ok(Vec::new()) };
     let primary = &cluster.nodes[p as usize];
@@ -275,10 +278,14 @@ pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
     let want_sum = crate::heap::RowSummary::of(&want);
     let mut converged = Vec::new();
     for s in &cluster.nodes {
-        let streaming = s.is_standby()
-            && s.walrcv.refused.is_none()
-            && cluster.conns.iter().any(|c| c.downstream == s.id && cluster.on_current_timeline(c));
+        if !s.is_standby() || s.walrcv.refused.is_some() {
+            continue;
+        }
+        let streaming = cluster.conns.iter().any(|c| c.downstream == s.id && cluster.on_current_timeline(c));
         if !streaming {
+            if let Some(v) = not_following(cluster, s) {
+                return Err(v);
+            }
             continue;
         }
         let replayed = s.startup.as_ref().map_or(Lsn(0), |st| st.replayed);
@@ -304,6 +311,36 @@ pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
         converged.push(s.name.clone());
     }
     Ok(converged)
+}
+
+/// A standby that ended neither refused nor stuck reading WAL, whose
+/// upstream is up and accepts replication, but that does not stream that
+/// upstream's current timeline: it stays behind on an old timeline (or
+/// disconnected) without any message, so it has not converged.
+fn not_following(cluster: &Cluster, s: &Node) -> Option<Violation> {
+    let stuck_reading = s.startup.as_ref().is_some_and(|st| st.read_error.is_some());
+    if s.status != Status::Recovery || stuck_reading {
+        return None;
+    }
+    let up = &cluster.nodes[s.upstream? as usize];
+    if !up.accepts_replication() || cluster.partitions.is_cut(s.id, up.id) {
+        return None;
+    }
+    let how = match cluster.conns.iter().find(|c| c.downstream == s.id) {
+        Some(c) => format!("still streams timeline {} from {} (sent up to {})", c.tli, up.name, c.sent),
+        None => format!("is not connected to {}", up.name),
+    };
+    Some(Violation {
+        invariant: Invariant::Converges,
+        node: Some(s.id),
+        detail: format!(
+            "after the cluster quiesced, {} (timeline {}, replayed to {}) {how}, whose current timeline is {}: it has not refused and is not stuck, yet it does not follow its upstream",
+            s.name,
+            s.tli,
+            s.startup.as_ref().map_or(Lsn(0), |st| st.replayed),
+            up.tli
+        ),
+    })
 }
 
 fn first_difference(have: &[crate::heap::Row], want: &[crate::heap::Row]) -> String {
@@ -345,4 +382,277 @@ pub fn check_failback_premise(node: &Node, fork: Lsn) -> Option<Violation> {
             node.name
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heap::Page;
+    use crate::syncrep::StandbyNames;
+    use crate::testkit::quiesced;
+
+    #[test]
+    fn names_round_trip_and_print() {
+        for inv in Invariant::ALL {
+            assert_eq!(Invariant::from_name(inv.name()), Some(inv));
+            assert_eq!(inv.to_string(), inv.name());
+        }
+        assert_eq!(Invariant::from_name("converges"), Some(Invariant::Converges));
+        assert_eq!(Invariant::from_name("Converges"), None);
+        assert_eq!(Invariant::from_name(""), None);
+        let names: std::collections::BTreeSet<_> = Invariant::ALL.iter().map(|i| i.name()).collect();
+        assert_eq!(names.len(), Invariant::ALL.len(), "names are distinct");
+        assert_eq!(Invariant::NoSilentDivergence.name(), "no_silent_divergence");
+        let v = Violation { invariant: Invariant::WalBeforeData, node: None, detail: "x".into() };
+        assert_eq!(v.to_string(), "wal_before_data: x");
+    }
+
+    #[test]
+    fn a_streaming_standby_that_replayed_everything_converges() {
+        let c = quiesced(2, 400);
+        assert!(c.nodes[0].wal.flush_lsn() > Lsn(0));
+        assert!(!c.nodes[0].visible_rows().is_empty(), "the load committed rows");
+        assert_eq!(check_converges(&c).unwrap(), ["node2", "node3"]);
+        assert_eq!(check_final(&c), None);
+    }
+
+    #[test]
+    fn a_standby_behind_or_with_other_rows_does_not_converge() {
+        // Replay stopped short of the primary's flushed WAL.
+        let mut c = quiesced(1, 400);
+        let st = c.nodes[1].startup.as_mut().unwrap();
+        let end = st.replayed;
+        st.replayed = Lsn(end.0 - 1);
+        let v = check_converges(&c).unwrap_err();
+        assert_eq!((v.invariant, v.node), (Invariant::Converges, Some(1)));
+        assert!(v.detail.contains(&format!("replayed to {}", Lsn(end.0 - 1))), "{}", v.detail);
+        // Replayed to the end but a row is missing.
+        let mut c = quiesced(1, 400);
+        let b = (0..c.nodes[1].data.len()).find(|&b| !c.nodes[1].data.read(b).tuples.is_empty()).unwrap();
+        let lsn = c.nodes[1].data.read(b).lsn;
+        c.nodes[1].data.replace_block(b, Page { lsn, tuples: Vec::new() });
+        c.nodes[1].buffers.clear();
+        let v = check_converges(&c).unwrap_err();
+        assert!(v.detail.contains("was committed in WAL but is not visible"), "{}", v.detail);
+        // And the rows acknowledged on node2... the ledger knows only the primary's acks.
+    }
+
+    #[test]
+    fn a_standby_left_on_an_old_timeline_does_not_converge() {
+        // The walsender never ended the historic timeline: the connection
+        // streams a timeline the upstream left.
+        let mut c = quiesced(1, 400);
+        let up_tli = c.nodes[0].tli;
+        c.conns[0].tli = up_tli + 1;
+        let v = check_converges(&c).unwrap_err();
+        assert_eq!((v.invariant, v.node), (Invariant::Converges, Some(1)));
+        assert!(v.detail.contains(&format!("still streams timeline {}", up_tli + 1)), "{}", v.detail);
+        // Not connected at all, though the upstream accepts replication.
+        let mut c = quiesced(1, 400);
+        c.conns.clear();
+        let v = check_converges(&c).unwrap_err();
+        assert!(v.detail.contains("is not connected to node1"), "{}", v.detail);
+    }
+
+    #[test]
+    fn refused_stuck_or_orphaned_standbys_are_legitimate_endings() {
+        let memo = crate::walreceiver::RefusalMemo {
+            upstream: 0,
+            upstream_flush: Lsn(0),
+            upstream_tli: 1,
+            local_end: Lsn(0),
+        };
+        // Refused: even connected on an old timeline, not reported.
+        let mut c = quiesced(1, 400);
+        c.conns[0].tli += 1;
+        c.nodes[1].walrcv.refused = Some(memo);
+        assert_eq!(check_converges(&c).unwrap(), Vec::<String>::new());
+        // Refused and behind: not judged either.
+        let mut c = quiesced(1, 400);
+        c.nodes[1].walrcv.refused = Some(memo);
+        c.nodes[1].startup.as_mut().unwrap().replayed = Lsn(0);
+        assert_eq!(check_converges(&c).unwrap(), Vec::<String>::new());
+        // Stuck reading WAL, not connected.
+        let mut c = quiesced(1, 400);
+        c.conns.clear();
+        c.nodes[1].startup.as_mut().unwrap().read_error = Some("invalid record length".into());
+        assert_eq!(check_converges(&c).unwrap(), Vec::<String>::new());
+        // The upstream is down: nothing to follow.
+        let mut c = quiesced(1, 400);
+        c.conns.clear();
+        c.nodes[1].upstream = Some(0);
+        let mut c2 = c.clone();
+        c2.nodes[0].status = Status::ShuttingDown;
+        assert_eq!(check_converges(&c2).unwrap(), Vec::<String>::new(), "no primary");
+        // With two standbys, one cascading from the other that is not
+        // consistent yet: the cascading one is not reported.
+        let mut c = quiesced(2, 400);
+        c.conns.retain(|x| x.downstream != 2);
+        c.nodes[2].upstream = Some(1);
+        c.nodes[1].startup.as_mut().unwrap().consistent = false;
+        assert_eq!(check_converges(&c).unwrap(), ["node2"]);
+        c.nodes[1].startup.as_mut().unwrap().consistent = true;
+        assert!(check_converges(&c).unwrap_err().detail.contains("node3"));
+        // Partitioned from its upstream: not reported.
+        c.partitions.cut(2, 1);
+        assert_eq!(check_converges(&c).unwrap(), ["node2"]);
+        // A node that is not a standby (down) is not judged.
+        let mut c = quiesced(1, 400);
+        c.conns.clear();
+        c.nodes[1].status = Status::Down;
+        assert_eq!(check_converges(&c).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn follows_is_about_the_switch_point() {
+        let mut c = quiesced(1, 400);
+        let end = c.nodes[1].wal.end();
+        assert!(follows(&c.nodes[1], &c.nodes[0]), "same timeline");
+        // The primary moved to timeline 2 at the standby's end: a prefix.
+        c.nodes[0].tli = 2;
+        c.nodes[0].history.add_child(2, 1, end, "no recovery target specified");
+        assert!(follows(&c.nodes[1], &c.nodes[0]), "switch point at the end");
+        c.nodes[0].history.add_child(2, 1, Lsn(end.0 - 1), "no recovery target specified");
+        assert!(!follows(&c.nodes[1], &c.nodes[0]), "WAL beyond the switch point");
+        // A timeline the primary's history does not know.
+        c.nodes[0].history = crate::timeline::History::default();
+        assert!(!follows(&c.nodes[1], &c.nodes[0]));
+        // No WAL at all follows anything.
+        c.nodes[1].wal.truncate(Lsn(0));
+        assert!(follows(&c.nodes[1], &c.nodes[0]));
+    }
+
+    #[test]
+    fn covering_standby_is_the_furthest_sync_candidate_following_the_writer() {
+        let mut c = quiesced(2, 400);
+        for s in 1..=2 {
+            c.nodes[s].synced_to = Some(0);
+        }
+        let flush = c.nodes[1].wal.flush_lsn();
+        assert_eq!(covering_standby(&c, 0).map(|x| x.0), Some(flush));
+        // node3 lags: node2 covers.
+        let early = c.nodes[2].wal.records()[3].end;
+        c.nodes[2].wal.truncate(early);
+        assert_eq!(covering_standby(&c, 0), Some((flush, 1)));
+        // node2 not a sync candidate (priority 0): node3 covers.
+        c.nodes[0].gucs.names = StandbyNames::parse("node3").unwrap();
+        assert_eq!(covering_standby(&c, 0), Some((early, 2)));
+        // node3 not caught up with node1: nothing covers.
+        c.nodes[2].synced_to = None;
+        assert_eq!(covering_standby(&c, 0), None);
+        c.nodes[2].synced_to = Some(0);
+        c.nodes[2].standby_signal = false;
+        assert_eq!(covering_standby(&c, 0), None, "no standby.signal");
+        c.nodes[2].standby_signal = true;
+        // A standby is not a writer; a primary in crash recovery is.
+        assert_eq!(covering_standby(&c, 1), None);
+        c.nodes[0].status = Status::Down;
+        assert_eq!(covering_standby(&c, 0), None);
+        c.nodes[0].status = Status::Recovery;
+        assert_eq!(covering_standby(&c, 0), Some((early, 2)));
+        // Diverged: node3's WAL runs past node1's switch to timeline 2.
+        c.nodes[0].tli = 2;
+        c.nodes[0].history.add_child(2, 1, Lsn(early.0 - 1), "x");
+        assert_eq!(covering_standby(&c, 0), None);
+    }
+
+    #[test]
+    fn standby_covers_primary_data_names_the_page_beyond_the_standby() {
+        let mut c = quiesced(1, 400);
+        c.nodes[1].synced_to = Some(0);
+        assert_eq!(check_standby_covers_primary_data(&mut c), None);
+        let covered = c.nodes[1].wal.flush_lsn();
+        let page = c.nodes[0].data.read(0).clone();
+        c.nodes[0].data.replace_block(0, Page { lsn: covered, ..page.clone() });
+        assert_eq!(check_standby_covers_primary_data(&mut c), None, "at the boundary");
+        c.nodes[0].data.replace_block(0, Page { lsn: Lsn(covered.0 + 8), ..page });
+        let v = check_standby_covers_primary_data(&mut c).unwrap();
+        assert_eq!((v.invariant, v.node), (Invariant::StandbyCoversPrimaryData, Some(0)));
+        assert!(v.detail.starts_with("node1 has block 0 of relation test"), "{}", v.detail);
+        c.nodes[0].status = Status::Recovery;
+        let v = check_standby_covers_primary_data(&mut c).unwrap();
+        assert!(v.detail.starts_with("node1 has during crash recovery"), "{}", v.detail);
+        // Asynchronous: not judged.
+        c.nodes[0].gucs.names = StandbyNames::parse("").unwrap();
+        assert_eq!(check_standby_covers_primary_data(&mut c), None);
+    }
+
+    #[test]
+    fn wal_before_data_names_a_page_or_clog_page_ahead_of_flushed_wal() {
+        let mut c = quiesced(0, 200);
+        let n = &mut c.nodes[0];
+        assert_eq!(check_wal_before_data(n), None);
+        let flush = n.wal.flush_lsn();
+        let page = n.data.read(1).clone();
+        n.data.write(1, Page { lsn: flush, ..page.clone() });
+        assert_eq!(check_wal_before_data(n), None, "at the boundary");
+        n.data.write(1, Page { lsn: Lsn(flush.0 + 8), ..page.clone() });
+        let v = check_wal_before_data(n).unwrap();
+        assert_eq!(v.invariant, Invariant::WalBeforeData);
+        assert!(v.detail.starts_with("node1: block 1 of relation test"), "{}", v.detail);
+        n.data.write(1, page);
+        n.data.recompute_max_lsn();
+        let mut clog = n.clog.file.read(0).clone();
+        clog.lsn = Lsn(flush.0 + 8);
+        n.clog.file.write(0, clog);
+        let v = check_wal_before_data(n).unwrap();
+        assert!(v.detail.starts_with("node1: CLOG page 0"), "{}", v.detail);
+    }
+
+    #[test]
+    fn recovery_is_exact_and_acknowledged_commits() {
+        let mut c = quiesced(0, 300);
+        assert_eq!(check_after_crash_recovery(&c, 0), None);
+        // Rows no WAL commits.
+        let first_commit =
+            c.nodes[0].wal.records().iter().find(|r| matches!(r.body, crate::wal::RecordBody::Commit));
+        let keep = first_commit.unwrap().end;
+        let mut d = c.clone();
+        d.nodes[0].wal.truncate(keep);
+        let v = check_after_crash_recovery(&d, 0).unwrap();
+        assert_eq!(v.invariant, Invariant::RecoveryIsExact);
+        assert!(v.detail.contains("is visible but no committed WAL record wrote it"), "{}", v.detail);
+        // Acknowledged rows gone.
+        for b in 0..c.nodes[0].data.len() {
+            let lsn = c.nodes[0].data.read(b).lsn;
+            c.nodes[0].data.replace_block(b, Page { lsn, tuples: Vec::new() });
+        }
+        c.nodes[0].buffers.clear();
+        let v = check_after_crash_recovery(&c, 0).unwrap();
+        assert_eq!(v.invariant, Invariant::AcknowledgedCommitsSurvive);
+        assert!(v.detail.starts_with("after crash recovery: "), "{}", v.detail);
+        assert_eq!(check_final(&c).unwrap().invariant, Invariant::AcknowledgedCommitsSurvive);
+        c.nodes[0].status = Status::Down;
+        assert_eq!(check_final(&c), None, "a node that is down is not judged");
+    }
+
+    #[test]
+    fn timelines_consistent_compares_history_files() {
+        let mut c = quiesced(1, 100);
+        assert_eq!(check_timelines(&c, 0), None);
+        c.nodes[0].history.add_child(2, 1, Lsn(0x100), "a");
+        assert_eq!(check_timelines(&c, 0), None, "only node1 has timeline 2");
+        c.nodes[1].history.add_child(2, 1, Lsn(0x100), "a");
+        assert_eq!(check_timelines(&c, 1), None, "equal files");
+        c.nodes[1].history.add_child(2, 1, Lsn(0x200), "b");
+        let v = check_timelines(&c, 1).unwrap();
+        assert_eq!((v.invariant, v.node), (Invariant::TimelinesConsistent, Some(1)));
+        assert!(v.detail.starts_with("node2 and node1 both have 00000002.history"), "{}", v.detail);
+    }
+
+    #[test]
+    fn failback_premise_names_disk_before_os_cache() {
+        let mut c = quiesced(0, 300);
+        let n = &mut c.nodes[0];
+        let top = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap();
+        assert_eq!(check_failback_premise(n, top), None, "nothing beyond the fork");
+        let page = n.data.read(2).clone();
+        n.data.write(2, Page { lsn: Lsn(top.0 + 8), ..page.clone() });
+        let v = check_failback_premise(n, top).unwrap();
+        assert_eq!(v.invariant, Invariant::FailbackPremise);
+        assert!(v.detail.contains("block 2 of relation test in the OS cache"), "{}", v.detail);
+        n.data.fsync();
+        let v = check_failback_premise(n, top).unwrap();
+        assert!(v.detail.contains("block 2 of relation test on disk"), "{}", v.detail);
+    }
 }

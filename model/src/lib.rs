@@ -34,6 +34,9 @@ pub mod wal;
 pub mod walreceiver;
 pub mod walsender;
 
+#[cfg(test)]
+mod testkit;
+
 pub use cluster::Cluster;
 pub use event::{CrashKind, Event, EventKind};
 pub use invariants::{Invariant, Violation};

@@ -126,3 +126,36 @@ macro_rules! slog {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines of one process can be told apart: every process of every
+    /// node has its own pid, and a node's pids share its thousand.
+    #[test]
+    fn pids_are_distinct_per_node_and_process() {
+        let procs = [
+            Process::Postmaster,
+            Process::Backend(0),
+            Process::Backend(3),
+            Process::Checkpointer,
+            Process::BgWriter,
+            Process::WalWriter,
+            Process::Startup,
+            Process::WalSender(1),
+            Process::WalSender(2),
+            Process::WalReceiver,
+            Process::Operator,
+        ];
+        let mut pids = std::collections::BTreeSet::new();
+        for node in 0..3u8 {
+            for p in procs {
+                let pid = p.pid(node);
+                assert_eq!(pid / 1000, u32::from(node) + 1, "{p:?} on node{}", node + 1);
+                assert!(pids.insert(pid), "{p:?} on node{} reuses {pid}", node + 1);
+            }
+        }
+        assert_eq!(Process::Startup.pid(0), 1004, "as in the golden logs' source lines");
+    }
+}

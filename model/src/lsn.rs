@@ -241,4 +241,45 @@ mod tests {
             }
         }
     }
+
+    /// MAXALIGN rounds up to 8 and leaves multiples of 8 alone.
+    #[test]
+    fn maxalign_rounds_up_to_eight() {
+        let cases = [(0, 0), (1, 8), (7, 8), (8, 8), (9, 16), (15, 16), (16, 16), (24, 24), (114, 120)];
+        for (len, aligned) in cases {
+            assert_eq!(maxalign(len), aligned, "maxalign({len})");
+        }
+    }
+
+    /// Exact positions of the first records after initdb, as PostgreSQL
+    /// computes them: the shutdown checkpoint right after the long page
+    /// header (0/28, 114 bytes, MAXALIGNed to 120), then an insert (118 →
+    /// 120), a commit (34 → 40) and an abort, each starting where the
+    /// previous one's aligned end is.
+    #[test]
+    fn first_records_after_initdb_have_exact_lsns() {
+        use crate::heap::Tuple;
+        use crate::wal::{CheckPoint, RecordBody, Wal};
+        let mut w = Wal::new(WalGeometry::new(1 << 24));
+        let c = CheckPoint { redo: Lsn(0x28), tli: 1, prev_tli: 1, next_xid: 3 };
+        let tuple = Tuple { key: 1, payload: 7, xmin: 3, xmax: 0, infomask: 0 };
+        let bodies = [
+            RecordBody::CheckpointShutdown(c),
+            RecordBody::HeapInsert { block: 0, offnum: 1, tuple, image: None },
+            RecordBody::Commit,
+            RecordBody::Abort,
+        ];
+        let sizes: Vec<u64> = bodies.iter().map(|b| b.size()).collect();
+        assert_eq!(sizes, [114, 118, 34, 34]);
+        let got: Vec<(String, String)> = bodies
+            .into_iter()
+            .map(|b| {
+                let r = w.insert(1, 3, b);
+                (r.lsn.to_string(), r.end.to_string())
+            })
+            .collect();
+        let want = [("0/28", "0/A0"), ("0/A0", "0/118"), ("0/118", "0/140"), ("0/140", "0/168")];
+        let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert_eq!(got, want);
+    }
 }

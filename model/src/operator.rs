@@ -420,3 +420,53 @@ impl Cluster {
         self.drop_conns_where(|c| c.touches(id), "server crashed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsn::Lsn;
+    use crate::script::{Action, default_story};
+    use crate::testkit::quiesced;
+
+    fn step(action: Action, node: &str) -> Step {
+        let mut s = default_story()[0].clone();
+        s.action = action;
+        s.node = node.into();
+        s.when = None;
+        s
+    }
+
+    /// `cp` of a history file the source does not have (timeline 1 has
+    /// none; timeline 2 does not exist yet) copies nothing; once the
+    /// source has it, the copy equals the source's file.
+    #[test]
+    fn copying_a_history_file_the_source_lacks_copies_nothing() {
+        let mut c = quiesced(1, 100);
+        let mut s = step(Action::CopyHistoryFile, "node2");
+        s.from = Some("node1".into());
+        for tli in [1, 2] {
+            s.timeline = Some(tli);
+            c.copy_history_file(&s, 1);
+            assert_eq!(c.nodes[1].history.timelines().count(), 0, "timeline {tli}");
+        }
+        c.nodes[0].history.add_child(2, 1, Lsn(0x100), "x");
+        c.copy_history_file(&s, 1);
+        assert!(c.nodes[1].history.timelines().eq([2]));
+        assert_eq!(c.nodes[1].history.entries(2), c.nodes[0].history.entries(2));
+    }
+
+    /// `pg_ctl promote` applies to a standby that is not promoting yet —
+    /// not to a server in crash recovery, nor twice.
+    #[test]
+    fn promote_is_possible_only_on_a_standby_not_promoting() {
+        let mut c = quiesced(1, 100);
+        let s = step(Action::Promote, "node2");
+        assert!(c.step_possible(&s));
+        c.nodes[1].startup.as_mut().unwrap().promote = true;
+        assert!(!c.step_possible(&s), "promoting already");
+        c.nodes[1].startup.as_mut().unwrap().promote = false;
+        c.nodes[1].startup.as_mut().unwrap().standby = false;
+        assert!(!c.step_possible(&s), "crash recovery");
+        assert!(!c.step_possible(&step(Action::Promote, "node1")), "a primary");
+    }
+}

@@ -835,4 +835,18 @@ mod tests {
         s.operator = vec![stop];
         assert_eq!(s.validate().unwrap_err().key, "operator[0].synchronous_commit");
     }
+
+    /// `cluster.clog_xids_per_page` is accepted from 4 to 32768 (PostgreSQL's
+    /// CLOG_XACTS_PER_PAGE) and refused just outside.
+    #[test]
+    fn clog_xids_per_page_bounds() {
+        let with = |n: u32| {
+            let mut s = Settings::default();
+            s.cluster.clog_xids_per_page = n;
+            s.validate().map_err(|e| e.key)
+        };
+        assert!(with(4).is_ok() && with(32_768).is_ok());
+        assert_eq!(with(3).unwrap_err(), "cluster.clog_xids_per_page");
+        assert_eq!(with(32_769).unwrap_err(), "cluster.clog_xids_per_page");
+    }
 }

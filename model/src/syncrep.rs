@@ -365,4 +365,26 @@ mod tests {
         let stopping = [SlotView { state: WalSndState::Stopping, ..slot(0, "a", 50) }];
         assert_eq!(any.candidates(&stopping, true), vec![0]);
     }
+
+    /// FIRST 2 waits for the two standbys of highest priority: the release
+    /// position is the older of theirs. Here the highest-priority standby
+    /// is the furthest ahead and the one of lowest priority the furthest
+    /// behind, so waiting for one standby fewer (or one more) shows.
+    #[test]
+    fn first_n_waits_for_exactly_n_standbys() {
+        let first = StandbyNames::parse("FIRST 2 (a, b, c)").unwrap();
+        let list = [slot(0, "c", 10), slot(1, "b", 20), slot(2, "a", 30)];
+        assert_eq!(first.candidates(&list, true), [2, 1], "a and b, by priority");
+        assert_eq!(first.release_position(&list, WaitMode::Flush, true), Some(Lsn(20)));
+        let (rel, am_sync) = first.sync_rec_ptr(&list, 2, true);
+        assert_eq!((rel.map(|p| p.flush), am_sync), (Some(Lsn(20)), true));
+        assert_eq!(first.sync_rec_ptr(&list, 0, true), (None, false), "c is only potential");
+        // With one candidate, FIRST 2 releases nothing.
+        let one = [slot(0, "a", 30), slot(1, "z", 40)];
+        assert_eq!(first.release_position(&one, WaitMode::Flush, true), None);
+        assert_eq!(first.sync_rec_ptr(&one, 0, true), (None, true));
+        // FIRST 1 of the same list: only a.
+        let first1 = StandbyNames::parse("FIRST 1 (a, b, c)").unwrap();
+        assert_eq!(first1.release_position(&list, WaitMode::Flush, true), Some(Lsn(30)));
+    }
 }

@@ -526,3 +526,172 @@ fn framing_error_inside(rec: &Record, at: Lsn) -> String {
         _ => format!("invalid record length at {at}: wanted 24, got {}", offset % 24),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{quiesced, settle};
+
+    /// A quiesced primary and standby whose connection was dropped.
+    fn disconnected() -> Cluster {
+        let mut c = quiesced(1, 300);
+        c.drop_conns_where(|x| x.downstream == 1, "test");
+        c.fx.clear();
+        c
+    }
+
+    #[test]
+    fn only_a_running_consistent_server_accepts_replication() {
+        let c = quiesced(1, 300);
+        assert!(c.nodes[0].accepts_replication(), "a primary");
+        assert!(c.nodes[1].accepts_replication(), "a consistent standby (cascading)");
+        for status in [Status::Down, Status::ShuttingDown] {
+            let mut n = c.nodes[0].clone();
+            n.status = status;
+            assert!(!n.accepts_replication(), "{status:?}");
+        }
+        let change: [fn(&mut Node); 4] = [
+            |n| n.startup.as_mut().unwrap().consistent = false,
+            |n| n.startup.as_mut().unwrap().promote = true,
+            |n| n.startup.as_mut().unwrap().standby = false,
+            |n| n.startup = None,
+        ];
+        for (i, f) in change.iter().enumerate() {
+            let mut n = c.nodes[1].clone();
+            f(&mut n);
+            assert!(!n.accepts_replication(), "case {i}");
+        }
+    }
+
+    #[test]
+    fn a_standby_connects_only_to_a_reachable_accepting_upstream_once() {
+        let mut c = disconnected();
+        assert!(c.can_connect(&c.nodes[1]));
+        c.partitions.cut(1, 0);
+        assert!(!c.can_connect(&c.nodes[1]), "through a partition");
+        c.partitions.heal(1, 0);
+        c.nodes[0].status = Status::ShuttingDown;
+        assert!(!c.can_connect(&c.nodes[1]), "upstream shutting down");
+        c.nodes[0].status = Status::Production;
+        c.nodes[1].startup.as_mut().unwrap().read_error = Some("x".into());
+        assert!(!c.can_connect(&c.nodes[1]), "startup cannot read WAL");
+        c.nodes[1].startup.as_mut().unwrap().read_error = None;
+        c.nodes[1].upstream = Some(1);
+        assert!(!c.can_connect(&c.nodes[1]), "itself");
+        c.nodes[1].upstream = Some(0);
+        c.connect(1);
+        assert!(c.fx.refusals.is_empty());
+        assert!(!c.can_connect(&c.nodes[1]), "connected already");
+    }
+
+    #[test]
+    fn after_a_refusal_a_standby_retries_once_something_changed() {
+        let mut c = disconnected();
+        c.refuse(1, RefusalKind::AheadOfFlush, "test".into());
+        assert!(!c.can_connect(&c.nodes[1]), "nothing changed");
+        let tli = c.nodes[0].tli;
+        c.nodes[0].wal.insert(tli, 0, RecordBody::Abort);
+        let end = c.nodes[0].wal.end();
+        c.nodes[0].wal.flush_upto(end);
+        assert!(c.can_connect(&c.nodes[1]), "the upstream flushed more");
+    }
+
+    #[test]
+    fn streaming_may_start_exactly_at_the_upstreams_flush_position() {
+        let mut c = quiesced(1, 300);
+        let tli = c.nodes[0].tli;
+        c.nodes[0].wal.insert(tli, 0, RecordBody::Switch);
+        let end = c.nodes[0].wal.end();
+        c.nodes[0].wal.flush_upto(end);
+        settle(&mut c);
+        assert_eq!(c.nodes[1].wal.end(), end, "the standby received the switch");
+        assert_eq!(c.nodes[1].wal.geometry().segment_start(end), end, "a switch ends a segment");
+        c.drop_conns_where(|x| x.downstream == 1, "test");
+        c.fx.clear();
+        assert_eq!(c.nodes[1].streaming_start(), (end, tli));
+        assert_eq!(c.sendable_upto(&c.nodes[0]), end);
+        c.connect(1);
+        assert!(c.fx.refusals.is_empty(), "{:?}", c.fx.refusals);
+        assert!(c.nodes[1].walrcv.refused.is_none());
+        assert!(c.conns.iter().any(|x| x.downstream == 1));
+    }
+
+    /// node1's WAL where node2's last replayed record starts is another
+    /// record (of timeline 2), so the WAL node1 sends next, though it
+    /// starts exactly at node2's replay position with the right prev-link,
+    /// continues another history.
+    fn diverged_at_the_last_replayed_record() -> (Cluster, Lsn, Lsn) {
+        let mut c = disconnected();
+        let st = c.nodes[1].startup.as_ref().unwrap();
+        let (reader, last_start) = (st.replayed, st.replayed_start);
+        assert_eq!(c.nodes[1].wal.end(), reader);
+        let mine = c.nodes[1].wal.record_at(last_start).unwrap().clone();
+        let up = &mut c.nodes[0].wal;
+        up.truncate(last_start);
+        let other = up.insert(mine.tli + 1, mine.xid, mine.body.clone()).clone();
+        assert_eq!((other.lsn, other.end), (mine.lsn, mine.end));
+        assert_ne!(other, mine);
+        (c, reader, last_start)
+    }
+
+    #[test]
+    fn replaying_another_history_at_the_replay_position_is_reported() {
+        let (mut c, reader, last_start) = diverged_at_the_last_replayed_record();
+        let next = c.nodes[0].wal.insert(2, 0, RecordBody::Abort).clone();
+        assert_eq!(next.lsn.0, reader.0.next_multiple_of(8), "starts at the reader");
+        let v = c.receive_wal(1, 0, vec![next]).expect("silent divergence");
+        assert_eq!((v.invariant, v.node), (Invariant::NoSilentDivergence, Some(1)));
+        assert!(v.detail.contains(&format!("right after its own record at {last_start}")), "{}", v.detail);
+    }
+
+    #[test]
+    fn the_same_history_at_the_replay_position_is_replayed() {
+        let mut c = disconnected();
+        let reader = c.nodes[1].startup.as_ref().unwrap().replayed;
+        let tli = c.nodes[0].tli;
+        let next = c.nodes[0].wal.insert(tli, 0, RecordBody::Abort).clone();
+        assert_eq!(c.receive_wal(1, 0, vec![next.clone()]), None);
+        assert_eq!(c.nodes[1].wal.records().last(), Some(&next));
+        assert!(next.lsn >= reader);
+    }
+
+    #[test]
+    fn a_record_spanning_the_replay_position_does_not_parse() {
+        let (mut c, reader, last_start) = diverged_at_the_last_replayed_record();
+        c.nodes[0].wal.truncate(last_start);
+        let big = c.nodes[0].wal.insert(2, 0, RecordBody::Switch).clone();
+        assert!(big.lsn < reader && big.end > reader);
+        assert_eq!(c.receive_wal(1, 0, vec![big]), None);
+        let why = c.nodes[1].startup.as_ref().unwrap().read_error.clone().expect("cannot read");
+        assert!(why.starts_with(&format!("invalid record length at {reader}")), "{why}");
+        assert_eq!(c.nodes[1].wal.end(), reader, "nothing appended");
+    }
+
+    /// A standby asks for a timeline its upstream has never heard of
+    /// (timeline 3, where the upstream is on 1): the walsender refuses
+    /// ("requested timeline 3 is not in this server's history") — unless
+    /// `rules.walsender_checks_start_point` is off, the planted bug.
+    #[test]
+    fn a_timeline_unknown_to_the_upstream_is_refused_only_with_the_check() {
+        for check in [true, false] {
+            let mut c =
+                crate::testkit::quiesced_with(1, 300, |s| s.rules.walsender_checks_start_point = check);
+            c.drop_conns_where(|x| x.downstream == 1, "test");
+            c.fx.clear();
+            let end = c.nodes[1].wal.end();
+            c.nodes[1].history.add_child(3, 1, Lsn(end.0 + 0x1000), "x");
+            c.nodes[1].walrcv.target_tli = 3;
+            assert_eq!(c.nodes[1].streaming_start().1, 1, "the record it waits for is on timeline 1");
+            c.nodes[1].history = crate::timeline::History::default();
+            c.nodes[1].history.add_child(3, 2, Lsn(0), "x");
+            assert_eq!(c.nodes[1].streaming_start().1, 3);
+            c.connect(1);
+            let refused: Vec<_> = c.fx.refusals.iter().map(|r| r.2.clone()).collect();
+            if check {
+                assert_eq!(refused, ["requested timeline 3 is not in this server's history"]);
+            } else {
+                assert!(refused.is_empty(), "{refused:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Helpers for the model's unit tests: clusters driven to a known state
+//! by a fixed rotation of events (no randomness, no scheduler).
+
+use crate::cluster::Cluster;
+use crate::settings::Settings;
+
+/// A cluster of a primary and `standbys` standbys (no operator script)
+/// that took `steps` events in a fixed rotation, then quiesced: every
+/// standby streams the primary's timeline and has replayed everything.
+pub(crate) fn quiesced(standbys: u8, steps: u64) -> Cluster {
+    quiesced_with(standbys, steps, |_| {})
+}
+
+/// [`quiesced`] with settings changed by `f` first.
+pub(crate) fn quiesced_with(standbys: u8, steps: u64, f: impl FnOnce(&mut Settings)) -> Cluster {
+    let mut s = Settings { operator: Vec::new(), ..Settings::default() };
+    s.cluster.standbys = standbys;
+    if standbys == 0 {
+        s.synchronous_standby_names = String::new();
+    }
+    f(&mut s);
+    let mut c = Cluster::new(s, false);
+    let mut evs = Vec::new();
+    for i in 0..steps {
+        c.enabled(&mut evs);
+        assert!(!evs.is_empty(), "something can happen");
+        let ev = evs[(i as usize * 7) % evs.len()];
+        c.apply(ev, i).expect("no violation while running");
+    }
+    settle(&mut c);
+    c
+}
+
+/// Quiesces `c` with the first enabled event each step.
+pub(crate) fn settle(c: &mut Cluster) {
+    let mut evs = Vec::new();
+    c.set_quiesce(true);
+    for i in 0..100_000 {
+        c.enabled(&mut evs);
+        let Some(&ev) = evs.first() else { break };
+        c.apply(ev, i).expect("no violation while quiescing");
+    }
+    assert!(c.is_idle(), "quiesced: {:?}", c.waits());
+}
