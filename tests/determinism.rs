@@ -78,7 +78,7 @@ fn state_fingerprints_are_stable_and_sensitive() {
 
 #[test]
 fn equal_states_reached_differently_fingerprint_the_same() {
-    use walsim_model::{Cluster, Event};
+    use walsim_model::Cluster;
     let s = settings(&["rules.wal_before_data=false"]);
     let mut a = Cluster::new(s.clone(), false);
     let mut evs = Vec::new();

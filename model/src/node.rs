@@ -974,6 +974,14 @@ impl Node {
     }
 }
 
+/// SplitMix64's finaliser: a fixed, platform-independent mixing of a number.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1106,12 +1114,4 @@ mod tests {
         assert!(n.backend_ready(0, env, true));
         assert!(!n.sync_released(&rules, Lsn(0x100), WaitMode::Flush));
     }
-}
-
-/// SplitMix64's finaliser: a fixed, platform-independent mixing of a number.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
