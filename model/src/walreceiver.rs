@@ -189,16 +189,7 @@ impl Cluster {
                 let msg = format!(
                     "requested starting point {start} is ahead of the WAL flush position of this server {up_flush}"
                 );
-                slog!(self.log, u, Process::WalSender(d), Error, "{}", msg);
-                slog!(
-                    self.log,
-                    d,
-                    Process::WalReceiver,
-                    Fatal,
-                    "could not receive data from WAL stream: ERROR:  {}",
-                    msg
-                );
-                refusal = Some((RefusalKind::AheadOfFlush, format!("ERROR: {msg}")));
+                refusal = Some((RefusalKind::AheadOfFlush, self.walsender_error(u, d, &msg)));
             }
         }
         if refusal.is_none() && start_tli != up_tli {
@@ -301,6 +292,12 @@ impl Cluster {
     /// FATAL in the walreceiver (which retries). Returns the message.
     pub(crate) fn segment_removed_error(&mut self, u: NodeId, d: NodeId, seg: &str) -> String {
         let msg = format!("requested WAL segment {seg} has already been removed");
+        self.walsender_error(u, d, &msg)
+    }
+
+    /// An ERROR of the walsender on `u` serving `d`, and the walreceiver's
+    /// FATAL that reports it. Returns the refusal's text.
+    fn walsender_error(&mut self, u: NodeId, d: NodeId, msg: &str) -> String {
         slog!(self.log, u, Process::WalSender(d), Error, "{}", msg);
         slog!(
             self.log,
