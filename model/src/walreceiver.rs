@@ -353,7 +353,7 @@ impl Cluster {
             if pos(rec.lsn) < pos(reader) {
                 if checks {
                     let why = framing_error_inside(&rec, reader);
-                    self.wal_read_error(d, from, why);
+                    self.wal_read_error(d, why);
                     break;
                 }
             } else if rec.lsn < n.wal.end() {
@@ -364,12 +364,12 @@ impl Cluster {
             let prev = n.wal.last_start();
             if checks && pos(rec.lsn) != pos(own_end) {
                 let why = format!("invalid record length at {own_end}: wanted 24, got 0");
-                self.wal_read_error(d, from, why);
+                self.wal_read_error(d, why);
                 break;
             }
             if checks && rec.prev != prev {
                 let why = format!("record with incorrect prev-link {} at {}", rec.prev, rec.lsn);
-                self.wal_read_error(d, from, why);
+                self.wal_read_error(d, why);
                 break;
             }
             if pos(rec.lsn) <= pos(reader)
@@ -449,14 +449,13 @@ impl Cluster {
     /// happens again, forever (no FATAL). The model records the loop once
     /// and does not reconnect: nothing the upstream sends can change the
     /// bytes there.
-    fn wal_read_error(&mut self, d: NodeId, from: NodeId, why: String) {
+    fn wal_read_error(&mut self, d: NodeId, why: String) {
         slog!(self.log, d, Process::Startup, Log, "{}", why);
         let n = &mut self.nodes[d as usize];
         let st = n.startup.as_mut().expect("a standby reads WAL");
         st.read_error = Some(why);
         self.drop_conns_where(|c| c.downstream == d, "the startup process cannot read the WAL received");
         self.set_attempt_result(d, crate::failback::AttemptResult::Stuck);
-        let _ = from;
     }
 
     fn note_received(&mut self, d: NodeId, end: Lsn) {

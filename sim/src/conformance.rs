@@ -13,6 +13,7 @@ use crate::conform::{
     history_forked_at, mechanism_relations, recognise, recovery_point, requested_start, rewind_diverged_at,
     server_flush,
 };
+use crate::report::Tee;
 use crate::run::{Observer, Outcome, Phase, RunOptions, RunResult, run_seed};
 use crate::scenario;
 use serde::Serialize;
@@ -119,8 +120,8 @@ struct RejoinLog {
     lines: Vec<String>,
 }
 
-impl RejoinLog {
-    fn absorb(&mut self, c: &Cluster, lines: &[LogLine]) {
+impl Observer for RejoinLog {
+    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
         if self.node.is_none()
             && let Some(attempt) = c.attempts.first()
         {
@@ -131,26 +132,6 @@ impl RejoinLog {
                 self.lines.push(line.message.clone());
             }
         }
-    }
-}
-
-impl Observer for RejoinLog {
-    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
-        self.absorb(c, lines);
-    }
-}
-
-/// Both model-side watchers on one run, reading each step's lines once.
-#[derive(Default)]
-struct ModelWatch {
-    rejoin: RejoinLog,
-    sync: SyncWatch,
-}
-
-impl Observer for ModelWatch {
-    fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
-        self.rejoin.absorb(c, lines);
-        self.sync.absorb(c, lines);
     }
 }
 
@@ -267,12 +248,6 @@ pub struct SyncWatch {
 
 impl Observer for SyncWatch {
     fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
-        self.absorb(c, lines);
-    }
-}
-
-impl SyncWatch {
-    fn absorb(&mut self, c: &Cluster, lines: &[LogLine]) {
         for l in lines {
             let walsender = matches!(l.process, walsim_model::log::Process::WalSender(_));
             if l.node == 0 && walsender && l.level != walsim_model::log::Level::Debug {
@@ -365,9 +340,11 @@ pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelO
     // the model has to say.
     let runs: Vec<(RunResult, MechanismTrace, SyncWatch)> = (1..=seeds)
         .map(|seed| {
-            let mut w = ModelWatch::default();
-            let r = run_seed(&sc.settings, seed, RunOptions { log: true, ..RunOptions::default() }, &mut w);
-            (r, MechanismTrace::of(w.rejoin.lines.iter().map(String::as_str)), w.sync)
+            let (mut rejoin, mut sync) = (RejoinLog::default(), SyncWatch::default());
+            let mut both = Tee(vec![&mut rejoin, &mut sync]);
+            let r =
+                run_seed(&sc.settings, seed, RunOptions { log: true, ..RunOptions::default() }, &mut both);
+            (r, MechanismTrace::of(rejoin.lines.iter().map(String::as_str)), sync)
         })
         .collect();
     let rarer = |o: Outcome| sc.meta.also.contains(&o);
