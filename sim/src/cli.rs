@@ -140,11 +140,10 @@ pub struct ConfigSource {
     pub set: Vec<String>,
 }
 
+/// What a run is made of, as `run` and `picture` take it: settings, a
+/// scenario, the main phase's length.
 #[derive(Args, Debug)]
-struct RunArgs {
-    /// The seed of the scheduler's generator.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+struct RunSpec {
     #[command(flatten)]
     source: ConfigSource,
     /// A built-in scenario's name, or a scenario file (.toml): its settings
@@ -154,6 +153,32 @@ struct RunArgs {
     /// Events in the main phase (overrides scheduler.steps).
     #[arg(long)]
     steps: Option<u64>,
+}
+
+impl RunSpec {
+    /// The effective settings, and the scenario's `[scenario]` table if any.
+    fn load(&self) -> Result<(walsim_model::Settings, Option<crate::scenario::Meta>), BadInput> {
+        let (mut settings, meta) = load_settings(&self.source, self.scenario.as_deref())?;
+        apply_steps(&mut settings, self.steps)?;
+        Ok((settings, meta))
+    }
+
+    /// Whether any option was given.
+    fn given(&self) -> bool {
+        self.source.config.is_some()
+            || !self.source.set.is_empty()
+            || self.scenario.is_some()
+            || self.steps.is_some()
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The seed of the scheduler's generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    spec: RunSpec,
     /// Print one PostgreSQL-style log line per event.
     #[arg(long)]
     log: bool,
@@ -327,8 +352,7 @@ fn apply_steps(settings: &mut walsim_model::Settings, steps: Option<u64>) -> Res
 }
 
 fn cmd_run(a: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, BadInput> {
-    let (mut settings, meta) = load_settings(&a.source, a.scenario.as_deref())?;
-    apply_steps(&mut settings, a.steps)?;
+    let (settings, meta) = a.spec.load()?;
     let mut out = BufWriter::new(out);
     let opts = RunOptions { record: a.save_trace.is_some(), log: a.log, max_events: None };
     let mut jsonl = match &a.trace_jsonl {
@@ -496,13 +520,7 @@ struct PictureArgs {
     #[arg(long)]
     seed: Option<u64>,
     #[command(flatten)]
-    source: ConfigSource,
-    /// A built-in scenario's name, or a scenario file (.toml).
-    #[arg(long, value_name = "NAME|FILE.toml")]
-    scenario: Option<String>,
-    /// Events in the main phase (overrides scheduler.steps).
-    #[arg(long)]
-    steps: Option<u64>,
+    spec: RunSpec,
     /// Where to write the picture.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     output: PathBuf,
@@ -750,12 +768,7 @@ fn cmd_picture(a: PictureArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     let svg_flag = if a.svg { " --svg" } else { "" };
     let (pic, result, reproduced) = match &a.file {
         Some(file) => {
-            let run_opts = a.seed.is_some()
-                || a.source.config.is_some()
-                || !a.source.set.is_empty()
-                || a.scenario.is_some()
-                || a.steps.is_some();
-            if run_opts {
+            if a.seed.is_some() || a.spec.given() {
                 return Err(BadInput(format!(
                     "{}: a trace file holds its own settings and draws; give either FILE or --seed with \
                      --config/--set/--scenario/--steps, not both",
@@ -782,23 +795,22 @@ fn cmd_picture(a: PictureArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             (pic, r, diff.is_empty())
         }
         None => {
-            let (mut settings, _) = load_settings(&a.source, a.scenario.as_deref())?;
-            apply_steps(&mut settings, a.steps)?;
+            let (settings, _) = a.spec.load()?;
             let seed = a.seed.unwrap_or(1);
             let mut cmd = vec!["walsim".to_string(), "picture".to_string()];
             let mut title = format!("seed {seed}");
-            if let Some(s) = &a.scenario {
+            if let Some(s) = &a.spec.scenario {
                 cmd.push(format!("--scenario {}", shell_word(s)));
                 title.push_str(&format!(", scenario {s}"));
             }
-            if let Some(c) = &a.source.config {
+            if let Some(c) = &a.spec.source.config {
                 cmd.push(format!("--config {}", shell_word(&c.display().to_string())));
             }
-            for kv in &a.source.set {
+            for kv in &a.spec.source.set {
                 cmd.push(format!("--set {}", shell_word(kv)));
                 title.push_str(&format!(", {kv}"));
             }
-            if let Some(st) = a.steps {
+            if let Some(st) = a.spec.steps {
                 cmd.push(format!("--steps {st}"));
             }
             cmd.push(format!("--seed {seed}{svg_flag} -o {out_word}"));
