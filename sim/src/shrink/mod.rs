@@ -22,6 +22,8 @@
 //! seeds are fixed ones and there is no time limit: the same input always
 //! gives the same output.
 
+mod semantic;
+
 use crate::config;
 use crate::report::hash_hex;
 use crate::run::{NoObserver, Observer, Phase, RunOptions, RunResult, run_choices, run_seed, tags_of};
@@ -165,6 +167,8 @@ struct Shrinker {
     units_cache: Option<(bool, Rc<Vec<usize>>)>,
     /// [`Shrinker::tags`] of the best run.
     tags_cache: Option<Rc<Vec<Tag>>>,
+    /// [`Shrinker::script`] of the best run.
+    script_cache: Option<Rc<Vec<semantic::Step>>>,
 }
 
 impl Shrinker {
@@ -181,6 +185,7 @@ impl Shrinker {
             looked: BTreeSet::new(),
             units_cache: None,
             tags_cache: None,
+            script_cache: None,
         }
     }
 
@@ -224,6 +229,7 @@ impl Shrinker {
             self.best = cand;
             self.units_cache = None;
             self.tags_cache = None;
+            self.script_cache = None;
         }
         smaller
     }
@@ -252,6 +258,18 @@ impl Shrinker {
         {
             return true;
         }
+        // The same events under the new config (they keep their meaning
+        // where the draws do not): e.g. a promotion after fewer commits,
+        // with the same transactions before it, until the semantic pass
+        // drops those no longer needed.
+        let script = self.script();
+        let played = self.test_script(Some(table.clone()), &script);
+        if let Some(c) = &played
+            && self.offer(c.clone())
+        {
+            return true;
+        }
+        start = start.or(played);
         if !self.lookahead || !self.looked.insert((k, vkey)) {
             return false;
         }
@@ -294,17 +312,8 @@ impl Shrinker {
                 Some(toml::Value::Float(f)) if f != 0.0 => {
                     improved |= self.try_knob(k, toml::Value::Float(0.0));
                 }
-                Some(toml::Value::Integer(cur)) => {
-                    let (mut lo, mut hi) = (0i64, cur);
-                    while lo < hi && !self.spent() {
-                        let mid = lo + (hi - lo) / 2;
-                        if self.try_knob(k, toml::Value::Integer(mid)) {
-                            hi = mid;
-                            improved = true;
-                        } else {
-                            lo = mid + 1;
-                        }
-                    }
+                Some(toml::Value::Integer(cur)) if cur > 0 => {
+                    improved |= self.bisect(cur as u64, |s, v| s.try_knob(k, toml::Value::Integer(v as i64)));
                 }
                 _ => {}
             }
@@ -312,10 +321,31 @@ impl Shrinker {
         improved
     }
 
-    /// All passes, to a fixed point or until the budget is spent.
+    /// Lowers a value from `hi` by binary search: the lowest `v` in
+    /// `0..hi` for which `attempt(v)` succeeds (kept), assuming success is
+    /// monotone. True if any attempt succeeded.
+    fn bisect(&mut self, hi: u64, mut attempt: impl FnMut(&mut Self, u64) -> bool) -> bool {
+        let (mut lo, mut hi) = (0u64, hi);
+        let mut improved = false;
+        while lo < hi && !self.spent() {
+            let mid = lo + (hi - lo) / 2;
+            if attempt(self, mid) {
+                hi = mid;
+                improved = true;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        improved
+    }
+
+    /// All passes, to a fixed point or until the budget is spent: the
+    /// semantic ones first (they cut the most, and make every later
+    /// replay cheaper), then the config, then the draw-level ones.
     fn run(&mut self) {
         loop {
-            let mut improved = self.config_pass();
+            let mut improved = self.semantic_pass();
+            improved |= self.config_pass();
             improved |= self.delete_pass(true, usize::MAX);
             improved |= self.delete_pass(false, 4);
             improved |= self.zero_pass(true);
@@ -425,24 +455,15 @@ impl Shrinker {
         let mut improved = false;
         let mut i = 0;
         while i < self.best.choices().len() && !self.spent() {
-            let (mut lo, mut hi) = (0u64, self.best.choices()[i]);
             let kind = self.tags().get(i).map(|t| t.kind);
-            if !matches!(kind, Some(DrawKind::Pick | DrawKind::FaultTarget)) {
-                hi = 0;
-            }
-            while lo < hi && !self.spent() {
-                let mid = lo + (hi - lo) / 2;
-                let mut cand = self.best.choices().to_vec();
-                if i >= cand.len() {
-                    break;
-                }
-                cand[i] = mid;
-                if self.try_choices(&cand) {
-                    hi = mid;
-                    improved = true;
-                } else {
-                    lo = mid + 1;
-                }
+            if matches!(kind, Some(DrawKind::Pick | DrawKind::FaultTarget)) {
+                improved |= self.bisect(self.best.choices()[i], |s, v| {
+                    let mut cand = s.best.choices().to_vec();
+                    i < cand.len() && {
+                        cand[i] = v;
+                        s.try_choices(&cand)
+                    }
+                });
             }
             i += 1;
         }
@@ -488,6 +509,11 @@ pub fn shrink(settings: &Settings, seed: u64, choices: &[u64], max_attempts: u64
             (from != to).then(|| (k.key.clone(), from, to))
         })
         .collect();
+    // The draws written are replayed as they will be read: the same run.
+    let replayed = run_choices(&s.best.settings, seed, s.best.choices(), RECORD, &mut NoObserver);
+    if replayed.trace_hash != s.best.result.trace_hash {
+        return Err("internal error: the shrunk draws do not replay the shrunk run".into());
+    }
     let story = story(&s.best.settings, seed, s.best.choices());
     Ok(Shrunk {
         invariant: target,
