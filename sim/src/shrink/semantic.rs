@@ -243,6 +243,43 @@ impl Shrinker {
         self.test_script(None, script).is_some_and(|c| self.offer(c))
     }
 
+    /// Drops each operator step (last first) the failure does not need:
+    /// the script's later steps are renumbered and the same events played
+    /// under the shorter script. A step the failure needs (the promotion,
+    /// the failback) stays; one that only made the run longer goes.
+    pub(super) fn operator_pass(&mut self) -> bool {
+        if !supported(&self.best.settings) {
+            return false;
+        }
+        let mut improved = false;
+        let steps = |t: &toml::Table| t.get("operator").and_then(toml::Value::as_array).map_or(0, Vec::len);
+        let mut j = steps(&self.best.table);
+        while j > 0 && !self.spent() {
+            j -= 1;
+            let mut table = self.best.table.clone();
+            let Some(list) = table.get_mut("operator").and_then(toml::Value::as_array_mut) else { break };
+            if j >= list.len() {
+                continue;
+            }
+            list.remove(j);
+            let script: Vec<Step> = self
+                .script()
+                .iter()
+                .filter_map(|s| match s.ev {
+                    Event::Operator { step, .. } if usize::from(step) == j => None,
+                    Event::Operator { node, step } if usize::from(step) > j => {
+                        Some(Step { ev: Event::Operator { node, step: step - 1 }, arg: s.arg })
+                    }
+                    _ => Some(*s),
+                })
+                .collect();
+            if let Some(c) = self.test_script(Some(table), &script) {
+                improved |= self.offer(c);
+            }
+        }
+        improved
+    }
+
     /// Drops groups of events that mean one thing ([`groups`]), then runs
     /// of events, large to small; each kept if the same invariant still
     /// fails and the run is smaller.
@@ -310,21 +347,58 @@ mod tests {
         }
     }
 
+    fn begins(script: &[Step]) -> usize {
+        script.iter().filter(|st| matches!(st.ev, Event::Backend { .. }) && st.arg.is_some()).count()
+    }
+
     #[test]
     fn a_transaction_is_one_group_from_its_begin_to_the_next() {
         let s = config::load(None, &["scheduler.steps=200".into(), "operator=[]".into()]).unwrap();
         let r = run_seed(&s, 1, RunOptions { record: true, ..Default::default() }, &mut NoObserver);
         let script = script_of(&s, 1, r.choices.as_deref().unwrap());
         let gs = groups(&script);
-        let begins = script.iter().filter(|st| matches!(st.ev, Event::Backend { .. }) && st.arg.is_some());
+        // The groups that start with a begin and hold one backend's steps:
+        // the transactions. Each holds exactly one begin, and together they
+        // hold every begin.
         let xacts: Vec<&Vec<usize>> = gs
             .iter()
-            .filter(|g| script[g[0]].arg.is_some() && matches!(script[g[0]].ev, Event::Backend { .. }))
+            .filter(|g| matches!(script[g[0]].ev, Event::Backend { .. }) && script[g[0]].arg.is_some())
             .filter(|g| g.iter().all(|&i| script[i].ev == script[g[0]].ev))
+            .filter(|g| g.iter().filter(|&&i| script[i].arg.is_some()).count() == 1)
             .collect();
-        assert!(begins.count() >= 2);
-        for g in xacts {
-            assert!(g[1..].iter().all(|&i| script[i].arg.is_none()), "one begin per transaction");
-        }
+        assert!(begins(&script) >= 5);
+        assert_eq!(xacts.len(), begins(&script), "one group per transaction");
+    }
+
+    #[test]
+    fn the_semantic_pass_drops_whole_transactions() {
+        use super::super::{Best, Shrinker, knobs_of};
+        use walsim_model::Invariant;
+        // One node, a planted bug (a page written before its WAL): the
+        // first failing run with some transactions before the bad write.
+        let sets: Vec<String> =
+            ["rules.wal_before_data=false", "cluster.standbys=0", "operator=[]"].map(String::from).to_vec();
+        let s = config::load(None, &sets).unwrap();
+        let opts = RunOptions { record: true, ..Default::default() };
+        let (seed, first) = (1..300)
+            .map(|seed| (seed, run_seed(&s, seed, opts, &mut NoObserver)))
+            .find(|(seed, r)| {
+                r.invariant() == Some(Invariant::WalBeforeData)
+                    && begins(&script_of(&s, *seed, r.choices.as_deref().unwrap())) >= 4
+            })
+            .expect("a failing run with transactions");
+        let table = config::to_table(&s);
+        let knobs = knobs_of(&table).0;
+        let best = Best { table: table.clone(), settings: s.clone(), result: first.clone() };
+        let mut sh = Shrinker::new(Invariant::WalBeforeData, seed, table, knobs, best);
+        let before = sh.script();
+        assert!(sh.semantic_pass(), "the semantic pass alone shrinks the run");
+        let after = sh.script();
+        assert!(begins(&after) < begins(&before), "{} → {} transactions", begins(&before), begins(&after));
+        assert!(sh.best.result.events < first.events);
+        assert_eq!(sh.best.result.invariant(), Some(Invariant::WalBeforeData));
+        // The draws written for the edited run replay it exactly.
+        let again = run_choices(&s, seed, sh.best.choices(), RunOptions::default(), &mut NoObserver);
+        assert_eq!((again.trace_hash, again.events), (sh.best.result.trace_hash, sh.best.result.events));
     }
 }
