@@ -4,9 +4,17 @@
 //!
 //! Passes, repeated to a fixed point (or until the attempt budget is
 //! spent):
-//! - config: switch off each fault kind (`[faults]` rates to 0) and lower
-//!   `workload.clients`, `cluster.rel_pages`, `cluster.standbys` and
-//!   `scheduler.steps` by binary search, where the settings stay valid;
+//! - semantic ([`semantic`]): the run as a list of events, re-encoded into
+//!   draws after each edit, so an edit keeps the rest of the story: drop a
+//!   whole transaction, a client, a checkpoint, a process's activity (a
+//!   background writer ...), a fault, runs of events; drop operator steps
+//!   the failure does not need;
+//! - config: switch off each fault kind (`[faults]` rates to 0), lower the
+//!   operator's triggers (`after_commits`, `after_events`: a step comes
+//!   earlier) and `workload.clients`, `cluster.rel_pages`,
+//!   `cluster.standbys` and `scheduler.steps` by binary search, where the
+//!   settings stay valid; each change is tried with the same draws and
+//!   with the same events;
 //! - delete runs of whole events' draws (a fault roll, a pick, an
 //!   argument), large to small, so what follows stays aligned; then runs
 //!   of up to 4 single draws;
