@@ -297,6 +297,7 @@ impl WeightedRandom {
             EventKind::Operator => w.operator,
             EventKind::Heal => w.heal,
             EventKind::Fault => 1,
+            EventKind::Archiver => w.archiver,
         })
     }
 }
@@ -338,6 +339,7 @@ impl FaultDice {
             (f.process_crash, FaultKind::ProcessCrash),
             (f.disconnect, FaultKind::Disconnect),
             (f.partition, FaultKind::Partition),
+            (f.archive_command, FaultKind::ArchiveCommand),
         ] {
             if p > 0.0 {
                 from = from.saturating_sub(scale(p));
