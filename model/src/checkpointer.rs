@@ -512,7 +512,7 @@ impl Node {
                 invariant: crate::invariants::Invariant::WalSegmentsKept,
                 node: Some(self.id),
                 detail: format!(
-                    "{}: a checkpoint removed WAL segments up to {}, but segment {} on are not archived yet (archive_status .ready): the archive will never have them",
+                    "{}: a checkpoint removed WAL segments up to {}, but segments from {} on are not archived yet (archive_status .ready): the archive will never have them",
                     self.name,
                     name(last),
                     name(u)
