@@ -45,7 +45,9 @@ fn a_standby_down_too_long_restores_from_the_archive_and_catches_up() {
         );
     }
     let log = log_of(DOWN, &[], 1);
-    assert!(log.contains("node1 archiver DEBUG:  archived write-ahead log file \"000000010000000000000001\""));
+    assert!(
+        log.contains("node1 archiver DEBUG:  archived write-ahead log file \"000000010000000000000001\"")
+    );
     assert!(log.contains("node2 startup LOG:  restored log file \"000000010000000000000001\" from archive"));
     // The standby streams again once the archive has nothing more for it.
     let restored = log.rfind("restored log file").unwrap();
@@ -60,10 +62,7 @@ fn the_archive_first_then_streaming() {
     for seed in 1..=4 {
         let v = scenario(DOWN, &[], seed);
         let refusals = v["refusals"].as_array().unwrap();
-        assert!(
-            refusals.iter().all(|r| r["kind"] != "segment_removed"),
-            "seed {seed}: {refusals:?}"
-        );
+        assert!(refusals.iter().all(|r| r["kind"] != "segment_removed"), "seed {seed}: {refusals:?}");
     }
 }
 
@@ -121,7 +120,8 @@ fn two_promotions_with_one_archive_choose_distinct_timelines() {
     // Without restore_command, findNewestTimeLine sees only pg_wal: the
     // timelines_consistent finding stands.
     let bad = (1..=6).find(|&seed| {
-        scenario("double-promotion-archive", &["restore_command=false"], seed)["invariant"] == "timelines_consistent"
+        scenario("double-promotion-archive", &["restore_command=false"], seed)["invariant"]
+            == "timelines_consistent"
     });
     assert!(bad.is_some(), "no seed in 1..=6 created timeline 2 twice without restore_command");
 }
@@ -137,7 +137,9 @@ fn pg_rewind_restores_the_targets_removed_wal_with_restore_target_wal() {
     // The segment holding the last common checkpoint was removed (it was
     // archived first).
     let log = log_of(name, &[], 1);
-    assert!(log.contains("node1 checkpointer DEBUG:  recycled write-ahead log file \"000000010000000000000000\""));
+    assert!(
+        log.contains("node1 checkpointer DEBUG:  recycled write-ahead log file \"000000010000000000000000\"")
+    );
     // Without --restore-target-wal: PostgreSQL 15's failure.
     let dir = common::temp_dir("rewind-no-restore");
     let text = walsim::scenario::BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;

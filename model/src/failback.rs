@@ -198,7 +198,11 @@ impl Cluster {
             match self.rewind_restore(id, diverge) {
                 Ok((recs, found)) => (restored, last) = (recs, found),
                 Err(file) => {
-                    self.tool_says(id, Level::Error, format!("pg_rewind: error: could not restore file \"{file}\" from archive"));
+                    self.tool_says(
+                        id,
+                        Level::Error,
+                        format!("pg_rewind: error: could not restore file \"{file}\" from archive"),
+                    );
                     let target = &self.nodes[t];
                     let searchptr = target.wal.records().first().map_or(diverge, |r| r.prev.min(diverge));
                     return self.attempt_fails(

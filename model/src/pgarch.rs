@@ -39,7 +39,9 @@ impl Cluster {
         let Some(f) = self.nodes[i].next_ready(&self.settings) else { return };
         let n = &self.nodes[i];
         let (name, file) = match f {
-            ReadyFile::History(t) => (History::file_name(t), Some(ArchivedFile::History(n.history.entries(t).to_vec()))),
+            ReadyFile::History(t) => {
+                (History::file_name(t), Some(ArchivedFile::History(n.history.entries(t).to_vec())))
+            }
             ReadyFile::Segment(seg) => {
                 let g = n.wal.geometry();
                 let (name, recs) = n.segment_file_name(seg);
@@ -73,7 +75,14 @@ impl Cluster {
 
     fn archive_failed(&mut self, id: NodeId, name: &str) {
         slog!(self.log, id, Process::Archiver, Log, "archive command failed with exit code 1");
-        slog!(self.log, id, Process::Archiver, Detail, "The failed archive command was: {}", archive_command(name));
+        slog!(
+            self.log,
+            id,
+            Process::Archiver,
+            Detail,
+            "The failed archive command was: {}",
+            archive_command(name)
+        );
         let st = &mut self.nodes[id as usize].archive_status;
         st.failures += 1;
         if st.failures >= NUM_ARCHIVE_RETRIES {

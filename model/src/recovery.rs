@@ -390,7 +390,14 @@ impl Node {
                 // (existsTimeLineHistory restores each file it finds).
                 for t in ctx.env.archive.newer_timelines(newest) {
                     let file = crate::timeline::History::file_name(t);
-                    slog!(ctx.log, self.id, Process::Startup, Log, "restored log file \"{}\" from archive", file);
+                    slog!(
+                        ctx.log,
+                        self.id,
+                        Process::Startup,
+                        Log,
+                        "restored log file \"{}\" from archive",
+                        file
+                    );
                     newest = t;
                 }
             }
@@ -655,7 +662,11 @@ mod tests {
         n.wal.flush_upto(Lsn(u64::MAX));
         n.control.state = DbState::InProduction;
         let (mut log, mut fx) = (Log::new(true), Effects::default());
-        let mut ctx = Ctx { env: Env { settings: &settings, archive: &Default::default() }, log: &mut log, fx: &mut fx };
+        let mut ctx = Ctx {
+            env: Env { settings: &settings, archive: &Default::default() },
+            log: &mut log,
+            fx: &mut fx,
+        };
         n.start(&mut ctx);
         for _ in 0..10 {
             if n.startup_ready() {

@@ -29,8 +29,8 @@ use crate::cluster::Cluster;
 use crate::log::Process;
 use crate::lsn::{Lsn, Tli, WalGeometry};
 use crate::node::{Node, NodeId, Status};
-use crate::slog;
 use crate::settings::{ArchiveMode, Settings};
+use crate::slog;
 use crate::timeline::{History, HistoryEntry};
 use crate::wal::Record;
 use std::collections::BTreeMap;
@@ -257,7 +257,14 @@ impl Cluster {
         let newer = self.archive.newer_timelines(self.nodes[i].history.newest());
         for &t in &newer {
             let entries = self.archive.history(t).expect("probed").to_vec();
-            slog!(self.log, id, Process::Startup, Log, "restored log file \"{}\" from archive", History::file_name(t));
+            slog!(
+                self.log,
+                id,
+                Process::Startup,
+                Log,
+                "restored log file \"{}\" from archive",
+                History::file_name(t)
+            );
             self.nodes[i].history.insert_file(t, entries);
         }
         !newer.is_empty()

@@ -436,6 +436,7 @@ mod tests {
             power_loss: 0.25,
             disconnect: 0.0,
             partition: 0.0,
+            archive_command: 0.0,
             crash_images: 0,
         };
         let dice = FaultDice::new(&f);
@@ -450,6 +451,7 @@ mod tests {
             power_loss: 0.0,
             disconnect: 0.0,
             partition: 0.0,
+            archive_command: 0.0,
             crash_images: 0,
         };
         assert!(!FaultDice::new(&none).any());
