@@ -187,3 +187,26 @@ fn archiving_is_off_by_default_and_touches_nothing() {
         assert_ne!(r.invariant(), Some(Invariant::AcknowledgedCommitsSurvive), "seed {seed}: {}", r.detail);
     }
 }
+
+#[test]
+fn the_history_file_fetched_from_the_archive_leads_to_the_same_hazard() {
+    // history-file-before-start's route through an archive: recovery
+    // restores 00000002.history, crash recovery targets timeline 2 and
+    // replays the old primary's diverged WAL past the fork.
+    let name = "history-file-from-archive";
+    for seed in 1..=4 {
+        let v = scenario(name, &[], seed);
+        assert_eq!(v["outcome"], "stuck", "seed {seed}: {}", v["detail"]);
+    }
+    let log = log_of(name, &[], 1);
+    assert!(log.contains("node1 startup LOG:  restored log file \"00000002.history\" from archive"));
+    assert!(
+        log.contains("node1 startup LOG:  crash recovery starts in timeline 1 and has target timeline 2")
+    );
+    // Seed 31: timeline 2's archived segment frames at node1's end of WAL;
+    // restoring it would mix two histories, and no_silent_divergence says so.
+    let v = scenario(name, &[], 31);
+    assert_eq!(v["invariant"], "no_silent_divergence", "{}", v["detail"]);
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.contains("node1 restores 000000020000000000000002 from the archive"), "{detail}");
+}

@@ -236,8 +236,32 @@ impl Cluster {
     pub(crate) fn restore_wal(&mut self, id: NodeId) {
         let i = id as usize;
         let Some((name, k)) = self.restorable(&self.nodes[i]) else { return };
-        let recs = self.archive.segment(&name).expect("restorable")[k..].to_vec();
+        let file = self.archive.segment(&name).expect("restorable");
+        let recs = file[k..].to_vec();
         slog!(self.log, id, Process::Startup, Log, "restored log file \"{}\" from archive", name);
+        // `no_silent_divergence`, as for streamed WAL: the file continues this
+        // node's WAL by its prev-link, but does its history contain the last
+        // record the node replayed? (A file of another timeline whose record
+        // happens to frame at the node's end of WAL.)
+        let n = &self.nodes[i];
+        let last = n.wal.last_start();
+        if let Some(mine) = n.wal.record_at(last)
+            && let Some(theirs) = file.iter().find(|r| r.lsn == last)
+            && theirs != mine
+        {
+            self.fx.violations.push(crate::invariants::Violation {
+                invariant: crate::invariants::Invariant::NoSilentDivergence,
+                node: Some(id),
+                detail: format!(
+                    "{} restores {name} from the archive, whose record at {} continues its WAL, but the file's record at {last} (timeline {}) is not its own (timeline {}): two histories are mixed without any message",
+                    n.name,
+                    file[k].lsn,
+                    theirs.tli,
+                    mine.tli
+                ),
+            });
+            return;
+        }
         let n = &mut self.nodes[i];
         for r in recs {
             n.wal.append_received(r);

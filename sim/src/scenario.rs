@@ -116,6 +116,7 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "standby-down-archive",
     "double-promotion-archive",
     "rewind-restore-target-wal",
+    "history-file-from-archive",
 ];
 
 /// Loads a built-in scenario by name, or a file by path. `base` is the
