@@ -181,6 +181,18 @@ fn expected(story: Story) -> Shape {
             ],
             mechanism: &[],
         },
+        Story::StandbyDownArchive => Shape {
+            class: Converged,
+            messages: &[],
+            relations: &[
+                ("a removed the segment b needs after it archived it", true),
+                ("the archive holds the segment b needs", true),
+                ("b restored the segment it needs from the archive", true),
+                ("row count and hash equal on both nodes", true),
+            ],
+            // No rejoin after a failover: the mechanism comparison has nothing to say.
+            mechanism: &[],
+        },
         Story::SyncFirstRestart => Shape {
             class: Converged,
             messages: &[(NowSynchronousStandby, "a server log")],

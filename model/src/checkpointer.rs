@@ -450,7 +450,14 @@ impl Node {
         if settings.max_slot_wal_keep_size >= 0 {
             self.invalidate_obsolete_slots(needed, ctx);
         }
-        let keep = if settings.rules.keep_wal_for_standbys { needed } else { redo_seg };
+        let mut keep = if settings.rules.keep_wal_for_standbys { needed } else { redo_seg };
+        // XLogArchiveCheckDone: a segment still `.ready` stays.
+        let unarchived = self.oldest_not_archived(settings);
+        if let Some(u) = unarchived
+            && settings.rules.remove_checks_archive_done
+        {
+            keep = keep.min(u);
+        }
         if keep == 0 {
             return;
         }
@@ -495,6 +502,20 @@ impl Node {
                     "{}: a checkpoint removed WAL segments up to {}, but {why}: a standby or crash recovery that needs them finds them gone",
                     self.name,
                     name(last)
+                ),
+            });
+        }
+        if let Some(u) = unarchived
+            && self.wal.kept_from() > Lsn(u * g.segment_size()).max(before)
+        {
+            ctx.fx.violations.push(crate::invariants::Violation {
+                invariant: crate::invariants::Invariant::WalSegmentsKept,
+                node: Some(self.id),
+                detail: format!(
+                    "{}: a checkpoint removed WAL segments up to {}, but segments from {} on are not archived yet (archive_status .ready): the archive will never have them",
+                    self.name,
+                    name(last),
+                    name(u)
                 ),
             });
         }

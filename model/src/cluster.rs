@@ -59,6 +59,8 @@ pub struct Cluster {
     pub queries: Vec<crate::operator::QueryResult>,
     /// No new transactions, checkpoint requests or faults: let work finish.
     quiesce: bool,
+    /// The WAL archive all nodes share (xlogarchive.rs).
+    pub archive: crate::xlogarchive::Archive,
 }
 
 impl Cluster {
@@ -102,6 +104,7 @@ impl Cluster {
             observations: Vec::new(),
             queries: Vec::new(),
             quiesce: false,
+            archive: Default::default(),
         };
         for i in 0..c.nodes.len() {
             c.with_node(i, |n, ctx| n.start(ctx));
@@ -134,12 +137,16 @@ impl Cluster {
     }
 
     fn env(&self) -> Env<'_> {
-        Env { settings: &self.settings }
+        Env { settings: &self.settings, archive: &self.archive }
     }
 
     /// Runs `f` on node `i` with a context.
     pub(crate) fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, &mut Ctx<'_>) -> R) -> R {
-        let mut ctx = Ctx { env: Env { settings: &self.settings }, log: &mut self.log, fx: &mut self.fx };
+        let mut ctx = Ctx {
+            env: Env { settings: &self.settings, archive: &self.archive },
+            log: &mut self.log,
+            fx: &mut self.fx,
+        };
         f(&mut self.nodes[i], &mut ctx)
     }
 
@@ -181,6 +188,12 @@ impl Cluster {
             }
             if self.walreceiver_ready(n) {
                 out.push(Event::WalReceiver { node });
+            }
+            if self.archiver_ready(n) {
+                out.push(Event::Archiver { node });
+            }
+            if self.restorable(n).is_some() {
+                out.push(Event::RestoreWal { node });
             }
         }
         for c in &self.conns {
@@ -229,6 +242,7 @@ impl Cluster {
                     }
                 }
             }
+            FaultKind::ArchiveCommand => self.archive_failure_targets(out),
         }
     }
 
@@ -305,6 +319,9 @@ impl Cluster {
                 self.partitions.cut(node, peer);
                 self.drop_conns_where(|c| c.joins(node, peer), "network partition");
             }
+            Event::Archiver { node } => self.archiver_step(node),
+            Event::RestoreWal { node } => self.restore_wal(node),
+            Event::ArchiveFailure { node } => self.archive_failure(node),
         }
         if let Some(v) = violation {
             self.fx.violations.push(v);
@@ -525,6 +542,9 @@ impl Cluster {
         self.partitions.hash(&mut h);
         self.script.hash(&mut h);
         self.quiesce.hash(&mut h);
+        if !self.archive.is_empty() {
+            self.archive.hash(&mut h);
+        }
         h.finish()
     }
 

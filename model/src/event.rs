@@ -58,6 +58,14 @@ pub enum Event {
     Disconnect { node: NodeId },
     /// Fault: `node` and `peer` cannot reach each other.
     Partition { node: NodeId, peer: NodeId },
+    /// The archiver runs `archive_command` on its next `.ready` file
+    /// (pgarch_ArchiverCopyLoop, one file).
+    Archiver { node: NodeId },
+    /// The startup process restores the next WAL segment it needs from the
+    /// archive with `restore_command` (RestoreArchivedFile).
+    RestoreWal { node: NodeId },
+    /// Fault: `archive_command` fails on the archiver's next `.ready` file.
+    ArchiveFailure { node: NodeId },
 }
 
 /// Kinds of fault the scheduler may inject.
@@ -67,6 +75,7 @@ pub enum FaultKind {
     PowerLoss,
     Disconnect,
     Partition,
+    ArchiveCommand,
 }
 
 /// Event kinds, for weights and statistics.
@@ -86,6 +95,7 @@ pub enum EventKind {
     Operator,
     Heal,
     Fault,
+    Archiver,
 }
 
 impl Event {
@@ -104,7 +114,12 @@ impl Event {
             Event::Connect { .. } => EventKind::Connect,
             Event::Operator { .. } => EventKind::Operator,
             Event::Heal { .. } => EventKind::Heal,
-            Event::Crash { .. } | Event::Disconnect { .. } | Event::Partition { .. } => EventKind::Fault,
+            Event::Crash { .. }
+            | Event::Disconnect { .. }
+            | Event::Partition { .. }
+            | Event::ArchiveFailure { .. } => EventKind::Fault,
+            Event::Archiver { .. } => EventKind::Archiver,
+            Event::RestoreWal { .. } => EventKind::Startup,
         }
     }
 
@@ -126,7 +141,10 @@ impl Event {
             | Event::Heal { node, .. }
             | Event::Crash { node, .. }
             | Event::Disconnect { node }
-            | Event::Partition { node, .. } => node,
+            | Event::Partition { node, .. }
+            | Event::Archiver { node }
+            | Event::RestoreWal { node }
+            | Event::ArchiveFailure { node } => node,
         }
     }
 
@@ -149,6 +167,9 @@ impl Event {
             Event::Heal { node, peer } => (14, node, u64::from(peer)),
             Event::Disconnect { node } => (15, node, 0),
             Event::Partition { node, peer } => (16, node, u64::from(peer)),
+            Event::Archiver { node } => (17, node, 0),
+            Event::RestoreWal { node } => (18, node, 0),
+            Event::ArchiveFailure { node } => (19, node, 0),
         };
         (tag << 56) | (u64::from(node) << 48) | detail
     }
@@ -180,6 +201,9 @@ impl fmt::Display for Event {
             Event::Heal { node, peer } => write!(f, "partition node{} | node{} heals", node + 1, peer + 1),
             Event::Disconnect { node } => write!(f, "node{} replication connection drops", node + 1),
             Event::Partition { node, peer } => write!(f, "partition node{} | node{}", node + 1, peer + 1),
+            Event::Archiver { node } => write!(f, "node{} archiver", node + 1),
+            Event::RestoreWal { node } => write!(f, "node{} startup restore_command", node + 1),
+            Event::ArchiveFailure { node } => write!(f, "node{} archive_command fails", node + 1),
         }
     }
 }

@@ -58,8 +58,9 @@ pub enum AttemptResult {
 
 impl Cluster {
     /// Runs strategy `strategy` on the stopped node `id`, then starts it as
-    /// a standby of `upstream` (unless pg_rewind refused).
-    pub(crate) fn failback(&mut self, id: NodeId, strategy: Failback, upstream: NodeId) {
+    /// a standby of `upstream` (unless pg_rewind refused). `restore`:
+    /// pg_rewind's `--restore-target-wal`.
+    pub(crate) fn failback(&mut self, id: NodeId, strategy: Failback, upstream: NodeId, restore: bool) {
         let (n, up) = (&self.nodes[id as usize], &self.nodes[upstream as usize]);
         self.attempts.push(FailbackAttempt {
             node: n.name.clone(),
@@ -87,7 +88,7 @@ impl Cluster {
             {
                 self.attempt_fails(id, "pg_rewind: command not found (not in PostgreSQL 9.4's core)".into())
             }
-            Failback::Rewind => self.pg_rewind(id, upstream),
+            Failback::Rewind => self.pg_rewind(id, upstream, restore),
             Failback::Basebackup => {
                 self.base_backup(id, upstream);
                 true
@@ -117,7 +118,7 @@ impl Cluster {
 
     /// pg_rewind (pg_rewind.c, PostgreSQL 15). Returns whether the node
     /// should be started as a standby afterwards.
-    fn pg_rewind(&mut self, id: NodeId, source: NodeId) -> bool {
+    fn pg_rewind(&mut self, id: NodeId, source: NodeId, restore: bool) -> bool {
         let (t, s) = (id as usize, source as usize);
         // --source-server: a libpq connection to the running source.
         if !self.nodes[s].accepts_connections() || self.partitions.is_cut(id, source) {
@@ -179,13 +180,39 @@ impl Cluster {
         }
         // findLastCheckpoint: the last checkpoint record before the fork,
         // read backwards from it through xl_prev. A record in a removed
-        // segment cannot be read (SimpleXLogPageRead; no restore_command).
-        let last = target
+        // segment cannot be read (SimpleXLogPageRead) unless
+        // --restore-target-wal fetches its segment from the archive with
+        // the target's restore_command.
+        let mut last = target
             .wal
             .records_before(diverge)
             .iter()
             .rev()
             .find_map(|r| r.body.checkpoint().map(|c| (r.lsn, r.tli, c.redo)));
+        let mut restored: Vec<crate::wal::Record> = Vec::new();
+        if last.is_none() && target.wal.kept_from().is_valid() && restore {
+            if !self.settings().restore_command {
+                let msg = "pg_rewind: fatal: restore_command is not set in the target cluster";
+                return self.attempt_fails(id, msg.into());
+            }
+            match self.rewind_restore(id, diverge) {
+                Ok((recs, found)) => (restored, last) = (recs, found),
+                Err(file) => {
+                    self.tool_says(
+                        id,
+                        Level::Error,
+                        format!("pg_rewind: error: could not restore file \"{file}\" from archive"),
+                    );
+                    let target = &self.nodes[t];
+                    let searchptr = target.wal.records().first().map_or(diverge, |r| r.prev.min(diverge));
+                    return self.attempt_fails(
+                        id,
+                        format!("pg_rewind: fatal: could not find previous WAL record at {searchptr}"),
+                    );
+                }
+            }
+        }
+        let target = &self.nodes[t];
         if last.is_none() && target.wal.kept_from().is_valid() {
             let first = target.wal.records().first();
             let searchptr = match first {
@@ -216,8 +243,12 @@ impl Cluster {
         );
         // extractPageMap: every block the target's WAL touched since.
         let target = &self.nodes[t];
-        let blocks: BTreeSet<u32> =
-            target.wal.records_from(chkpt).iter().filter_map(|r| r.body.block()).collect();
+        let blocks: BTreeSet<u32> = restored
+            .iter()
+            .filter(|r| r.lsn >= chkpt)
+            .chain(target.wal.records_from(chkpt))
+            .filter_map(|r| r.body.block())
+            .collect();
         let src = &self.nodes[s];
         if src.control.redo < redo {
             (redo, chkpt_tli, chkpt) = (src.control.redo, src.control.tli, src.control.checkpoint);
@@ -257,6 +288,41 @@ impl Cluster {
         self.tool_says(id, Level::Log, "pg_rewind: Done!".into());
         self.fx.checks.push(crate::event::Check::Timelines(id));
         true
+    }
+
+    /// `--restore-target-wal`: the target's segments before the oldest it
+    /// still has, newest first, from the archive (the file of its
+    /// timeline history that covers each, as XLogFileReadAnyTLI picks),
+    /// until one holds a checkpoint record before `diverge`. Returns the
+    /// restored records in order and that checkpoint (start, timeline,
+    /// REDO), or the name of the first file the archive lacks.
+    #[allow(clippy::type_complexity)]
+    fn rewind_restore(
+        &self,
+        id: NodeId,
+        diverge: Lsn,
+    ) -> Result<(Vec<crate::wal::Record>, Option<(Lsn, Tli, Lsn)>), String> {
+        let target = &self.nodes[id as usize];
+        let g = *target.wal.geometry();
+        let mut restored: Vec<crate::wal::Record> = Vec::new();
+        let mut seg = g.segno(target.wal.kept_from());
+        while seg > 0 {
+            seg -= 1;
+            let Some((_, recs)) = self.archive.read_any_tli(&g, &target.history, target.tli, seg) else {
+                let tli = target.history.tli_of_point(target.tli, Lsn(seg * g.segment_size()));
+                return Err(g.wal_file_name(tli, Lsn(seg * g.segment_size())));
+            };
+            let found = recs
+                .iter()
+                .rev()
+                .filter(|r| r.lsn < diverge)
+                .find_map(|r| r.body.checkpoint().map(|c| (r.lsn, r.tli, c.redo)));
+            restored.splice(0..0, recs.iter().cloned());
+            if found.is_some() {
+                return Ok((restored, found));
+            }
+        }
+        Ok((restored, None))
     }
 
     /// PostgreSQL 13+ pg_rewind runs crash recovery in single-user mode on

@@ -24,6 +24,7 @@ pub mod lsn;
 pub mod network;
 pub mod node;
 pub mod operator;
+pub mod pgarch;
 pub mod recovery;
 pub mod script;
 pub mod settings;
@@ -33,6 +34,7 @@ pub mod timeline;
 pub mod wal;
 pub mod walreceiver;
 pub mod walsender;
+pub mod xlogarchive;
 
 #[cfg(test)]
 mod testkit;

@@ -19,6 +19,8 @@ pub enum Process {
     WalReceiver,
     /// An operator command run against the node (pg_ctl, pg_rewind, ...).
     Operator,
+    /// The WAL archiver (pgarch.c).
+    Archiver,
 }
 
 impl Process {
@@ -34,6 +36,7 @@ impl Process {
             Process::WalSender(_) => "walsender",
             Process::WalReceiver => "walreceiver",
             Process::Operator => "operator",
+            Process::Archiver => "archiver",
         }
     }
 
@@ -48,6 +51,7 @@ impl Process {
             Process::Startup => 4,
             Process::WalReceiver => 5,
             Process::Operator => 9,
+            Process::Archiver => 6,
             Process::WalSender(i) => 10 + u32::from(i),
             Process::Backend(i) => 100 + u32::from(i),
         }
@@ -63,6 +67,7 @@ pub enum Level {
     Error,
     Fatal,
     Panic,
+    Warning,
 }
 
 impl Level {
@@ -74,6 +79,7 @@ impl Level {
             Level::Error => "ERROR",
             Level::Fatal => "FATAL",
             Level::Panic => "PANIC",
+            Level::Warning => "WARNING",
         }
     }
 }
@@ -147,6 +153,7 @@ mod tests {
             Process::WalSender(2),
             Process::WalReceiver,
             Process::Operator,
+            Process::Archiver,
         ];
         let mut pids = std::collections::BTreeSet::new();
         for node in 0..3u8 {

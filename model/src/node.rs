@@ -55,6 +55,8 @@ pub enum Status {
 #[derive(Clone, Copy)]
 pub struct Env<'a> {
     pub settings: &'a Settings,
+    /// The WAL archive all nodes share (read by `restore_command`).
+    pub archive: &'a crate::xlogarchive::Archive,
 }
 
 /// The reloadable settings a server runs with (initialised from the run's
@@ -146,6 +148,8 @@ pub struct Node {
     pub control: ControlFileData,
     /// Timeline history files in `pg_wal`.
     pub history: History,
+    /// `pg_wal/archive_status` and the archiver (xlogarchive.rs).
+    pub archive_status: crate::xlogarchive::ArchiveStatus,
     /// `standby.signal` present: start as a standby.
     pub standby_signal: bool,
     // --- shared memory ---
@@ -255,6 +259,7 @@ impl Node {
             clog: Clog::new(settings.cluster.clog_xids_per_page),
             control,
             history: History::default(),
+            archive_status: Default::default(),
             standby_signal: false,
             buffers: BufferPool::new(settings.shared_buffers, settings.cluster.rel_pages),
             tli: 1,
@@ -295,6 +300,8 @@ impl Node {
         n.control = source.control;
         n.history = source.history.clone();
         n.tli = source.control.tli;
+        // pg_basebackup marks the WAL it copies `.done`.
+        n.archive_status.next_seg = n.wal.geometry().segno(n.wal.flush_lsn());
         n
     }
 
@@ -1102,7 +1109,7 @@ mod tests {
     #[test]
     fn clearing_the_names_wakes_every_waiter() {
         let (mut n, rules) = primary("FIRST 1 (node2)", &[]);
-        let env = Env { settings: &Settings::default() };
+        let env = Env { settings: &Settings::default(), archive: &Default::default() };
         let op = crate::event::Op { client: 0, kind: crate::event::OpKind::Insert, key: 1, payload: 1 };
         n.backends[0] =
             Backend::SyncRepWait { xid: 900, op, end: Lsn(0x100), mode: WaitMode::Flush, woken: false };

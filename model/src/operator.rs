@@ -118,6 +118,9 @@ impl Cluster {
                     self.nodes[u as usize].walsenders.iter().any(|w| w.peer == s.id && w.streaming)
                 })
             }),
+            Some(Condition::ArchiverCaughtUp) => {
+                self.nodes.iter().all(|x| x.next_ready(self.settings()).is_none())
+            }
             Some(Condition::StandbyCaughtUp) => self.nodes.iter().filter(|s| s.is_standby()).all(|s| {
                 s.upstream.is_none_or(|u| s.wal.flush_lsn() >= self.nodes[u as usize].wal.flush_lsn())
             }),
@@ -224,7 +227,8 @@ impl Cluster {
                 if let Some(s) = &step.slot {
                     self.nodes[n].primary_slot_name = (!s.is_empty()).then(|| s.clone());
                 }
-                self.failback(id, strategy, upstream);
+                let restore = step.restore_target_wal || self.settings().failover.restore_target_wal;
+                self.failback(id, strategy, upstream, restore);
             }
             Action::Checkpoint => {
                 let node = &mut self.nodes[n];

@@ -109,7 +109,7 @@ impl Node {
                 || ctl.backup_end_required
                 || ctl.state == DbState::Shutdowned
                 || !ctx.env.settings.rules.crash_recovery_before_archive_recovery);
-        let target = self.recovery_target_tli(requested);
+        let target = self.recovery_target_tli(requested, ctx);
         if !self.check_recovery_target(target, ctx) {
             return;
         }
@@ -165,7 +165,17 @@ impl Node {
     /// `recovery_target_timeline = 'latest'` in archive recovery: the
     /// newest timeline with a history file in pg_wal (findNewestTimeLine).
     /// Without it, the timeline pg_control names (InitWalRecovery).
-    fn recovery_target_tli(&mut self, requested: bool) -> Tli {
+    fn recovery_target_tli(&mut self, requested: bool, ctx: &mut Ctx<'_>) -> Tli {
+        if requested && ctx.env.settings.restore_command {
+            // restoreTimeLineHistoryFiles: history files of newer timelines
+            // come from the archive too.
+            let archive = ctx.env.archive;
+            for t in archive.newer_timelines(self.history.newest()) {
+                let file = crate::timeline::History::file_name(t);
+                slog!(ctx.log, self.id, Process::Startup, Log, "restored log file \"{}\" from archive", file);
+                self.history.insert_file(t, archive.history(t).expect("probed").to_vec());
+            }
+        }
         let ctl = &self.control;
         let mut target = ctl.tli.max(ctl.min_recovery_point_tli);
         if requested {
@@ -374,7 +384,24 @@ impl Node {
         self.promote_signal = false;
         let parent = self.tli;
         let newest = if ctx.env.settings.rules.promotion_picks_newest_timeline {
-            self.history.newest().max(parent)
+            let mut newest = self.history.newest().max(parent);
+            if ctx.env.settings.restore_command {
+                // findNewestTimeLine probes the archive too
+                // (existsTimeLineHistory restores each file it finds).
+                for t in ctx.env.archive.newer_timelines(newest) {
+                    let file = crate::timeline::History::file_name(t);
+                    slog!(
+                        ctx.log,
+                        self.id,
+                        Process::Startup,
+                        Log,
+                        "restored log file \"{}\" from archive",
+                        file
+                    );
+                    newest = t;
+                }
+            }
+            newest
         } else {
             parent
         };
@@ -382,6 +409,12 @@ impl Node {
         let switchpoint = st.replayed;
         slog!(ctx.log, self.id, Process::Startup, Log, "selected new timeline ID: {}", new_tli);
         self.history.add_child(new_tli, parent, switchpoint, "no recovery target specified");
+        if ctx.env.settings.archive_mode != crate::settings::ArchiveMode::Off {
+            // writeTimeLineHistory: XLogArchiveNotify; segments from the
+            // switch point's on are this timeline's to archive.
+            self.archive_status.history_ready.push(new_tli);
+            self.archive_status.next_seg = self.wal.geometry().segno(switchpoint);
+        }
         slog!(ctx.log, self.id, Process::Startup, Log, "archive recovery complete");
         self.tli = new_tli;
         self.walrcv.target_tli = new_tli;
@@ -629,7 +662,11 @@ mod tests {
         n.wal.flush_upto(Lsn(u64::MAX));
         n.control.state = DbState::InProduction;
         let (mut log, mut fx) = (Log::new(true), Effects::default());
-        let mut ctx = Ctx { env: Env { settings: &settings }, log: &mut log, fx: &mut fx };
+        let mut ctx = Ctx {
+            env: Env { settings: &settings, archive: &Default::default() },
+            log: &mut log,
+            fx: &mut fx,
+        };
         n.start(&mut ctx);
         for _ in 0..10 {
             if n.startup_ready() {

@@ -109,6 +109,9 @@ pub enum Condition {
     /// Every running standby that has an upstream shows `streaming` in its
     /// upstream's `pg_stat_replication` (its walsender caught up).
     StandbysStreaming,
+    /// No node's archiver has a `.ready` file left (`pg_stat_archiver`
+    /// caught up: every completed segment and history file is archived).
+    ArchiverCaughtUp,
 }
 
 /// One step of a script.
@@ -165,6 +168,10 @@ pub struct Step {
     /// none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,
+    /// For `failback` by `rewind`: `pg_rewind --restore-target-wal`
+    /// (also set for every rewind by `failover.restore_target_wal`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore_target_wal: bool,
 }
 
 fn yes() -> bool {
@@ -197,6 +204,7 @@ impl Step {
             synchronous_commit: None,
             synchronous_transfer: None,
             slot: None,
+            restore_target_wal: false,
         }
     }
 }

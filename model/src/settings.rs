@@ -192,6 +192,18 @@ pub struct Settings {
     /// `restart_lsn` lags the checkpoint by more is invalidated; -1: no
     /// limit (PostgreSQL's default).
     pub max_slot_wal_keep_size: i64,
+    /// `archive_mode`: off | on (the primary archives completed segments
+    /// and history files) | always (standbys archive what they receive too).
+    pub archive_mode: ArchiveMode,
+    /// `archive_command` is set (`cp %p /archive/%f` into the archive all
+    /// nodes share). `false` with `archive_mode` on: nothing is archived
+    /// and `.ready` segments pile up in pg_wal. Failures are a fault
+    /// (`faults.archive_command`).
+    pub archive_command: bool,
+    /// `restore_command` is set (`cp /archive/%f %p`): recovery, a standby
+    /// whose upstream removed a segment, findNewestTimeLine and
+    /// rescanLatestTimeLine read the shared archive.
+    pub restore_command: bool,
     #[serde(rename = "cluster")]
     pub cluster: ClusterSettings,
     pub workload: WorkloadSettings,
@@ -245,6 +257,9 @@ impl Default for Settings {
             min_wal_size: WalSize(Bytes(2 << 20)),
             wal_keep_size: WalSize(Bytes(0)),
             max_slot_wal_keep_size: -1,
+            archive_mode: ArchiveMode::Off,
+            archive_command: true,
+            restore_command: false,
             cluster: ClusterSettings::default(),
             workload: WorkloadSettings::default(),
             faults: FaultSettings::default(),
@@ -256,6 +271,19 @@ impl Default for Settings {
             operator: crate::script::default_story(),
         }
     }
+}
+
+/// `archive_mode`.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveMode {
+    #[default]
+    Off,
+    /// The archiver runs on a server not in recovery.
+    On,
+    /// The archiver runs in recovery too (a standby archives the segments
+    /// its walreceiver completes).
+    Always,
 }
 
 /// How an old primary rejoins after a failover.
@@ -292,6 +320,9 @@ impl Failback {
 pub struct FailoverSettings {
     /// Strategy used when the old primary rejoins.
     pub failback: Failback,
+    /// `pg_rewind --restore-target-wal`: WAL the target no longer has in
+    /// pg_wal is fetched from the archive with its `restore_command`.
+    pub restore_target_wal: bool,
 }
 
 /// Files whose writes `synchronous_transfer = data_flush` may hold back.
@@ -397,6 +428,9 @@ pub struct FaultSettings {
     pub disconnect: f64,
     /// Two nodes cannot reach each other until the partition heals.
     pub partition: f64,
+    /// `archive_command` fails (exit code 1) on the archiver's next
+    /// `.ready` file; 0 (the default): archiving always succeeds.
+    pub archive_command: f64,
     /// Crash images: 0 (the default) = a power loss loses every write not
     /// fsynced. N > 0 = a power loss picks (by a drawn argument) one of up
     /// to N distinct durable images: any subset of the data and CLOG pages
@@ -414,6 +448,7 @@ impl Default for FaultSettings {
             power_loss: 0.001,
             disconnect: 0.002,
             partition: 0.001,
+            archive_command: 0.0,
             crash_images: 0,
         }
     }
@@ -491,6 +526,10 @@ pub struct Rules {
     /// replication slots hold behind its record (KeepLogSeg); off: it
     /// removes every segment before its REDO's.
     pub keep_wal_for_standbys: bool,
+    /// A checkpoint removes no segment whose `.ready` file says it is not
+    /// archived yet (RemoveOldXlogFiles → XLogArchiveCheckDone); off: it
+    /// removes them as if archiving were off.
+    pub remove_checks_archive_done: bool,
 }
 
 impl Default for Rules {
@@ -516,6 +555,7 @@ impl Default for Rules {
             sync_candidates_need_flush_position: true,
             sync_released_positions_only_advance: true,
             keep_wal_for_standbys: true,
+            remove_checks_archive_done: true,
         }
     }
 }
@@ -601,6 +641,8 @@ pub struct Weights {
     pub operator: u32,
     /// A network partition heals.
     pub heal: u32,
+    /// The archiver archives one `.ready` file (only with `archive_mode`).
+    pub archiver: u32,
 }
 
 impl Default for Weights {
@@ -619,6 +661,7 @@ impl Default for Weights {
             connect: 2,
             operator: 2,
             heal: 1,
+            archiver: 2,
         }
     }
 }
@@ -702,13 +745,14 @@ impl Settings {
             ("faults.power_loss", self.faults.power_loss),
             ("faults.disconnect", self.faults.disconnect),
             ("faults.partition", self.faults.partition),
+            ("faults.archive_command", self.faults.archive_command),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return bad(key, format!("{p} is not a probability in 0..1"));
             }
         }
         let f = &self.faults;
-        if f.process_crash + f.power_loss + f.disconnect + f.partition > 1.0 {
+        if f.process_crash + f.power_loss + f.disconnect + f.partition + f.archive_command > 1.0 {
             return bad("faults", "fault probabilities add up to more than 1");
         }
         if self.scheduler.steps == 0 {

@@ -108,8 +108,10 @@ impl Cluster {
         {
             return false;
         }
-        // The startup process asks for streaming once local WAL is used up.
-        if st.next < d.wal.end_index() {
+        // The startup process asks for streaming once local WAL is used up,
+        // and the archive has nothing more (XLOG_FROM_ARCHIVE is tried
+        // first).
+        if st.next < d.wal.end_index() || self.restorable(d).is_some() {
             return false;
         }
         d.walrcv.refused.is_none_or(|m| m != self.refusal_memo(d, up))
@@ -260,6 +262,7 @@ impl Cluster {
     /// Returns whether the standby can follow its upstream's timeline.
     pub(crate) fn rescan_latest_timeline(&mut self, d: NodeId) -> bool {
         let check = self.settings().rules.startup_checks_timeline_fork;
+        self.restore_history_files(d);
         let n = &mut self.nodes[d as usize];
         let newest = n.history.newest();
         if newest <= n.walrcv.target_tli {

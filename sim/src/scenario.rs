@@ -113,6 +113,10 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "sync-first-restart",
     "sync-any-both-down",
     "remote-apply-replay-paused",
+    "standby-down-archive",
+    "double-promotion-archive",
+    "rewind-restore-target-wal",
+    "history-file-from-archive",
 ];
 
 /// Loads a built-in scenario by name, or a file by path. `base` is the

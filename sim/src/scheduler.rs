@@ -297,6 +297,7 @@ impl WeightedRandom {
             EventKind::Operator => w.operator,
             EventKind::Heal => w.heal,
             EventKind::Fault => 1,
+            EventKind::Archiver => w.archiver,
         })
     }
 }
@@ -338,6 +339,7 @@ impl FaultDice {
             (f.process_crash, FaultKind::ProcessCrash),
             (f.disconnect, FaultKind::Disconnect),
             (f.partition, FaultKind::Partition),
+            (f.archive_command, FaultKind::ArchiveCommand),
         ] {
             if p > 0.0 {
                 from = from.saturating_sub(scale(p));
@@ -434,6 +436,7 @@ mod tests {
             power_loss: 0.25,
             disconnect: 0.0,
             partition: 0.0,
+            archive_command: 0.0,
             crash_images: 0,
         };
         let dice = FaultDice::new(&f);
@@ -448,6 +451,7 @@ mod tests {
             power_loss: 0.0,
             disconnect: 0.0,
             partition: 0.0,
+            archive_command: 0.0,
             crash_images: 0,
         };
         assert!(!FaultDice::new(&none).any());

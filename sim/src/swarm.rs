@@ -108,9 +108,17 @@ mod tests {
         let s = config::load(None, &["faults.process_crash=0.01".into()]).unwrap();
         let space = SwarmSpace::of(&s);
         let keys: Vec<&str> = space.kinds().iter().map(|(k, _)| k.as_str()).collect();
+        // Every rate of `[faults]`; `archive_command`'s bound is 0 by default,
+        // so it always draws 0 there.
         assert_eq!(
             keys,
-            ["faults.disconnect", "faults.partition", "faults.power_loss", "faults.process_crash"]
+            [
+                "faults.archive_command",
+                "faults.disconnect",
+                "faults.partition",
+                "faults.power_loss",
+                "faults.process_crash"
+            ]
         );
         let other = SwarmSpace::of(&config::load(None, &["synchronous_commit=local".into()]).unwrap());
         let mut seen_off_on = [false; 2];

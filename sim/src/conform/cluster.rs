@@ -143,6 +143,12 @@ impl Sandbox {
         self.chown(path)
     }
 
+    /// A directory the server user owns (e.g. a WAL archive).
+    pub fn make_dir(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
+        self.chown(path)
+    }
+
     fn append(&self, path: &Path, content: &str) -> Result<()> {
         let mut file = OpenOptions::new()
             .create(true)

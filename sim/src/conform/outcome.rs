@@ -49,11 +49,16 @@ pub enum Story {
     /// the fork), gets `00000002.history` in its pg_wal and starts as a standby:
     /// not a child of this server's history.
     HistoryFileCleanShutdown,
+    /// A WAL archive (`archive_mode = on`, `archive_command = 'cp %p ARCHIVE/%f'`,
+    /// `restore_command = 'cp ARCHIVE/%f %p'`, `wal_keep_size = 0`): B stopped while
+    /// A switches segments, archives them and checkpoints them away; B starts,
+    /// restores the removed segments from the archive and streams the rest.
+    StandbyDownArchive,
 }
 
 impl Story {
     /// Every story, in the order the suite runs them.
-    pub const ALL: [Story; 13] = [
+    pub const ALL: [Story; 14] = [
         Story::DivergedNaiveAfterImmediate,
         Story::DivergedNaiveAfterFast,
         Story::DivergedRewind,
@@ -67,6 +72,7 @@ impl Story {
         Story::HistoryFileBeforeStart,
         Story::SecondStartAfterHistoryFetch,
         Story::HistoryFileCleanShutdown,
+        Story::StandbyDownArchive,
     ];
 
     /// Kebab-case name, identical to the JSON form.
@@ -85,6 +91,7 @@ impl Story {
             Story::HistoryFileBeforeStart => "history-file-before-start",
             Story::SecondStartAfterHistoryFetch => "second-start-after-history-fetch",
             Story::HistoryFileCleanShutdown => "history-file-clean-shutdown",
+            Story::StandbyDownArchive => "standby-down-archive",
         }
     }
 

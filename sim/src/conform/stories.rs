@@ -62,6 +62,7 @@ pub(super) fn run(sb: &Sandbox, install: &PgInstall, story: Story) -> Result<Rea
         Story::HistoryFileBeforeStart => history_file_before_start(sb, &mut report)?,
         Story::SecondStartAfterHistoryFetch => second_start_after_history_fetch(sb, &mut report)?,
         Story::HistoryFileCleanShutdown => history_file_clean_shutdown(sb, &mut report)?,
+        Story::StandbyDownArchive => standby_down_archive(sb, &mut report)?,
     }
     report.read_mechanism(sb)?;
     Ok(report.finish())
@@ -732,6 +733,82 @@ fn replayed(sb: &Sandbox, node: &Node) -> Option<Lsn> {
 /// An LSN-valued pg_controldata field.
 fn control_lsn(control: &[(String, String)], key: &str) -> Option<Lsn> {
     control.iter().find(|(k, _)| k == key).and_then(|(_, v)| Lsn::parse(v))
+}
+
+/// Story `standby-down-archive`: the WAL archive (the model's scenario of that
+/// name). A archives into a directory both nodes share and keeps no extra WAL; B
+/// stops; A completes and archives several segments, then two CHECKPOINTs remove
+/// them (the segment B needs among them); B starts and, with restore_command,
+/// restores them from the archive before it streams the rest.
+fn standby_down_archive(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let archive = sb.root.join("archive");
+    sb.make_dir(&archive)?;
+    let dir = archive.display();
+    let a = sb.node("a")?;
+    let b = sb.node("b")?;
+    sb.initdb(&a, true)?;
+    // pg_basebackup copies postgresql.auto.conf: b gets the same settings.
+    sb.set_conf(
+        &a,
+        &format!(
+            "archive_mode = on\narchive_command = 'cp %p {dir}/%f'\nrestore_command = 'cp {dir}/%f %p'\nwal_keep_size = 0\n"
+        ),
+    )?;
+    sb.start(&a, StartWait::Ready)?;
+    sb.sql(&a, SCHEMA)?;
+    let script = sb.root.join("workload.sql");
+    sb.write_file(&script, WORKLOAD)?;
+    sb.basebackup(&a, &b)?;
+    sb.start(&b, StartWait::Ready)?;
+    sb.poll("b to stream from a", Duration::from_secs(30), || {
+        Ok(replication_state(sb, &a, &b)?.then_some(()))
+    })?;
+    sb.pgbench(&a, &script, 4, 100)?;
+    let b_pos = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
+    if !replay_reaches(sb, &b, b_pos, Duration::from_secs(30))? {
+        bail!("b did not replay a's initial load (up to {b_pos}) within 30 s");
+    }
+    sb.stop(&b, StopMode::Fast)?;
+    let needed = sb.sql(&a, &format!("select pg_walfile_name('{b_pos}')"))?;
+    for _ in 0..3 {
+        sb.pgbench(&a, &script, 2, 50)?;
+        sb.sql(&a, "select pg_switch_wal()")?;
+    }
+    sb.pgbench(&a, &script, 2, 50)?;
+    sb.poll("a's archiver to archive every completed segment", Duration::from_secs(30), || {
+        let ready = sb.sql(&a, "select count(*) from pg_ls_archive_statusdir() where name like '%.ready'")?;
+        Ok((ready == "0").then_some(()))
+    })?;
+    sb.sql(&a, "checkpoint")?;
+    sb.sql(&a, "checkpoint")?;
+    let still = sb.sql(&a, &format!("select count(*) from pg_ls_waldir() where name = '{needed}'"))?;
+    r.facts.relate("a removed the segment b needs after it archived it", still == "0");
+    r.facts.relate("the archive holds the segment b needs", archive.join(&needed).is_file());
+    let offset = sb.log_offset(&b);
+    sb.start(&b, StartWait::Running)?;
+    let target = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
+    let caught_up = replay_reaches(sb, &b, target, REJOIN_LIMIT)?;
+    let streaming = caught_up
+        && sb
+            .poll("b to stream from a again", Duration::from_secs(30), || {
+                Ok(replication_state(sb, &a, &b)?.then_some(()))
+            })
+            .is_ok();
+    let log = sb.read_log(&b, offset)?;
+    r.facts.relate(
+        "b restored the segment it needs from the archive",
+        log.contains(&format!("restored log file \"{needed}\" from archive")),
+    );
+    r.obs.absorb(&scan_logs(sb, &[(&a, 0), (&b, offset)])?);
+    let equal = compare_rows(sb, r, &a, &b);
+    r.class = if r.obs.any_refusal() {
+        OutcomeClass::Refused
+    } else if streaming && equal {
+        OutcomeClass::Converged
+    } else {
+        OutcomeClass::Stuck
+    };
+    Ok(())
 }
 
 /// Nodes of a freshly set up pair; `b` streams from `a` and has replayed the load.

@@ -130,7 +130,7 @@ pub fn story(settings: &Settings, seed: u64, choices: &[u64]) -> Vec<String> {
     impl Observer for Teller {
         fn step(&mut self, step: u64, _: Phase, ev: &Event, _: Option<u64>, _: &Cluster, log: &[LogLine]) {
             use walsim_model::log::{Level, Process};
-            if matches!(ev, Event::Crash { .. } | Event::Disconnect { .. } | Event::Partition { .. }) {
+            if ev.kind() == walsim_model::EventKind::Fault {
                 self.flush_commits();
                 self.lines.push(format!("event {step}: fault: {ev}"));
             }

@@ -1,0 +1,326 @@
+//! The WAL archive all nodes share (xlogarchive.c, pgarch.c, shell_archive.c).
+//!
+//! With `archive_mode` on, a server not in recovery marks each segment it
+//! has completely flushed `.ready` (XLogArchiveNotifySeg, from XLogWrite),
+//! and so the history file of a timeline it creates (writeTimeLineHistory).
+//! The archiver (pgarch_ArchiverCopyLoop) copies one `.ready` file per
+//! event into the archive with `archive_command` (`cp %p /archive/%f`) and
+//! marks it `.done`; history files go first (pgarch_readyXlog). When the
+//! scheduler runs the archiver is its choice, so the archive lags by as
+//! much as the schedule lets it; a failing `archive_command` is a fault
+//! (`faults.archive_command`), logged as PostgreSQL 15 logs it.
+//! RemoveOldXlogFiles removes no segment still `.ready`
+//! (XLogArchiveCheckDone).
+//!
+//! With `restore_command`, recovery reads the archive: a standby whose
+//! local WAL is used up restores the next segment from it before it
+//! streams (WaitForWALToBecomeAvailable tries XLOG_FROM_ARCHIVE first, and
+//! again after streaming fails — "requested WAL segment ... has already
+//! been removed"), choosing the file of the newest timeline of its
+//! recovery target's history that covers the segment (XLogFileReadAnyTLI);
+//! findNewestTimeLine and rescanLatestTimeLine see history files in the
+//! archive; pg_rewind's `--restore-target-wal` reads the target's missing
+//! WAL from it.
+//!
+//! Archived segments are kept as the records that start in them: the
+//! model's WAL is records, not bytes (docs/model.md).
+
+use crate::cluster::Cluster;
+use crate::log::Process;
+use crate::lsn::{Lsn, Tli, WalGeometry};
+use crate::node::{Node, NodeId, Status};
+use crate::settings::{ArchiveMode, Settings};
+use crate::slog;
+use crate::timeline::{History, HistoryEntry};
+use crate::wal::Record;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// `NUM_ARCHIVE_RETRIES`: failures in a row before the archiver gives up
+/// for a while ("failed too many times, will try again later").
+pub const NUM_ARCHIVE_RETRIES: u32 = 3;
+
+/// A file in the archive.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum ArchivedFile {
+    /// A WAL segment: the records that start in it.
+    Segment(Arc<[Record]>),
+    /// A timeline history file.
+    History(Vec<HistoryEntry>),
+}
+
+/// The archive directory all nodes' `archive_command` copy into and their
+/// `restore_command` read from, keyed by file name.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct Archive {
+    files: BTreeMap<String, ArchivedFile>,
+}
+
+impl Archive {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// File names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ArchivedFile> {
+        self.files.get(name)
+    }
+
+    /// `cp %p /archive/%f`: a file of the same name is overwritten.
+    pub fn store(&mut self, name: String, file: ArchivedFile) {
+        self.files.insert(name, file);
+    }
+
+    /// The records of segment file `name`, if archived.
+    pub fn segment(&self, name: &str) -> Option<&[Record]> {
+        match self.files.get(name) {
+            Some(ArchivedFile::Segment(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The entries of `%08X.history` for `tli`, if archived.
+    pub fn history(&self, tli: Tli) -> Option<&[HistoryEntry]> {
+        match self.files.get(&History::file_name(tli)) {
+            Some(ArchivedFile::History(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// findNewestTimeLine's probe of the archive: starting after `from`,
+    /// the last timeline whose history file the archive has (probing
+    /// `from + 1`, `from + 2`, ... until one is missing). Returns the
+    /// timelines found.
+    pub fn newer_timelines(&self, from: Tli) -> Vec<Tli> {
+        (from + 1..).take_while(|&t| self.history(t).is_some()).collect()
+    }
+
+    /// XLogFileReadAnyTLI: the segment `segno` as the reader of `target`'s
+    /// history finds it: the file of the newest timeline of that history
+    /// that began at or before the segment. Returns its name and records.
+    pub fn read_any_tli(
+        &self,
+        g: &WalGeometry,
+        history: &History,
+        target: Tli,
+        segno: u64,
+    ) -> Option<(String, &[Record])> {
+        let entries = history.entries(target);
+        // Timeline `target` began where its parent ended; each ancestor
+        // where its own parent ended (the first at 0).
+        let mut begins: Vec<(Tli, Lsn)> = Vec::with_capacity(entries.len() + 1);
+        let mut begin = Lsn(0);
+        for e in entries {
+            begins.push((e.tli, begin));
+            begin = e.switchpoint;
+        }
+        begins.push((target, begin));
+        let start = Lsn(segno * g.segment_size());
+        for &(tli, begin) in begins.iter().rev() {
+            if g.segno(begin) <= segno {
+                let name = g.wal_file_name(tli, start);
+                if let Some(r) = self.segment(&name) {
+                    return Some((name, r));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A file with a `.ready` status file (pgarch_readyXlog's pick).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ReadyFile {
+    History(Tli),
+    Segment(u64),
+}
+
+/// A node's `pg_wal/archive_status` and its archiver.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct ArchiveStatus {
+    /// Segments before this one are `.done` (or were never this node's to
+    /// archive); from it up to the last completely flushed segment,
+    /// `.ready` while the node archives.
+    pub next_seg: u64,
+    /// History files marked `.ready`, oldest first.
+    pub history_ready: Vec<Tli>,
+    /// `archive_command` failures in a row on the current file.
+    pub failures: u32,
+}
+
+impl Node {
+    /// XLogArchivingActive for this server now: the archiver runs (and
+    /// marks segments `.ready`) on a server not in recovery with
+    /// `archive_mode = on`, on any running server with `always`.
+    pub fn archiving_active(&self, settings: &Settings) -> bool {
+        match settings.archive_mode {
+            ArchiveMode::Off => false,
+            ArchiveMode::On => self.is_primary_or_shutting_down(),
+            ArchiveMode::Always => self.status != Status::Down,
+        }
+    }
+
+    /// The file the archiver would archive next (history files first,
+    /// then the oldest `.ready` segment), if any.
+    pub fn next_ready(&self, settings: &Settings) -> Option<ReadyFile> {
+        if !self.archiving_active(settings) || !settings.archive_command {
+            return None;
+        }
+        if let Some(&t) = self.archive_status.history_ready.first() {
+            return Some(ReadyFile::History(t));
+        }
+        let complete = self.wal.geometry().segno(self.wal.flush_lsn());
+        (self.archive_status.next_seg < complete).then_some(ReadyFile::Segment(self.archive_status.next_seg))
+    }
+
+    /// XLogArchiveCheckDone for the oldest segment that RemoveOldXlogFiles
+    /// may not remove: `None` when every segment may go (archiving off, or
+    /// archive recovery with `archive_mode` not `always`).
+    pub fn oldest_not_archived(&self, settings: &Settings) -> Option<u64> {
+        match settings.archive_mode {
+            ArchiveMode::Off => None,
+            ArchiveMode::On if self.is_standby() => None,
+            _ => Some(self.archive_status.next_seg),
+        }
+    }
+
+    /// The name a segment file of this node's WAL has: the timeline of the
+    /// last record starting in it (a promoted server copies the segment
+    /// holding the switch point into a file of its new timeline), or the
+    /// node's timeline if none does.
+    pub fn segment_file_name(&self, segno: u64) -> (String, Vec<Record>) {
+        let g = self.wal.geometry();
+        let start = Lsn(segno * g.segment_size());
+        let end = Lsn((segno + 1) * g.segment_size());
+        let recs = self.wal.records_from(start);
+        let recs: Vec<Record> = recs[..recs.partition_point(|r| r.lsn < end)].to_vec();
+        let tli = recs.last().map_or(self.tli, |r| r.tli);
+        (g.wal_file_name(tli, start), recs)
+    }
+}
+
+impl Cluster {
+    /// What `d`'s startup process would restore now (RestoreArchivedFile
+    /// from WaitForWALToBecomeAvailable): with `restore_command`, in
+    /// standby mode, local WAL used up and not streaming, the archived
+    /// segment holding the end of its WAL (XLogFileReadAnyTLI) if it
+    /// continues that WAL (the next record starts there and its prev-link
+    /// names the last one). Returns the file's name and the index of that
+    /// record in it.
+    pub(crate) fn restorable(&self, d: &Node) -> Option<(String, usize)> {
+        if !self.settings.restore_command || self.archive.is_empty() {
+            return None;
+        }
+        let st = d.startup.as_ref()?;
+        if d.status != Status::Recovery || !st.standby || st.promote || st.read_error.is_some() {
+            return None;
+        }
+        if st.next < d.wal.end_index() || self.conns.iter().any(|c| c.downstream == d.id) {
+            return None;
+        }
+        let g = d.wal.geometry();
+        let end = d.wal.end();
+        let (name, recs) = self.archive.read_any_tli(g, &d.history, d.walrcv.target_tli, g.segno(end))?;
+        let pos = g.recptr_to_bytepos(end);
+        let k = recs.iter().position(|r| g.recptr_to_bytepos(r.lsn) == pos)?;
+        (recs[k].prev == d.wal.last_start()).then_some((name, k))
+    }
+
+    /// The startup process restores a segment from the archive into
+    /// pg_wal (a standby keeps it: KeepFileRestoredFromArchive) and goes
+    /// on replaying from it.
+    pub(crate) fn restore_wal(&mut self, id: NodeId) {
+        let i = id as usize;
+        let Some((name, k)) = self.restorable(&self.nodes[i]) else { return };
+        let file = self.archive.segment(&name).expect("restorable");
+        let recs = file[k..].to_vec();
+        slog!(self.log, id, Process::Startup, Log, "restored log file \"{}\" from archive", name);
+        // `no_silent_divergence`, as for streamed WAL: the file continues this
+        // node's WAL by its prev-link, but does its history contain the last
+        // record the node replayed? (A file of another timeline whose record
+        // happens to frame at the node's end of WAL.)
+        let n = &self.nodes[i];
+        let last = n.wal.last_start();
+        if let Some(mine) = n.wal.record_at(last)
+            && let Some(theirs) = file.iter().find(|r| r.lsn == last)
+            && theirs != mine
+        {
+            self.fx.violations.push(crate::invariants::Violation {
+                invariant: crate::invariants::Invariant::NoSilentDivergence,
+                node: Some(id),
+                detail: format!(
+                    "{} restores {name} from the archive, whose record at {} continues its WAL, but the file's record at {last} (timeline {}) is not its own (timeline {}): two histories are mixed without any message",
+                    n.name,
+                    file[k].lsn,
+                    theirs.tli,
+                    mine.tli
+                ),
+            });
+            return;
+        }
+        let n = &mut self.nodes[i];
+        for r in recs {
+            n.wal.append_received(r);
+        }
+        let end = n.wal.end();
+        n.wal.flush_upto(end);
+    }
+
+    /// restoreTimeLineHistoryFiles: history files of timelines newer than
+    /// any `d` knows, from the archive into its pg_wal (findNewestTimeLine
+    /// probes `newest + 1`, `+ 2`, ...). Returns whether any was found.
+    pub(crate) fn restore_history_files(&mut self, id: NodeId) -> bool {
+        if !self.settings.restore_command || self.archive.is_empty() {
+            return false;
+        }
+        let i = id as usize;
+        let newer = self.archive.newer_timelines(self.nodes[i].history.newest());
+        for &t in &newer {
+            let entries = self.archive.history(t).expect("probed").to_vec();
+            slog!(
+                self.log,
+                id,
+                Process::Startup,
+                Log,
+                "restored log file \"{}\" from archive",
+                History::file_name(t)
+            );
+            self.nodes[i].history.insert_file(t, entries);
+        }
+        !newer.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::{RecordBody, Wal};
+
+    #[test]
+    fn read_any_tli_prefers_the_newest_timeline_covering_the_segment() {
+        let g = WalGeometry::new(1 << 14);
+        let mut w = Wal::new(g);
+        for _ in 0..3 {
+            w.insert(1, 3, RecordBody::Commit);
+        }
+        let recs: Arc<[Record]> = w.records().to_vec().into();
+        let mut a = Archive::default();
+        a.store(g.wal_file_name(1, Lsn(0)), ArchivedFile::Segment(recs.clone()));
+        a.store(g.wal_file_name(1, Lsn(1 << 14)), ArchivedFile::Segment(recs.clone()));
+        a.store(g.wal_file_name(2, Lsn(1 << 14)), ArchivedFile::Segment(recs));
+        let mut h = History::default();
+        // Timeline 2 began in segment 1.
+        h.add_child(2, 1, Lsn((1 << 14) + 100), "x");
+        assert_eq!(a.read_any_tli(&g, &h, 2, 0).unwrap().0, "000000010000000000000000");
+        assert_eq!(a.read_any_tli(&g, &h, 2, 1).unwrap().0, "000000020000000000000001");
+        assert_eq!(a.read_any_tli(&g, &h, 1, 1).unwrap().0, "000000010000000000000001");
+        assert!(a.read_any_tli(&g, &h, 2, 2).is_none());
+        a.store(History::file_name(2), ArchivedFile::History(h.entries(2).to_vec()));
+        assert_eq!(a.newer_timelines(1), vec![2]);
+        assert!(a.newer_timelines(2).is_empty());
+    }
+}
