@@ -8,7 +8,8 @@
 
 use crate::clog::XidStatus;
 use crate::event::{Ack, Failure, Op, OpKind, Wait};
-use crate::heap::{Tuple, Xid};
+use crate::heap::Tuple;
+use crate::ids::Xid;
 use crate::log::Process;
 use crate::lsn::Lsn;
 use crate::node::{Ctx, Env, Node};
@@ -67,6 +68,16 @@ impl Backend {
 }
 
 impl Node {
+    /// The transactions between inserting their commit record and marking
+    /// it in CLOG, which a checkpoint must wait for (`DELAY_CHKPT_START`,
+    /// GetVirtualXIDsDelayingChkpt).
+    pub fn committing_xids(&self) -> impl Iterator<Item = Xid> + '_ {
+        self.backends.iter().filter_map(|b| match *b {
+            Backend::Committing { xid, .. } => Some(xid),
+            _ => None,
+        })
+    }
+
     /// Terminates backend `b` (fast shutdown). An open transaction is
     /// aborted; one that inserted its commit record finishes committing
     /// locally, but the client never hears back.

@@ -7,51 +7,18 @@
 //! under the WAL rule; fsync; insert the checkpoint record and flush it;
 //! then point pg_control at it. Only then may WAL before REDO be dropped.
 
-use crate::backend::Backend;
 use crate::control::DbState;
 use crate::event::Wait;
-use crate::heap::{BlockNumber, Xid};
+use crate::ids::Tli;
+use crate::ids::{BlockNumber, Xid};
 use crate::log::Process;
-use crate::lsn::{Lsn, Tli};
+use crate::lsn::Lsn;
 use crate::node::{Ctx, Env, Node, Status};
 use crate::settings::FileKind;
 use crate::slog;
 use crate::wal::{CheckPoint, RecordBody};
 
-/// Why a checkpoint runs.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub enum CkptKind {
-    /// checkpoint_timeout or max_wal_size on a primary.
-    Online,
-    /// Restartpoint on a standby, at the last replayed checkpoint.
-    Restartpoint,
-    /// Written at the end of crash recovery (a shutdown-type record).
-    EndOfRecovery,
-    /// Fast shutdown of a standby: a last restartpoint, then "shut down in
-    /// recovery".
-    ShutdownRestartpoint,
-    /// Fast shutdown.
-    Shutdown,
-}
-
-impl CkptKind {
-    fn flags(self) -> &'static str {
-        match self {
-            CkptKind::Online => "time",
-            CkptKind::Restartpoint => "time",
-            CkptKind::EndOfRecovery => "end-of-recovery immediate wait",
-            CkptKind::Shutdown | CkptKind::ShutdownRestartpoint => "shutdown immediate",
-        }
-    }
-    fn noun(self) -> &'static str {
-        if self.is_restartpoint() { "restartpoint" } else { "checkpoint" }
-    }
-
-    /// Restartpoints complete a replayed checkpoint; they write no record.
-    pub fn is_restartpoint(self) -> bool {
-        matches!(self, CkptKind::Restartpoint | CkptKind::ShutdownRestartpoint)
-    }
-}
+pub use crate::wal::CkptKind;
 
 /// Where a checkpoint is.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -262,9 +229,7 @@ impl Node {
         if c.phase != Phase::Clog {
             return None;
         }
-        c.delaying.iter().copied().find(|&x| {
-            self.backends.iter().any(|b| matches!(*b, Backend::Committing { xid, .. } if xid == x))
-        })
+        c.delaying.iter().copied().find(|&x| self.committing_xids().any(|xid| xid == x))
     }
 
     fn control_prev_tli(&self) -> Tli {
@@ -309,13 +274,7 @@ impl Node {
             self.redo_ptr = redo;
         }
         let delaying = if ctx.env.settings.rules.checkpoint_waits_for_commits {
-            self.backends
-                .iter()
-                .filter_map(|b| match *b {
-                    Backend::Committing { xid, .. } => Some(xid),
-                    _ => None,
-                })
-                .collect()
+            self.committing_xids().collect()
         } else {
             Vec::new()
         };
@@ -488,8 +447,8 @@ impl Node {
             } else {
                 format!("its REDO {redo} lies in segment {}", name(redo_seg))
             };
-            ctx.fx.violations.push(crate::invariants::Violation {
-                invariant: crate::invariants::Invariant::WalSegmentsKept,
+            ctx.fx.violations.push(crate::violation::Violation {
+                invariant: crate::violation::Invariant::WalSegmentsKept,
                 node: Some(self.id),
                 detail: format!(
                     "{}: a checkpoint removed WAL segments up to {}, but {why}: a standby or crash recovery that needs them finds them gone",

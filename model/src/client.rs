@@ -7,8 +7,8 @@
 
 use crate::event::{Ack, Failure, Op, OpKind};
 use crate::heap::{Row, md5_text};
+use crate::ids::NodeId;
 use crate::lsn::Lsn;
-use crate::node::NodeId;
 use crate::settings::WorkloadSettings;
 use std::collections::BTreeMap;
 

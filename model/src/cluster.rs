@@ -8,13 +8,13 @@
 
 use crate::client::Ledger;
 use crate::event::{Check, CrashKind, Effects, Event, FaultKind, RefusalKind};
-use crate::failback::{AttemptResult, FailbackAttempt};
 use crate::invariants::{self, Violation};
 use crate::log::Log;
 use crate::lsn::Lsn;
 use crate::network::{Conn, Partitions};
 use crate::node::{Ctx, Env, Node, NodeId, Status};
 use crate::operator::ScriptState;
+use crate::script::{AttemptResult, FailbackAttempt};
 use crate::settings::Settings;
 use crate::syncrep::StandbyNames;
 use serde::Serialize;

@@ -1,12 +1,12 @@
 //! Events (what the scheduler chooses among) and effects (what applying one
 //! reports beyond its node).
 
-use crate::heap::Xid;
-use crate::invariants::Violation;
+use crate::ids::NodeId;
+use crate::ids::Xid;
 use crate::lsn::Lsn;
-use crate::node::NodeId;
 use crate::settings::FileKind;
 use crate::syncrep::WaitMode;
+use crate::violation::Violation;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -16,8 +16,7 @@ use std::fmt;
 #[serde(transparent)]
 pub struct Lsn(pub u64);
 
-/// Timeline ID (`TimeLineID`).
-pub type Tli = u32;
+pub use crate::ids::Tli;
 
 impl Lsn {
     /// `InvalidXLogRecPtr`.

@@ -17,8 +17,9 @@ use crate::heap::{
     BlockNumber, HEAP_XMAX_COMMITTED, HEAP_XMAX_INVALID, HEAP_XMIN_COMMITTED, HEAP_XMIN_INVALID, Page, Row,
     Xid,
 };
+use crate::ids::Tli;
 use crate::log::{Log, Process};
-use crate::lsn::{Lsn, Tli, WalGeometry};
+use crate::lsn::{Lsn, WalGeometry};
 use crate::recovery::Startup;
 use crate::settings::{FileKind, Settings};
 use crate::settings::{Rules, SynchronousCommit, SynchronousTransfer};
@@ -34,8 +35,29 @@ impl HasLsn for Page {
     }
 }
 
-/// Node index within the cluster.
-pub type NodeId = u8;
+pub use crate::ids::NodeId;
+
+/// A standby's walreceiver state.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct WalRcv {
+    /// Positions last reported to the upstream.
+    pub reported: ReportedPositions,
+    /// Recovery target timeline (`recovery_target_timeline = 'latest'`).
+    pub target_tli: Tli,
+    /// The world as it was at the last refusal. PostgreSQL retries every
+    /// `wal_retrieve_retry_interval`; the model retries only once something
+    /// the checks look at has changed, so a refused run still quiesces.
+    pub refused: Option<RefusalMemo>,
+}
+
+/// What a refused START_REPLICATION depended on.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct RefusalMemo {
+    pub upstream: NodeId,
+    pub upstream_flush: Lsn,
+    pub upstream_tli: Tli,
+    pub local_end: Lsn,
+}
 
 /// What the postmaster is doing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -181,7 +203,7 @@ pub struct Node {
     /// `primary_conninfo`: the node a standby streams from.
     pub upstream: Option<NodeId>,
     /// Walreceiver and recovery-target state of a standby.
-    pub walrcv: crate::walreceiver::WalRcv,
+    pub walrcv: WalRcv,
     /// Stopped by the operator: not restarted automatically.
     pub operator_stopped: bool,
     /// Running in single-user mode (pg_rewind's crash recovery): no
@@ -271,7 +293,7 @@ impl Node {
             power_losses: 0,
             failed: None,
             upstream: None,
-            walrcv: crate::walreceiver::WalRcv::default(),
+            walrcv: WalRcv::default(),
             operator_stopped: false,
             single_user: false,
             shutdown_ckpt_done: false,
@@ -776,7 +798,7 @@ impl Node {
         self.walsndctl = WalSndCtl::default();
         self.replay_pause = false;
         self.shutdown_ckpt_done = false;
-        self.walrcv = crate::walreceiver::WalRcv::default();
+        self.walrcv = WalRcv::default();
         self.checkpointer = Checkpointer::default();
         for b in &mut self.backends {
             *b = Backend::default();
@@ -923,9 +945,9 @@ impl Node {
         }
         self.running.clear();
         let kind = if self.startup.is_some() {
-            crate::checkpointer::CkptKind::ShutdownRestartpoint
+            crate::wal::CkptKind::ShutdownRestartpoint
         } else {
-            crate::checkpointer::CkptKind::Shutdown
+            crate::wal::CkptKind::Shutdown
         };
         self.checkpointer.request(kind);
         self.status = Status::ShuttingDown;

@@ -15,16 +15,18 @@
 //! (XLogReadBufferForRedo's BLK_DONE); a full-page image is always
 //! restored.
 
-use crate::checkpointer::CkptKind;
 use crate::clog::XidStatus;
 use crate::control::DbState;
 use crate::event::{Check, RefusalKind};
-use crate::heap::{Page, Row, Tuple, Xid};
-use crate::invariants::{Invariant, Violation};
+use crate::heap::{Page, Row, Tuple};
+use crate::ids::Tli;
+use crate::ids::Xid;
 use crate::log::Process;
-use crate::lsn::{Lsn, Tli};
+use crate::lsn::Lsn;
 use crate::node::{Ctx, Node, Status};
 use crate::slog;
+use crate::violation::{Invariant, Violation};
+use crate::wal::CkptKind;
 use crate::wal::{CheckPoint, Record, RecordBody, RemovedWal, Wal};
 use std::sync::Arc;
 

@@ -258,33 +258,7 @@ impl Default for Settings {
     }
 }
 
-/// How an old primary rejoins after a failover.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Failback {
-    /// Restart it as a standby of the new primary and let PostgreSQL's
-    /// checks decide.
-    #[default]
-    Naive,
-    /// pg_rewind, then restart as a standby.
-    Rewind,
-    /// A fresh base backup of the new primary.
-    Basebackup,
-    /// The proposal's missing step: drop WAL after the fork point, then
-    /// restart as a standby.
-    Truncate,
-}
-
-impl Failback {
-    pub fn name(self) -> &'static str {
-        match self {
-            Failback::Naive => "naive",
-            Failback::Rewind => "rewind",
-            Failback::Basebackup => "basebackup",
-            Failback::Truncate => "truncate",
-        }
-    }
-}
+pub use crate::script::Failback;
 
 /// `[failover]`: operator actions and how an old primary rejoins.
 #[derive(Clone, Default, PartialEq, Debug, Serialize, Deserialize)]

@@ -16,8 +16,10 @@
 //! [`RemovedWal`], so `recovery_is_exact` can still replay "all the WAL"
 //! from the base it left: memory per node is bounded by the retained WAL.
 
-use crate::heap::{BlockNumber, Page, Tuple, Xid};
-use crate::lsn::{Lsn, Tli, WalGeometry, maxalign};
+use crate::heap::{Page, Tuple};
+use crate::ids::Tli;
+use crate::ids::{BlockNumber, Xid};
+use crate::lsn::{Lsn, WalGeometry, maxalign};
 use std::sync::Arc;
 
 /// The contents of a checkpoint record (`CheckPoint`).
@@ -428,6 +430,41 @@ impl Wal {
     /// The record starting exactly at `lsn`, if retained.
     pub fn record_at(&self, lsn: Lsn) -> Option<&Record> {
         self.get(self.index_at(lsn)).filter(|r| r.lsn == lsn)
+    }
+}
+
+/// Why a checkpoint runs.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum CkptKind {
+    /// checkpoint_timeout or max_wal_size on a primary.
+    Online,
+    /// Restartpoint on a standby, at the last replayed checkpoint.
+    Restartpoint,
+    /// Written at the end of crash recovery (a shutdown-type record).
+    EndOfRecovery,
+    /// Fast shutdown of a standby: a last restartpoint, then "shut down in
+    /// recovery".
+    ShutdownRestartpoint,
+    /// Fast shutdown.
+    Shutdown,
+}
+
+impl CkptKind {
+    pub(crate) fn flags(self) -> &'static str {
+        match self {
+            CkptKind::Online => "time",
+            CkptKind::Restartpoint => "time",
+            CkptKind::EndOfRecovery => "end-of-recovery immediate wait",
+            CkptKind::Shutdown | CkptKind::ShutdownRestartpoint => "shutdown immediate",
+        }
+    }
+    pub(crate) fn noun(self) -> &'static str {
+        if self.is_restartpoint() { "restartpoint" } else { "checkpoint" }
+    }
+
+    /// Restartpoints complete a replayed checkpoint; they write no record.
+    pub fn is_restartpoint(self) -> bool {
+        matches!(self, CkptKind::Restartpoint | CkptKind::ShutdownRestartpoint)
     }
 }
 

@@ -4,11 +4,12 @@
 //! the server may exit (WalSndDone).
 
 use crate::cluster::Cluster;
-use crate::invariants::Violation;
+use crate::ids::NodeId;
 use crate::log::Process;
 use crate::network::{Conn, Msg};
-use crate::node::{NodeId, Status};
+use crate::node::Status;
 use crate::slog;
+use crate::violation::Violation;
 
 /// Records per XLogData message (a stand-in for MAX_SEND_SIZE).
 const SEND_BATCH: usize = 8;
