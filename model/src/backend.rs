@@ -12,6 +12,7 @@ use crate::heap::Tuple;
 use crate::ids::Xid;
 use crate::log::Process;
 use crate::lsn::Lsn;
+use crate::marks::Mark;
 use crate::node::{Ctx, Env, Node};
 use crate::settings::SynchronousCommit;
 use crate::slog;
@@ -382,6 +383,7 @@ impl Node {
                 let proc = Process::Backend(b as u8);
                 slog!(ctx.log, self.id, proc, Log, "{}", Wait::SyncRep { lsn: end, mode });
                 self.backends[b] = Backend::SyncRepWait { xid, op, end, mode, woken: false };
+                ctx.fx.marks.hit(Mark::SyncRepWaited);
             }
             _ => self.finish_commit(b, xid, op, end, ctx),
         }

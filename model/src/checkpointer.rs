@@ -13,6 +13,7 @@ use crate::ids::Tli;
 use crate::ids::{BlockNumber, Xid};
 use crate::log::Process;
 use crate::lsn::Lsn;
+use crate::marks::Mark;
 use crate::node::{Ctx, Env, Node, Status};
 use crate::settings::FileKind;
 use crate::slog;
@@ -338,6 +339,9 @@ impl Node {
         );
         if c.kind.is_restartpoint() {
             slog!(ctx.log, self.id, Process::Checkpointer, Log, "recovery restart point at {}", c.redo);
+            if c.kind == CkptKind::Restartpoint {
+                ctx.fx.marks.hit(Mark::Restartpoint);
+            }
         }
         match c.kind {
             CkptKind::Shutdown | CkptKind::ShutdownRestartpoint => self.shutdown_complete(ctx),
@@ -410,11 +414,15 @@ impl Node {
             self.invalidate_obsolete_slots(needed, ctx);
         }
         let keep = if settings.rules.keep_wal_for_standbys { needed } else { redo_seg };
+        if keep < redo_seg && self.slots_min_restart_lsn().is_some_and(|l| g.segno(l) < redo_seg) {
+            ctx.fx.marks.hit(Mark::SlotHeldWal);
+        }
         if keep == 0 {
             return;
         }
         let before = self.wal.kept_from();
         let Some((first, last)) = self.wal.remove_before(Lsn(keep * g.segment_size())) else { return };
+        ctx.fx.marks.hit(Mark::SegmentRemoved);
         let proc = Process::Checkpointer;
         let name = |seg: u64| g.wal_file_name(self.tli, Lsn(seg * g.segment_size()));
         slog!(

@@ -113,6 +113,11 @@ impl Cluster {
         &self.settings
     }
 
+    /// The coverage marks the run reached so far (marks.rs).
+    pub fn marks(&self) -> crate::marks::Marks {
+        crate::marks::of_run(self.fx.marks, &self.attempts, self.refusals.iter().map(|r| r.kind))
+    }
+
     /// Parsed `synchronous_standby_names` of the run's settings.
     pub fn standby_names(&self) -> &StandbyNames {
         &self.names

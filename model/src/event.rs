@@ -4,6 +4,7 @@
 use crate::ids::NodeId;
 use crate::ids::Xid;
 use crate::lsn::Lsn;
+use crate::marks::Marks;
 use crate::settings::FileKind;
 use crate::syncrep::WaitMode;
 use crate::violation::Violation;
@@ -306,6 +307,9 @@ pub struct Effects {
     pub startup_failures: Vec<(NodeId, String)>,
     /// Rejoins refused by PostgreSQL's checks: node, check, message.
     pub refusals: Vec<(NodeId, RefusalKind, String)>,
+    /// Coverage marks hit so far: run-long, not cleared by [`Effects::clear`]
+    /// (an observation; nothing in the model reads it).
+    pub marks: Marks,
 }
 
 impl Effects {

@@ -13,6 +13,103 @@ use crate::recovery::rows_implied_by_wal;
 
 pub use crate::violation::{Invariant, Violation};
 
+/// When a check runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum When {
+    /// After every step, on the node the step touched.
+    EveryStepOnTouchedNode,
+    /// After every step, on every node writing data files.
+    EveryStep,
+    /// When its process reaches the state it judges: named in `at`.
+    At(&'static str),
+    /// Once the cluster quiesced, at the end of a run.
+    AtTheEnd,
+}
+
+/// One row of the table: an invariant, when it is checked, the function
+/// (`file.rs: fn`) that checks it, and whether a failure ends the run (a
+/// violation) or is only recorded (an observation, `Cluster::observe`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Checker {
+    pub invariant: Invariant,
+    pub when: &'static [When],
+    /// `file.rs: fn_name` for each place that judges it (a test checks each
+    /// function exists in that file).
+    pub checked_by: &'static [&'static str],
+    pub observation_only: bool,
+}
+
+/// Every invariant, when it is checked and by what: the one place to read
+/// (docs/invariants.md says why each holds). `tests::the_table_names_*`
+/// keep it true: each invariant once, each function present.
+pub const TABLE: [Checker; 9] = [
+    Checker {
+        invariant: Invariant::WalBeforeData,
+        when: &[When::EveryStepOnTouchedNode],
+        checked_by: &["invariants.rs: check_wal_before_data"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::StandbyCoversPrimaryData,
+        when: &[When::EveryStep],
+        // A violation where `synchronous_transfer` covers data writes
+        // (Cluster::premise_expected), otherwise an observation.
+        checked_by: &["invariants.rs: check_standby_covers_primary_data"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::AcknowledgedCommitsSurvive,
+        when: &[When::At("after crash recovery"), When::At("after promotion"), When::AtTheEnd],
+        checked_by: &[
+            "invariants.rs: check_after_crash_recovery",
+            "invariants.rs: check_acknowledged",
+            "invariants.rs: check_final",
+        ],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::NoSilentDivergence,
+        when: &[When::At("when the walreceiver hands over the record at the replay position")],
+        checked_by: &["walreceiver.rs: mixes_histories"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::Converges,
+        when: &[When::AtTheEnd],
+        checked_by: &["invariants.rs: check_converges", "invariants.rs: not_following"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::RecoveryIsExact,
+        when: &[When::At("after crash recovery"), When::At("when redo cannot apply a record")],
+        checked_by: &["invariants.rs: check_after_crash_recovery", "recovery.rs: redo_heap"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::TimelinesConsistent,
+        when: &[When::At("when a history file is written or copied")],
+        checked_by: &["invariants.rs: check_timelines"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::FailbackPremise,
+        when: &[When::At("when a failback attempt starts")],
+        checked_by: &["invariants.rs: check_failback_premise"],
+        observation_only: true,
+    },
+    Checker {
+        invariant: Invariant::WalSegmentsKept,
+        when: &[When::At("when a checkpoint or restartpoint removes segments")],
+        checked_by: &["checkpointer.rs: remove_old_wal"],
+        observation_only: false,
+    },
+];
+
+/// The row of `inv`.
+pub fn checker(inv: Invariant) -> &'static Checker {
+    TABLE.iter().find(|c| c.invariant == inv).expect("every invariant has a row")
+}
+
 /// `wal_before_data` on one node: data and CLOG pages in the OS cache
 /// must not be ahead of flushed WAL. O(1) unless the cached maximum is
 /// ahead, when it is recomputed before judging.
@@ -307,6 +404,40 @@ mod tests {
     use crate::heap::Page;
     use crate::syncrep::StandbyNames;
     use crate::testkit::quiesced;
+
+    #[test]
+    fn the_table_names_each_invariant_once() {
+        for inv in Invariant::ALL {
+            assert_eq!(TABLE.iter().filter(|c| c.invariant == inv).count(), 1, "{inv}");
+            assert_eq!(checker(inv).invariant, inv);
+            assert!(!checker(inv).when.is_empty() && !checker(inv).checked_by.is_empty(), "{inv}");
+        }
+        assert_eq!(TABLE.len(), Invariant::ALL.len());
+        let observed: Vec<_> = TABLE.iter().filter(|c| c.observation_only).map(|c| c.invariant).collect();
+        assert_eq!(observed, [Invariant::FailbackPremise]);
+    }
+
+    #[test]
+    fn the_table_names_functions_that_exist() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for c in TABLE {
+            for site in c.checked_by {
+                let (file, f) = site.split_once(": ").expect("file.rs: fn");
+                let text = std::fs::read_to_string(src.join(file)).unwrap();
+                assert!(
+                    text.contains(&format!("fn {f}(")) || text.contains(&format!("fn {f}<")),
+                    "{}: {file} has no fn {f}",
+                    c.invariant
+                );
+                // And that function names the invariant, or calls one that does.
+                assert!(
+                    text.contains(&format!("Invariant::{:?}", c.invariant)),
+                    "{file} never builds {}",
+                    c.invariant
+                );
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip_and_print() {

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod invariants;
 pub mod log;
 pub mod lsn;
+pub mod marks;
 pub mod network;
 pub mod node;
 pub mod operator;

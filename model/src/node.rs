@@ -20,6 +20,7 @@ use crate::heap::{
 use crate::ids::Tli;
 use crate::log::{Log, Process};
 use crate::lsn::{Lsn, WalGeometry};
+use crate::marks::Mark;
 use crate::recovery::Startup;
 use crate::settings::{FileKind, Settings};
 use crate::settings::{Rules, SynchronousCommit, SynchronousTransfer};
@@ -909,6 +910,12 @@ impl Node {
                     self.wal.flush_lsn(),
                     self.wal.write_lsn()
                 );
+                if self.wal.write_lsn() > self.wal.flush_lsn()
+                    || !self.data.unsynced().is_empty()
+                    || !self.clog.file.unsynced().is_empty()
+                {
+                    ctx.fx.marks.hit(Mark::PowerLossHitUnsyncedWrite);
+                }
                 self.wal.lose_unflushed();
                 self.data.lose_unsynced();
                 self.clog.file.lose_unsynced();
