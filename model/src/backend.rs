@@ -445,6 +445,7 @@ mod tests {
             Backend::SyncRepWait { xid: 91, op, end, mode: WaitMode::Flush, woken: false };
         c.nodes[0].backends[2] = Backend::InXact { xid: 92, op };
         let before = c.ledger.in_doubt_count;
+        c.set_quiesce(false); // faults are enabled again
         c.apply(Event::Crash { node: 0, kind: CrashKind::Immediate }, 0).unwrap();
         assert_eq!(c.ledger.in_doubt_count, before + 2);
         assert!(c.nodes[0].backends.iter().all(|b| *b == Backend::Idle));

@@ -323,6 +323,11 @@ impl Node {
         } else {
             c.record.map_or(c.redo, |(start, _, _)| start)
         };
+        debug_assert!(
+            c.kind.is_restartpoint() || c.redo <= recptr,
+            "checkpoint record at {recptr} before its REDO {}",
+            c.redo
+        );
         self.remove_old_wal(c.redo, recptr, ctx);
         let pct = 100.0 * f64::from(c.written) / self.buffers.frames().len() as f64;
         slog!(

@@ -118,6 +118,24 @@ impl Cluster {
         crate::marks::of_run(self.fx.marks, &self.attempts, self.refusals.iter().map(|r| r.kind))
     }
 
+    /// Whether `ev` is among the enabled events or faults (debug builds
+    /// check it before applying: the scheduler only picks what the model
+    /// offered).
+    #[cfg(debug_assertions)]
+    fn debug_is_enabled(&self, ev: Event) -> bool {
+        let mut out = Vec::new();
+        self.enabled(&mut out);
+        if out.contains(&ev) {
+            return true;
+        }
+        [FaultKind::ProcessCrash, FaultKind::PowerLoss, FaultKind::Disconnect, FaultKind::Partition]
+            .into_iter()
+            .any(|k| {
+                self.enabled_faults(k, &mut out);
+                out.contains(&ev)
+            })
+    }
+
     /// Parsed `synchronous_standby_names` of the run's settings.
     pub fn standby_names(&self) -> &StandbyNames {
         &self.names
@@ -252,6 +270,7 @@ impl Cluster {
 
     /// Applies one enabled event and checks the invariants it may affect.
     pub fn apply(&mut self, ev: Event, arg: u64) -> Result<(), Violation> {
+        debug_assert!(self.debug_is_enabled(ev), "apply({ev:?}): the event is not enabled");
         self.fx.clear();
         self.now += 1;
         let i = ev.node() as usize;

@@ -232,6 +232,7 @@ impl Cluster {
         self.with_node(i, |n, ctx| {
             n.start(ctx);
             let env = ctx.env;
+            let mut ended = false;
             for _ in 0..10_000_000 {
                 match n.status {
                     Status::Recovery if n.startup_ready() => n.startup_step(ctx),
@@ -239,9 +240,13 @@ impl Cluster {
                         n.checkpointer_step(ctx)
                     }
                     Status::Production => n.begin_fast_shutdown(ctx),
-                    _ => break,
+                    _ => {
+                        ended = true;
+                        break;
+                    }
                 }
             }
+            debug_assert!(ended, "single-user crash recovery of {} did not finish", n.name);
         });
         // Judge the recovery now, before pg_rewind replaces the files.
         self.fx.checks.truncate(queued);

@@ -518,6 +518,10 @@ impl Node {
     /// reply arrives: announce a takeover, advance the released positions.
     pub fn release_waiters(&mut self, peer: NodeId, rules: &Rules, log: &mut Log) {
         let (ctl, announce, line) = self.release_outcome(peer, rules);
+        // SyncRepReleaseWaiters: walsndctl->lsn[mode] only advances.
+        for mode in [WaitMode::Write, WaitMode::Flush, WaitMode::Apply] {
+            debug_assert!(ctl.released(mode) >= self.walsndctl.released(mode), "released {mode:?} went back");
+        }
         self.walsndctl = ctl;
         if let Some(w) = self.walsenders.iter_mut().find(|w| w.peer == peer) {
             w.announce_next_takeover = announce;

@@ -274,6 +274,8 @@ impl Node {
         let st = self.startup.as_mut().expect("still recovering");
         st.redo_started = true;
         st.next += 1;
+        // lastReplayedEndRecPtr only moves forward.
+        debug_assert!(rec.end > st.replayed, "replayed {} after {}", rec.end, st.replayed);
         st.replayed = rec.end;
         st.replayed_start = rec.lsn;
         self.check_recovery_consistency(ctx);

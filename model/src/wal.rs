@@ -325,6 +325,9 @@ impl Wal {
             self.first += n;
         }
         self.kept_from = keep;
+        debug_assert!(self.records.first().is_none_or(|r| r.lsn >= keep), "a record before {keep} survived");
+        debug_assert!(from_seg <= to_seg, "removed segments {from_seg}..={to_seg}");
+        self.debug_check_positions();
         Some((from_seg, to_seg))
     }
 
@@ -364,7 +367,14 @@ impl Wal {
         };
         let end = self.geometry.bytepos_to_endrecptr(self.insert_bytepos);
         let prev = self.last_start();
+        debug_assert!(
+            start >= self.end(),
+            "XLogInsert at {start} before the last record's end {}",
+            self.end()
+        );
+        debug_assert!(end > start && prev <= start, "record {start}..{end} with xl_prev {prev}");
         self.records.push(Record { lsn: start, end, tli, prev, xid, body });
+        self.debug_check_positions();
         self.records.last().expect("just pushed")
     }
 
@@ -373,20 +383,24 @@ impl Wal {
     /// checks are switched off can there be a gap (old bytes the record
     /// boundaries no longer match), which the model leaves as a hole.
     pub fn append_received(&mut self, rec: Record) {
+        debug_assert!(rec.end > rec.lsn, "received record {}..{}", rec.lsn, rec.end);
         self.insert_bytepos = self.geometry.recptr_to_bytepos(rec.end);
         self.records.push(rec);
+        self.debug_check_positions();
     }
 
     /// `XLogWrite` up to `upto` (clamped to what is inserted): the records
     /// reach the OS cache.
     pub fn write_upto(&mut self, upto: Lsn) {
         self.write = self.write.max(upto.min(self.end()));
+        self.debug_check_positions();
     }
 
     /// `XLogFlush`: write and fsync up to `upto`.
     pub fn flush_upto(&mut self, upto: Lsn) {
         self.write_upto(upto);
         self.flush = self.flush.max(upto.min(self.write));
+        self.debug_check_positions();
     }
 
     /// Whether `lsn` is not yet durable (`XLogNeedsFlush`).
@@ -403,6 +417,8 @@ impl Wal {
         self.insert_bytepos = if end == Lsn(0) { 0 } else { self.geometry.recptr_to_bytepos(end) };
         self.write = self.write.min(end);
         self.flush = self.flush.min(end);
+        debug_assert!(self.records.last().is_none_or(|r| r.end <= keep_upto), "truncated past {keep_upto}");
+        self.debug_check_positions();
     }
 
     /// Process crash: WAL buffers are lost, written WAL stays in the OS.
@@ -420,6 +436,27 @@ impl Wal {
     /// After `SyncDataDirectory`: all WAL in the OS cache is durable.
     pub fn mark_written_durable(&mut self) {
         self.flush = self.write;
+        self.debug_check_positions();
+    }
+
+    /// The order of WAL positions (`LogwrtResult`): flushed ≤ written ≤
+    /// the end of the last record ≤ the insert position. Checked after
+    /// every change in debug builds (a second oracle in tests).
+    #[inline]
+    fn debug_check_positions(&self) {
+        debug_assert!(
+            self.flush <= self.write,
+            "WAL flushed to {} but written only to {}",
+            self.flush,
+            self.write
+        );
+        debug_assert!(self.write <= self.end(), "WAL written to {} past its end {}", self.write, self.end());
+        debug_assert!(
+            self.end() <= self.insert_lsn(),
+            "WAL ends at {} past the insert position {}",
+            self.end(),
+            self.insert_lsn()
+        );
     }
 
     /// Absolute index of the first record starting at or after `lsn`.
