@@ -7,7 +7,7 @@
 //! sync-rep wait, so crashes and other processes can fall between them.
 
 use crate::clog::XidStatus;
-use crate::event::{Ack, Failure, Op, OpKind, Wait};
+use crate::event::{Ack, CommitRecord, Failure, Op, OpKind, Wait};
 use crate::heap::Tuple;
 use crate::ids::Xid;
 use crate::log::Process;
@@ -394,7 +394,10 @@ impl Node {
         self.end_xid(xid);
         self.backends[b] = Backend::Idle;
         let (durable_on, written_on) = self.holders_of(end);
-        ctx.fx.acks.push(Ack { op, node: self.id, commit_end: end, durable_on, written_on });
+        ctx.fx.acks.push(Ack {
+            op,
+            record: CommitRecord { node: self.id, commit_end: end, durable_on, written_on },
+        });
         slog!(
             ctx.log,
             self.id,

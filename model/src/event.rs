@@ -231,12 +231,21 @@ pub enum OpKind {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Ack {
     pub op: Op,
+    pub record: CommitRecord,
+}
+
+/// Where an acknowledged commit's record was when the client heard back:
+/// what the ledger (client.rs) keeps of each acknowledged write.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CommitRecord {
+    /// The server that acknowledged it.
     pub node: NodeId,
     pub commit_end: Lsn,
     /// Nodes that had the commit record flushed when it was acknowledged
     /// (bit = node id): the primary itself, and standbys that reported it.
     pub durable_on: u16,
-    /// Nodes that had it at least written (not yet flushed).
+    /// Nodes that had it at least written (not yet flushed); cleared for a
+    /// node that loses power.
     pub written_on: u16,
 }
 

@@ -565,12 +565,7 @@ impl Node {
     pub fn flush_buffer(&mut self, f: usize, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
         let frame = self.buffers.frame(f);
         let (blk, lsn) = (frame.tag.expect("flushing an empty buffer"), frame.page.lsn);
-        if let Some(w) = self.transfer_wait(ctx.env, lsn, FileKind::Data) {
-            return Err(Wait::Standby { lsn: w, what: FileKind::Data });
-        }
-        if ctx.env.settings.rules.wal_before_data {
-            self.xlog_flush(lsn, ctx.log, proc);
-        }
+        self.wal_before_write(lsn, FileKind::Data, proc, ctx)?;
         let d = self.buffers.frame_mut(f);
         d.dirty = false;
         let page = d.page.clone();
@@ -600,13 +595,29 @@ impl Node {
     /// Writes one CLOG page under the same rules as a data page.
     pub fn write_clog_page(&mut self, p: u32, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
         let lsn = self.clog.page(p).lsn;
-        if let Some(w) = self.transfer_wait(ctx.env, lsn, FileKind::Clog) {
-            return Err(Wait::Standby { lsn: w, what: FileKind::Clog });
+        self.wal_before_write(lsn, FileKind::Clog, proc, ctx)?;
+        self.clog.write_page(p);
+        Ok(())
+    }
+
+    /// What must precede writing a page with LSN `lsn` out to a file of
+    /// kind `what` (FlushBuffer, SlruPhysicalWritePage): with
+    /// `synchronous_transfer` covering it, a synchronous standby must have
+    /// flushed that far (else the writer waits); then, WAL-before-data,
+    /// XLogFlush up to the page's LSN.
+    fn wal_before_write(
+        &mut self,
+        lsn: Lsn,
+        what: FileKind,
+        proc: Process,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), Wait> {
+        if let Some(w) = self.transfer_wait(ctx.env, lsn, what) {
+            return Err(Wait::Standby { lsn: w, what });
         }
         if ctx.env.settings.rules.wal_before_data {
             self.xlog_flush(lsn, ctx.log, proc);
         }
-        self.clog.write_page(p);
         Ok(())
     }
 

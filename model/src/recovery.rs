@@ -272,10 +272,17 @@ impl Node {
             return; // redo failed
         }
         let st = self.startup.as_mut().expect("still recovering");
+        // lastReplayedEndRecPtr only moves forward once redo started (it
+        // starts at the checkpoint record's end, and redo from an earlier
+        // REDO point goes back first, in PostgreSQL too).
+        debug_assert!(
+            !st.redo_started || rec.end > st.replayed,
+            "replayed {} after {}",
+            rec.end,
+            st.replayed
+        );
         st.redo_started = true;
         st.next += 1;
-        // lastReplayedEndRecPtr only moves forward.
-        debug_assert!(rec.end > st.replayed, "replayed {} after {}", rec.end, st.replayed);
         st.replayed = rec.end;
         st.replayed_start = rec.lsn;
         self.check_recovery_consistency(ctx);

@@ -140,16 +140,25 @@ impl Serialize for Bytes {
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(Bytes(n)),
-            Raw::Str(s) => Bytes::parse(&s).map_err(serde::de::Error::custom),
-        }
+        deserialize_size(d, 1)
+    }
+}
+
+/// A size as PostgreSQL reads one: a string with a unit (`"16MB"`), or an
+/// integer in the setting's base unit of `unit` bytes.
+fn deserialize_size<'de, D: Deserializer<'de>>(d: D, unit: u64) -> Result<Bytes, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Str(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Int(n) => n
+            .checked_mul(unit)
+            .map(Bytes)
+            .ok_or_else(|| serde::de::Error::custom(format!("size {n} (× {unit} bytes) is too large"))),
+        Raw::Str(s) => Bytes::parse(&s).map_err(serde::de::Error::custom),
     }
 }
 
@@ -170,7 +179,8 @@ pub struct Settings {
     /// after a checkpoint.
     pub full_page_writes: bool,
     /// `synchronous_standby_names`: empty (asynchronous), `*`, a name list,
-    /// `FIRST n (...)` or `ANY n (...)`. Standbys are named `standby1`, ...
+    /// `FIRST n (...)` or `ANY n (...)`. Servers are named `node1` (the
+    /// first primary), `node2`, ... (each standby's `application_name`).
     pub synchronous_standby_names: String,
     /// `synchronous_transfer` (2013 proposal): commit | data_flush | all.
     pub synchronous_transfer: SynchronousTransfer,
@@ -217,16 +227,7 @@ impl Serialize for WalSize {
 
 impl<'de> Deserialize<'de> for WalSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WalSize, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(WalSize(Bytes(n << 20))),
-            Raw::Str(s) => Bytes::parse(&s).map(WalSize).map_err(serde::de::Error::custom),
-        }
+        deserialize_size(d, 1 << 20).map(WalSize)
     }
 }
 
