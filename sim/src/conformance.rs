@@ -13,6 +13,7 @@ use crate::conform::{
     history_forked_at, mechanism_relations, recognise, recovery_point, requested_start, rewind_diverged_at,
     server_flush,
 };
+use crate::conform::Segments;
 use crate::report::Tee;
 use crate::run::{Observer, Outcome, Phase, RunOptions, RunResult, run_seed};
 use crate::scenario;
