@@ -306,6 +306,16 @@ pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
         let rows = s.visible_rows();
         let got = crate::heap::RowSummary::of(&rows);
         if replayed < primary.wal.flush_lsn() || rows != want {
+            let why = if rows == want {
+                format!("the rows agree, but {} has not replayed the primary's WAL to its end", s.name)
+            } else {
+                differ(
+                    &rows,
+                    &want,
+                    &format!("is visible on {} but not on the primary", s.name),
+                    &format!("is visible on the primary but not on {}", s.name),
+                )
+            };
             return Err(Violation {
                 invariant: Invariant::Converges,
                 node: Some(s.id),
@@ -318,7 +328,7 @@ pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
                     primary.wal.flush_lsn(),
                     want_sum.count,
                     want_sum.sum,
-                    first_difference(&rows, &want)
+                    why
                 ),
             });
         }
@@ -358,18 +368,27 @@ fn not_following(cluster: &Cluster, s: &Node) -> Option<Violation> {
 }
 
 fn first_difference(have: &[crate::heap::Row], want: &[crate::heap::Row]) -> String {
+    differ(
+        have,
+        want,
+        "is visible but no committed WAL record wrote it",
+        "was committed in WAL but is not visible",
+    )
+}
+
+/// The first row that `have` and `want` disagree on, in the words of the
+/// comparison: `extra` for a row only `have` shows, `missing` for one
+/// only `want` has.
+fn differ(have: &[crate::heap::Row], want: &[crate::heap::Row], extra: &str, missing: &str) -> String {
     use crate::heap::md5_text;
     for (k, p) in have {
         if want.binary_search(&(*k, *p)).is_err() {
-            return format!(
-                "row id={k} info='{}' is visible but no committed WAL record wrote it",
-                md5_text(*p)
-            );
+            return format!("row id={k} info='{}' {extra}", md5_text(*p));
         }
     }
     for (k, p) in want {
         if have.binary_search(&(*k, *p)).is_err() {
-            return format!("row id={k} info='{}' was committed in WAL but is not visible", md5_text(*p));
+            return format!("row id={k} info='{}' {missing}", md5_text(*p));
         }
     }
     "the rows differ".to_string()
@@ -474,6 +493,11 @@ mod tests {
         let v = check_converges(&c).unwrap_err();
         assert_eq!((v.invariant, v.node), (Invariant::Converges, Some(1)));
         assert!(v.detail.contains(&format!("replayed to {}", Lsn(end.0 - 1))), "{}", v.detail);
+        assert!(
+            v.detail.ends_with("the rows agree, but node2 has not replayed the primary's WAL to its end"),
+            "{}",
+            v.detail
+        );
         // Replayed to the end but a row is missing.
         let mut c = quiesced(1, 400);
         let b = (0..c.nodes[1].data.len()).find(|&b| !c.nodes[1].data.read(b).tuples.is_empty()).unwrap();
@@ -481,7 +505,12 @@ mod tests {
         c.nodes[1].data.replace_block(b, Page { lsn, tuples: Vec::new() });
         c.nodes[1].buffers.clear();
         let v = check_converges(&c).unwrap_err();
-        assert!(v.detail.contains("was committed in WAL but is not visible"), "{}", v.detail);
+        assert!(v.detail.contains("is visible on the primary but not on node2"), "{}", v.detail);
+        assert!(
+            !v.detail.contains("WAL"),
+            "converges compares rows with the primary's, not WAL: {}",
+            v.detail
+        );
         // And the rows acknowledged on node2... the ledger knows only the primary's acks.
     }
 
