@@ -121,7 +121,6 @@ impl Cluster {
     /// Whether `ev` is among the enabled events or faults (debug builds
     /// check it before applying: the scheduler only picks what the model
     /// offered).
-    #[cfg(debug_assertions)]
     fn debug_is_enabled(&self, ev: Event) -> bool {
         let mut out = Vec::new();
         self.enabled(&mut out);
