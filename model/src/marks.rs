@@ -173,6 +173,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_runs_marks_include_what_its_records_show() {
+        use crate::lsn::Lsn;
+        use crate::script::Failback;
+        let attempt = |result| FailbackAttempt {
+            node: "node1".into(),
+            strategy: Failback::Rewind,
+            at: 7,
+            upstream: "node2".into(),
+            result,
+            messages: Vec::new(),
+            end_of_wal: Lsn(0),
+            fork_point: None,
+            upstream_position: Lsn(0),
+        };
+        let mut hit = Marks::default();
+        hit.hit(Mark::SyncRepWaited);
+        let none = of_run(hit, &[attempt(AttemptResult::Streaming)], std::iter::empty());
+        assert_eq!(none.reached(), [Mark::SyncRepWaited], "a streaming attempt has not converged");
+        let m = of_run(
+            hit,
+            &[attempt(AttemptResult::Refused), attempt(AttemptResult::Converged)],
+            [RefusalKind::NotAChild, RefusalKind::AheadOfFlush].into_iter(),
+        );
+        assert_eq!(
+            m.reached(),
+            [
+                Mark::FailbackConverged,
+                Mark::Refused(RefusalKind::NotAChild),
+                Mark::Refused(RefusalKind::AheadOfFlush),
+                Mark::SyncRepWaited
+            ]
+        );
+    }
+
+    #[test]
     fn every_mark_has_its_own_bit_and_name() {
         let all = Mark::all();
         for (i, m) in all.iter().enumerate() {

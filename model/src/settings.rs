@@ -765,6 +765,24 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_bare_integer_size_is_in_the_settings_base_unit() {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error, StrDeserializer, U64Deserializer};
+        let int = |n: u64| -> U64Deserializer<Error> { n.into_deserializer() };
+        let text = |t: &'static str| -> StrDeserializer<'static, Error> { t.into_deserializer() };
+        // wal_segment_size: bytes; max_wal_size and friends: MB, as PostgreSQL reads them.
+        assert_eq!(Bytes::deserialize(int(16384)), Ok(Bytes(16384)));
+        assert_eq!(WalSize::deserialize(int(64)), Ok(WalSize(Bytes(64 << 20))));
+        assert_eq!(WalSize::deserialize(text("32kB")), Ok(WalSize(Bytes(32 << 10))));
+        assert_eq!(Bytes::deserialize(text("1GB")), Ok(Bytes(1 << 30)));
+        // Too large to count in bytes: refused, not wrapped.
+        let err = WalSize::deserialize(int(u64::MAX >> 10)).unwrap_err().to_string();
+        assert!(err.contains("is too large"), "{err}");
+        assert_eq!(Bytes::deserialize(int(u64::MAX)), Ok(Bytes(u64::MAX)));
+        assert!(Bytes::deserialize(text("16 parsecs")).is_err());
+    }
     use super::*;
 
     #[test]
