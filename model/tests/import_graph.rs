@@ -94,11 +94,11 @@ fn model_graph() -> Graph {
     for (m, text) in &texts {
         let mut lines = text.lines();
         while let Some(l) = lines.next() {
-            if l.trim() == "#[macro_export]" {
-                if let Some(def) = lines.next().and_then(|d| d.trim().strip_prefix("macro_rules! ")) {
-                    let name: String = def.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                    macros.insert(name, m.clone());
-                }
+            if l.trim() == "#[macro_export]"
+                && let Some(def) = lines.next().and_then(|d| d.trim().strip_prefix("macro_rules! "))
+            {
+                let name: String = def.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                macros.insert(name, m.clone());
             }
         }
     }
