@@ -226,6 +226,7 @@ mod tests {
         let mut t = Marks::default();
         t.hit(Mark::SegmentRemoved);
         assert_eq!(s.union(t).reached().len(), 3);
+        assert_eq!(s.union(s), s, "a mark reached twice is reached");
         assert_eq!(Mark::Refused(RefusalKind::AheadOfFlush).to_string(), "refused_ahead_of_flush");
         assert_eq!(Mark::from_name("nonsense"), None);
     }
