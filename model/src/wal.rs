@@ -509,6 +509,112 @@ impl CkptKind {
 mod tests {
     use super::*;
 
+    /// Record sizes per type (pg_waldump's `len (rec/tot)` is this before
+    /// MAXALIGN): a 24-byte header, a 21-byte block reference, the type's
+    /// main data, and a full-page image of `24 + 76 × tuples` bytes plus
+    /// its 5-byte image header.
+    #[test]
+    fn record_sizes_names_and_blocks_are_pinned() {
+        let tuple = Tuple { key: 1, payload: 2, xmin: 3, xmax: 0, infomask: 0 };
+        let page = Arc::new(Page { lsn: Lsn(0), tuples: vec![tuple, tuple] });
+        assert_eq!(page.image_len(), 24 + 2 * 76);
+        let img = 24 + 2 * 76 + 5;
+        let c = CheckPoint { redo: Lsn(40), tli: 1, prev_tli: 1, next_xid: 3 };
+        let cases: Vec<(RecordBody, u64, &str, Option<BlockNumber>)> = vec![
+            (
+                RecordBody::HeapInsert { block: 4, offnum: 1, tuple, image: None },
+                24 + 21 + 5 + 68,
+                "Heap/INSERT",
+                Some(4),
+            ),
+            (
+                RecordBody::HeapInsert { block: 4, offnum: 1, tuple, image: Some(page.clone()) },
+                24 + 21 + 5 + 68 + img,
+                "Heap/INSERT",
+                Some(4),
+            ),
+            (
+                RecordBody::HeapUpdate { block: 5, old_offnum: 1, new_offnum: 2, tuple, image: None },
+                24 + 21 + 16 + 68,
+                "Heap/HOT_UPDATE",
+                Some(5),
+            ),
+            (
+                RecordBody::HeapUpdate {
+                    block: 5,
+                    old_offnum: 1,
+                    new_offnum: 2,
+                    tuple,
+                    image: Some(page.clone()),
+                },
+                24 + 21 + 16 + 68 + img,
+                "Heap/HOT_UPDATE",
+                Some(5),
+            ),
+            (
+                RecordBody::HeapPrune { block: 6, offnums: Arc::from([1u16, 3]), image: None },
+                24 + 21 + 8 + 2 * 2,
+                "Heap2/PRUNE",
+                Some(6),
+            ),
+            (
+                RecordBody::HeapPrune {
+                    block: 6,
+                    offnums: Arc::from([1u16, 3, 4]),
+                    image: Some(page.clone()),
+                },
+                24 + 21 + 8 + 3 * 2 + img,
+                "Heap2/PRUNE",
+                Some(6),
+            ),
+            (RecordBody::Commit, 24 + 10, "Transaction/COMMIT", None),
+            (RecordBody::Abort, 24 + 10, "Transaction/ABORT", None),
+            (
+                RecordBody::FpiForHint { block: 7, image: page.clone() },
+                24 + 21 + img,
+                "XLOG/FPI_FOR_HINT",
+                Some(7),
+            ),
+            (RecordBody::CheckpointOnline(c), 24 + 90, "XLOG/CHECKPOINT_ONLINE", None),
+            (RecordBody::CheckpointShutdown(c), 24 + 90, "XLOG/CHECKPOINT_SHUTDOWN", None),
+            (RecordBody::EndOfRecovery { tli: 2, prev_tli: 1 }, 24 + 18, "XLOG/END_OF_RECOVERY", None),
+            (RecordBody::Switch, 24, "XLOG/SWITCH", None),
+        ];
+        for (body, size, name, block) in cases {
+            assert_eq!((body.size(), body.name(), body.block()), (size, name, block), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn removed_wal_grows_its_table_to_the_block_changed() {
+        let tuple = Tuple { key: 9, payload: 8, xmin: 5, xmax: 0, infomask: 0 };
+        let rec = |block, body| Record {
+            lsn: Lsn(40),
+            end: Lsn(80),
+            tli: 1,
+            prev: Lsn(0),
+            xid: 5,
+            body: match body {
+                0 => RecordBody::HeapInsert { block, offnum: 1, tuple, image: None },
+                _ => RecordBody::Commit,
+            },
+        };
+        let mut r = RemovedWal::default();
+        r.apply(&rec(2, 0));
+        assert_eq!(r.pages, [vec![], vec![], vec![tuple]]);
+        r.apply(&rec(0, 0));
+        assert_eq!(r.pages.len(), 3, "an earlier block does not shrink the table");
+        assert_eq!(r.pages[0], [tuple]);
+        assert!(!r.is_committed(5));
+        r.apply(&rec(0, 1));
+        assert!(r.is_committed(5) && !r.is_committed(4) && !r.is_committed(69));
+        // A hint-bit full-page image replaces the block's tuples.
+        let hinted = Tuple { infomask: 1, ..tuple };
+        let image = Arc::new(Page { lsn: Lsn(0), tuples: vec![hinted, tuple] });
+        r.apply(&Record { body: RecordBody::FpiForHint { block: 1, image }, ..rec(0, 1) });
+        assert_eq!(r.pages[1], [hinted, tuple]);
+    }
+
     #[test]
     fn positions_advance_and_truncate() {
         let g = WalGeometry::new(1 << 20);
