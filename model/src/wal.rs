@@ -509,6 +509,60 @@ impl CkptKind {
 mod tests {
     use super::*;
 
+    /// RemoveOldXlogFiles on the WAL: whole segments go, with the records
+    /// that start in them; absolute indices, the removed commits and the
+    /// last record's start and end survive.
+    #[test]
+    fn removing_segments_keeps_indices_and_what_the_records_implied() {
+        let seg = 1u64 << 14;
+        let mut w = Wal::new(WalGeometry::new(seg));
+        for x in 0..1000u32 {
+            w.insert(1, x, RecordBody::Commit);
+        }
+        assert_eq!((w.first_index(), w.end_index()), (0, 1000));
+        assert_eq!((w.kept_from(), w.segment_removed(Lsn(0))), (Lsn(0), false));
+        assert_eq!(w.remove_before(Lsn(2 * seg)), None, "nothing flushed, nothing removed");
+        w.write_upto(Lsn(3 * seg));
+        assert!(w.needs_flush(w.end()) && !w.needs_flush(Lsn(0)));
+        w.flush_upto(w.end());
+        assert!(!w.needs_flush(w.end()) && w.needs_flush(Lsn(w.end().0 + 1)));
+        let gone = w.records_before(Lsn(2 * seg)).len();
+        assert!(gone > 400 && gone < 1000, "{gone}");
+        assert_eq!(w.records_from(Lsn(2 * seg)).len(), 1000 - gone);
+        assert!(w.records_before(Lsn(2 * seg)).iter().all(|r| r.lsn < Lsn(2 * seg)));
+        assert_eq!(w.remove_before(Lsn(2 * seg)), Some((0, 1)));
+        assert_eq!((w.first_index(), w.end_index()), (gone, 1000));
+        assert_eq!(w.kept_from(), Lsn(2 * seg));
+        assert!(w.segment_removed(Lsn(2 * seg - 1)) && !w.segment_removed(Lsn(2 * seg)));
+        assert!(w.records_before(Lsn(2 * seg)).is_empty());
+        assert_eq!(w.records().len(), 1000 - gone);
+        assert_eq!(w.get(gone - 1), None);
+        assert_eq!(w.get(gone).map(|r| r.xid), Some(gone as u32));
+        let base = w.removed_base();
+        assert!(
+            base.is_committed(0) && base.is_committed(gone as u32 - 1) && !base.is_committed(gone as u32)
+        );
+        assert_eq!(w.remove_before(Lsn(2 * seg)), None, "already removed");
+        assert_eq!(w.remove_before(Lsn(9 * seg)), None, "not past the flushed segment");
+        // Everything: the last record's start and end outlive it.
+        let sw = w.insert(1, 0, RecordBody::Switch).clone();
+        w.flush_upto(sw.end);
+        assert_eq!(w.remove_before(Lsn(9 * seg)), Some((2, sw.end.0 / seg - 1)));
+        assert!(w.records().is_empty());
+        assert_eq!((w.first_index(), w.end_index()), (1001, 1001));
+        assert_eq!((w.last_start(), w.end()), (sw.lsn, sw.end));
+    }
+
+    #[test]
+    fn a_process_crash_loses_what_was_not_written() {
+        let mut w = Wal::new(WalGeometry::new(1 << 20));
+        let first = w.insert(1, 3, RecordBody::Commit).clone();
+        w.insert(1, 4, RecordBody::Commit);
+        w.write_upto(first.end);
+        w.lose_unwritten();
+        assert_eq!((w.end(), w.end_index(), w.last_start()), (first.end, 1, first.lsn));
+    }
+
     /// Record sizes per type (pg_waldump's `len (rec/tot)` is this before
     /// MAXALIGN): a 24-byte header, a 21-byte block reference, the type's
     /// main data, and a full-page image of `24 + 76 × tuples` bytes plus
