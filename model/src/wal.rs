@@ -561,6 +561,10 @@ mod tests {
         w.write_upto(first.end);
         w.lose_unwritten();
         assert_eq!((w.end(), w.end_index(), w.last_start()), (first.end, 1, first.lsn));
+        // SyncDataDirectory after the crash: what is written is durable.
+        assert_eq!(w.flush_lsn(), Lsn(0));
+        w.mark_written_durable();
+        assert_eq!(w.flush_lsn(), first.end);
     }
 
     /// Record sizes per type (pg_waldump's `len (rec/tot)` is this before
