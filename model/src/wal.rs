@@ -530,6 +530,10 @@ mod tests {
         assert!(gone > 400 && gone < 1000, "{gone}");
         assert_eq!(w.records_from(Lsn(2 * seg)).len(), 1000 - gone);
         assert!(w.records_before(Lsn(2 * seg)).iter().all(|r| r.lsn < Lsn(2 * seg)));
+        // At a record's exact start: it is not before, it is the first from.
+        let r7 = w.records()[7].clone();
+        assert_eq!(w.records_before(r7.lsn).len(), 7);
+        assert_eq!(w.records_from(r7.lsn)[0], r7);
         assert_eq!(w.remove_before(Lsn(2 * seg)), Some((0, 1)));
         assert_eq!((w.first_index(), w.end_index()), (gone, 1000));
         assert_eq!(w.kept_from(), Lsn(2 * seg));
