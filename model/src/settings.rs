@@ -765,6 +765,7 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_bare_integer_size_is_in_the_settings_base_unit() {
@@ -783,7 +784,6 @@ mod tests {
         assert_eq!(Bytes::deserialize(int(u64::MAX)), Ok(Bytes(u64::MAX)));
         assert!(Bytes::deserialize(text("16 parsecs")).is_err());
     }
-    use super::*;
 
     #[test]
     fn sizes_parse_like_postgres() {
