@@ -210,3 +210,35 @@ fn bad_input_exits_2() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// Runs reaching `mark`, all cells together, from `--json` output.
+fn mark_total(json: &str, mark: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["cells"].as_array().unwrap().iter().map(|c| c["marks"][mark].as_u64().expect("every mark listed")).sum()
+}
+
+#[test]
+fn the_default_sweep_reaches_its_marks_and_names_those_it_cannot() {
+    // The default matrix fails back and waits for synchronous standbys:
+    // a sweep that never got there would prove nothing about them.
+    let (code, json, err) = explore(&["--count", "2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    for m in ["failback_converged", "sync_rep_waited", "power_loss_hit_unsynced_write"] {
+        assert!(mark_total(&json, m) > 0, "the default sweep never reached {m}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names = v["cells"][0]["marks"].as_object().unwrap();
+    assert_eq!(names.len(), walsim_model::marks::Mark::all().len(), "every mark, reached or not");
+    let (_, text, _) = explore(&["--count", "2"]);
+    let sometimes = text.lines().find(|l| l.starts_with("sometimes (runs reaching each mark): ")).unwrap();
+    assert!(sometimes.contains("sync_rep_waited "), "{sometimes}");
+    // Asynchronous replication: no commit can wait for a standby, and the
+    // summary says the sweep never got there.
+    let (code, text, err) = explore(&["--count", "2", "--set", "synchronous_standby_names="]);
+    assert_eq!(code, 0, "{err}");
+    let sometimes = text.lines().find(|l| l.starts_with("sometimes")).unwrap();
+    assert!(!sometimes.contains("sync_rep_waited"), "{sometimes}");
+    let never = text.lines().find(|l| l.starts_with("never reached: ")).expect("a never-reached line");
+    assert!(never.contains("sync_rep_waited"), "{never}");
+    assert!(never.ends_with("(no run of this sweep got there)"), "{never}");
+}

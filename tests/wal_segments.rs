@@ -338,3 +338,23 @@ fn a_removed_upstream_segment_is_not_a_silent_divergence() {
     assert_eq!(r.violation, None, "{}", r.detail);
     assert!(!segment_refusals(&r).is_empty(), "{}", r.detail);
 }
+
+#[test]
+fn segment_and_slot_marks_are_reached_where_they_can_be() {
+    use walsim_model::marks::Mark;
+    let reached = |s: &walsim_model::Settings, m: Mark| (1..=30).any(|seed| run(s, seed).marks.contains(m));
+    let small = with(&[]);
+    assert!(reached(&small, Mark::SegmentRemoved), "checkpoints remove segments");
+    assert!(reached(&small, Mark::Refused(RefusalKind::SegmentRemoved)));
+    assert!(!reached(&small, Mark::SlotHeldWal), "no slots, nothing held by one");
+    let slots = with(&["cluster.replication_slots=true"]);
+    assert!(reached(&slots, Mark::SlotHeldWal), "a lagging standby's slot holds WAL");
+    // The marks agree with the run's records.
+    for seed in 1..=10 {
+        let r = run(&small, seed);
+        assert_eq!(
+            r.marks.contains(Mark::Refused(RefusalKind::SegmentRemoved)),
+            !segment_refusals(&r).is_empty()
+        );
+    }
+}

@@ -7,10 +7,12 @@
 //! sync-rep wait, so crashes and other processes can fall between them.
 
 use crate::clog::XidStatus;
-use crate::event::{Ack, Failure, Op, OpKind, Wait};
-use crate::heap::{Tuple, Xid};
+use crate::event::{Ack, CommitRecord, Failure, Op, OpKind, Wait};
+use crate::heap::Tuple;
+use crate::ids::Xid;
 use crate::log::Process;
 use crate::lsn::Lsn;
+use crate::marks::Mark;
 use crate::node::{Ctx, Env, Node};
 use crate::settings::SynchronousCommit;
 use crate::slog;
@@ -67,6 +69,16 @@ impl Backend {
 }
 
 impl Node {
+    /// The transactions between inserting their commit record and marking
+    /// it in CLOG, which a checkpoint must wait for (`DELAY_CHKPT_START`,
+    /// GetVirtualXIDsDelayingChkpt).
+    pub fn committing_xids(&self) -> impl Iterator<Item = Xid> + '_ {
+        self.backends.iter().filter_map(|b| match *b {
+            Backend::Committing { xid, .. } => Some(xid),
+            _ => None,
+        })
+    }
+
     /// Terminates backend `b` (fast shutdown). An open transaction is
     /// aborted; one that inserted its commit record finishes committing
     /// locally, but the client never hears back.
@@ -371,6 +383,7 @@ impl Node {
                 let proc = Process::Backend(b as u8);
                 slog!(ctx.log, self.id, proc, Log, "{}", Wait::SyncRep { lsn: end, mode });
                 self.backends[b] = Backend::SyncRepWait { xid, op, end, mode, woken: false };
+                ctx.fx.marks.hit(Mark::SyncRepWaited);
             }
             _ => self.finish_commit(b, xid, op, end, ctx),
         }
@@ -381,7 +394,10 @@ impl Node {
         self.end_xid(xid);
         self.backends[b] = Backend::Idle;
         let (durable_on, written_on) = self.holders_of(end);
-        ctx.fx.acks.push(Ack { op, node: self.id, commit_end: end, durable_on, written_on });
+        ctx.fx.acks.push(Ack {
+            op,
+            record: CommitRecord { node: self.id, commit_end: end, durable_on, written_on },
+        });
         slog!(
             ctx.log,
             self.id,
@@ -432,6 +448,7 @@ mod tests {
             Backend::SyncRepWait { xid: 91, op, end, mode: WaitMode::Flush, woken: false };
         c.nodes[0].backends[2] = Backend::InXact { xid: 92, op };
         let before = c.ledger.in_doubt_count;
+        c.set_quiesce(false); // faults are enabled again
         c.apply(Event::Crash { node: 0, kind: CrashKind::Immediate }, 0).unwrap();
         assert_eq!(c.ledger.in_doubt_count, before + 2);
         assert!(c.nodes[0].backends.iter().all(|b| *b == Backend::Idle));

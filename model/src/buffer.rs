@@ -5,7 +5,8 @@
 //! then the data file) is done by the process that evicts or checkpoints,
 //! in `node.rs`, because who waits for what is process business.
 
-use crate::heap::{BlockNumber, Page};
+use crate::heap::Page;
+use crate::ids::BlockNumber;
 
 /// One buffer (`BufferDesc` + its page).
 #[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]

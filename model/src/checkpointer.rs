@@ -7,51 +7,19 @@
 //! under the WAL rule; fsync; insert the checkpoint record and flush it;
 //! then point pg_control at it. Only then may WAL before REDO be dropped.
 
-use crate::backend::Backend;
 use crate::control::DbState;
 use crate::event::Wait;
-use crate::heap::{BlockNumber, Xid};
+use crate::ids::Tli;
+use crate::ids::{BlockNumber, Xid};
 use crate::log::Process;
-use crate::lsn::{Lsn, Tli};
+use crate::lsn::Lsn;
+use crate::marks::Mark;
 use crate::node::{Ctx, Env, Node, Status};
 use crate::settings::FileKind;
 use crate::slog;
 use crate::wal::{CheckPoint, RecordBody};
 
-/// Why a checkpoint runs.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub enum CkptKind {
-    /// checkpoint_timeout or max_wal_size on a primary.
-    Online,
-    /// Restartpoint on a standby, at the last replayed checkpoint.
-    Restartpoint,
-    /// Written at the end of crash recovery (a shutdown-type record).
-    EndOfRecovery,
-    /// Fast shutdown of a standby: a last restartpoint, then "shut down in
-    /// recovery".
-    ShutdownRestartpoint,
-    /// Fast shutdown.
-    Shutdown,
-}
-
-impl CkptKind {
-    fn flags(self) -> &'static str {
-        match self {
-            CkptKind::Online => "time",
-            CkptKind::Restartpoint => "time",
-            CkptKind::EndOfRecovery => "end-of-recovery immediate wait",
-            CkptKind::Shutdown | CkptKind::ShutdownRestartpoint => "shutdown immediate",
-        }
-    }
-    fn noun(self) -> &'static str {
-        if self.is_restartpoint() { "restartpoint" } else { "checkpoint" }
-    }
-
-    /// Restartpoints complete a replayed checkpoint; they write no record.
-    pub fn is_restartpoint(self) -> bool {
-        matches!(self, CkptKind::Restartpoint | CkptKind::ShutdownRestartpoint)
-    }
-}
+pub use crate::wal::CkptKind;
 
 /// Where a checkpoint is.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -262,9 +230,7 @@ impl Node {
         if c.phase != Phase::Clog {
             return None;
         }
-        c.delaying.iter().copied().find(|&x| {
-            self.backends.iter().any(|b| matches!(*b, Backend::Committing { xid, .. } if xid == x))
-        })
+        c.delaying.iter().copied().find(|&x| self.committing_xids().any(|xid| xid == x))
     }
 
     fn control_prev_tli(&self) -> Tli {
@@ -309,13 +275,7 @@ impl Node {
             self.redo_ptr = redo;
         }
         let delaying = if ctx.env.settings.rules.checkpoint_waits_for_commits {
-            self.backends
-                .iter()
-                .filter_map(|b| match *b {
-                    Backend::Committing { xid, .. } => Some(xid),
-                    _ => None,
-                })
-                .collect()
+            self.committing_xids().collect()
         } else {
             Vec::new()
         };
@@ -363,6 +323,11 @@ impl Node {
         } else {
             c.record.map_or(c.redo, |(start, _, _)| start)
         };
+        debug_assert!(
+            c.kind.is_restartpoint() || c.redo <= recptr,
+            "checkpoint record at {recptr} before its REDO {}",
+            c.redo
+        );
         self.remove_old_wal(c.redo, recptr, ctx);
         let pct = 100.0 * f64::from(c.written) / self.buffers.frames().len() as f64;
         slog!(
@@ -379,6 +344,9 @@ impl Node {
         );
         if c.kind.is_restartpoint() {
             slog!(ctx.log, self.id, Process::Checkpointer, Log, "recovery restart point at {}", c.redo);
+            if c.kind == CkptKind::Restartpoint {
+                ctx.fx.marks.hit(Mark::Restartpoint);
+            }
         }
         match c.kind {
             CkptKind::Shutdown | CkptKind::ShutdownRestartpoint => self.shutdown_complete(ctx),
@@ -451,6 +419,9 @@ impl Node {
             self.invalidate_obsolete_slots(needed, ctx);
         }
         let mut keep = if settings.rules.keep_wal_for_standbys { needed } else { redo_seg };
+        if keep < redo_seg && self.slots_min_restart_lsn().is_some_and(|l| g.segno(l) < redo_seg) {
+            ctx.fx.marks.hit(Mark::SlotHeldWal);
+        }
         // XLogArchiveCheckDone: a segment still `.ready` stays.
         let unarchived = self.oldest_not_archived(settings);
         if let Some(u) = unarchived
@@ -463,6 +434,7 @@ impl Node {
         }
         let before = self.wal.kept_from();
         let Some((first, last)) = self.wal.remove_before(Lsn(keep * g.segment_size())) else { return };
+        ctx.fx.marks.hit(Mark::SegmentRemoved);
         let proc = Process::Checkpointer;
         let name = |seg: u64| g.wal_file_name(self.tli, Lsn(seg * g.segment_size()));
         slog!(
@@ -495,8 +467,8 @@ impl Node {
             } else {
                 format!("its REDO {redo} lies in segment {}", name(redo_seg))
             };
-            ctx.fx.violations.push(crate::invariants::Violation {
-                invariant: crate::invariants::Invariant::WalSegmentsKept,
+            ctx.fx.violations.push(crate::violation::Violation {
+                invariant: crate::violation::Invariant::WalSegmentsKept,
                 node: Some(self.id),
                 detail: format!(
                     "{}: a checkpoint removed WAL segments up to {}, but {why}: a standby or crash recovery that needs them finds them gone",

@@ -5,10 +5,10 @@
 //! A session lost during COMMIT leaves its write in doubt: it may or may
 //! not have happened, so either outcome is accepted.
 
-use crate::event::{Ack, Failure, Op, OpKind};
+use crate::event::{Ack, CommitRecord, Failure, Op, OpKind};
 use crate::heap::{Row, md5_text};
+use crate::ids::NodeId;
 use crate::lsn::Lsn;
-use crate::node::NodeId;
 use crate::settings::WorkloadSettings;
 use std::collections::BTreeMap;
 
@@ -16,13 +16,7 @@ use std::collections::BTreeMap;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct AckedWrite {
     pub payload: u64,
-    pub node: NodeId,
-    pub commit_end: Lsn,
-    /// Nodes that had the commit record flushed at acknowledgement.
-    pub durable_on: u16,
-    /// Nodes that had it written (in the OS cache) at acknowledgement;
-    /// cleared for a node that loses power.
-    pub written_on: u16,
+    pub record: CommitRecord,
 }
 
 /// What clients know of one key.
@@ -82,13 +76,7 @@ impl Ledger {
     pub fn on_ack(&mut self, ack: &Ack) {
         self.acks += 1;
         let k = self.keys.entry(ack.op.key).or_default();
-        k.acked = Some(AckedWrite {
-            payload: ack.op.payload,
-            node: ack.node,
-            commit_end: ack.commit_end,
-            durable_on: ack.durable_on,
-            written_on: ack.written_on,
-        });
+        k.acked = Some(AckedWrite { payload: ack.op.payload, record: ack.record });
         k.in_doubt.clear();
         let owned = &mut self.owned[ack.op.client as usize];
         if ack.op.kind == OpKind::Insert && !owned.contains(&ack.op.key) {
@@ -122,7 +110,7 @@ impl Ledger {
     pub fn on_power_loss(&mut self, node: NodeId) {
         for k in self.keys.values_mut() {
             if let Some(a) = &mut k.acked {
-                a.written_on &= !(1 << node);
+                a.record.written_on &= !(1 << node);
             }
         }
     }
@@ -132,8 +120,8 @@ impl Ledger {
     pub fn forget_node(&mut self, node: NodeId) {
         for k in self.keys.values_mut() {
             if let Some(a) = &mut k.acked {
-                a.durable_on &= !(1 << node);
-                a.written_on &= !(1 << node);
+                a.record.durable_on &= !(1 << node);
+                a.record.written_on &= !(1 << node);
             }
         }
     }
@@ -143,9 +131,9 @@ impl Ledger {
     /// there.
     pub fn forget_after(&mut self, node: NodeId, lsn: Lsn) {
         for k in self.keys.values_mut() {
-            if let Some(a) = k.acked.as_mut().filter(|a| a.commit_end > lsn) {
-                a.durable_on &= !(1 << node);
-                a.written_on &= !(1 << node);
+            if let Some(a) = k.acked.as_mut().filter(|a| a.record.commit_end > lsn) {
+                a.record.durable_on &= !(1 << node);
+                a.record.written_on &= !(1 << node);
             }
         }
     }
@@ -161,7 +149,7 @@ impl Ledger {
         let mut at = 0;
         for (&key, k) in &self.keys {
             let Some(a) = k.acked else { continue };
-            if (a.durable_on | a.written_on) & bit == 0 {
+            if (a.record.durable_on | a.record.written_on) & bit == 0 {
                 continue;
             }
             at += rows[at..].partition_point(|r| r.0 < key);
@@ -169,7 +157,7 @@ impl Ledger {
             let seen = &rows[at..at + n];
             let ok = n == 1 && (seen[0].1 == a.payload || k.in_doubt.contains(&seen[0].1));
             if !ok {
-                let how = if a.durable_on & bit != 0 { "flushed" } else { "written" };
+                let how = if a.record.durable_on & bit != 0 { "flushed" } else { "written" };
                 let found = match seen {
                     [] => "no such row".to_string(),
                     [(_, p)] => format!("info = '{}'", md5_text(*p)),
@@ -178,8 +166,8 @@ impl Ledger {
                 return Some(format!(
                     "acknowledged commit lost: row id={key} info='{}' was acknowledged by node{} (commit record ending at {}, {how} on {name} at that moment), but {name} shows {found}",
                     md5_text(a.payload),
-                    a.node + 1,
-                    a.commit_end,
+                    a.record.node + 1,
+                    a.record.commit_end,
                 ));
             }
         }

@@ -7,7 +7,7 @@
 //! asynchronous commits. All pages stay in memory (the SLRU is assumed big
 //! enough); they are written by checkpoints.
 
-use crate::heap::Xid;
+use crate::ids::Xid;
 use crate::lsn::Lsn;
 use crate::storage::{BlockFile, HasLsn};
 

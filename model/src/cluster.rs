@@ -8,13 +8,13 @@
 
 use crate::client::Ledger;
 use crate::event::{Check, CrashKind, Effects, Event, FaultKind, RefusalKind};
-use crate::failback::{AttemptResult, FailbackAttempt};
 use crate::invariants::{self, Violation};
 use crate::log::Log;
 use crate::lsn::Lsn;
 use crate::network::{Conn, Partitions};
 use crate::node::{Ctx, Env, Node, NodeId, Status};
 use crate::operator::ScriptState;
+use crate::script::{AttemptResult, FailbackAttempt};
 use crate::settings::Settings;
 use crate::syncrep::StandbyNames;
 use serde::Serialize;
@@ -114,6 +114,28 @@ impl Cluster {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The coverage marks the run reached so far (marks.rs).
+    pub fn marks(&self) -> crate::marks::Marks {
+        crate::marks::of_run(self.fx.marks, &self.attempts, self.refusals.iter().map(|r| r.kind))
+    }
+
+    /// Whether `ev` is among the enabled events or faults (debug builds
+    /// check it before applying: the scheduler only picks what the model
+    /// offered).
+    fn debug_is_enabled(&self, ev: Event) -> bool {
+        let mut out = Vec::new();
+        self.enabled(&mut out);
+        if out.contains(&ev) {
+            return true;
+        }
+        [FaultKind::ProcessCrash, FaultKind::PowerLoss, FaultKind::Disconnect, FaultKind::Partition]
+            .into_iter()
+            .any(|k| {
+                self.enabled_faults(k, &mut out);
+                out.contains(&ev)
+            })
     }
 
     /// Parsed `synchronous_standby_names` of the run's settings.
@@ -261,6 +283,7 @@ impl Cluster {
 
     /// Applies one enabled event and checks the invariants it may affect.
     pub fn apply(&mut self, ev: Event, arg: u64) -> Result<(), Violation> {
+        debug_assert!(self.debug_is_enabled(ev), "apply({ev:?}): the event is not enabled");
         self.fx.clear();
         self.now += 1;
         let i = ev.node() as usize;

@@ -1,12 +1,13 @@
 //! Events (what the scheduler chooses among) and effects (what applying one
 //! reports beyond its node).
 
-use crate::heap::Xid;
-use crate::invariants::Violation;
+use crate::ids::NodeId;
+use crate::ids::Xid;
 use crate::lsn::Lsn;
-use crate::node::NodeId;
+use crate::marks::Marks;
 use crate::settings::FileKind;
 use crate::syncrep::WaitMode;
+use crate::violation::Violation;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -254,12 +255,21 @@ pub enum OpKind {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Ack {
     pub op: Op,
+    pub record: CommitRecord,
+}
+
+/// Where an acknowledged commit's record was when the client heard back:
+/// what the ledger (client.rs) keeps of each acknowledged write.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CommitRecord {
+    /// The server that acknowledged it.
     pub node: NodeId,
     pub commit_end: Lsn,
     /// Nodes that had the commit record flushed when it was acknowledged
     /// (bit = node id): the primary itself, and standbys that reported it.
     pub durable_on: u16,
-    /// Nodes that had it at least written (not yet flushed).
+    /// Nodes that had it at least written (not yet flushed); cleared for a
+    /// node that loses power.
     pub written_on: u16,
 }
 
@@ -330,6 +340,9 @@ pub struct Effects {
     pub startup_failures: Vec<(NodeId, String)>,
     /// Rejoins refused by PostgreSQL's checks: node, check, message.
     pub refusals: Vec<(NodeId, RefusalKind, String)>,
+    /// Coverage marks hit so far: run-long, not cleared by [`Effects::clear`]
+    /// (an observation; nothing in the model reads it).
+    pub marks: Marks,
 }
 
 impl Effects {

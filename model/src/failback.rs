@@ -5,56 +5,18 @@
 
 use crate::cluster::Cluster;
 use crate::event::RefusalKind;
+use crate::ids::NodeId;
+use crate::ids::Tli;
 use crate::log::{Level, Process};
-use crate::lsn::{Lsn, Tli};
-use crate::node::{Node, NodeId, Status};
-use crate::settings::Failback;
+use crate::lsn::Lsn;
+use crate::node::{Node, Status};
+use crate::script::Failback;
 
 use crate::storage::BlockFile;
 use crate::timeline::History;
-use serde::Serialize;
 use std::collections::BTreeSet;
 
-/// One failback attempt and what became of it.
-#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize)]
-pub struct FailbackAttempt {
-    pub node: String,
-    pub strategy: Failback,
-    /// Event index at which it started.
-    pub at: u64,
-    pub upstream: String,
-    pub result: AttemptResult,
-    /// What PostgreSQL said (refusals, pg_rewind's decisions).
-    pub messages: Vec<String>,
-    /// Where the node's WAL ended when the attempt started (where its next
-    /// record would begin).
-    pub end_of_wal: Lsn,
-    /// Where the node's timeline ends in its new upstream's history (the
-    /// fork point), if it is an ancestor there.
-    pub fork_point: Option<Lsn>,
-    /// How far the new upstream had replayed (a standby) or flushed (a
-    /// primary) when the attempt started.
-    pub upstream_position: Lsn,
-}
-
-/// The result of a failback attempt.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptResult {
-    /// Started; not yet streaming.
-    Pending,
-    /// Streaming from its new upstream on the new timeline.
-    Streaming,
-    /// Streaming, caught up, and its rows equal its upstream's.
-    Converged,
-    /// Streaming, but the startup process cannot read what it receives
-    /// (WAL of another history where its own ended): it loops forever.
-    Stuck,
-    /// A PostgreSQL check refused it.
-    Refused,
-    /// The server could not start.
-    Failed,
-}
+pub use crate::script::{AttemptResult, FailbackAttempt};
 
 impl Cluster {
     /// Runs strategy `strategy` on the stopped node `id`, then starts it as
@@ -336,6 +298,7 @@ impl Cluster {
         self.with_node(i, |n, ctx| {
             n.start(ctx);
             let env = ctx.env;
+            let mut ended = false;
             for _ in 0..10_000_000 {
                 match n.status {
                     Status::Recovery if n.startup_ready() => n.startup_step(ctx),
@@ -343,9 +306,13 @@ impl Cluster {
                         n.checkpointer_step(ctx)
                     }
                     Status::Production => n.begin_fast_shutdown(ctx),
-                    _ => break,
+                    _ => {
+                        ended = true;
+                        break;
+                    }
                 }
             }
+            debug_assert!(ended, "single-user crash recovery of {} did not finish", n.name);
         });
         // Judge the recovery now, before pg_rewind replaces the files.
         self.fx.checks.truncate(queued);

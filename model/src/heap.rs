@@ -6,16 +6,12 @@
 
 use crate::lsn::Lsn;
 
-/// Transaction ID (`TransactionId`).
-pub type Xid = u32;
+pub use crate::ids::{BlockNumber, Xid};
 
 /// `InvalidTransactionId`.
 pub const INVALID_XID: Xid = 0;
 /// `FirstNormalTransactionId`.
 pub const FIRST_NORMAL_XID: Xid = 3;
-
-/// Block number within the table.
-pub type BlockNumber = u32;
 
 /// Hint bits (`t_infomask`): cached commit status, set without WAL.
 pub const HEAP_XMIN_COMMITTED: u8 = 0x01;

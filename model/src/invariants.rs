@@ -6,94 +6,108 @@
 //! judge (crash recovery, the end of a run).
 
 use crate::cluster::Cluster;
+use crate::ids::NodeId;
 use crate::lsn::Lsn;
-use crate::node::{Node, NodeId, Status};
+use crate::node::{Node, Status};
 use crate::recovery::rows_implied_by_wal;
-use serde::{Deserialize, Serialize};
-use std::fmt;
 
-/// The invariants walsim checks (docs/invariants.md).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Invariant {
-    /// Every page on disk has LSN ≤ that node's flushed WAL.
-    WalBeforeData,
-    /// The proposal's premise: every page on the primary's disk has LSN ≤
-    /// the sync standby's flushed WAL.
-    StandbyCoversPrimaryData,
-    /// Acknowledged commits survive what their level promises.
-    AcknowledgedCommitsSurvive,
-    /// No node replays WAL from a server whose history does not contain
-    /// everything it already applied or wrote.
-    NoSilentDivergence,
-    /// After faults stop and the cluster quiesces, every node has the
-    /// primary's rows.
-    Converges,
-    /// After crash recovery, a node's rows equal the commits in its WAL.
-    RecoveryIsExact,
-    /// History files agree and timeline IDs only grow.
-    TimelinesConsistent,
-    /// The proposal's premise where it matters: when an old primary
-    /// rejoins after a failover, the data files it keeps (OS cache and
-    /// disk) hold no page beyond the fork point. Only observed: stock
-    /// PostgreSQL promises nothing of the kind.
-    FailbackPremise,
-    /// No WAL segment is removed while REDO or `wal_keep_size` still
-    /// needs it (KeepLogSeg, RemoveOldXlogFiles).
-    WalSegmentsKept,
+pub use crate::violation::{Invariant, Violation};
+
+/// When a check runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum When {
+    /// After every step, on the node the step touched.
+    EveryStepOnTouchedNode,
+    /// After every step, on every node writing data files.
+    EveryStep,
+    /// When its process reaches the state it judges: named in `at`.
+    At(&'static str),
+    /// Once the cluster quiesced, at the end of a run.
+    AtTheEnd,
 }
 
-impl Invariant {
-    pub const ALL: [Invariant; 9] = [
-        Invariant::WalBeforeData,
-        Invariant::StandbyCoversPrimaryData,
-        Invariant::AcknowledgedCommitsSurvive,
-        Invariant::NoSilentDivergence,
-        Invariant::Converges,
-        Invariant::RecoveryIsExact,
-        Invariant::TimelinesConsistent,
-        Invariant::FailbackPremise,
-        Invariant::WalSegmentsKept,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Invariant::WalBeforeData => "wal_before_data",
-            Invariant::StandbyCoversPrimaryData => "standby_covers_primary_data",
-            Invariant::AcknowledgedCommitsSurvive => "acknowledged_commits_survive",
-            Invariant::NoSilentDivergence => "no_silent_divergence",
-            Invariant::Converges => "converges",
-            Invariant::RecoveryIsExact => "recovery_is_exact",
-            Invariant::TimelinesConsistent => "timelines_consistent",
-            Invariant::FailbackPremise => "failback_premise",
-            Invariant::WalSegmentsKept => "wal_segments_kept",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Invariant> {
-        Invariant::ALL.into_iter().find(|i| i.name() == s)
-    }
-}
-
-impl fmt::Display for Invariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A failed check.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-pub struct Violation {
+/// One row of the table: an invariant, when it is checked, the function
+/// (`file.rs: fn`) that checks it, and whether a failure ends the run (a
+/// violation) or is only recorded (an observation, `Cluster::observe`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Checker {
     pub invariant: Invariant,
-    pub node: Option<NodeId>,
-    /// What went wrong, naming the node, page or transaction and the LSNs.
-    pub detail: String,
+    pub when: &'static [When],
+    /// `file.rs: fn_name` for each place that judges it (a test checks each
+    /// function exists in that file).
+    pub checked_by: &'static [&'static str],
+    pub observation_only: bool,
 }
 
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.invariant, self.detail)
-    }
+/// Every invariant, when it is checked and by what: the one place to read
+/// (docs/invariants.md says why each holds). `tests::the_table_names_*`
+/// keep it true: each invariant once, each function present.
+pub const TABLE: [Checker; 9] = [
+    Checker {
+        invariant: Invariant::WalBeforeData,
+        when: &[When::EveryStepOnTouchedNode],
+        checked_by: &["invariants.rs: check_wal_before_data"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::StandbyCoversPrimaryData,
+        when: &[When::EveryStep],
+        // A violation where `synchronous_transfer` covers data writes
+        // (Cluster::premise_expected), otherwise an observation.
+        checked_by: &["invariants.rs: check_standby_covers_primary_data"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::AcknowledgedCommitsSurvive,
+        when: &[When::At("after crash recovery"), When::At("after promotion"), When::AtTheEnd],
+        checked_by: &[
+            "invariants.rs: check_after_crash_recovery",
+            "invariants.rs: check_acknowledged",
+            "invariants.rs: check_final",
+        ],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::NoSilentDivergence,
+        when: &[When::At("when the walreceiver hands over the record at the replay position")],
+        checked_by: &["walreceiver.rs: mixes_histories"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::Converges,
+        when: &[When::AtTheEnd],
+        checked_by: &["invariants.rs: check_converges", "invariants.rs: not_following"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::RecoveryIsExact,
+        when: &[When::At("after crash recovery"), When::At("when redo cannot apply a record")],
+        checked_by: &["invariants.rs: check_after_crash_recovery", "recovery.rs: redo_heap"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::TimelinesConsistent,
+        when: &[When::At("when a history file is written or copied")],
+        checked_by: &["invariants.rs: check_timelines"],
+        observation_only: false,
+    },
+    Checker {
+        invariant: Invariant::FailbackPremise,
+        when: &[When::At("when a failback attempt starts")],
+        checked_by: &["invariants.rs: check_failback_premise"],
+        observation_only: true,
+    },
+    Checker {
+        invariant: Invariant::WalSegmentsKept,
+        when: &[When::At("when a checkpoint or restartpoint removes segments")],
+        checked_by: &["checkpointer.rs: remove_old_wal"],
+        observation_only: false,
+    },
+];
+
+/// The row of `inv`.
+pub fn checker(inv: Invariant) -> &'static Checker {
+    TABLE.iter().find(|c| c.invariant == inv).expect("every invariant has a row")
 }
 
 /// `wal_before_data` on one node: data and CLOG pages in the OS cache
@@ -292,6 +306,16 @@ pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
         let rows = s.visible_rows();
         let got = crate::heap::RowSummary::of(&rows);
         if replayed < primary.wal.flush_lsn() || rows != want {
+            let why = if rows == want {
+                format!("the rows agree, but {} has not replayed the primary's WAL to its end", s.name)
+            } else {
+                differ(
+                    &rows,
+                    &want,
+                    &format!("is visible on {} but not on the primary", s.name),
+                    &format!("is visible on the primary but not on {}", s.name),
+                )
+            };
             return Err(Violation {
                 invariant: Invariant::Converges,
                 node: Some(s.id),
@@ -304,7 +328,7 @@ pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
                     primary.wal.flush_lsn(),
                     want_sum.count,
                     want_sum.sum,
-                    first_difference(&rows, &want)
+                    why
                 ),
             });
         }
@@ -344,18 +368,27 @@ fn not_following(cluster: &Cluster, s: &Node) -> Option<Violation> {
 }
 
 fn first_difference(have: &[crate::heap::Row], want: &[crate::heap::Row]) -> String {
+    differ(
+        have,
+        want,
+        "is visible but no committed WAL record wrote it",
+        "was committed in WAL but is not visible",
+    )
+}
+
+/// The first row that `have` and `want` disagree on, in the words of the
+/// comparison: `extra` for a row only `have` shows, `missing` for one
+/// only `want` has.
+fn differ(have: &[crate::heap::Row], want: &[crate::heap::Row], extra: &str, missing: &str) -> String {
     use crate::heap::md5_text;
     for (k, p) in have {
         if want.binary_search(&(*k, *p)).is_err() {
-            return format!(
-                "row id={k} info='{}' is visible but no committed WAL record wrote it",
-                md5_text(*p)
-            );
+            return format!("row id={k} info='{}' {extra}", md5_text(*p));
         }
     }
     for (k, p) in want {
         if have.binary_search(&(*k, *p)).is_err() {
-            return format!("row id={k} info='{}' was committed in WAL but is not visible", md5_text(*p));
+            return format!("row id={k} info='{}' {missing}", md5_text(*p));
         }
     }
     "the rows differ".to_string()
@@ -392,6 +425,40 @@ mod tests {
     use crate::testkit::quiesced;
 
     #[test]
+    fn the_table_names_each_invariant_once() {
+        for inv in Invariant::ALL {
+            assert_eq!(TABLE.iter().filter(|c| c.invariant == inv).count(), 1, "{inv}");
+            assert_eq!(checker(inv).invariant, inv);
+            assert!(!checker(inv).when.is_empty() && !checker(inv).checked_by.is_empty(), "{inv}");
+        }
+        assert_eq!(TABLE.len(), Invariant::ALL.len());
+        let observed: Vec<_> = TABLE.iter().filter(|c| c.observation_only).map(|c| c.invariant).collect();
+        assert_eq!(observed, [Invariant::FailbackPremise]);
+    }
+
+    #[test]
+    fn the_table_names_functions_that_exist() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for c in TABLE {
+            for site in c.checked_by {
+                let (file, f) = site.split_once(": ").expect("file.rs: fn");
+                let text = std::fs::read_to_string(src.join(file)).unwrap();
+                assert!(
+                    text.contains(&format!("fn {f}(")) || text.contains(&format!("fn {f}<")),
+                    "{}: {file} has no fn {f}",
+                    c.invariant
+                );
+                // And that function names the invariant, or calls one that does.
+                assert!(
+                    text.contains(&format!("Invariant::{:?}", c.invariant)),
+                    "{file} never builds {}",
+                    c.invariant
+                );
+            }
+        }
+    }
+
+    #[test]
     fn names_round_trip_and_print() {
         for inv in Invariant::ALL {
             assert_eq!(Invariant::from_name(inv.name()), Some(inv));
@@ -426,6 +493,11 @@ mod tests {
         let v = check_converges(&c).unwrap_err();
         assert_eq!((v.invariant, v.node), (Invariant::Converges, Some(1)));
         assert!(v.detail.contains(&format!("replayed to {}", Lsn(end.0 - 1))), "{}", v.detail);
+        assert!(
+            v.detail.ends_with("the rows agree, but node2 has not replayed the primary's WAL to its end"),
+            "{}",
+            v.detail
+        );
         // Replayed to the end but a row is missing.
         let mut c = quiesced(1, 400);
         let b = (0..c.nodes[1].data.len()).find(|&b| !c.nodes[1].data.read(b).tuples.is_empty()).unwrap();
@@ -433,7 +505,12 @@ mod tests {
         c.nodes[1].data.replace_block(b, Page { lsn, tuples: Vec::new() });
         c.nodes[1].buffers.clear();
         let v = check_converges(&c).unwrap_err();
-        assert!(v.detail.contains("was committed in WAL but is not visible"), "{}", v.detail);
+        assert!(v.detail.contains("is visible on the primary but not on node2"), "{}", v.detail);
+        assert!(
+            !v.detail.contains("WAL"),
+            "converges compares rows with the primary's, not WAL: {}",
+            v.detail
+        );
         // And the rows acknowledged on node2... the ledger knows only the primary's acks.
     }
 
@@ -456,7 +533,7 @@ mod tests {
 
     #[test]
     fn refused_stuck_or_orphaned_standbys_are_legitimate_endings() {
-        let memo = crate::walreceiver::RefusalMemo {
+        let memo = crate::node::RefusalMemo {
             upstream: 0,
             upstream_flush: Lsn(0),
             upstream_tli: 1,

@@ -16,8 +16,7 @@ use std::fmt;
 #[serde(transparent)]
 pub struct Lsn(pub u64);
 
-/// Timeline ID (`TimeLineID`).
-pub type Tli = u32;
+pub use crate::ids::Tli;
 
 impl Lsn {
     /// `InvalidXLogRecPtr`.
@@ -32,12 +31,48 @@ impl Lsn {
         LsnDisplay { lsn: self, style }
     }
 
-    /// Parses `%X/%X` (either style).
-    pub fn parse(s: &str) -> Option<Lsn> {
-        let (hi, lo) = s.split_once('/')?;
-        let hi = u32::from_str_radix(hi, 16).ok()?;
-        let lo = u32::from_str_radix(lo, 16).ok()?;
-        Some(Lsn((u64::from(hi) << 32) | u64::from(lo)))
+    /// Parses a whole string such as `0/3000148` or `0/03000148` (either
+    /// style; surrounding whitespace allowed).
+    pub fn parse(text: &str) -> Option<Lsn> {
+        let text = text.trim();
+        match Self::parse_prefix(text) {
+            Some((lsn, used)) if used == text.len() => Some(lsn),
+            _ => None,
+        }
+    }
+
+    /// Parses an LSN at the start of `text`; returns it and the bytes
+    /// consumed. Both halves are 1–8 hex digits (`pg_waldump` zero-pads the
+    /// low half).
+    pub fn parse_prefix(text: &str) -> Option<(Lsn, usize)> {
+        let hex_run = |b: &[u8]| b.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let bytes = text.as_bytes();
+        let hi_len = hex_run(bytes);
+        if hi_len == 0 || hi_len > 8 || bytes.get(hi_len) != Some(&b'/') {
+            return None;
+        }
+        let lo_len = hex_run(&bytes[hi_len + 1..]);
+        if lo_len == 0 || lo_len > 8 {
+            return None;
+        }
+        let hi = u64::from_str_radix(&text[..hi_len], 16).ok()?;
+        let lo = u64::from_str_radix(&text[hi_len + 1..hi_len + 1 + lo_len], 16).ok()?;
+        Some((Lsn((hi << 32) | lo), hi_len + 1 + lo_len))
+    }
+
+    /// The LSN right after the first occurrence of `marker` in `text` (a
+    /// server log line).
+    pub fn after(text: &str, marker: &str) -> Option<Lsn> {
+        let at = text.find(marker)? + marker.len();
+        Self::parse_prefix(&text[at..]).map(|(lsn, _)| lsn)
+    }
+
+    /// Every LSN-looking word of `text`, in order (trailing punctuation
+    /// ignored).
+    pub fn find_all(text: &str) -> Vec<Lsn> {
+        text.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+            .filter_map(|word| Self::parse(word.trim_end_matches(['.', ':', ';'])))
+            .collect()
     }
 }
 

@@ -5,8 +5,9 @@
 //! dropped connection loses what is in flight; the walreceiver starts over
 //! with START_REPLICATION.
 
-use crate::lsn::{Lsn, Tli};
-use crate::node::NodeId;
+use crate::ids::NodeId;
+use crate::ids::Tli;
+use crate::lsn::Lsn;
 use crate::syncrep::ReportedPositions;
 use crate::wal::Record;
 use std::collections::VecDeque;

@@ -17,8 +17,10 @@ use crate::heap::{
     BlockNumber, HEAP_XMAX_COMMITTED, HEAP_XMAX_INVALID, HEAP_XMIN_COMMITTED, HEAP_XMIN_INVALID, Page, Row,
     Xid,
 };
+use crate::ids::Tli;
 use crate::log::{Log, Process};
-use crate::lsn::{Lsn, Tli, WalGeometry};
+use crate::lsn::{Lsn, WalGeometry};
+use crate::marks::Mark;
 use crate::recovery::Startup;
 use crate::settings::{FileKind, Settings};
 use crate::settings::{Rules, SynchronousCommit, SynchronousTransfer};
@@ -34,8 +36,29 @@ impl HasLsn for Page {
     }
 }
 
-/// Node index within the cluster.
-pub type NodeId = u8;
+pub use crate::ids::NodeId;
+
+/// A standby's walreceiver state.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+pub struct WalRcv {
+    /// Positions last reported to the upstream.
+    pub reported: ReportedPositions,
+    /// Recovery target timeline (`recovery_target_timeline = 'latest'`).
+    pub target_tli: Tli,
+    /// The world as it was at the last refusal. PostgreSQL retries every
+    /// `wal_retrieve_retry_interval`; the model retries only once something
+    /// the checks look at has changed, so a refused run still quiesces.
+    pub refused: Option<RefusalMemo>,
+}
+
+/// What a refused START_REPLICATION depended on.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct RefusalMemo {
+    pub upstream: NodeId,
+    pub upstream_flush: Lsn,
+    pub upstream_tli: Tli,
+    pub local_end: Lsn,
+}
 
 /// What the postmaster is doing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -185,7 +208,7 @@ pub struct Node {
     /// `primary_conninfo`: the node a standby streams from.
     pub upstream: Option<NodeId>,
     /// Walreceiver and recovery-target state of a standby.
-    pub walrcv: crate::walreceiver::WalRcv,
+    pub walrcv: WalRcv,
     /// Stopped by the operator: not restarted automatically.
     pub operator_stopped: bool,
     /// Running in single-user mode (pg_rewind's crash recovery): no
@@ -276,7 +299,7 @@ impl Node {
             power_losses: 0,
             failed: None,
             upstream: None,
-            walrcv: crate::walreceiver::WalRcv::default(),
+            walrcv: WalRcv::default(),
             operator_stopped: false,
             single_user: false,
             shutdown_ckpt_done: false,
@@ -502,6 +525,10 @@ impl Node {
     /// reply arrives: announce a takeover, advance the released positions.
     pub fn release_waiters(&mut self, peer: NodeId, rules: &Rules, log: &mut Log) {
         let (ctl, announce, line) = self.release_outcome(peer, rules);
+        // SyncRepReleaseWaiters: walsndctl->lsn[mode] only advances.
+        for mode in [WaitMode::Write, WaitMode::Flush, WaitMode::Apply] {
+            debug_assert!(ctl.released(mode) >= self.walsndctl.released(mode), "released {mode:?} went back");
+        }
         self.walsndctl = ctl;
         if let Some(w) = self.walsenders.iter_mut().find(|w| w.peer == peer) {
             w.announce_next_takeover = announce;
@@ -545,12 +572,7 @@ impl Node {
     pub fn flush_buffer(&mut self, f: usize, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
         let frame = self.buffers.frame(f);
         let (blk, lsn) = (frame.tag.expect("flushing an empty buffer"), frame.page.lsn);
-        if let Some(w) = self.transfer_wait(ctx.env, lsn, FileKind::Data) {
-            return Err(Wait::Standby { lsn: w, what: FileKind::Data });
-        }
-        if ctx.env.settings.rules.wal_before_data {
-            self.xlog_flush(lsn, ctx.log, proc);
-        }
+        self.wal_before_write(lsn, FileKind::Data, proc, ctx)?;
         let d = self.buffers.frame_mut(f);
         d.dirty = false;
         let page = d.page.clone();
@@ -580,13 +602,29 @@ impl Node {
     /// Writes one CLOG page under the same rules as a data page.
     pub fn write_clog_page(&mut self, p: u32, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
         let lsn = self.clog.page(p).lsn;
-        if let Some(w) = self.transfer_wait(ctx.env, lsn, FileKind::Clog) {
-            return Err(Wait::Standby { lsn: w, what: FileKind::Clog });
+        self.wal_before_write(lsn, FileKind::Clog, proc, ctx)?;
+        self.clog.write_page(p);
+        Ok(())
+    }
+
+    /// What must precede writing a page with LSN `lsn` out to a file of
+    /// kind `what` (FlushBuffer, SlruPhysicalWritePage): with
+    /// `synchronous_transfer` covering it, a synchronous standby must have
+    /// flushed that far (else the writer waits); then, WAL-before-data,
+    /// XLogFlush up to the page's LSN.
+    fn wal_before_write(
+        &mut self,
+        lsn: Lsn,
+        what: FileKind,
+        proc: Process,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), Wait> {
+        if let Some(w) = self.transfer_wait(ctx.env, lsn, what) {
+            return Err(Wait::Standby { lsn: w, what });
         }
         if ctx.env.settings.rules.wal_before_data {
             self.xlog_flush(lsn, ctx.log, proc);
         }
-        self.clog.write_page(p);
         Ok(())
     }
 
@@ -783,7 +821,7 @@ impl Node {
         self.walsndctl = WalSndCtl::default();
         self.replay_pause = false;
         self.shutdown_ckpt_done = false;
-        self.walrcv = crate::walreceiver::WalRcv::default();
+        self.walrcv = WalRcv::default();
         self.checkpointer = Checkpointer::default();
         for b in &mut self.backends {
             *b = Backend::default();
@@ -894,6 +932,12 @@ impl Node {
                     self.wal.flush_lsn(),
                     self.wal.write_lsn()
                 );
+                if self.wal.write_lsn() > self.wal.flush_lsn()
+                    || !self.data.unsynced().is_empty()
+                    || !self.clog.file.unsynced().is_empty()
+                {
+                    ctx.fx.marks.hit(Mark::PowerLossHitUnsyncedWrite);
+                }
                 self.wal.lose_unflushed();
                 self.data.lose_unsynced();
                 self.clog.file.lose_unsynced();
@@ -930,9 +974,9 @@ impl Node {
         }
         self.running.clear();
         let kind = if self.startup.is_some() {
-            crate::checkpointer::CkptKind::ShutdownRestartpoint
+            crate::wal::CkptKind::ShutdownRestartpoint
         } else {
-            crate::checkpointer::CkptKind::Shutdown
+            crate::wal::CkptKind::Shutdown
         };
         self.checkpointer.request(kind);
         self.status = Status::ShuttingDown;

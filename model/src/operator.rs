@@ -4,14 +4,15 @@
 //! shutdown, `pg_ctl promote -w`, CHECKPOINT) finishes only when the server
 //! is done, so a hang shows up as a stuck run, as the blog saw.
 
-use crate::checkpointer::CkptKind;
 use crate::cluster::Cluster;
 use crate::event::CrashKind;
+use crate::ids::NodeId;
 use crate::log::Process;
-use crate::node::{NodeId, Status};
+use crate::node::Status;
+use crate::script::Failback;
 use crate::script::{Action, Condition, Step, node_index};
-use crate::settings::Failback;
 use crate::slog;
+use crate::wal::CkptKind;
 use crate::wal::RecordBody;
 
 /// What a read-only query returned (the `query` operator action).

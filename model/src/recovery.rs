@@ -15,16 +15,18 @@
 //! (XLogReadBufferForRedo's BLK_DONE); a full-page image is always
 //! restored.
 
-use crate::checkpointer::CkptKind;
 use crate::clog::XidStatus;
 use crate::control::DbState;
 use crate::event::{Check, RefusalKind};
-use crate::heap::{Page, Row, Tuple, Xid};
-use crate::invariants::{Invariant, Violation};
+use crate::heap::{Page, Row, Tuple};
+use crate::ids::Tli;
+use crate::ids::Xid;
 use crate::log::Process;
-use crate::lsn::{Lsn, Tli};
+use crate::lsn::Lsn;
 use crate::node::{Ctx, Node, Status};
 use crate::slog;
+use crate::violation::{Invariant, Violation};
+use crate::wal::CkptKind;
 use crate::wal::{CheckPoint, Record, RecordBody, RemovedWal, Wal};
 use std::sync::Arc;
 
@@ -280,6 +282,15 @@ impl Node {
             return; // redo failed
         }
         let st = self.startup.as_mut().expect("still recovering");
+        // lastReplayedEndRecPtr only moves forward once redo started (it
+        // starts at the checkpoint record's end, and redo from an earlier
+        // REDO point goes back first, in PostgreSQL too).
+        debug_assert!(
+            !st.redo_started || rec.end > st.replayed,
+            "replayed {} after {}",
+            rec.end,
+            st.replayed
+        );
         st.redo_started = true;
         st.next += 1;
         st.replayed = rec.end;

@@ -3,8 +3,78 @@
 //! condition that must hold before it may happen. The scheduler still
 //! decides *when* an enabled step happens, and everything around it.
 
-use crate::settings::{Failback, SynchronousCommit, SynchronousTransfer};
+use crate::lsn::Lsn;
+use crate::settings::{SynchronousCommit, SynchronousTransfer};
 use serde::{Deserialize, Serialize};
+
+/// How an old primary rejoins after a failover.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failback {
+    /// Restart it as a standby of the new primary and let PostgreSQL's
+    /// checks decide.
+    #[default]
+    Naive,
+    /// pg_rewind, then restart as a standby.
+    Rewind,
+    /// A fresh base backup of the new primary.
+    Basebackup,
+    /// The proposal's missing step: drop WAL after the fork point, then
+    /// restart as a standby.
+    Truncate,
+}
+
+impl Failback {
+    pub fn name(self) -> &'static str {
+        match self {
+            Failback::Naive => "naive",
+            Failback::Rewind => "rewind",
+            Failback::Basebackup => "basebackup",
+            Failback::Truncate => "truncate",
+        }
+    }
+}
+
+/// One failback attempt and what became of it.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize)]
+pub struct FailbackAttempt {
+    pub node: String,
+    pub strategy: Failback,
+    /// Event index at which it started.
+    pub at: u64,
+    pub upstream: String,
+    pub result: AttemptResult,
+    /// What PostgreSQL said (refusals, pg_rewind's decisions).
+    pub messages: Vec<String>,
+    /// Where the node's WAL ended when the attempt started (where its next
+    /// record would begin).
+    pub end_of_wal: Lsn,
+    /// Where the node's timeline ends in its new upstream's history (the
+    /// fork point), if it is an ancestor there.
+    pub fork_point: Option<Lsn>,
+    /// How far the new upstream had replayed (a standby) or flushed (a
+    /// primary) when the attempt started.
+    pub upstream_position: Lsn,
+}
+
+/// The result of a failback attempt.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptResult {
+    /// Started; not yet streaming.
+    Pending,
+    /// Streaming from its new upstream on the new timeline.
+    Streaming,
+    /// Streaming, caught up, and its rows equal its upstream's.
+    Converged,
+    /// Streaming, but the startup process cannot read what it receives
+    /// (WAL of another history where its own ended): it loops forever.
+    Stuck,
+    /// A PostgreSQL check refused it.
+    Refused,
+    /// The server could not start.
+    Failed,
+}
 
 /// What the operator does.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]

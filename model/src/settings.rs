@@ -140,16 +140,25 @@ impl Serialize for Bytes {
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(Bytes(n)),
-            Raw::Str(s) => Bytes::parse(&s).map_err(serde::de::Error::custom),
-        }
+        deserialize_size(d, 1)
+    }
+}
+
+/// A size as PostgreSQL reads one: a string with a unit (`"16MB"`), or an
+/// integer in the setting's base unit of `unit` bytes.
+fn deserialize_size<'de, D: Deserializer<'de>>(d: D, unit: u64) -> Result<Bytes, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Str(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Int(n) => n
+            .checked_mul(unit)
+            .map(Bytes)
+            .ok_or_else(|| serde::de::Error::custom(format!("size {n} (× {unit} bytes) is too large"))),
+        Raw::Str(s) => Bytes::parse(&s).map_err(serde::de::Error::custom),
     }
 }
 
@@ -170,7 +179,8 @@ pub struct Settings {
     /// after a checkpoint.
     pub full_page_writes: bool,
     /// `synchronous_standby_names`: empty (asynchronous), `*`, a name list,
-    /// `FIRST n (...)` or `ANY n (...)`. Standbys are named `standby1`, ...
+    /// `FIRST n (...)` or `ANY n (...)`. Servers are named `node1` (the
+    /// first primary), `node2`, ... (each standby's `application_name`).
     pub synchronous_standby_names: String,
     /// `synchronous_transfer` (2013 proposal): commit | data_flush | all.
     pub synchronous_transfer: SynchronousTransfer,
@@ -229,16 +239,7 @@ impl Serialize for WalSize {
 
 impl<'de> Deserialize<'de> for WalSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WalSize, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(WalSize(Bytes(n << 20))),
-            Raw::Str(s) => Bytes::parse(&s).map(WalSize).map_err(serde::de::Error::custom),
-        }
+        deserialize_size(d, 1 << 20).map(WalSize)
     }
 }
 
@@ -286,33 +287,7 @@ pub enum ArchiveMode {
     Always,
 }
 
-/// How an old primary rejoins after a failover.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Failback {
-    /// Restart it as a standby of the new primary and let PostgreSQL's
-    /// checks decide.
-    #[default]
-    Naive,
-    /// pg_rewind, then restart as a standby.
-    Rewind,
-    /// A fresh base backup of the new primary.
-    Basebackup,
-    /// The proposal's missing step: drop WAL after the fork point, then
-    /// restart as a standby.
-    Truncate,
-}
-
-impl Failback {
-    pub fn name(self) -> &'static str {
-        match self {
-            Failback::Naive => "naive",
-            Failback::Rewind => "rewind",
-            Failback::Basebackup => "basebackup",
-            Failback::Truncate => "truncate",
-        }
-    }
-}
+pub use crate::script::Failback;
 
 /// `[failover]`: operator actions and how an old primary rejoins.
 #[derive(Clone, Default, PartialEq, Debug, Serialize, Deserialize)]
@@ -835,6 +810,24 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_integer_size_is_in_the_settings_base_unit() {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error, StrDeserializer, U64Deserializer};
+        let int = |n: u64| -> U64Deserializer<Error> { n.into_deserializer() };
+        let text = |t: &'static str| -> StrDeserializer<'static, Error> { t.into_deserializer() };
+        // wal_segment_size: bytes; max_wal_size and friends: MB, as PostgreSQL reads them.
+        assert_eq!(Bytes::deserialize(int(16384)), Ok(Bytes(16384)));
+        assert_eq!(WalSize::deserialize(int(64)), Ok(WalSize(Bytes(64 << 20))));
+        assert_eq!(WalSize::deserialize(text("32kB")), Ok(WalSize(Bytes(32 << 10))));
+        assert_eq!(Bytes::deserialize(text("1GB")), Ok(Bytes(1 << 30)));
+        // Too large to count in bytes: refused, not wrapped.
+        let err = WalSize::deserialize(int(u64::MAX >> 10)).unwrap_err().to_string();
+        assert!(err.contains("is too large"), "{err}");
+        assert_eq!(Bytes::deserialize(int(u64::MAX)), Ok(Bytes(u64::MAX)));
+        assert!(Bytes::deserialize(text("16 parsecs")).is_err());
+    }
 
     #[test]
     fn sizes_parse_like_postgres() {

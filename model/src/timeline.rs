@@ -5,7 +5,8 @@
 //! switch point is where the parent timeline ended in the new timeline's
 //! history (the end of the last record the promoted standby replayed).
 
-use crate::lsn::{Lsn, Tli};
+use crate::ids::Tli;
+use crate::lsn::Lsn;
 use std::collections::BTreeMap;
 
 /// One line of a history file.

@@ -16,8 +16,10 @@
 //! [`RemovedWal`], so `recovery_is_exact` can still replay "all the WAL"
 //! from the base it left: memory per node is bounded by the retained WAL.
 
-use crate::heap::{BlockNumber, Page, Tuple, Xid};
-use crate::lsn::{Lsn, Tli, WalGeometry, maxalign};
+use crate::heap::{Page, Tuple};
+use crate::ids::Tli;
+use crate::ids::{BlockNumber, Xid};
+use crate::lsn::{Lsn, WalGeometry, maxalign};
 use std::sync::Arc;
 
 /// The contents of a checkpoint record (`CheckPoint`).
@@ -323,6 +325,9 @@ impl Wal {
             self.first += n;
         }
         self.kept_from = keep;
+        debug_assert!(self.records.first().is_none_or(|r| r.lsn >= keep), "a record before {keep} survived");
+        debug_assert!(from_seg <= to_seg, "removed segments {from_seg}..={to_seg}");
+        self.debug_check_positions();
         Some((from_seg, to_seg))
     }
 
@@ -362,7 +367,14 @@ impl Wal {
         };
         let end = self.geometry.bytepos_to_endrecptr(self.insert_bytepos);
         let prev = self.last_start();
+        debug_assert!(
+            start >= self.end(),
+            "XLogInsert at {start} before the last record's end {}",
+            self.end()
+        );
+        debug_assert!(end > start && prev <= start, "record {start}..{end} with xl_prev {prev}");
         self.records.push(Record { lsn: start, end, tli, prev, xid, body });
+        self.debug_check_positions();
         self.records.last().expect("just pushed")
     }
 
@@ -371,20 +383,24 @@ impl Wal {
     /// checks are switched off can there be a gap (old bytes the record
     /// boundaries no longer match), which the model leaves as a hole.
     pub fn append_received(&mut self, rec: Record) {
+        debug_assert!(rec.end > rec.lsn, "received record {}..{}", rec.lsn, rec.end);
         self.insert_bytepos = self.geometry.recptr_to_bytepos(rec.end);
         self.records.push(rec);
+        self.debug_check_positions();
     }
 
     /// `XLogWrite` up to `upto` (clamped to what is inserted): the records
     /// reach the OS cache.
     pub fn write_upto(&mut self, upto: Lsn) {
         self.write = self.write.max(upto.min(self.end()));
+        self.debug_check_positions();
     }
 
     /// `XLogFlush`: write and fsync up to `upto`.
     pub fn flush_upto(&mut self, upto: Lsn) {
         self.write_upto(upto);
         self.flush = self.flush.max(upto.min(self.write));
+        self.debug_check_positions();
     }
 
     /// Whether `lsn` is not yet durable (`XLogNeedsFlush`).
@@ -401,6 +417,8 @@ impl Wal {
         self.insert_bytepos = if end == Lsn(0) { 0 } else { self.geometry.recptr_to_bytepos(end) };
         self.write = self.write.min(end);
         self.flush = self.flush.min(end);
+        debug_assert!(self.records.last().is_none_or(|r| r.end <= keep_upto), "truncated past {keep_upto}");
+        self.debug_check_positions();
     }
 
     /// Process crash: WAL buffers are lost, written WAL stays in the OS.
@@ -418,6 +436,27 @@ impl Wal {
     /// After `SyncDataDirectory`: all WAL in the OS cache is durable.
     pub fn mark_written_durable(&mut self) {
         self.flush = self.write;
+        self.debug_check_positions();
+    }
+
+    /// The order of WAL positions (`LogwrtResult`): flushed ≤ written ≤
+    /// the end of the last record ≤ the insert position. Checked after
+    /// every change in debug builds (a second oracle in tests).
+    #[inline]
+    fn debug_check_positions(&self) {
+        debug_assert!(
+            self.flush <= self.write,
+            "WAL flushed to {} but written only to {}",
+            self.flush,
+            self.write
+        );
+        debug_assert!(self.write <= self.end(), "WAL written to {} past its end {}", self.write, self.end());
+        debug_assert!(
+            self.end() <= self.insert_lsn(),
+            "WAL ends at {} past the insert position {}",
+            self.end(),
+            self.insert_lsn()
+        );
     }
 
     /// Absolute index of the first record starting at or after `lsn`.
@@ -431,9 +470,212 @@ impl Wal {
     }
 }
 
+/// Why a checkpoint runs.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum CkptKind {
+    /// checkpoint_timeout or max_wal_size on a primary.
+    Online,
+    /// Restartpoint on a standby, at the last replayed checkpoint.
+    Restartpoint,
+    /// Written at the end of crash recovery (a shutdown-type record).
+    EndOfRecovery,
+    /// Fast shutdown of a standby: a last restartpoint, then "shut down in
+    /// recovery".
+    ShutdownRestartpoint,
+    /// Fast shutdown.
+    Shutdown,
+}
+
+impl CkptKind {
+    pub(crate) fn flags(self) -> &'static str {
+        match self {
+            CkptKind::Online => "time",
+            CkptKind::Restartpoint => "time",
+            CkptKind::EndOfRecovery => "end-of-recovery immediate wait",
+            CkptKind::Shutdown | CkptKind::ShutdownRestartpoint => "shutdown immediate",
+        }
+    }
+    pub(crate) fn noun(self) -> &'static str {
+        if self.is_restartpoint() { "restartpoint" } else { "checkpoint" }
+    }
+
+    /// Restartpoints complete a replayed checkpoint; they write no record.
+    pub fn is_restartpoint(self) -> bool {
+        matches!(self, CkptKind::Restartpoint | CkptKind::ShutdownRestartpoint)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RemoveOldXlogFiles on the WAL: whole segments go, with the records
+    /// that start in them; absolute indices, the removed commits and the
+    /// last record's start and end survive.
+    #[test]
+    fn removing_segments_keeps_indices_and_what_the_records_implied() {
+        let seg = 1u64 << 14;
+        let mut w = Wal::new(WalGeometry::new(seg));
+        for x in 0..1000u32 {
+            w.insert(1, x, RecordBody::Commit);
+        }
+        assert_eq!((w.first_index(), w.end_index()), (0, 1000));
+        assert_eq!((w.kept_from(), w.segment_removed(Lsn(0))), (Lsn(0), false));
+        assert_eq!(w.remove_before(Lsn(2 * seg)), None, "nothing flushed, nothing removed");
+        w.write_upto(Lsn(3 * seg));
+        assert!(w.needs_flush(w.end()) && !w.needs_flush(Lsn(0)));
+        w.flush_upto(w.end());
+        assert!(!w.needs_flush(w.end()) && w.needs_flush(Lsn(w.end().0 + 1)));
+        let gone = w.records_before(Lsn(2 * seg)).len();
+        assert!(gone > 400 && gone < 1000, "{gone}");
+        assert_eq!(w.records_from(Lsn(2 * seg)).len(), 1000 - gone);
+        assert!(w.records_before(Lsn(2 * seg)).iter().all(|r| r.lsn < Lsn(2 * seg)));
+        // At a record's exact start: it is not before, it is the first from.
+        let r7 = w.records()[7].clone();
+        assert_eq!(w.records_before(r7.lsn).len(), 7);
+        assert_eq!(w.records_from(r7.lsn)[0], r7);
+        assert_eq!(w.remove_before(Lsn(2 * seg)), Some((0, 1)));
+        assert_eq!((w.first_index(), w.end_index()), (gone, 1000));
+        assert_eq!(w.kept_from(), Lsn(2 * seg));
+        assert!(w.segment_removed(Lsn(2 * seg - 1)) && !w.segment_removed(Lsn(2 * seg)));
+        assert!(w.records_before(Lsn(2 * seg)).is_empty());
+        assert_eq!(w.records().len(), 1000 - gone);
+        assert_eq!(w.get(gone - 1), None);
+        assert_eq!(w.get(gone).map(|r| r.xid), Some(gone as u32));
+        let base = w.removed_base();
+        assert!(
+            base.is_committed(0) && base.is_committed(gone as u32 - 1) && !base.is_committed(gone as u32)
+        );
+        assert_eq!(w.remove_before(Lsn(2 * seg)), None, "already removed");
+        assert_eq!(w.remove_before(Lsn(9 * seg)), None, "not past the flushed segment");
+        // Everything: the last record's start and end outlive it.
+        let sw = w.insert(1, 0, RecordBody::Switch).clone();
+        w.flush_upto(sw.end);
+        assert_eq!(w.remove_before(Lsn(9 * seg)), Some((2, sw.end.0 / seg - 1)));
+        assert!(w.records().is_empty());
+        assert_eq!((w.first_index(), w.end_index()), (1001, 1001));
+        assert_eq!((w.last_start(), w.end()), (sw.lsn, sw.end));
+    }
+
+    #[test]
+    fn a_process_crash_loses_what_was_not_written() {
+        let mut w = Wal::new(WalGeometry::new(1 << 20));
+        let first = w.insert(1, 3, RecordBody::Commit).clone();
+        w.insert(1, 4, RecordBody::Commit);
+        w.write_upto(first.end);
+        w.lose_unwritten();
+        assert_eq!((w.end(), w.end_index(), w.last_start()), (first.end, 1, first.lsn));
+        // SyncDataDirectory after the crash: what is written is durable.
+        assert_eq!(w.flush_lsn(), Lsn(0));
+        w.mark_written_durable();
+        assert_eq!(w.flush_lsn(), first.end);
+    }
+
+    /// Record sizes per type (pg_waldump's `len (rec/tot)` is this before
+    /// MAXALIGN): a 24-byte header, a 21-byte block reference, the type's
+    /// main data, and a full-page image of `24 + 76 × tuples` bytes plus
+    /// its 5-byte image header.
+    #[test]
+    fn record_sizes_names_and_blocks_are_pinned() {
+        let tuple = Tuple { key: 1, payload: 2, xmin: 3, xmax: 0, infomask: 0 };
+        let page = Arc::new(Page { lsn: Lsn(0), tuples: vec![tuple, tuple] });
+        assert_eq!(page.image_len(), 24 + 2 * 76);
+        let img = 24 + 2 * 76 + 5;
+        let c = CheckPoint { redo: Lsn(40), tli: 1, prev_tli: 1, next_xid: 3 };
+        let cases: Vec<(RecordBody, u64, &str, Option<BlockNumber>)> = vec![
+            (
+                RecordBody::HeapInsert { block: 4, offnum: 1, tuple, image: None },
+                24 + 21 + 5 + 68,
+                "Heap/INSERT",
+                Some(4),
+            ),
+            (
+                RecordBody::HeapInsert { block: 4, offnum: 1, tuple, image: Some(page.clone()) },
+                24 + 21 + 5 + 68 + img,
+                "Heap/INSERT",
+                Some(4),
+            ),
+            (
+                RecordBody::HeapUpdate { block: 5, old_offnum: 1, new_offnum: 2, tuple, image: None },
+                24 + 21 + 16 + 68,
+                "Heap/HOT_UPDATE",
+                Some(5),
+            ),
+            (
+                RecordBody::HeapUpdate {
+                    block: 5,
+                    old_offnum: 1,
+                    new_offnum: 2,
+                    tuple,
+                    image: Some(page.clone()),
+                },
+                24 + 21 + 16 + 68 + img,
+                "Heap/HOT_UPDATE",
+                Some(5),
+            ),
+            (
+                RecordBody::HeapPrune { block: 6, offnums: Arc::from([1u16, 3]), image: None },
+                24 + 21 + 8 + 2 * 2,
+                "Heap2/PRUNE",
+                Some(6),
+            ),
+            (
+                RecordBody::HeapPrune {
+                    block: 6,
+                    offnums: Arc::from([1u16, 3, 4]),
+                    image: Some(page.clone()),
+                },
+                24 + 21 + 8 + 3 * 2 + img,
+                "Heap2/PRUNE",
+                Some(6),
+            ),
+            (RecordBody::Commit, 24 + 10, "Transaction/COMMIT", None),
+            (RecordBody::Abort, 24 + 10, "Transaction/ABORT", None),
+            (
+                RecordBody::FpiForHint { block: 7, image: page.clone() },
+                24 + 21 + img,
+                "XLOG/FPI_FOR_HINT",
+                Some(7),
+            ),
+            (RecordBody::CheckpointOnline(c), 24 + 90, "XLOG/CHECKPOINT_ONLINE", None),
+            (RecordBody::CheckpointShutdown(c), 24 + 90, "XLOG/CHECKPOINT_SHUTDOWN", None),
+            (RecordBody::EndOfRecovery { tli: 2, prev_tli: 1 }, 24 + 18, "XLOG/END_OF_RECOVERY", None),
+            (RecordBody::Switch, 24, "XLOG/SWITCH", None),
+        ];
+        for (body, size, name, block) in cases {
+            assert_eq!((body.size(), body.name(), body.block()), (size, name, block), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn removed_wal_grows_its_table_to_the_block_changed() {
+        let tuple = Tuple { key: 9, payload: 8, xmin: 5, xmax: 0, infomask: 0 };
+        let rec = |block, body| Record {
+            lsn: Lsn(40),
+            end: Lsn(80),
+            tli: 1,
+            prev: Lsn(0),
+            xid: 5,
+            body: match body {
+                0 => RecordBody::HeapInsert { block, offnum: 1, tuple, image: None },
+                _ => RecordBody::Commit,
+            },
+        };
+        let mut r = RemovedWal::default();
+        r.apply(&rec(2, 0));
+        assert_eq!(r.pages, [vec![], vec![], vec![tuple]]);
+        r.apply(&rec(0, 0));
+        assert_eq!(r.pages.len(), 3, "an earlier block does not shrink the table");
+        assert_eq!(r.pages[0], [tuple]);
+        assert!(!r.is_committed(5));
+        r.apply(&rec(0, 1));
+        assert!(r.is_committed(5) && !r.is_committed(4) && !r.is_committed(69));
+        // A hint-bit full-page image replaces the block's tuples.
+        let hinted = Tuple { infomask: 1, ..tuple };
+        let image = Arc::new(Page { lsn: Lsn(0), tuples: vec![hinted, tuple] });
+        r.apply(&Record { body: RecordBody::FpiForHint { block: 1, image }, ..rec(0, 1) });
+        assert_eq!(r.pages[1], [hinted, tuple]);
+    }
 
     #[test]
     fn positions_advance_and_truncate() {

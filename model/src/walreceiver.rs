@@ -9,36 +9,18 @@
 
 use crate::cluster::Cluster;
 use crate::event::RefusalKind;
-use crate::invariants::{Invariant, Violation};
+use crate::ids::NodeId;
+use crate::ids::Tli;
 use crate::log::Process;
-use crate::lsn::{Lsn, Tli};
+use crate::lsn::Lsn;
 use crate::network::{Conn, Msg};
-use crate::node::{Node, NodeId, Status, WalSndInfo};
+use crate::node::{Node, Status, WalSndInfo};
 use crate::slog;
 use crate::syncrep::ReportedPositions;
+use crate::violation::{Invariant, Violation};
 use crate::wal::{Record, RecordBody};
 
-/// A standby's walreceiver state.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
-pub struct WalRcv {
-    /// Positions last reported to the upstream.
-    pub reported: ReportedPositions,
-    /// Recovery target timeline (`recovery_target_timeline = 'latest'`).
-    pub target_tli: Tli,
-    /// The world as it was at the last refusal. PostgreSQL retries every
-    /// `wal_retrieve_retry_interval`; the model retries only once something
-    /// the checks look at has changed, so a refused run still quiesces.
-    pub refused: Option<RefusalMemo>,
-}
-
-/// What a refused START_REPLICATION depended on.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct RefusalMemo {
-    pub upstream: NodeId,
-    pub upstream_flush: Lsn,
-    pub upstream_tli: Tli,
-    pub local_end: Lsn,
-}
+pub use crate::node::{RefusalMemo, WalRcv};
 
 impl Node {
     /// The highest position this node may send to a standby. A primary:

@@ -4,11 +4,12 @@
 //! the server may exit (WalSndDone).
 
 use crate::cluster::Cluster;
-use crate::invariants::Violation;
+use crate::ids::NodeId;
 use crate::log::Process;
 use crate::network::{Conn, Msg};
-use crate::node::{NodeId, Status};
+use crate::node::Status;
 use crate::slog;
+use crate::violation::Violation;
 
 /// Records per XLogData message (a stand-in for MAX_SEND_SIZE).
 const SEND_BATCH: usize = 8;
@@ -104,7 +105,15 @@ impl Cluster {
             .cloned()
             .collect();
         let (first, last) = (batch[0].lsn, batch[batch.len() - 1].end);
+        debug_assert!(last <= limit, "sent {last} beyond the send limit {limit}");
         let c = &mut self.conns[i];
+        // A walsender's sent position only moves forward on a connection
+        // (unless the planted bug streams from before the start point).
+        debug_assert!(
+            last > c.sent || !self.settings.rules.walsender_checks_start_point,
+            "sent WAL up to {last} after {}",
+            c.sent
+        );
         c.cursor += batch.len();
         c.sent = last;
         c.to_standby.push_back(Msg::WalData(batch));

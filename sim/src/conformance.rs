@@ -8,6 +8,7 @@
 //! order of first appearance — is the same too. LSNs themselves are never
 //! compared: sizes and timings differ, relations must not.
 
+use crate::conform::Segments;
 use crate::conform::{
     self, Lsn, Mechanism, MechanismTrace, MessageKind, OutcomeClass, RealOutcome, Story, first_difference,
     history_forked_at, mechanism_relations, recognise, recovery_point, requested_start, rewind_diverged_at,

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use walsim_model::marks::Mark;
 use walsim_model::{Invariant, Settings};
 
 /// The built-in matrix: the synchronous_transfer design space. One list,
@@ -201,6 +202,8 @@ struct Tally {
     counts: Counts,
     cpu: Duration,
     invariants: BTreeMap<Invariant, (u64, Vec<u64>)>,
+    /// Runs that reached each mark, in `Mark::all()`'s order.
+    marks: Vec<u64>,
 }
 
 impl Tally {
@@ -222,6 +225,11 @@ impl Tally {
             c.failback_premise_broken += 1;
         }
         self.cpu += took;
+        let all = Mark::all();
+        self.marks.resize(all.len(), 0);
+        for (n, m) in self.marks.iter_mut().zip(all) {
+            *n += u64::from(r.marks.contains(m));
+        }
         if let Some(inv) = r.invariant() {
             let (n, lowest) = self.invariants.entry(inv).or_default();
             *n += 1;
@@ -232,6 +240,10 @@ impl Tally {
     fn merge(mut self, o: Tally, keep: usize) -> Tally {
         self.counts.add(&o.counts);
         self.cpu += o.cpu;
+        self.marks.resize(self.marks.len().max(o.marks.len()), 0);
+        for (n, m) in self.marks.iter_mut().zip(o.marks) {
+            *n += m;
+        }
         for (inv, (n, seeds)) in o.invariants {
             let (m, lowest) = self.invariants.entry(inv).or_default();
             *m += n;
@@ -239,6 +251,10 @@ impl Tally {
         }
         self
     }
+}
+
+fn mark_index(m: Mark) -> usize {
+    Mark::all().iter().position(|&x| x == m).expect("a mark")
 }
 
 /// Adds `seeds` to the sorted `lowest` and keeps the `keep` lowest.
@@ -379,6 +395,10 @@ pub fn results(plan: &Plan, sw: &Sweep, save_dir: Option<&Path>) -> Result<Sweep
                 .map(|(inv, (n, seeds))| {
                     (inv.name().to_string(), InvariantCount { count: *n, first_seed: seeds[0] })
                 })
+                .collect(),
+            marks: Mark::all()
+                .into_iter()
+                .map(|m| (m.name(), t.marks.get(mark_index(m)).copied().unwrap_or(0)))
                 .collect(),
         })
         .collect();

@@ -75,6 +75,9 @@ fn merge_cells(inputs: &[(String, SweepResults)]) -> Vec<CellResult> {
     for (_, r) in &inputs[1..] {
         for (cell, o) in cells.iter_mut().zip(&r.cells) {
             cell.counts.add(&o.counts);
+            for (m, n) in &o.marks {
+                *cell.marks.entry(m.clone()).or_default() += n;
+            }
             for (inv, v) in &o.invariants {
                 cell.invariants
                     .entry(inv.clone())

@@ -102,6 +102,10 @@ pub struct CellResult {
     pub counts: Counts,
     /// Per violated invariant (by name).
     pub invariants: BTreeMap<String, InvariantCount>,
+    /// Per coverage mark (by name, every mark): the runs that reached it
+    /// (model/src/marks.rs).
+    #[serde(default)]
+    pub marks: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -276,6 +280,7 @@ impl SweepResults {
             si(p.runs_per_second),
             si(p.events_per_second)
         ));
+        lines.extend(self.marks_lines());
         let saved = self.failures.iter().filter(|f| f.file.is_some()).count();
         if saved > 0 {
             lines.push(format!(
@@ -290,6 +295,42 @@ impl SweepResults {
         }
         if self.interrupted {
             lines.push("interrupted: the table covers the runs that finished".into());
+        }
+        lines
+    }
+
+    /// Runs that reached each coverage mark, all cells together, in the
+    /// order the cells list them (results of older versions have none).
+    pub fn mark_totals(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for c in &self.cells {
+            for (m, n) in &c.marks {
+                match out.iter_mut().find(|(k, _)| k == m) {
+                    Some((_, t)) => *t += n,
+                    None => out.push((m.clone(), *n)),
+                }
+            }
+        }
+        out
+    }
+
+    /// "sometimes: …" (each mark reached, with its run count) and "never
+    /// reached: …" — a sweep whose invariants held proves little about a
+    /// state it never reached.
+    fn marks_lines(&self) -> Vec<String> {
+        let totals = self.mark_totals();
+        if totals.is_empty() {
+            return Vec::new();
+        }
+        let reached: Vec<String> =
+            totals.iter().filter(|(_, n)| *n > 0).map(|(m, n)| format!("{m} {n}")).collect();
+        let never: Vec<&str> = totals.iter().filter(|(_, n)| *n == 0).map(|(m, _)| m.as_str()).collect();
+        let mut lines = vec![format!(
+            "sometimes (runs reaching each mark): {}",
+            if reached.is_empty() { "none".to_string() } else { reached.join(", ") }
+        )];
+        if !never.is_empty() {
+            lines.push(format!("never reached: {} (no run of this sweep got there)", never.join(", ")));
         }
         lines
     }

@@ -13,6 +13,7 @@ use walsim_model::cluster::StableHasher;
 use walsim_model::event::{CrashKind, FaultKind};
 use walsim_model::failback::FailbackAttempt;
 use walsim_model::log::LogLine;
+use walsim_model::marks::Marks;
 use walsim_model::{Cluster, Event, Invariant, Settings, Violation};
 
 /// How a run ended.
@@ -103,6 +104,8 @@ pub struct RunResult {
     /// Invariants that failed where they are not expected to hold
     /// (`standby_covers_primary_data` without `data_flush`).
     pub observations: Vec<Violation>,
+    /// The coverage marks the run reached (model/src/marks.rs).
+    pub marks: Marks,
 }
 
 impl RunResult {
@@ -456,6 +459,7 @@ impl Runner {
         stats.transactions_failed = l.failures;
         stats.checkpoints = self.cluster.nodes.iter().map(|n| u64::from(n.checkpointer.completed)).sum();
         let c = self.cluster;
+        let marks = c.marks();
         RunResult {
             seed,
             outcome,
@@ -468,6 +472,7 @@ impl Runner {
             failbacks: c.attempts,
             refusals: c.refusals,
             observations: c.observations,
+            marks,
         }
     }
 }

@@ -1,84 +1,40 @@
-//! WAL positions ("LSNs") as PostgreSQL prints them: `%X/%X`.
-//!
-//! Hand-written because the server's messages are the only interface we have to
-//! where a walreceiver asked to start and how far an upstream had flushed, and the
-//! crate may not depend on a regex engine.
+//! WAL positions ("LSNs") as PostgreSQL prints them: `%X/%X`. The type
+//! is the model's [`walsim_model::Lsn`] (which parses them from server
+//! messages too); here only what the conformance reports add: segment
+//! arithmetic on a bare segment size, and serializing as PostgreSQL prints
+//! an LSN rather than as a number.
 
-use std::fmt;
+pub use walsim_model::Lsn;
 
-/// A WAL position (byte offset in the WAL stream).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
-pub struct Lsn(pub u64);
-
-impl Lsn {
-    /// Parses a whole string such as `0/3000148` (surrounding whitespace allowed).
-    pub fn parse(text: &str) -> Option<Lsn> {
-        let text = text.trim();
-        match Self::parse_prefix(text) {
-            Some((lsn, used)) if used == text.len() => Some(lsn),
-            _ => None,
-        }
-    }
-
-    /// Parses an LSN at the start of `text`; returns it and the bytes consumed.
-    /// Both halves are 1–8 hex digits (`pg_waldump` zero-pads the low half).
-    pub fn parse_prefix(text: &str) -> Option<(Lsn, usize)> {
-        let bytes = text.as_bytes();
-        let hi_len = hex_run(bytes);
-        if hi_len == 0 || hi_len > 8 || bytes.get(hi_len) != Some(&b'/') {
-            return None;
-        }
-        let lo_len = hex_run(&bytes[hi_len + 1..]);
-        if lo_len == 0 || lo_len > 8 {
-            return None;
-        }
-        let hi = u64::from_str_radix(&text[..hi_len], 16).ok()?;
-        let lo = u64::from_str_radix(&text[hi_len + 1..hi_len + 1 + lo_len], 16).ok()?;
-        Some((Lsn((hi << 32) | lo), hi_len + 1 + lo_len))
-    }
-
-    /// The LSN that immediately follows the first occurrence of `marker` in `text`.
-    pub fn after(text: &str, marker: &str) -> Option<Lsn> {
-        let at = text.find(marker)? + marker.len();
-        Self::parse_prefix(&text[at..]).map(|(lsn, _)| lsn)
-    }
-
-    /// Every LSN-looking word of `text`, in order (trailing punctuation ignored).
-    pub fn find_all(text: &str) -> Vec<Lsn> {
-        text.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
-            .filter_map(|word| Self::parse(word.trim_end_matches(['.', ':', ';'])))
-            .collect()
-    }
-
+/// Segment arithmetic with the segment size of a real server's
+/// `wal_segment_size` (0 where unknown).
+pub trait Segments {
     /// Start of the WAL segment that holds this position.
-    pub fn segment_start(self, segment_size: u64) -> Lsn {
+    fn segment_start(self, segment_size: u64) -> Lsn;
+    /// Number of the WAL segment that holds this position (`XLByteToSeg`).
+    fn segment_no(self, segment_size: u64) -> u64;
+}
+
+impl Segments for Lsn {
+    fn segment_start(self, segment_size: u64) -> Lsn {
         if segment_size == 0 {
             return self;
         }
         Lsn(self.0 - self.0 % segment_size)
     }
 
-    /// Number of the WAL segment that holds this position.
-    pub fn segment_no(self, segment_size: u64) -> u64 {
+    fn segment_no(self, segment_size: u64) -> u64 {
         self.0.checked_div(segment_size).unwrap_or(0)
     }
 }
 
-impl fmt::Display for Lsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+/// `#[serde(serialize_with = "text")]`: an optional LSN as PostgreSQL
+/// prints it (`%X/%X`), like the LSN strings in `Facts`.
+pub fn text<S: serde::Serializer>(lsn: &Option<Lsn>, s: S) -> Result<S::Ok, S::Error> {
+    match lsn {
+        Some(l) => s.collect_str(l),
+        None => s.serialize_none(),
     }
-}
-
-/// Serialized as PostgreSQL prints it (`%X/%X`), like the LSN strings in `Facts`.
-impl serde::Serialize for Lsn {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-fn hex_run(bytes: &[u8]) -> usize {
-    bytes.iter().take_while(|b| b.is_ascii_hexdigit()).count()
 }
 
 #[cfg(test)]
@@ -115,6 +71,17 @@ mod tests {
             ),
             vec![Lsn(0x300_0028), Lsn(0x300_00A0)]
         );
+    }
+
+    #[test]
+    fn serializes_as_postgres_prints_it() {
+        #[derive(serde::Serialize)]
+        struct P {
+            #[serde(serialize_with = "text")]
+            at: Option<Lsn>,
+        }
+        assert_eq!(serde_json::to_string(&P { at: Some(Lsn(0x300_0028)) }).unwrap(), r#"{"at":"0/3000028"}"#);
+        assert_eq!(serde_json::to_string(&P { at: None }).unwrap(), r#"{"at":null}"#);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lsn::Lsn;
+use super::lsn::{Lsn, Segments};
 
 /// One kind of startup/walreceiver message of the rejoining node.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -151,20 +151,27 @@ pub fn not_a_child_detail(line: &str) -> Option<(Lsn, u32, Lsn)> {
 #[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MechanismPositions {
     /// E in the end-of-local-WAL framing text.
+    #[serde(serialize_with = "super::lsn::text")]
     pub end_of_local_wal: Option<Lsn>,
     /// X in "consistent recovery state reached at X".
+    #[serde(serialize_with = "super::lsn::text")]
     pub consistent_at: Option<Lsn>,
     /// X in "started streaming WAL from primary at X" / "restarted WAL streaming at X".
+    #[serde(serialize_with = "super::lsn::text")]
     pub streaming_start: Option<Lsn>,
     /// E in the first framing error in streamed WAL.
+    #[serde(serialize_with = "super::lsn::text")]
     pub framing_error_at: Option<Lsn>,
     /// How many framing-error lines name that same position (a loop repeats it).
     pub framing_error_repeats: usize,
     /// X in "does not contain minimum recovery point X".
+    #[serde(serialize_with = "super::lsn::text")]
     pub min_recovery_point: Option<Lsn>,
     /// X in the not-a-child DETAIL "Latest checkpoint is at X".
+    #[serde(serialize_with = "super::lsn::text")]
     pub detail_checkpoint: Option<Lsn>,
     /// F in the not-a-child DETAIL "... forked off from that timeline at F".
+    #[serde(serialize_with = "super::lsn::text")]
     pub detail_fork: Option<Lsn>,
 }
 

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 
 pub use self::install::{PgInstall, find_install};
-pub use self::lsn::Lsn;
+pub use self::lsn::{Lsn, Segments};
 pub use self::mechanism::{
     Mechanism, MechanismPositions, MechanismTrace, first_difference, mechanism_relations, recognise_mechanism,
 };

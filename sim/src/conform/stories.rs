@@ -14,7 +14,7 @@ use anyhow::{Result, anyhow, bail};
 use super::check_interrupted;
 use super::cluster::{Node, Sandbox, StartWait, StopMode};
 use super::install::PgInstall;
-use super::lsn::Lsn;
+use super::lsn::{Lsn, Segments};
 use super::mechanism::{Mechanism, MechanismTrace, mechanism_relations};
 use super::messages::{self, MessageKind};
 use super::outcome::{Facts, OutcomeClass, RealOutcome, Story};
