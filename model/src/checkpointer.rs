@@ -480,8 +480,8 @@ impl Node {
         if let Some(u) = unarchived
             && self.wal.kept_from() > Lsn(u * g.segment_size()).max(before)
         {
-            ctx.fx.violations.push(crate::invariants::Violation {
-                invariant: crate::invariants::Invariant::WalSegmentsKept,
+            ctx.fx.violations.push(crate::violation::Violation {
+                invariant: crate::violation::Invariant::WalSegmentsKept,
                 node: Some(self.id),
                 detail: format!(
                     "{}: a checkpoint removed WAL segments up to {}, but segments from {} on are not archived yet (archive_status .ready): the archive will never have them",

@@ -60,7 +60,7 @@ pub struct Cluster {
     /// No new transactions, checkpoint requests or faults: let work finish.
     quiesce: bool,
     /// The WAL archive all nodes share (xlogarchive.rs).
-    pub archive: crate::xlogarchive::Archive,
+    pub archive: crate::archive::Archive,
 }
 
 impl Cluster {

@@ -8,6 +8,7 @@
 //!
 //! Modules are named after the PostgreSQL parts they stand for.
 
+pub mod archive;
 pub mod backend;
 pub mod buffer;
 pub mod checkpointer;

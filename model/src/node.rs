@@ -79,7 +79,7 @@ pub enum Status {
 pub struct Env<'a> {
     pub settings: &'a Settings,
     /// The WAL archive all nodes share (read by `restore_command`).
-    pub archive: &'a crate::xlogarchive::Archive,
+    pub archive: &'a crate::archive::Archive,
 }
 
 /// The reloadable settings a server runs with (initialised from the run's
@@ -172,7 +172,7 @@ pub struct Node {
     /// Timeline history files in `pg_wal`.
     pub history: History,
     /// `pg_wal/archive_status` and the archiver (xlogarchive.rs).
-    pub archive_status: crate::xlogarchive::ArchiveStatus,
+    pub archive_status: crate::archive::ArchiveStatus,
     /// `standby.signal` present: start as a standby.
     pub standby_signal: bool,
     // --- shared memory ---

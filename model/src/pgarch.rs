@@ -7,7 +7,7 @@ use crate::log::Process;
 use crate::node::{Node, NodeId};
 use crate::slog;
 use crate::timeline::History;
-use crate::xlogarchive::{ArchivedFile, NUM_ARCHIVE_RETRIES, ReadyFile};
+use crate::archive::{ArchivedFile, NUM_ARCHIVE_RETRIES, ReadyFile};
 
 /// `archive_command` as the model's runs print it (`%p` and `%f` expanded).
 fn archive_command(file: &str) -> String {

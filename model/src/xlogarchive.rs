@@ -25,132 +25,16 @@
 //! Archived segments are kept as the records that start in them: the
 //! model's WAL is records, not bytes (docs/model.md).
 
+use crate::archive::ReadyFile;
 use crate::cluster::Cluster;
 use crate::log::Process;
-use crate::lsn::{Lsn, Tli, WalGeometry};
+use crate::lsn::Lsn;
 use crate::node::{Node, NodeId, Status};
 use crate::settings::{ArchiveMode, Settings};
 use crate::slog;
-use crate::timeline::{History, HistoryEntry};
+use crate::timeline::History;
+use crate::violation::{Invariant, Violation};
 use crate::wal::Record;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-/// `NUM_ARCHIVE_RETRIES`: failures in a row before the archiver gives up
-/// for a while ("failed too many times, will try again later").
-pub const NUM_ARCHIVE_RETRIES: u32 = 3;
-
-/// A file in the archive.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-pub enum ArchivedFile {
-    /// A WAL segment: the records that start in it.
-    Segment(Arc<[Record]>),
-    /// A timeline history file.
-    History(Vec<HistoryEntry>),
-}
-
-/// The archive directory all nodes' `archive_command` copy into and their
-/// `restore_command` read from, keyed by file name.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
-pub struct Archive {
-    files: BTreeMap<String, ArchivedFile>,
-}
-
-impl Archive {
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-
-    /// File names, in order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.files.keys().map(String::as_str)
-    }
-
-    pub fn get(&self, name: &str) -> Option<&ArchivedFile> {
-        self.files.get(name)
-    }
-
-    /// `cp %p /archive/%f`: a file of the same name is overwritten.
-    pub fn store(&mut self, name: String, file: ArchivedFile) {
-        self.files.insert(name, file);
-    }
-
-    /// The records of segment file `name`, if archived.
-    pub fn segment(&self, name: &str) -> Option<&[Record]> {
-        match self.files.get(name) {
-            Some(ArchivedFile::Segment(r)) => Some(r),
-            _ => None,
-        }
-    }
-
-    /// The entries of `%08X.history` for `tli`, if archived.
-    pub fn history(&self, tli: Tli) -> Option<&[HistoryEntry]> {
-        match self.files.get(&History::file_name(tli)) {
-            Some(ArchivedFile::History(e)) => Some(e),
-            _ => None,
-        }
-    }
-
-    /// findNewestTimeLine's probe of the archive: starting after `from`,
-    /// the last timeline whose history file the archive has (probing
-    /// `from + 1`, `from + 2`, ... until one is missing). Returns the
-    /// timelines found.
-    pub fn newer_timelines(&self, from: Tli) -> Vec<Tli> {
-        (from + 1..).take_while(|&t| self.history(t).is_some()).collect()
-    }
-
-    /// XLogFileReadAnyTLI: the segment `segno` as the reader of `target`'s
-    /// history finds it: the file of the newest timeline of that history
-    /// that began at or before the segment. Returns its name and records.
-    pub fn read_any_tli(
-        &self,
-        g: &WalGeometry,
-        history: &History,
-        target: Tli,
-        segno: u64,
-    ) -> Option<(String, &[Record])> {
-        let entries = history.entries(target);
-        // Timeline `target` began where its parent ended; each ancestor
-        // where its own parent ended (the first at 0).
-        let mut begins: Vec<(Tli, Lsn)> = Vec::with_capacity(entries.len() + 1);
-        let mut begin = Lsn(0);
-        for e in entries {
-            begins.push((e.tli, begin));
-            begin = e.switchpoint;
-        }
-        begins.push((target, begin));
-        let start = Lsn(segno * g.segment_size());
-        for &(tli, begin) in begins.iter().rev() {
-            if g.segno(begin) <= segno {
-                let name = g.wal_file_name(tli, start);
-                if let Some(r) = self.segment(&name) {
-                    return Some((name, r));
-                }
-            }
-        }
-        None
-    }
-}
-
-/// A file with a `.ready` status file (pgarch_readyXlog's pick).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum ReadyFile {
-    History(Tli),
-    Segment(u64),
-}
-
-/// A node's `pg_wal/archive_status` and its archiver.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
-pub struct ArchiveStatus {
-    /// Segments before this one are `.done` (or were never this node's to
-    /// archive); from it up to the last completely flushed segment,
-    /// `.ready` while the node archives.
-    pub next_seg: u64,
-    /// History files marked `.ready`, oldest first.
-    pub history_ready: Vec<Tli>,
-    /// `archive_command` failures in a row on the current file.
-    pub failures: u32,
-}
 
 impl Node {
     /// XLogArchivingActive for this server now: the archiver runs (and
@@ -249,8 +133,8 @@ impl Cluster {
             && let Some(theirs) = file.iter().find(|r| r.lsn == last)
             && theirs != mine
         {
-            self.fx.violations.push(crate::invariants::Violation {
-                invariant: crate::invariants::Invariant::NoSilentDivergence,
+            self.fx.violations.push(Violation {
+                invariant: Invariant::NoSilentDivergence,
                 node: Some(id),
                 detail: format!(
                     "{} restores {name} from the archive, whose record at {} continues its WAL, but the file's record at {last} (timeline {}) is not its own (timeline {}): two histories are mixed without any message",
@@ -292,35 +176,5 @@ impl Cluster {
             self.nodes[i].history.insert_file(t, entries);
         }
         !newer.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wal::{RecordBody, Wal};
-
-    #[test]
-    fn read_any_tli_prefers_the_newest_timeline_covering_the_segment() {
-        let g = WalGeometry::new(1 << 14);
-        let mut w = Wal::new(g);
-        for _ in 0..3 {
-            w.insert(1, 3, RecordBody::Commit);
-        }
-        let recs: Arc<[Record]> = w.records().to_vec().into();
-        let mut a = Archive::default();
-        a.store(g.wal_file_name(1, Lsn(0)), ArchivedFile::Segment(recs.clone()));
-        a.store(g.wal_file_name(1, Lsn(1 << 14)), ArchivedFile::Segment(recs.clone()));
-        a.store(g.wal_file_name(2, Lsn(1 << 14)), ArchivedFile::Segment(recs));
-        let mut h = History::default();
-        // Timeline 2 began in segment 1.
-        h.add_child(2, 1, Lsn((1 << 14) + 100), "x");
-        assert_eq!(a.read_any_tli(&g, &h, 2, 0).unwrap().0, "000000010000000000000000");
-        assert_eq!(a.read_any_tli(&g, &h, 2, 1).unwrap().0, "000000020000000000000001");
-        assert_eq!(a.read_any_tli(&g, &h, 1, 1).unwrap().0, "000000010000000000000001");
-        assert!(a.read_any_tli(&g, &h, 2, 2).is_none());
-        a.store(History::file_name(2), ArchivedFile::History(h.entries(2).to_vec()));
-        assert_eq!(a.newer_timelines(1), vec![2]);
-        assert!(a.newer_timelines(2).is_empty());
     }
 }
