@@ -130,12 +130,10 @@ impl Cluster {
         if out.contains(&ev) {
             return true;
         }
-        [FaultKind::ProcessCrash, FaultKind::PowerLoss, FaultKind::Disconnect, FaultKind::Partition]
-            .into_iter()
-            .any(|k| {
-                self.enabled_faults(k, &mut out);
-                out.contains(&ev)
-            })
+        FaultKind::ALL.into_iter().any(|k| {
+            self.enabled_faults(k, &mut out);
+            out.contains(&ev)
+        })
     }
 
     /// Parsed `synchronous_standby_names` of the run's settings.

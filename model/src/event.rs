@@ -79,6 +79,17 @@ pub enum FaultKind {
     ArchiveCommand,
 }
 
+impl FaultKind {
+    /// Every fault kind, in declaration order.
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::ProcessCrash,
+        FaultKind::PowerLoss,
+        FaultKind::Disconnect,
+        FaultKind::Partition,
+        FaultKind::ArchiveCommand,
+    ];
+}
+
 /// Event kinds, for weights and statistics.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum EventKind {

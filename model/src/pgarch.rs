@@ -2,12 +2,12 @@
 //! per event, a failing `archive_command` as a fault. The archive itself
 //! and `.ready` bookkeeping are in xlogarchive.rs.
 
+use crate::archive::{ArchivedFile, NUM_ARCHIVE_RETRIES, ReadyFile};
 use crate::cluster::Cluster;
 use crate::log::Process;
 use crate::node::{Node, NodeId};
 use crate::slog;
 use crate::timeline::History;
-use crate::archive::{ArchivedFile, NUM_ARCHIVE_RETRIES, ReadyFile};
 
 /// `archive_command` as the model's runs print it (`%p` and `%f` expanded).
 fn archive_command(file: &str) -> String {
