@@ -161,7 +161,7 @@ fn rewind_fails_when_the_targets_wal_is_gone() {
     assert_eq!(fb["result"], "failed", "{fb}");
     let msgs: Vec<&str> = fb["messages"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     assert!(
-        msgs.iter().any(|m| m.starts_with("pg_rewind: fatal: could not find previous WAL record at 0/")),
+        msgs.iter().any(|m| m.starts_with("pg_rewind: error: could not find previous WAL record at 0/")),
         "{msgs:?}"
     );
     assert!(msgs.iter().any(|m| m.contains("No such file or directory")), "{msgs:?}");

@@ -276,12 +276,37 @@ impl Node {
         c.wait = Some(w);
     }
 
+    /// CreateRestartPoint with no newer checkpoint replayed:
+    /// UpdateMinRecoveryPoint(InvalidXLogRecPtr, true) raises
+    /// minRecoveryPoint to the replay position (rule
+    /// `skipped_restartpoint_updates_min_recovery_point`).
+    fn skipped_restartpoint(&mut self, ctx: &mut Ctx<'_>) {
+        if !ctx.env.settings.rules.skipped_restartpoint_updates_min_recovery_point {
+            return;
+        }
+        let Some(replayed) = self.startup.as_ref().map(|s| s.replayed) else { return };
+        if self.control.min_recovery_point < replayed {
+            self.control.min_recovery_point = replayed;
+            self.control.min_recovery_point_tli = self.tli;
+            slog!(
+                ctx.log,
+                self.id,
+                Process::Checkpointer,
+                Debug,
+                "updated min recovery point to {} on timeline {}",
+                replayed,
+                self.tli
+            );
+        }
+    }
+
     fn begin_checkpoint(&mut self, kind: CkptKind, ctx: &mut Ctx<'_>) -> Option<Ckpt> {
         let record = if kind.is_restartpoint() {
             let last = self.startup.as_ref().and_then(|s| s.last_checkpoint);
             match last {
                 Some(l) if l.0 > self.control.checkpoint => Some(l),
                 _ if kind == CkptKind::ShutdownRestartpoint => {
+                    self.skipped_restartpoint(ctx);
                     self.control.state = DbState::ShutdownedInRecovery;
                     self.shutdown_complete(ctx);
                     return None;
@@ -295,6 +320,7 @@ impl Node {
                         "skipping restartpoint, already performed at {}",
                         self.control.checkpoint
                     );
+                    self.skipped_restartpoint(ctx);
                     return None;
                 }
             }

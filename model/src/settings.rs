@@ -491,6 +491,13 @@ pub struct Rules {
     /// replication slots hold behind its record (KeepLogSeg); off: it
     /// removes every segment before its REDO's.
     pub keep_wal_for_standbys: bool,
+    /// A restartpoint skipped because no newer checkpoint was replayed
+    /// still raises minRecoveryPoint to the replay position
+    /// (CreateRestartPoint: UpdateMinRecoveryPoint(InvalidXLogRecPtr,
+    /// true)), so a standby stopped fast is consistent at its end of WAL
+    /// when it starts again; off: minRecoveryPoint stays where the last
+    /// buffer write left it.
+    pub skipped_restartpoint_updates_min_recovery_point: bool,
 }
 
 impl Default for Rules {
@@ -516,6 +523,7 @@ impl Default for Rules {
             sync_candidates_need_flush_position: true,
             sync_released_positions_only_advance: true,
             keep_wal_for_standbys: true,
+            skipped_restartpoint_updates_min_recovery_point: true,
         }
     }
 }

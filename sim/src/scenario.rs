@@ -113,6 +113,11 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "sync-first-restart",
     "sync-any-both-down",
     "remote-apply-replay-paused",
+    "segment-removed-standby-down",
+    "slot-keeps-standby-down",
+    "slot-invalidated-standby-down",
+    "segment-removed-switchover",
+    "rewind-target-wal-removed",
 ];
 
 /// Loads a built-in scenario by name, or a file by path. `base` is the

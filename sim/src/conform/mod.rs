@@ -30,7 +30,7 @@ pub use self::mechanism::{
 };
 pub use self::messages::{
     MessageKind, history_forked_at, recognise, recovery_point, requested_start, rewind_diverged_at,
-    server_flush,
+    removed_segment, rewind_missing_at, server_flush,
 };
 pub use self::outcome::{Facts, OutcomeClass, RealOutcome, Story};
 
