@@ -331,6 +331,18 @@ impl Node {
             Some((_, _, ckpt)) => ckpt.redo,
             None => self.wal.insert_lsn(),
         };
+        // CHECKPOINT_CAUSE_XLOG: an online checkpoint (restartpoint) begun
+        // while the WAL since REDO exceeds max_wal_size is the one
+        // request_checkpoint_if_wal_full asked for; LogCheckpointStart
+        // prints its cause as "wal".
+        let flags = match kind {
+            CkptKind::Online | CkptKind::Restartpoint
+                if self.wal.insert_lsn().0.saturating_sub(self.redo_ptr.0) > ctx.env.settings.max_wal_size.0.0 =>
+            {
+                "wal"
+            }
+            _ => kind.flags(),
+        };
         if !kind.is_restartpoint() {
             self.redo_ptr = redo;
         }
@@ -350,7 +362,7 @@ impl Node {
             .dirty_frames()
             .map(|f| (f, self.buffers.frame(f).tag.expect("dirty frame has a tag")))
             .collect();
-        slog!(ctx.log, self.id, Process::Checkpointer, Log, "{} starting: {}", kind.noun(), kind.flags());
+        slog!(ctx.log, self.id, Process::Checkpointer, Log, "{} starting: {}", kind.noun(), flags);
         Some(Ckpt { kind, redo, phase: Phase::Clog, delaying, todo, next: 0, written: 0, record, wait: None })
     }
 
