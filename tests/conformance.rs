@@ -223,9 +223,7 @@ fn the_recorded_server_removes_segments_and_invalidates_slots() {
     // slot the restarted standby's segment is gone; with one it catches up;
     // with max_slot_wal_keep_size the checkpointer invalidates the slot and
     // the walsender refuses the segment as without a slot.
-    let kinds = |name: &str| {
-        recorded(name).messages.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>()
-    };
+    let kinds = |name: &str| recorded(name).messages.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>();
     assert_eq!(kinds("segment-removed-standby-down"), ["SegmentRemoved"]);
     assert!(kinds("slot-keeps-standby-down").is_empty());
     assert_eq!(kinds("slot-invalidated-standby-down"), ["SlotInvalidated", "SegmentRemoved"]);

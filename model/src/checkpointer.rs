@@ -337,7 +337,8 @@ impl Node {
         // prints its cause as "wal".
         let flags = match kind {
             CkptKind::Online | CkptKind::Restartpoint
-                if self.wal.insert_lsn().0.saturating_sub(self.redo_ptr.0) > ctx.env.settings.max_wal_size.0.0 =>
+                if self.wal.insert_lsn().0.saturating_sub(self.redo_ptr.0)
+                    > ctx.env.settings.max_wal_size.0.0 =>
             {
                 "wal"
             }

@@ -86,7 +86,12 @@ impl Cluster {
     /// timeline's file, which holds the same WAL up to the switch
     /// (`sendTimeLineNextTLI`); this is the name "requested WAL segment %s
     /// has already been removed" quotes.
-    pub(crate) fn walsender_segment_file(&self, u: NodeId, tli: crate::lsn::Tli, lsn: crate::lsn::Lsn) -> String {
+    pub(crate) fn walsender_segment_file(
+        &self,
+        u: NodeId,
+        tli: crate::lsn::Tli,
+        lsn: crate::lsn::Lsn,
+    ) -> String {
         let up = &self.nodes[u as usize];
         let g = up.wal.geometry();
         let file_tli = match (up.history.switch_point(up.tli, tli), up.history.next_tli(up.tli, tli)) {

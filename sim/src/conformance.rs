@@ -10,8 +10,8 @@
 
 use crate::conform::{
     self, Lsn, Mechanism, MechanismTrace, MessageKind, OutcomeClass, RealOutcome, Story, first_difference,
-    history_forked_at, mechanism_relations, recognise, recovery_point, requested_start, rewind_diverged_at,
-    removed_segment, rewind_missing_at, server_flush,
+    history_forked_at, mechanism_relations, recognise, recovery_point, removed_segment, requested_start,
+    rewind_diverged_at, rewind_missing_at, server_flush,
 };
 use crate::report::Tee;
 use crate::run::{Observer, Outcome, Phase, RunOptions, RunResult, run_seed};
@@ -135,9 +135,9 @@ struct RejoinLog {
 /// rejoining node, without a failback.
 fn restarted_standby(story: Story) -> Option<u8> {
     match story {
-        Story::SegmentRemovedStandbyDown | Story::SlotKeepsStandbyDown | Story::SlotInvalidatedStandbyDown => {
-            Some(1)
-        }
+        Story::SegmentRemovedStandbyDown
+        | Story::SlotKeepsStandbyDown
+        | Story::SlotInvalidatedStandbyDown => Some(1),
         _ => None,
     }
 }

@@ -1221,7 +1221,8 @@ fn standby_down(sb: &Sandbox, r: &mut Report, slot: SlotUse) -> Result<()> {
     };
     rejoin(sb, r, &p.b, &p.a, expected, positions)?;
     if let Some(start) = r.obs.removed_segment.clone() {
-        r.facts.relate("the removed segment named is the one holding the standby's end of WAL", start == needed);
+        r.facts
+            .relate("the removed segment named is the one holding the standby's end of WAL", start == needed);
     }
     Ok(())
 }
@@ -1304,8 +1305,13 @@ fn rewind_target_wal_removed(sb: &Sandbox, r: &mut Report) -> Result<()> {
         );
     }
     sb.set_conf(&p.a, &format!("port = {}\n", p.a.port))?;
-    let positions =
-        Positions { a_end: Some(a_end), local_end: None, fork_point: Some(fork_point), segment, upstream_flush: None };
+    let positions = Positions {
+        a_end: Some(a_end),
+        local_end: None,
+        fork_point: Some(fork_point),
+        segment,
+        upstream_flush: None,
+    };
     rejoin(sb, r, &p.a, &p.b, &[], positions)
 }
 
