@@ -326,6 +326,138 @@ fn expected(story: Story) -> Shape {
             ]),
             mechanism: &["entering_standby_mode", "not_a_child"],
         },
+        // Segments and slots: 1 MB segments, wal_keep_size = 0.
+        Story::SegmentRemovedStandbyDown => Shape {
+            class: Refused,
+            messages: &[(SegmentRemoved, "b server log, a server log")],
+            relations: &[
+                (
+                    "primary's insert position is at least 3 WAL segments past the stopped standby's end of WAL",
+                    true,
+                ),
+                (
+                    "the segment holding the stopped standby's end of WAL is still in the primary's pg_wal",
+                    false,
+                ),
+                ("upstream's pg_stat_replication showed the rejoining node streaming", false),
+                ("row count and hash equal on both nodes", false),
+                ("the removed segment named is the one holding the standby's end of WAL", true),
+                ("startup's end of local WAL equals the rejoining node's end of local WAL", true),
+                ("consistency point equals the rejoining node's end of local WAL", true),
+                (
+                    "walreceiver's start point is the start of the WAL segment holding the rejoining node's end of local WAL",
+                    true,
+                ),
+            ],
+            mechanism: &[
+                "entering_standby_mode",
+                "redo_starts",
+                "consistent_recovery_state",
+                "end_of_local_wal",
+                "started_streaming",
+            ],
+        },
+        Story::SlotKeepsStandbyDown => Shape {
+            class: Converged,
+            messages: &[],
+            relations: &[
+                (
+                    "primary's insert position is at least 3 WAL segments past the stopped standby's end of WAL",
+                    true,
+                ),
+                (
+                    "the segment holding the stopped standby's end of WAL is still in the primary's pg_wal",
+                    true,
+                ),
+                ("the slot's wal_status is lost", false),
+                ("upstream's pg_stat_replication showed the rejoining node streaming", true),
+                ("rejoined node replayed up to the upstream's current LSN", true),
+                ("row count and hash equal on both nodes", true),
+                ("startup's end of local WAL equals the rejoining node's end of local WAL", true),
+                ("consistency point equals the rejoining node's end of local WAL", true),
+                (
+                    "walreceiver's start point is the start of the WAL segment holding the rejoining node's end of local WAL",
+                    true,
+                ),
+            ],
+            mechanism: &[
+                "entering_standby_mode",
+                "redo_starts",
+                "consistent_recovery_state",
+                "end_of_local_wal",
+                "started_streaming",
+            ],
+        },
+        Story::SlotInvalidatedStandbyDown => Shape {
+            class: Refused,
+            messages: &[(SlotInvalidated, "a server log"), (SegmentRemoved, "b server log, a server log")],
+            relations: &[
+                (
+                    "primary's insert position is at least 3 WAL segments past the stopped standby's end of WAL",
+                    true,
+                ),
+                (
+                    "the segment holding the stopped standby's end of WAL is still in the primary's pg_wal",
+                    false,
+                ),
+                ("the slot's wal_status is lost", true),
+                ("upstream's pg_stat_replication showed the rejoining node streaming", false),
+                ("row count and hash equal on both nodes", false),
+                ("the removed segment named is the one holding the standby's end of WAL", true),
+                ("startup's end of local WAL equals the rejoining node's end of local WAL", true),
+                ("consistency point equals the rejoining node's end of local WAL", true),
+                (
+                    "walreceiver's start point is the start of the WAL segment holding the rejoining node's end of local WAL",
+                    true,
+                ),
+            ],
+            mechanism: &[
+                "entering_standby_mode",
+                "redo_starts",
+                "consistent_recovery_state",
+                "end_of_local_wal",
+                "started_streaming",
+            ],
+        },
+        Story::SegmentRemovedSwitchover => Shape {
+            class: Refused,
+            messages: &[(SegmentRemoved, "a server log, b server log")],
+            relations: &[
+                (
+                    "standby replayed the old primary's whole WAL (shutdown checkpoint included) before promotion",
+                    true,
+                ),
+                ("fork point equals the old primary's end of WAL", true),
+                ("the new primary's segment holding the fork point is still in its pg_wal", false),
+                ("upstream's pg_stat_replication showed the rejoining node streaming", false),
+                ("row count and hash equal on both nodes", false),
+                ("startup's end of local WAL equals the rejoining node's end of local WAL", true),
+                ("consistency point equals the rejoining node's end of local WAL", true),
+                (
+                    "walreceiver's start point is the start of the WAL segment holding the rejoining node's end of local WAL",
+                    true,
+                ),
+            ],
+            mechanism: &[
+                "entering_standby_mode",
+                "consistent_recovery_state",
+                "end_of_local_wal",
+                "fetching_history_file",
+                "started_streaming",
+                "new_target_timeline",
+            ],
+        },
+        Story::RewindTargetWalRemoved => Shape {
+            class: Refused,
+            messages: &[(RewindWalMissing, "pg_rewind output")],
+            relations: &[
+                ("old primary's end of WAL > fork point", true),
+                ("the old primary's segment holding the fork point is still in its pg_wal", false),
+                ("pg_rewind's \"could not find previous WAL record at\" equals the fork point", true),
+                ("pg_rewind succeeded", false),
+            ],
+            mechanism: &[],
+        },
     }
 }
 

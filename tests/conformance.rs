@@ -216,3 +216,58 @@ fn switching_off_a_startup_rule_changes_the_mechanism() {
         "{diffs:?}"
     );
 }
+
+#[test]
+fn the_recorded_server_removes_segments_and_invalidates_slots() {
+    // PostgreSQL 15.18 with 1 MB segments and wal_keep_size = 0: without a
+    // slot the restarted standby's segment is gone; with one it catches up;
+    // with max_slot_wal_keep_size the checkpointer invalidates the slot and
+    // the walsender refuses the segment as without a slot.
+    let kinds = |name: &str| recorded(name).messages.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>();
+    assert_eq!(kinds("segment-removed-standby-down"), ["SegmentRemoved"]);
+    assert!(kinds("slot-keeps-standby-down").is_empty());
+    assert_eq!(kinds("slot-invalidated-standby-down"), ["SlotInvalidated", "SegmentRemoved"]);
+    assert_eq!(kinds("segment-removed-switchover"), ["SegmentRemoved"]);
+    assert_eq!(kinds("rewind-target-wal-removed"), ["RewindWalMissing"]);
+    let rewind = recorded("rewind-target-wal-removed");
+    assert!(rewind.relations.iter().any(|(n, h)| {
+        n == "pg_rewind's \"could not find previous WAL record at\" equals the fork point" && *h
+    }));
+    // The restarted standby is consistent at its end of local WAL.
+    let down = recorded("segment-removed-standby-down");
+    assert!(
+        down.relations
+            .iter()
+            .any(|(n, h)| n == "consistency point equals the rejoining node's end of local WAL" && *h)
+    );
+}
+
+#[test]
+fn switching_off_wal_keeping_for_slots_is_a_disagreement() {
+    // Without KeepLogSeg the checkpoint removes the segment the slot holds:
+    // the model's wal_segments_kept invariant stops the run where
+    // PostgreSQL lets the standby catch up.
+    let real = recorded("slot-keeps-standby-down");
+    let sets = ["rules.keep_wal_for_standbys=false".to_string()];
+    let model = model_outcome(Story::SlotKeepsStandbyDown, 3, &sets).unwrap();
+    let diffs = compare(&real, &model);
+    assert!(diffs.iter().any(|d| d.starts_with("PostgreSQL converged but walsim violation")), "{diffs:?}");
+}
+
+#[test]
+fn switching_off_the_skipped_restartpoint_rule_is_a_disagreement() {
+    // A standby stopped fast with no newer checkpoint to restart from still
+    // raises minRecoveryPoint to its replay position (CreateRestartPoint),
+    // so on restart it is consistent at its end of WAL, as on the server.
+    let real = recorded("segment-removed-standby-down");
+    let sets = ["rules.skipped_restartpoint_updates_min_recovery_point=false".to_string()];
+    let model = model_outcome(Story::SegmentRemovedStandbyDown, 3, &sets).unwrap();
+    let diffs = compare(&real, &model);
+    assert!(
+        diffs.contains(
+            &"relation \"consistency point equals the rejoining node's end of local WAL\": PostgreSQL true, walsim false"
+                .to_string()
+        ),
+        "{diffs:?}"
+    );
+}

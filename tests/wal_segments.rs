@@ -158,10 +158,13 @@ fn rewind_fails_when_the_targets_wal_is_gone() {
     let (_, out, _) = cli(&["run", "--scenario", "diverged-rewind", "--set", "wal_keep_size=0", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let fb = &v["failbacks"][0];
-    assert_eq!(fb["result"], "failed", "{fb}");
+    // pg_rewind's pg_fatal is a refusal of the rejoin (rewind_wal_missing),
+    // so the run ends refused rather than ok with a failed attempt.
+    assert_eq!(fb["result"], "refused", "{fb}");
+    assert_eq!(v["outcome"], "refused", "{v}");
     let msgs: Vec<&str> = fb["messages"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     assert!(
-        msgs.iter().any(|m| m.starts_with("pg_rewind: fatal: could not find previous WAL record at 0/")),
+        msgs.iter().any(|m| m.starts_with("pg_rewind: error: could not find previous WAL record at 0/")),
         "{msgs:?}"
     );
     assert!(msgs.iter().any(|m| m.contains("No such file or directory")), "{msgs:?}");

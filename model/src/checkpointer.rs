@@ -242,12 +242,37 @@ impl Node {
         c.wait = Some(w);
     }
 
+    /// CreateRestartPoint with no newer checkpoint replayed:
+    /// UpdateMinRecoveryPoint(InvalidXLogRecPtr, true) raises
+    /// minRecoveryPoint to the replay position (rule
+    /// `skipped_restartpoint_updates_min_recovery_point`).
+    fn skipped_restartpoint(&mut self, ctx: &mut Ctx<'_>) {
+        if !ctx.env.settings.rules.skipped_restartpoint_updates_min_recovery_point {
+            return;
+        }
+        let Some(replayed) = self.startup.as_ref().map(|s| s.replayed) else { return };
+        if self.control.min_recovery_point < replayed {
+            self.control.min_recovery_point = replayed;
+            self.control.min_recovery_point_tli = self.tli;
+            slog!(
+                ctx.log,
+                self.id,
+                Process::Checkpointer,
+                Debug,
+                "updated min recovery point to {} on timeline {}",
+                replayed,
+                self.tli
+            );
+        }
+    }
+
     fn begin_checkpoint(&mut self, kind: CkptKind, ctx: &mut Ctx<'_>) -> Option<Ckpt> {
         let record = if kind.is_restartpoint() {
             let last = self.startup.as_ref().and_then(|s| s.last_checkpoint);
             match last {
                 Some(l) if l.0 > self.control.checkpoint => Some(l),
                 _ if kind == CkptKind::ShutdownRestartpoint => {
+                    self.skipped_restartpoint(ctx);
                     self.control.state = DbState::ShutdownedInRecovery;
                     self.shutdown_complete(ctx);
                     return None;
@@ -261,6 +286,7 @@ impl Node {
                         "skipping restartpoint, already performed at {}",
                         self.control.checkpoint
                     );
+                    self.skipped_restartpoint(ctx);
                     return None;
                 }
             }
@@ -270,6 +296,19 @@ impl Node {
         let redo = match record {
             Some((_, _, ckpt)) => ckpt.redo,
             None => self.wal.insert_lsn(),
+        };
+        // CHECKPOINT_CAUSE_XLOG: an online checkpoint (restartpoint) begun
+        // while the WAL since REDO exceeds max_wal_size is the one
+        // request_checkpoint_if_wal_full asked for; LogCheckpointStart
+        // prints its cause as "wal".
+        let flags = match kind {
+            CkptKind::Online | CkptKind::Restartpoint
+                if self.wal.insert_lsn().0.saturating_sub(self.redo_ptr.0)
+                    > ctx.env.settings.max_wal_size.0.0 =>
+            {
+                "wal"
+            }
+            _ => kind.flags(),
         };
         if !kind.is_restartpoint() {
             self.redo_ptr = redo;
@@ -284,7 +323,7 @@ impl Node {
             .dirty_frames()
             .map(|f| (f, self.buffers.frame(f).tag.expect("dirty frame has a tag")))
             .collect();
-        slog!(ctx.log, self.id, Process::Checkpointer, Log, "{} starting: {}", kind.noun(), kind.flags());
+        slog!(ctx.log, self.id, Process::Checkpointer, Log, "{} starting: {}", kind.noun(), flags);
         Some(Ckpt { kind, redo, phase: Phase::Clog, delaying, todo, next: 0, written: 0, record, wait: None })
     }
 

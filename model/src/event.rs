@@ -333,6 +333,10 @@ pub enum RefusalKind {
     SegmentRemoved,
     /// "replication slot \"%s\" does not exist" (START_REPLICATION SLOT)
     SlotDoesNotExist,
+    /// pg_rewind: "could not find previous WAL record at %X/%X" (parsexlog.c
+    /// findLastCheckpoint: the target's WAL back to the last common
+    /// checkpoint was removed)
+    RewindWalMissing,
 }
 
 /// Effects of one step beyond the node it happened on.

@@ -99,13 +99,13 @@ impl Cluster {
             if !self.single_user_recovery(id) {
                 return self.attempt_fails(
                     id,
-                    "pg_rewind: fatal: postgres single-user mode in target cluster failed".into(),
+                    "pg_rewind: error: postgres single-user mode in target cluster failed".into(),
                 );
             }
         }
         // sanityChecks
         if self.settings().rules.rewind_requires_wal_log_hints && !self.settings().wal_log_hints {
-            let msg = "pg_rewind: fatal: target server needs to use either data checksums or \"wal_log_hints = on\"";
+            let msg = "pg_rewind: error: target server needs to use either data checksums or \"wal_log_hints = on\"";
             self.tool_says(id, Level::Fatal, msg.into());
             self.fx.refusals.push((id, RefusalKind::RewindNeedsHints, msg.into()));
             self.set_attempt_result(id, AttemptResult::Refused);
@@ -124,7 +124,7 @@ impl Cluster {
             return true;
         }
         let Some((diverge, common_tli)) = common_ancestor(target, src) else {
-            let msg = "pg_rewind: fatal: could not find common ancestor of the source and target cluster's timelines";
+            let msg = "pg_rewind: error: could not find common ancestor of the source and target cluster's timelines";
             return self.attempt_fails(id, msg.into());
         };
         self.tool_says(
@@ -190,13 +190,14 @@ impl Cluster {
                 Level::Error,
                 format!("pg_rewind: error: could not open file \"{name}/pg_wal/{file}\": No such file or directory"),
             );
-            return self.attempt_fails(
-                id,
-                format!("pg_rewind: fatal: could not find previous WAL record at {searchptr}"),
-            );
+            // pg_fatal: the rejoin is refused until the WAL is back (an
+            // archive and --restore-target-wal, or a new base backup).
+            let msg = format!("pg_rewind: error: could not find previous WAL record at {searchptr}");
+            self.fx.refusals.push((id, RefusalKind::RewindWalMissing, msg.clone()));
+            return self.attempt_fails(id, msg);
         }
         let Some((mut chkpt, mut chkpt_tli, mut redo)) = last else {
-            return self.attempt_fails(id, "pg_rewind: fatal: could not find previous WAL record".into());
+            return self.attempt_fails(id, "pg_rewind: error: could not find previous WAL record".into());
         };
         self.tool_says(
             id,

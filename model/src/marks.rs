@@ -40,7 +40,7 @@ pub enum Mark {
     Restartpoint,
 }
 
-const REFUSALS: [RefusalKind; 9] = [
+const REFUSALS: [RefusalKind; 10] = [
     RefusalKind::NotAChild,
     RefusalKind::MinRecoveryPointNotOnTimeline,
     RefusalKind::NotInHistory,
@@ -50,6 +50,7 @@ const REFUSALS: [RefusalKind; 9] = [
     RefusalKind::StartupFailed,
     RefusalKind::SegmentRemoved,
     RefusalKind::SlotDoesNotExist,
+    RefusalKind::RewindWalMissing,
 ];
 
 impl Mark {
@@ -79,15 +80,16 @@ impl Mark {
             RefusalKind::StartupFailed => 6,
             RefusalKind::SegmentRemoved => 7,
             RefusalKind::SlotDoesNotExist => 8,
+            RefusalKind::RewindWalMissing => 9,
         };
         match self {
             Mark::FailbackConverged => 0,
             Mark::Refused(k) => 1 + refusal(k),
-            Mark::PowerLossHitUnsyncedWrite => 10,
-            Mark::SegmentRemoved => 11,
-            Mark::SlotHeldWal => 12,
-            Mark::SyncRepWaited => 13,
-            Mark::Restartpoint => 14,
+            Mark::PowerLossHitUnsyncedWrite => 11,
+            Mark::SegmentRemoved => 12,
+            Mark::SlotHeldWal => 13,
+            Mark::SyncRepWaited => 14,
+            Mark::Restartpoint => 15,
         }
     }
 
@@ -103,6 +105,7 @@ impl Mark {
             RefusalKind::StartupFailed => "startup_failed",
             RefusalKind::SegmentRemoved => "segment_removed",
             RefusalKind::SlotDoesNotExist => "slot_does_not_exist",
+            RefusalKind::RewindWalMissing => "rewind_wal_missing",
         };
         match self {
             Mark::FailbackConverged => "failback_converged".into(),
@@ -214,7 +217,7 @@ mod tests {
             assert_eq!(m.index() as usize, i, "{m}: index is the position in all()");
             assert_eq!(Mark::from_name(&m.name()), Some(*m));
         }
-        assert_eq!(all.len(), 15);
+        assert_eq!(all.len(), 16);
         assert!(all.len() <= 32, "fits the bit set");
         let mut s = Marks::default();
         assert!(s.reached().is_empty());

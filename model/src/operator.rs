@@ -97,6 +97,10 @@ impl Cluster {
             Some(Condition::NodeReplayedAll) => {
                 n.startup.as_ref().is_some_and(|s| s.next >= n.wal.end_index())
             }
+            Some(Condition::NodeReplayedUpstream) => {
+                n.startup.as_ref().is_some_and(|s| s.next >= n.wal.end_index())
+                    && n.upstream.is_some_and(|u| n.wal.flush_lsn() >= self.nodes[u as usize].wal.flush_lsn())
+            }
             Some(Condition::NodeKnowsNewerTimeline) => n.history.newest() > n.tli,
             Some(Condition::RewindSourceCheckpointed) => {
                 let strategy = step.strategy.unwrap_or(self.settings().failover.failback);

@@ -162,6 +162,11 @@ pub enum Condition {
     NodeDown,
     /// The step's node is a standby that replayed everything it received.
     NodeReplayedAll,
+    /// The step's node is a standby that has received, flushed and
+    /// replayed everything its upstream has flushed (what the conformance
+    /// driver waits for with `pg_last_wal_replay_lsn()` before stopping a
+    /// standby).
+    NodeReplayedUpstream,
     /// The step's node has a history file for a newer timeline than the
     /// one it is on (it learned of a promotion but has not followed yet).
     NodeKnowsNewerTimeline,

@@ -505,6 +505,13 @@ pub struct Rules {
     /// archived yet (RemoveOldXlogFiles → XLogArchiveCheckDone); off: it
     /// removes them as if archiving were off.
     pub remove_checks_archive_done: bool,
+    /// A restartpoint skipped because no newer checkpoint was replayed
+    /// still raises minRecoveryPoint to the replay position
+    /// (CreateRestartPoint: UpdateMinRecoveryPoint(InvalidXLogRecPtr,
+    /// true)), so a standby stopped fast is consistent at its end of WAL
+    /// when it starts again; off: minRecoveryPoint stays where the last
+    /// buffer write left it.
+    pub skipped_restartpoint_updates_min_recovery_point: bool,
 }
 
 impl Default for Rules {
@@ -531,6 +538,7 @@ impl Default for Rules {
             sync_released_positions_only_advance: true,
             keep_wal_for_standbys: true,
             remove_checks_archive_done: true,
+            skipped_restartpoint_updates_min_recovery_point: true,
         }
     }
 }

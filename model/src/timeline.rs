@@ -81,6 +81,14 @@ impl History {
         self.entries(target).iter().find(|e| e.tli == tli).map(|e| e.switchpoint)
     }
 
+    /// The timeline that followed `tli` in `target`'s history (tliSwitchPoint's
+    /// `nextTLI`): `None` if `tli` is `target` itself or not an ancestor.
+    pub fn next_tli(&self, target: Tli, tli: Tli) -> Option<Tli> {
+        let entries = self.entries(target);
+        let i = entries.iter().position(|e| e.tli == tli)?;
+        Some(entries.get(i + 1).map_or(target, |e| e.tli))
+    }
+
     /// Which timeline of `target`'s history WAL position `lsn` belongs to
     /// (tliOfPointInHistory).
     pub fn tli_of_point(&self, target: Tli, lsn: Lsn) -> Tli {

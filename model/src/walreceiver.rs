@@ -192,7 +192,7 @@ impl Cluster {
         // The walsender's first read: the segment holding the start point
         // must still be in its pg_wal (WalSndSegmentOpen).
         if refusal.is_none() && self.nodes[ui].wal.segment_removed(start) {
-            let seg = self.nodes[ui].wal.geometry().wal_file_name(start_tli, start);
+            let seg = self.walsender_segment_file(u, start_tli, start);
             refusal = Some((RefusalKind::SegmentRemoved, self.segment_removed_error(u, d, &seg)));
         }
 

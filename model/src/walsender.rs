@@ -81,6 +81,27 @@ impl Cluster {
         }
     }
 
+    /// WalSndSegmentOpen: the name of the segment file the walsender on `u`
+    /// opens for `lsn` while streaming timeline `tli`. On a historic
+    /// timeline the segment holding its switch point is read from the next
+    /// timeline's file, which holds the same WAL up to the switch
+    /// (`sendTimeLineNextTLI`); this is the name "requested WAL segment %s
+    /// has already been removed" quotes.
+    pub(crate) fn walsender_segment_file(
+        &self,
+        u: NodeId,
+        tli: crate::lsn::Tli,
+        lsn: crate::lsn::Lsn,
+    ) -> String {
+        let up = &self.nodes[u as usize];
+        let g = up.wal.geometry();
+        let file_tli = match (up.history.switch_point(up.tli, tli), up.history.next_tli(up.tli, tli)) {
+            (Some(end), Some(next)) if g.segno(end) == g.segno(lsn) => next,
+            _ => tli,
+        };
+        g.wal_file_name(file_tli, lsn)
+    }
+
     /// XLogSendPhysical: the next batch of records.
     pub(crate) fn walsender_send(&mut self, up: NodeId, down: NodeId) {
         let i = self.conn_index(down).expect("enabled walsender has a connection");
@@ -91,7 +112,7 @@ impl Cluster {
             // The standby lagged behind a checkpoint that removed the
             // segment it needs next: the walsender's read fails, the
             // connection ends, and the walreceiver's retry is refused.
-            let seg = upw.geometry().wal_file_name(c.tli, c.sent);
+            let seg = self.walsender_segment_file(up, c.tli, c.sent);
             self.segment_removed_error(up, down, &seg);
             self.drop_conns_where(|c| c.downstream == down, "requested WAL segment has already been removed");
             return;

@@ -11,8 +11,8 @@
 use crate::conform::Segments;
 use crate::conform::{
     self, Lsn, Mechanism, MechanismTrace, MessageKind, OutcomeClass, RealOutcome, Story, first_difference,
-    history_forked_at, mechanism_relations, recognise, recovery_point, requested_start, rewind_diverged_at,
-    server_flush,
+    history_forked_at, mechanism_relations, recognise, recovery_point, removed_segment, requested_start,
+    rewind_diverged_at, rewind_missing_at, server_flush,
 };
 use crate::report::Tee;
 use crate::run::{Observer, Outcome, Phase, RunOptions, RunResult, run_seed};
@@ -115,14 +115,50 @@ fn model_lines(r: &RunResult) -> Vec<String> {
 /// Collects the log lines of the node that fails back, from the step its first
 /// failback attempt started on (DEBUG lines excluded: a real server at the
 /// default `log_min_messages` does not print them).
+///
+/// In a story where a standby is stopped and started again with no failback
+/// ([`restarted_standby`]), that standby is the rejoining node, from the first
+/// step it is seen down on (the real driver reads its log from its restart on).
 #[derive(Default)]
 struct RejoinLog {
     node: Option<u8>,
     lines: Vec<String>,
+    /// The standby that rejoins by a plain restart, if the story has one.
+    restarted: Option<u8>,
+    /// Log lines of every node that the recogniser knows and that only a
+    /// server log shows (the checkpointer's slot invalidation).
+    server_lines: Vec<String>,
+    /// The restarted standby's end of local WAL when it was seen down.
+    restarted_end: Option<Lsn>,
+}
+
+/// The standby (model node index) that a story stops and starts again as the
+/// rejoining node, without a failback.
+fn restarted_standby(story: Story) -> Option<u8> {
+    match story {
+        Story::SegmentRemovedStandbyDown
+        | Story::SlotKeepsStandbyDown
+        | Story::SlotInvalidatedStandbyDown => Some(1),
+        _ => None,
+    }
 }
 
 impl Observer for RejoinLog {
     fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
+        for line in lines {
+            if line.level != walsim_model::log::Level::Debug
+                && recognise(&line.message) == Some(MessageKind::SlotInvalidated)
+            {
+                self.server_lines.push(line.message.clone());
+            }
+        }
+        if self.node.is_none()
+            && let Some(n) = self.restarted
+            && c.nodes[n as usize].status == Status::Down
+        {
+            self.node = Some(n);
+            self.restarted_end = Some(Lsn(c.nodes[n as usize].wal.end().0));
+        }
         if self.node.is_none()
             && let Some(attempt) = c.attempts.first()
         {
@@ -137,7 +173,12 @@ impl Observer for RejoinLog {
 }
 
 /// The relations the real driver checks, computed from a model run.
-fn model_relations(r: &RunResult, segment: u64, mechanism: &MechanismTrace) -> Vec<(String, bool)> {
+fn model_relations(
+    r: &RunResult,
+    segment: u64,
+    mechanism: &MechanismTrace,
+    restarted_end: Option<Lsn>,
+) -> Vec<(String, bool)> {
     let lines = model_lines(r);
     let find = |f: fn(&str) -> Option<Lsn>| lines.iter().find_map(|l| f(l));
     let start = find(requested_start);
@@ -180,6 +221,10 @@ fn model_relations(r: &RunResult, segment: u64, mechanism: &MechanismTrace) -> V
         both(point, a_end, |p, a| p == a),
     );
     rel("pg_rewind's divergence point equals the fork point", both(diverged, fork, |d, f| d == f));
+    rel(
+        "pg_rewind's \"could not find previous WAL record at\" equals the fork point",
+        both(find(rewind_missing_at), fork, |m, f| m == f),
+    );
     let converged = r.failbacks.iter().any(|a| a.result == walsim_model::failback::AttemptResult::Converged);
     if attempt.is_some() && r.outcome != Outcome::Violation {
         rel("row count and hash equal on both nodes", Some(converged));
@@ -187,7 +232,13 @@ fn model_relations(r: &RunResult, segment: u64, mechanism: &MechanismTrace) -> V
     // After pg_rewind (or any tool that replaces its WAL) the node's old end of WAL
     // is not where its own WAL ends when it starts as a standby.
     let local_end = attempt.filter(|a| a.strategy == Failback::Naive).map(|a| Lsn(a.end_of_wal.0));
-    out.extend(mechanism_relations(&mechanism.positions, local_end, fork, segment));
+    if let (Some(end), Some(removed)) = (restarted_end, lines.iter().find_map(|l| removed_segment(l))) {
+        out.push((
+            "the removed segment named is the one holding the standby's end of WAL".to_string(),
+            removed == end.segment_file_name(1, segment),
+        ));
+    }
+    out.extend(mechanism_relations(&mechanism.positions, local_end.or(restarted_end), fork, segment));
     out
 }
 
@@ -236,6 +287,11 @@ pub struct SyncWatch {
     pub sync_while_b_down: Vec<String>,
     pub acks_while_b_down: u64,
     b_was_down: bool,
+    /// Lines of any node that only a server log shows and the recogniser
+    /// knows (the checkpointer's "invalidating slot"), in order.
+    pub server_lines: Vec<String>,
+    /// The end of local WAL of a standby the story restarts (its rejoin).
+    pub restarted_end: Option<Lsn>,
     /// node2's replay was paused: a commit was waiting (SyncRep) when it
     /// was resumed, and commits acknowledged after the resume. (Commits
     /// already replayed before the pause may still return during it.)
@@ -341,10 +397,15 @@ pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelO
     // the model has to say.
     let runs: Vec<(RunResult, MechanismTrace, SyncWatch)> = (1..=seeds)
         .map(|seed| {
-            let (mut rejoin, mut sync) = (RejoinLog::default(), SyncWatch::default());
+            let mut rejoin = RejoinLog { restarted: restarted_standby(story), ..RejoinLog::default() };
+            let mut sync = SyncWatch::default();
             let mut both = Tee(vec![&mut rejoin, &mut sync]);
             let r =
                 run_seed(&sc.settings, seed, RunOptions { log: true, ..RunOptions::default() }, &mut both);
+            // What only a server log shows is a message too (e.g. the slot
+            // invalidation the real driver reads from the primary's log).
+            sync.server_lines = std::mem::take(&mut rejoin.server_lines);
+            sync.restarted_end = rejoin.restarted_end;
             (r, MechanismTrace::of(rejoin.lines.iter().map(String::as_str)), sync)
         })
         .collect();
@@ -375,7 +436,9 @@ pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelO
     let mut messages: Vec<MessageKind> = Vec::new();
     for (r, _, sync) in &predicting {
         let sync_lines = sync.lines.iter().filter(|_| is_sync_story(story));
-        for kind in sync_lines.chain(&model_lines(r)).filter_map(|l| recognise(l)) {
+        let run_lines = model_lines(r);
+        let lines = sync_lines.chain(&sync.server_lines).chain(&run_lines);
+        for kind in lines.filter_map(|l| recognise(l)) {
             if !messages.contains(&kind) {
                 messages.push(kind);
             }
@@ -384,7 +447,7 @@ pub fn model_outcome(story: Story, seeds: u64, sets: &[String]) -> Result<ModelO
     let segment = sc.settings.wal_segment_size.0;
     let (relations, mechanism) = match predicting.first() {
         Some((r, trace, sync)) => {
-            let mut relations = model_relations(r, segment, trace);
+            let mut relations = model_relations(r, segment, trace, sync.restarted_end);
             relations.extend(sync.relations(story, r));
             (relations, trace.kinds.clone())
         }

@@ -117,6 +117,11 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "double-promotion-archive",
     "rewind-restore-target-wal",
     "history-file-from-archive",
+    "segment-removed-standby-down",
+    "slot-keeps-standby-down",
+    "slot-invalidated-standby-down",
+    "segment-removed-switchover",
+    "rewind-target-wal-removed",
 ];
 
 /// Loads a built-in scenario by name, or a file by path. `base` is the

@@ -194,11 +194,18 @@ impl Sandbox {
 
     /// initdb plus the settings every story shares.
     pub fn initdb(&self, node: &Node, wal_log_hints: bool) -> Result<()> {
+        self.initdb_with(node, wal_log_hints, &[])
+    }
+
+    /// `initdb` with extra arguments (e.g. `--wal-segsize=1` for 1 MB segments, the
+    /// smallest PostgreSQL allows), then the conformance settings.
+    pub fn initdb_with(&self, node: &Node, wal_log_hints: bool, extra: &[&str]) -> Result<()> {
         self.runner.run(
             Cmd::new(self.bin("initdb")?)
                 .arg("-D")
                 .arg(&node.data)
                 .args(["-U", "postgres", "--auth=trust", "--no-locale", "--encoding=UTF8", "--no-sync"])
+                .args(extra.iter().copied())
                 .timeout(Duration::from_secs(120)),
         )?;
         let hints = if wal_log_hints { "on" } else { "off" };

@@ -13,6 +13,9 @@ pub trait Segments {
     fn segment_start(self, segment_size: u64) -> Lsn;
     /// Number of the WAL segment that holds this position (`XLByteToSeg`).
     fn segment_no(self, segment_size: u64) -> u64;
+    /// Name of the WAL segment file holding this position on timeline `tli`
+    /// (XLogFileName).
+    fn segment_file_name(self, tli: u32, segment_size: u64) -> String;
 }
 
 impl Segments for Lsn {
@@ -25,6 +28,12 @@ impl Segments for Lsn {
 
     fn segment_no(self, segment_size: u64) -> u64 {
         self.0.checked_div(segment_size).unwrap_or(0)
+    }
+
+    fn segment_file_name(self, tli: u32, segment_size: u64) -> String {
+        let segno = self.segment_no(segment_size);
+        let per_id = 0x1_0000_0000u64.checked_div(segment_size).unwrap_or(1).max(1);
+        format!("{tli:08X}{:08X}{:08X}", segno / per_id, segno % per_id)
     }
 }
 
@@ -92,5 +101,7 @@ mod tests {
         assert_eq!(lsn.segment_no(seg), 0x52);
         assert_eq!(Lsn(0x5200_0000).segment_start(seg), Lsn(0x5200_0000));
         assert_eq!(lsn.segment_no(0), 0);
+        assert_eq!(Lsn(0x84_DC60).segment_file_name(1, 1 << 20), "000000010000000000000008");
+        assert_eq!(Lsn(0x1_0300_0000).segment_file_name(2, 16 << 20), "000000020000000100000003");
     }
 }

@@ -43,6 +43,17 @@ pub enum MessageKind {
     /// Primary's walsender: "standby \"X\" is now a candidate for quorum synchronous
     /// standby" (ANY, SyncRepReleaseWaiters).
     QuorumCandidate,
+    /// Upstream's walsender (WalSndSegmentOpen → XLogReadDetermineTimeline /
+    /// WALReadRaiseError, ERROR), and the walreceiver's FATAL "could not receive data
+    /// from WAL stream: ERROR:  ...": "requested WAL segment S has already been
+    /// removed" (a checkpoint removed or recycled it).
+    SegmentRemoved,
+    /// Checkpointer (InvalidatePossiblyObsoleteSlot, LOG): "invalidating slot \"S\"
+    /// because its restart_lsn X exceeds max_slot_wal_keep_size".
+    SlotInvalidated,
+    /// pg_rewind (findLastCheckpoint in parsexlog.c): "could not find previous WAL
+    /// record at X" — the target's WAL back to the last common checkpoint is gone.
+    RewindWalMissing,
 }
 
 impl MessageKind {
@@ -56,6 +67,8 @@ impl MessageKind {
                 | MessageKind::NotAChild
                 | MessageKind::MinRecoveryPointNotOnTimeline
                 | MessageKind::RewindNeedsHints
+                | MessageKind::SegmentRemoved
+                | MessageKind::RewindWalMissing
         )
     }
 }
@@ -73,6 +86,9 @@ const PATTERNS: &[(&str, MessageKind)] = &[
     ("wait for synchronous replication", MessageKind::CommitWaitsForSyncRep),
     ("is now a synchronous standby with priority", MessageKind::NowSynchronousStandby),
     ("is now a candidate for quorum synchronous standby", MessageKind::QuorumCandidate),
+    ("has already been removed", MessageKind::SegmentRemoved),
+    ("exceeds max_slot_wal_keep_size", MessageKind::SlotInvalidated),
+    ("could not find previous WAL record", MessageKind::RewindWalMissing),
 ];
 
 /// The kind of message a log or tool-output line carries, if it is one we know.
@@ -102,6 +118,19 @@ pub fn history_forked_at(line: &str) -> Option<(u32, Lsn)> {
     let (tli, rest) = rest.split_once(" at ")?;
     let tli = tli.trim().parse().ok()?;
     Some((tli, Lsn::parse_prefix(rest)?.0))
+}
+
+/// X in pg_rewind's "could not find previous WAL record at X".
+pub fn rewind_missing_at(line: &str) -> Option<Lsn> {
+    Lsn::after(line, "could not find previous WAL record at ")
+}
+
+/// S in "requested WAL segment S has already been removed".
+pub fn removed_segment(line: &str) -> Option<&str> {
+    const MARKER: &str = "requested WAL segment ";
+    let rest = &line[line.find(MARKER)? + MARKER.len()..];
+    let (name, tail) = rest.split_once(' ')?;
+    tail.starts_with("has already been removed").then_some(name)
 }
 
 /// X in pg_rewind's "servers diverged at WAL location X on timeline T".
@@ -181,6 +210,22 @@ mod tests {
         assert_eq!(recognise(DETAIL), None);
         assert_eq!(recognise("2026-11-26 04:00:00.000 UTC [1] startup LOG:  redo starts at 0/2000028"), None);
         assert_eq!(recognise(""), None);
+    }
+
+    #[test]
+    fn recognises_segment_and_slot_lines() {
+        let removed = "2026-12-02 20:12:10.251 UTC [6327] walreceiver FATAL:  could not receive data from WAL stream: ERROR:  requested WAL segment 000000010000000000000008 has already been removed";
+        assert_eq!(recognise(removed), Some(MessageKind::SegmentRemoved));
+        assert_eq!(removed_segment(removed), Some("000000010000000000000008"));
+        assert_eq!(removed_segment("requested WAL segment x is fine"), None);
+        let invalidated = "2026-12-02 20:12:21.476 UTC [6980] checkpointer LOG:  invalidating slot \"b\" because its restart_lsn 0/84DB50 exceeds max_slot_wal_keep_size";
+        assert_eq!(recognise(invalidated), Some(MessageKind::SlotInvalidated));
+        let missing = "pg_rewind: error: could not find previous WAL record at 0/84FD10";
+        assert_eq!(recognise(missing), Some(MessageKind::RewindWalMissing));
+        assert_eq!(rewind_missing_at(missing), Some(Lsn(0x84_FD10)));
+        assert!(MessageKind::SegmentRemoved.is_refusal());
+        assert!(MessageKind::RewindWalMissing.is_refusal());
+        assert!(!MessageKind::SlotInvalidated.is_refusal());
     }
 
     #[test]

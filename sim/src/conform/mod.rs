@@ -29,8 +29,8 @@ pub use self::mechanism::{
     Mechanism, MechanismPositions, MechanismTrace, first_difference, mechanism_relations, recognise_mechanism,
 };
 pub use self::messages::{
-    MessageKind, history_forked_at, recognise, recovery_point, requested_start, rewind_diverged_at,
-    server_flush,
+    MessageKind, history_forked_at, recognise, recovery_point, removed_segment, requested_start,
+    rewind_diverged_at, rewind_missing_at, server_flush,
 };
 pub use self::outcome::{Facts, OutcomeClass, RealOutcome, Story};
 

@@ -54,11 +54,29 @@ pub enum Story {
     /// A switches segments, archives them and checkpoints them away; B starts,
     /// restores the removed segments from the archive and streams the rest.
     StandbyDownArchive,
+    /// 1 MB segments, `wal_keep_size = 0`, no slot: B stopped, A switches through
+    /// several segments and checkpoints, B started again: "requested WAL segment S
+    /// has already been removed", never catches up.
+    SegmentRemovedStandbyDown,
+    /// The same with a physical slot for B created before B went down
+    /// (`primary_slot_name`): the slot holds B's WAL, B catches up.
+    SlotKeepsStandbyDown,
+    /// The same with the slot and `max_slot_wal_keep_size = 1MB`: the checkpoint
+    /// invalidates the slot ("invalidating slot ... exceeds max_slot_wal_keep_size"),
+    /// removes B's segment, and B is refused.
+    SlotInvalidatedStandbyDown,
+    /// Clean switchover (A stopped fast, B promoted) but B switches through several
+    /// segments and checkpoints before A follows it: A's start segment is gone.
+    SegmentRemovedSwitchover,
+    /// A diverges after B's promotion, writes through several segments with
+    /// checkpoints (its WAL before the fork is removed), stopped fast; pg_rewind
+    /// cannot read the target's WAL back to the last common checkpoint.
+    RewindTargetWalRemoved,
 }
 
 impl Story {
     /// Every story, in the order the suite runs them.
-    pub const ALL: [Story; 14] = [
+    pub const ALL: [Story; 19] = [
         Story::DivergedNaiveAfterImmediate,
         Story::DivergedNaiveAfterFast,
         Story::DivergedRewind,
@@ -73,6 +91,11 @@ impl Story {
         Story::SecondStartAfterHistoryFetch,
         Story::HistoryFileCleanShutdown,
         Story::StandbyDownArchive,
+        Story::SegmentRemovedStandbyDown,
+        Story::SlotKeepsStandbyDown,
+        Story::SlotInvalidatedStandbyDown,
+        Story::SegmentRemovedSwitchover,
+        Story::RewindTargetWalRemoved,
     ];
 
     /// Kebab-case name, identical to the JSON form.
@@ -92,6 +115,11 @@ impl Story {
             Story::SecondStartAfterHistoryFetch => "second-start-after-history-fetch",
             Story::HistoryFileCleanShutdown => "history-file-clean-shutdown",
             Story::StandbyDownArchive => "standby-down-archive",
+            Story::SegmentRemovedStandbyDown => "segment-removed-standby-down",
+            Story::SlotKeepsStandbyDown => "slot-keeps-standby-down",
+            Story::SlotInvalidatedStandbyDown => "slot-invalidated-standby-down",
+            Story::SegmentRemovedSwitchover => "segment-removed-switchover",
+            Story::RewindTargetWalRemoved => "rewind-target-wal-removed",
         }
     }
 
@@ -169,6 +197,10 @@ pub struct Facts {
     pub replay_samples: Vec<String>,
     /// Named relations that were checked, with their result.
     pub relations: Vec<(String, bool)>,
+    /// Every line a tool the story ran printed (pg_rewind in the segment stories),
+    /// verbatim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_output: Vec<String>,
 }
 
 impl Facts {

@@ -63,6 +63,11 @@ pub(super) fn run(sb: &Sandbox, install: &PgInstall, story: Story) -> Result<Rea
         Story::SecondStartAfterHistoryFetch => second_start_after_history_fetch(sb, &mut report)?,
         Story::HistoryFileCleanShutdown => history_file_clean_shutdown(sb, &mut report)?,
         Story::StandbyDownArchive => standby_down_archive(sb, &mut report)?,
+        Story::SegmentRemovedStandbyDown => standby_down(sb, &mut report, SlotUse::None)?,
+        Story::SlotKeepsStandbyDown => standby_down(sb, &mut report, SlotUse::Slot)?,
+        Story::SlotInvalidatedStandbyDown => standby_down(sb, &mut report, SlotUse::SlotLimited)?,
+        Story::SegmentRemovedSwitchover => segment_removed_switchover(sb, &mut report)?,
+        Story::RewindTargetWalRemoved => rewind_target_wal_removed(sb, &mut report)?,
     }
     report.read_mechanism(sb)?;
     Ok(report.finish())
@@ -1066,6 +1071,8 @@ struct Observer {
     server_flush: Option<Lsn>,
     recovery_point: Option<Lsn>,
     history_forked_at: Option<Lsn>,
+    /// S in "requested WAL segment S has already been removed".
+    removed_segment: Option<String>,
 }
 
 #[derive(Clone)]
@@ -1085,6 +1092,9 @@ impl Observer {
         self.recovery_point = self.recovery_point.or(messages::recovery_point(line));
         self.history_forked_at =
             self.history_forked_at.or(messages::history_forked_at(line).map(|(_, at)| at));
+        if self.removed_segment.is_none() {
+            self.removed_segment = messages::removed_segment(line).map(str::to_string);
+        }
     }
 
     fn note(&mut self, kind: MessageKind, line: &str, source: &str) {
@@ -1108,6 +1118,9 @@ impl Observer {
         self.server_flush = self.server_flush.or(other.server_flush);
         self.recovery_point = self.recovery_point.or(other.recovery_point);
         self.history_forked_at = self.history_forked_at.or(other.history_forked_at);
+        if self.removed_segment.is_none() {
+            self.removed_segment.clone_from(&other.removed_segment);
+        }
     }
 
     fn has(&self, kind: MessageKind) -> bool {
@@ -1178,6 +1191,205 @@ impl Report {
             facts: self.facts,
         }
     }
+}
+
+// ---- Segments and slots (1 MB segments, WAL removed at checkpoints) ----
+
+/// Settings of the segment stories: nothing kept for standbys beyond what a slot
+/// holds, recycling bounded by 2 segments, no WAL-triggered checkpoint in between.
+const SMALL_WAL: &str = "wal_keep_size = 0\nmin_wal_size = '2MB'\nmax_wal_size = '64MB'\n";
+
+/// Whether (and how) B has a physical replication slot on A.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotUse {
+    None,
+    /// Slot `b` created before B goes down, `primary_slot_name = 'b'` on B.
+    Slot,
+    /// The same with `max_slot_wal_keep_size = '1MB'` on A.
+    SlotLimited,
+}
+
+/// A pair as [`setup_pair`] builds it, with 1 MB segments and [`SMALL_WAL`] (plus
+/// `extra`) on A, and optionally slot `b` on A used by B.
+fn setup_small_pair(sb: &Sandbox, extra: &str, slot: bool) -> Result<Pair> {
+    let a = sb.node("a")?;
+    let b = sb.node("b")?;
+    sb.initdb_with(&a, true, &["--wal-segsize=1"])?;
+    sb.set_conf(&a, &format!("{SMALL_WAL}{extra}"))?;
+    sb.start(&a, StartWait::Ready)?;
+    sb.sql(&a, SCHEMA)?;
+    if slot {
+        sb.sql(&a, "select pg_create_physical_replication_slot('b', true)")?;
+    }
+    let script = sb.root.join("workload.sql");
+    sb.write_file(&script, WORKLOAD)?;
+    sb.basebackup(&a, &b)?;
+    if slot {
+        sb.set_conf(&b, "primary_slot_name = 'b'\n")?;
+    }
+    sb.start(&b, StartWait::Ready)?;
+    sb.poll("b to stream from a", Duration::from_secs(30), || {
+        Ok(replication_state(sb, &a, &b)?.then_some(()))
+    })?;
+    sb.pgbench(&a, &script, 4, 250)?;
+    let target = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
+    if !replay_reaches(sb, &b, target, Duration::from_secs(30))? {
+        bail!("b did not replay a's initial load (up to {target}) within 30 s");
+    }
+    Ok(Pair { a, b, script })
+}
+
+/// Load on `node` through `rounds` WAL segments (pgbench, `pg_switch_wal()`), then
+/// two checkpoints, each removing or recycling the segments before its REDO's.
+fn write_through_segments(sb: &Sandbox, node: &Node, script: &std::path::Path, rounds: u32) -> Result<()> {
+    for _ in 0..rounds {
+        sb.pgbench(node, script, 2, 50)?;
+        sb.sql(node, "select pg_switch_wal()")?;
+    }
+    sb.sql(node, "checkpoint")?;
+    sb.pgbench(node, script, 2, 50)?;
+    sb.sql(node, "checkpoint")?;
+    Ok(())
+}
+
+/// Name of the WAL segment file holding `lsn` on timeline `tli`.
+fn segment_file(tli: u32, lsn: Lsn, segment: u64) -> String {
+    lsn.segment_file_name(tli, segment)
+}
+
+/// Whether `node`'s pg_wal holds the segment file `name`.
+fn has_segment(node: &Node, name: &str) -> bool {
+    node.data.join("pg_wal").join(name).exists()
+}
+
+/// Stories `segment-removed-standby-down`, `slot-keeps-standby-down`,
+/// `slot-invalidated-standby-down`: B stopped fast, A writes through several
+/// segments and checkpoints twice, B started again as A's standby.
+fn standby_down(sb: &Sandbox, r: &mut Report, slot: SlotUse) -> Result<()> {
+    let extra = if slot == SlotUse::SlotLimited { "max_slot_wal_keep_size = '1MB'\n" } else { "" };
+    let p = setup_small_pair(sb, extra, slot != SlotUse::None)?;
+    let hint = current_lsn(sb, &p.b, "pg_last_wal_replay_lsn()")?;
+    sb.stop(&p.b, StopMode::Fast)?;
+    let b_end = sb.wal_end(&p.b, hint)?;
+    let segment = sb.segment_size(&p.a)?;
+    r.facts.old_primary_end_of_wal = None;
+    let a_offset = sb.log_offset(&p.a);
+    write_through_segments(sb, &p.a, &p.script, 4)?;
+    let a_now = current_lsn(sb, &p.a, "pg_current_wal_lsn()")?;
+    r.facts.relate(
+        "primary's insert position is at least 3 WAL segments past the stopped standby's end of WAL",
+        a_now.segment_no(segment) >= b_end.segment_no(segment) + 3,
+    );
+    let needed = segment_file(1, b_end, segment);
+    r.facts.relate(
+        "the segment holding the stopped standby's end of WAL is still in the primary's pg_wal",
+        has_segment(&p.a, &needed),
+    );
+    if slot != SlotUse::None {
+        let state = sb.sql(&p.a, "select wal_status from pg_replication_slots where slot_name = 'b'")?;
+        r.facts.relate("the slot's wal_status is lost", state.trim() == "lost");
+    }
+    scan_sync_log(sb, &p.a, a_offset, r)?;
+    let positions =
+        Positions { a_end: None, local_end: Some(b_end), fork_point: None, segment, upstream_flush: None };
+    let expected: &[MessageKind] = match slot {
+        SlotUse::Slot => &[],
+        _ => &[MessageKind::SegmentRemoved],
+    };
+    rejoin(sb, r, &p.b, &p.a, expected, positions)?;
+    if let Some(start) = r.obs.removed_segment.clone() {
+        r.facts
+            .relate("the removed segment named is the one holding the standby's end of WAL", start == needed);
+    }
+    Ok(())
+}
+
+/// Story `segment-removed-switchover`: A stopped fast while B streams (B receives
+/// everything), B promoted, B writes through several segments and checkpoints,
+/// A follows B naively.
+fn segment_removed_switchover(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let p = setup_small_pair(sb, "", false)?;
+    let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
+    sb.stop(&p.a, StopMode::Fast)?;
+    let a_end = sb.wal_end(&p.a, hint)?;
+    let segment = sb.segment_size(&p.a)?;
+    r.facts.old_primary_end_of_wal = Some(a_end.to_string());
+    let received = replay_reaches(sb, &p.b, a_end, Duration::from_secs(15))?;
+    r.facts.relate(
+        "standby replayed the old primary's whole WAL (shutdown checkpoint included) before promotion",
+        received,
+    );
+    sb.promote(&p.b)?;
+    let fork_point = read_fork_point(sb, &p.b, r)?;
+    r.facts.relate("fork point equals the old primary's end of WAL", fork_point == a_end);
+    write_through_segments(sb, &p.b, &p.script, 4)?;
+    r.facts.relate(
+        "the new primary's segment holding the fork point is still in its pg_wal",
+        has_segment(&p.b, &segment_file(2, fork_point, segment))
+            || has_segment(&p.b, &segment_file(1, fork_point, segment)),
+    );
+    let positions = Positions {
+        a_end: Some(a_end),
+        local_end: Some(a_end),
+        fork_point: Some(fork_point),
+        segment,
+        upstream_flush: None,
+    };
+    rejoin(sb, r, &p.a, &p.b, &[MessageKind::SegmentRemoved], positions)
+}
+
+/// Story `rewind-target-wal-removed`: B promoted, A writes on through several
+/// segments with checkpoints (removing its WAL before the fork), A stopped fast,
+/// CHECKPOINT on B, pg_rewind: the target's WAL back to the last common checkpoint
+/// is gone.
+fn rewind_target_wal_removed(sb: &Sandbox, r: &mut Report) -> Result<()> {
+    let p = setup_small_pair(sb, "", false)?;
+    sb.promote(&p.b)?;
+    write_through_segments(sb, &p.a, &p.script, 4)?;
+    let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
+    sb.stop(&p.a, StopMode::Fast)?;
+    let a_end = sb.wal_end(&p.a, hint)?;
+    let segment = sb.segment_size(&p.a)?;
+    let fork_point = read_fork_point(sb, &p.b, r)?;
+    r.facts.old_primary_end_of_wal = Some(a_end.to_string());
+    r.facts.relate("old primary's end of WAL > fork point", a_end > fork_point);
+    r.facts.relate(
+        "the old primary's segment holding the fork point is still in its pg_wal",
+        has_segment(&p.a, &segment_file(1, fork_point, segment)),
+    );
+    sb.sql(&p.b, "checkpoint")?;
+    let out = sb.rewind(&p.a, &p.b)?;
+    for line in out.lines() {
+        r.obs.feed("pg_rewind output", line);
+        r.facts.tool_output.push(line.to_string());
+        if let Some(at) = messages::rewind_missing_at(line) {
+            r.facts.relate(
+                "pg_rewind's \"could not find previous WAL record at\" equals the fork point",
+                at == fork_point,
+            );
+        }
+    }
+    r.facts.relate("pg_rewind succeeded", out.success());
+    if !out.success() {
+        if r.obs.any_refusal() {
+            r.class = OutcomeClass::Refused;
+            return Ok(());
+        }
+        bail!(
+            "pg_rewind failed with a message this driver does not know:\n{}{}",
+            out.stderr.trim(),
+            out.stdout.trim()
+        );
+    }
+    sb.set_conf(&p.a, &format!("port = {}\n", p.a.port))?;
+    let positions = Positions {
+        a_end: Some(a_end),
+        local_end: None,
+        fork_point: Some(fork_point),
+        segment,
+        upstream_flush: None,
+    };
+    rejoin(sb, r, &p.a, &p.b, &[], positions)
 }
 
 #[cfg(test)]
