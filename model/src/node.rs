@@ -546,8 +546,7 @@ impl Node {
         }
         let d = self.buffers.frame_mut(f);
         d.dirty = false;
-        let page = d.page.clone();
-        self.data.write(blk, page);
+        self.data.write_from(blk, &self.buffers.frame(f).page);
         slog!(ctx.log, self.id, proc, Debug, "wrote block {} of relation test (page LSN {})", blk, lsn);
         Ok(())
     }
@@ -563,10 +562,9 @@ impl Node {
         if self.buffers.frame(victim).dirty {
             self.flush_buffer(victim, proc, ctx)?;
         }
-        let f = self.buffers.take_victim();
-        debug_assert_eq!(f, victim);
-        let page = self.data.read(blk).clone();
-        self.buffers.install(f, blk, page);
+        // Flushing does not move the sweep (it only cleans the frame).
+        let f = self.buffers.take_peeked_victim(victim);
+        self.buffers.install_copy(f, blk, self.data.read(blk));
         Ok(f)
     }
 
