@@ -154,26 +154,43 @@ impl Ledger {
     /// acknowledged write the node held when it was acknowledged. Returns
     /// a sentence describing the first lost write.
     pub fn check_node(&self, node: NodeId, name: &str, rows: &[Row]) -> Option<String> {
-        let bit = 1u16 << node;
         // `rows` is sorted (visible_rows sorts it): walk it alongside the
-        // ledger's keys, in order, without building a map.
+        // ledger's keys, in order, without building a map (a linear merge:
+        // both sides only move forward).
         debug_assert!(rows.is_sorted());
         let mut at = 0;
+        self.check_node_by_key(node, name, |key| {
+            while at < rows.len() && rows[at].0 < key {
+                at += 1;
+            }
+            let n = rows[at..].iter().take_while(|r| r.0 == key).count();
+            (n, if n > 0 { rows[at + n - 1].1 } else { 0 })
+        })
+    }
+
+    /// [`Ledger::check_node`] with the node's rows given per key: `seen(key)`
+    /// is how many visible rows have that id and the payload of the last
+    /// one (called with ascending keys).
+    pub fn check_node_by_key(
+        &self,
+        node: NodeId,
+        name: &str,
+        mut seen: impl FnMut(u32) -> (usize, u64),
+    ) -> Option<String> {
+        let bit = 1u16 << node;
         for (&key, k) in &self.keys {
             let Some(a) = k.acked else { continue };
             if (a.durable_on | a.written_on) & bit == 0 {
                 continue;
             }
-            at += rows[at..].partition_point(|r| r.0 < key);
-            let n = rows[at..].partition_point(|r| r.0 == key);
-            let seen = &rows[at..at + n];
-            let ok = n == 1 && (seen[0].1 == a.payload || k.in_doubt.contains(&seen[0].1));
+            let (n, payload) = seen(key);
+            let ok = n == 1 && (payload == a.payload || k.in_doubt.contains(&payload));
             if !ok {
                 let how = if a.durable_on & bit != 0 { "flushed" } else { "written" };
-                let found = match seen {
-                    [] => "no such row".to_string(),
-                    [(_, p)] => format!("info = '{}'", md5_text(*p)),
-                    many => format!("{} rows with that id", many.len()),
+                let found = match n {
+                    0 => "no such row".to_string(),
+                    1 => format!("info = '{}'", md5_text(payload)),
+                    many => format!("{many} rows with that id"),
                 };
                 return Some(format!(
                     "acknowledged commit lost: row id={key} info='{}' was acknowledged by node{} (commit record ending at {}, {how} on {name} at that moment), but {name} shows {found}",

@@ -678,29 +678,33 @@ impl Node {
     pub fn visible_rows(&self) -> Vec<Row> {
         let mut rows = Vec::new();
         for blk in 0..self.data.len() {
-            for t in &self.current_page(blk).tuples {
-                let xmin_ok = if t.infomask & HEAP_XMIN_COMMITTED != 0 {
-                    true
-                } else if t.infomask & HEAP_XMIN_INVALID != 0 {
-                    false
-                } else {
-                    self.xid_committed(t.xmin)
-                };
-                let deleted = t.xmax != 0
-                    && if t.infomask & HEAP_XMAX_COMMITTED != 0 {
-                        true
-                    } else if t.infomask & HEAP_XMAX_INVALID != 0 {
-                        false
-                    } else {
-                        self.xid_committed(t.xmax)
-                    };
-                if xmin_ok && !deleted {
-                    rows.push((t.key, t.payload));
-                }
-            }
+            rows.extend(self.visible_rows_of_page(self.current_page(blk)));
         }
         rows.sort_unstable();
         rows
+    }
+
+    /// The rows of `page` a query would see, in page order (what
+    /// [`Node::visible_rows`] collects from every block).
+    pub fn visible_rows_of_page<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = Row> + 'a {
+        page.tuples.iter().filter_map(move |t| {
+            let xmin_ok = if t.infomask & HEAP_XMIN_COMMITTED != 0 {
+                true
+            } else if t.infomask & HEAP_XMIN_INVALID != 0 {
+                false
+            } else {
+                self.xid_committed(t.xmin)
+            };
+            let deleted = t.xmax != 0
+                && if t.infomask & HEAP_XMAX_COMMITTED != 0 {
+                    true
+                } else if t.infomask & HEAP_XMAX_INVALID != 0 {
+                    false
+                } else {
+                    self.xid_committed(t.xmax)
+                };
+            (xmin_ok && !deleted).then_some((t.key, t.payload))
+        })
     }
 
     /// A new transaction ID (GetNewTransactionId).
