@@ -392,11 +392,17 @@ impl Cluster {
         if let Some(v) = invariants::check_wal_before_data(&mut self.nodes[touched]) {
             return Err(v);
         }
-        if let Some(v) = invariants::check_standby_covers_primary_data(self) {
-            if self.premise_expected(v.node) {
-                return Err(v);
+        if let Some(u) = invariants::find_uncovered_data(self) {
+            let node = Some(u.0 as NodeId);
+            if self.premise_expected(node) {
+                return Err(invariants::describe_uncovered_data(self, u));
             }
-            self.observe(v);
+            // Only the first observation of an invariant is kept: word it
+            // only then (not on every step after, issue 11).
+            if !self.observations.iter().any(|o| o.invariant == invariants::Invariant::StandbyCoversPrimaryData) {
+                let v = invariants::describe_uncovered_data(self, u);
+                self.observe(v);
+            }
         }
         for c in &fx.checks {
             let v = match *c {

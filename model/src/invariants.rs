@@ -172,34 +172,44 @@ fn fast_after_crash_recovery(
     node: &Node,
     implied: &crate::wal::RemovedWal,
 ) -> Option<Option<Violation>> {
-    // Per key: how many visible rows, and the payload of the last one.
-    let mut by_key: Vec<(u32, u64)> = Vec::new();
+    let mut rows: Vec<crate::heap::Row> = Vec::new();
     let mut blocks_equal = true;
     let blocks = (node.data.len() as usize).max(implied.pages.len());
     for blk in 0..blocks {
         let mut expected = implied.visible_rows_of_block(blk);
-        let mut mine = (blk < node.data.len() as usize)
+        let mine = (blk < node.data.len() as usize)
             .then(|| node.visible_rows_of_page(node.current_page(blk as u32)))
             .into_iter()
             .flatten();
-        loop {
-            let a = mine.next();
-            // Compared until the first difference (a shorter or longer
-            // block too: `None` against `Some`).
-            if blocks_equal && a != expected.next() {
+        for row in mine {
+            // Compared until the first difference.
+            if blocks_equal && Some(row) != expected.next() {
                 blocks_equal = false;
             }
-            let Some((key, payload)) = a else { break };
-            let k = key as usize;
-            if by_key.len() <= k {
-                by_key.resize(k + 1, (0, 0));
-            }
-            by_key[k].0 += 1;
-            by_key[k].1 = payload;
+            rows.push(row);
+        }
+        if blocks_equal && expected.next().is_some() {
+            blocks_equal = false;
         }
     }
-    let seen = |key: u32| by_key.get(key as usize).map_or((0, 0), |&(n, p)| (n as usize, p));
-    if let Some(detail) = cluster.ledger.check_node_by_key(node.id, &node.name, seen) {
+    // The ledger wants the rows by key: a dense tally when the keys are
+    // dense enough (a long run's table), else sorted (a short run's).
+    let max_key = rows.iter().map(|r| r.0 as usize).max().unwrap_or(0);
+    let lost = if max_key <= 4 * rows.len() + 1024 {
+        // Per key: how many visible rows, and the payload of the last one.
+        let mut by_key: Vec<(u32, u64)> = vec![(0, 0); max_key + 1];
+        for &(key, payload) in &rows {
+            let e = &mut by_key[key as usize];
+            e.0 += 1;
+            e.1 = payload;
+        }
+        let seen = |key: u32| by_key.get(key as usize).map_or((0, 0), |&(n, p)| (n as usize, p));
+        cluster.ledger.check_node_by_key(node.id, &node.name, seen)
+    } else {
+        rows.sort_unstable();
+        cluster.ledger.check_node(node.id, &node.name, &rows)
+    };
+    if let Some(detail) = lost {
         return Some(Some(Violation {
             invariant: Invariant::AcknowledgedCommitsSurvive,
             node: Some(node.id),
@@ -240,6 +250,17 @@ pub fn check_final(cluster: &Cluster) -> Option<Violation> {
 /// a primary's data files (or one in crash recovery) is ahead of what its
 /// synchronous standby candidates have flushed. O(nodes) per step.
 pub fn check_standby_covers_primary_data(cluster: &mut Cluster) -> Option<Violation> {
+    find_uncovered_data(cluster).map(|u| describe_uncovered_data(cluster, u))
+}
+
+/// What [`check_standby_covers_primary_data`] found, before it is worded:
+/// (node, block, page LSN, covered up to, the covering standby).
+pub type UncoveredData = (usize, u32, Lsn, Lsn, NodeId);
+
+/// [`check_standby_covers_primary_data`] without building the message
+/// (the cluster words it only when it will keep it: an observation already
+/// made is not worded again every step, issue 11).
+pub fn find_uncovered_data(cluster: &mut Cluster) -> Option<UncoveredData> {
     for p in 0..cluster.nodes.len() {
         if !cluster.nodes[p].gucs.names.is_sync() {
             continue;
@@ -247,23 +268,26 @@ pub fn check_standby_covers_primary_data(cluster: &mut Cluster) -> Option<Violat
         let Some((covered, standby)) = covering_standby(cluster, p) else { continue };
         let node = &mut cluster.nodes[p];
         if let Some((blk, lsn)) = node.data.highest_above(covered) {
-            let when = if node.status == Status::Recovery {
-                " during crash recovery, when nothing waits for a standby,"
-            } else {
-                ""
-            };
-            let standby = &cluster.nodes[standby as usize].name;
-            let name = &cluster.nodes[p].name;
-            return Some(Violation {
-                invariant: Invariant::StandbyCoversPrimaryData,
-                node: Some(p as NodeId),
-                detail: format!(
-                    "{name} has{when} block {blk} of relation test in its data file with page LSN {lsn}, but its synchronous standby {standby} has flushed WAL only to {covered}: if {name} failed now and {standby} were promoted, {name}'s data files would be ahead of the new primary"
-                ),
-            });
+            return Some((p, blk, lsn, covered, standby));
         }
     }
     None
+}
+
+/// The violation for what [`find_uncovered_data`] found.
+pub fn describe_uncovered_data(cluster: &Cluster, (p, blk, lsn, covered, standby): UncoveredData) -> Violation {
+    let node = &cluster.nodes[p];
+    let when =
+        if node.status == Status::Recovery { " during crash recovery, when nothing waits for a standby," } else { "" };
+    let standby = &cluster.nodes[standby as usize].name;
+    let name = &node.name;
+    Violation {
+        invariant: Invariant::StandbyCoversPrimaryData,
+        node: Some(p as NodeId),
+        detail: format!(
+            "{name} has{when} block {blk} of relation test in its data file with page LSN {lsn}, but its synchronous standby {standby} has flushed WAL only to {covered}: if {name} failed now and {standby} were promoted, {name}'s data files would be ahead of the new primary"
+        ),
+    }
 }
 
 /// For node `p` writing data files (a primary, or a former one in crash
