@@ -317,7 +317,7 @@ mod tests {
         for step in 0..2_000u64 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let key = ((x >> 33) % 50) as u32 + 1;
-            if (x >> 20) % 9 == 0 {
+            if (x >> 20).is_multiple_of(9) {
                 let node = ((x >> 40) % 3) as NodeId;
                 lazy.on_power_loss(node);
                 for k in eager.keys.values_mut() {

@@ -399,7 +399,11 @@ impl Cluster {
             }
             // Only the first observation of an invariant is kept: word it
             // only then (not on every step after, issue 11).
-            if !self.observations.iter().any(|o| o.invariant == invariants::Invariant::StandbyCoversPrimaryData) {
+            if !self
+                .observations
+                .iter()
+                .any(|o| o.invariant == invariants::Invariant::StandbyCoversPrimaryData)
+            {
                 let v = invariants::describe_uncovered_data(self, u);
                 self.observe(v);
             }
@@ -685,7 +689,8 @@ mod tests {
     #[test]
     fn stable_hasher_u64_shortcut_equals_bytewise_fnv() {
         let mut x = 0x1234_5678_9abc_def0u64;
-        let mut values = vec![0, 1, 0xff, 0x100, u64::MAX, 1 << 63, 0x0100_0000_0000_0000, 0x00ff_0000_0000_0007];
+        let mut values =
+            vec![0, 1, 0xff, 0x100, u64::MAX, 1 << 63, 0x0100_0000_0000_0000, 0x00ff_0000_0000_0007];
         for _ in 0..10_000 {
             x ^= x << 13;
             x ^= x >> 7;

@@ -275,10 +275,16 @@ pub fn find_uncovered_data(cluster: &mut Cluster) -> Option<UncoveredData> {
 }
 
 /// The violation for what [`find_uncovered_data`] found.
-pub fn describe_uncovered_data(cluster: &Cluster, (p, blk, lsn, covered, standby): UncoveredData) -> Violation {
+pub fn describe_uncovered_data(
+    cluster: &Cluster,
+    (p, blk, lsn, covered, standby): UncoveredData,
+) -> Violation {
     let node = &cluster.nodes[p];
-    let when =
-        if node.status == Status::Recovery { " during crash recovery, when nothing waits for a standby," } else { "" };
+    let when = if node.status == Status::Recovery {
+        " during crash recovery, when nothing waits for a standby,"
+    } else {
+        ""
+    };
     let standby = &cluster.nodes[standby as usize].name;
     let name = &node.name;
     Violation {
