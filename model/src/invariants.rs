@@ -159,10 +159,12 @@ pub fn check_after_crash_recovery(cluster: &Cluster, id: NodeId) -> Option<Viola
     None
 }
 
-/// [`check_after_crash_recovery`] without sorting the table: one pass over
-/// the node's visible rows, block by block, that (1) tallies them by key
-/// for the ledger (the same first lost write and message as
-/// `Ledger::check_node` on the sorted rows) and (2) compares each block's
+/// [`check_after_crash_recovery`] without sorting the table (unless its
+/// keys are sparse): one pass over the node's visible rows, block by
+/// block, that (1) collects them for the ledger, which gets them tallied
+/// by key (or sorted, for sparse keys: a short run's table) with the same
+/// first lost write and message as `Ledger::check_node` on the sorted
+/// rows, and (2) compares each block's
 /// visible rows, in page order, with the rows the WAL implies for that
 /// block. Equal blocks mean equal sorted tables, so `recovery_is_exact`
 /// holds. `Some(verdict)` when that decides it; `None` (a block differs:
