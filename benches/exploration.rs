@@ -41,6 +41,30 @@ fn run_cost(c: &mut Criterion) {
     g.finish();
 }
 
+/// Cost by run length (issue 11): streaming to one synchronous standby,
+/// no operator story, a table that fits its pages (docs/PERFORMANCE.md,
+/// "Cost by run length", column B). Events/s should not fall as the run
+/// grows: time per step within 1.5× between the lengths.
+fn run_length(c: &mut Criterion) {
+    let mut g = c.benchmark_group("run_length");
+    g.sample_size(10);
+    for steps in [10_000u64, 100_000, 1_000_000] {
+        let sets: Vec<String> =
+            ["operator=[]", "wal_keep_size=64", "workload.key_space=2000", "workload.update_percent=80"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([format!("scheduler.steps={steps}")])
+                .collect();
+        let s = settings(&sets);
+        let events = run_seed(&s, 1, RunOptions::default(), &mut NoObserver).events;
+        g.throughput(Throughput::Elements(events));
+        g.bench_with_input(BenchmarkId::new("streaming_fitting_table", steps), &s, |b, s| {
+            b.iter(|| run_seed(black_box(s), 1, RunOptions::default(), &mut NoObserver))
+        });
+    }
+    g.finish();
+}
+
 /// `walsim explore` on the default matrix: 36 cells × 8 seeds per sample.
 fn explore_matrix(c: &mut Criterion) {
     let spec = Spec { seeds: SeedRange::first(8).unwrap(), ..Spec::default() };
@@ -69,5 +93,5 @@ fn shrink_known_failure(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, run_cost, explore_matrix, shrink_known_failure);
+criterion_group!(benches, run_cost, run_length, explore_matrix, shrink_known_failure);
 criterion_main!(benches);

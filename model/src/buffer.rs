@@ -71,29 +71,43 @@ impl BufferPool {
     /// before a block can be read?" before committing to it.
     pub fn peek_victim(&self) -> usize {
         let n = self.frames.len();
+        assert!(n > 0, "pool has frames");
         // A frame with usage u is picked on the sweep's (u+1)-th visit, so
-        // the victim is the one minimising (usage, distance from the hand).
-        (0..n)
-            .map(|d| (self.hand as usize + d) % n)
-            .min_by_key(|&f| {
-                let fr = &self.frames[f];
-                let u = if fr.tag.is_none() { 0 } else { fr.usage as usize };
-                (u, (f + n - self.hand as usize) % n)
-            })
-            .expect("pool has frames")
+        // the victim is the one minimising (usage, distance from the hand):
+        // the first frame from the hand on with the lowest usage (two
+        // passes without a division: this runs on every buffer read).
+        let eff = |fr: &BufferDesc| if fr.tag.is_none() { 0 } else { fr.usage };
+        let min = self.frames.iter().map(eff).min().unwrap_or(0);
+        let hand = self.hand as usize;
+        let after = self.frames[hand..].iter().position(|fr| eff(fr) == min).map(|i| hand + i);
+        after.or_else(|| self.frames[..hand].iter().position(|fr| eff(fr) == min)).expect("pool has frames")
     }
 
     /// Runs the clock sweep for real: decrements usage counts on the way,
     /// and returns the victim [`Self::peek_victim`] predicted.
     pub fn take_victim(&mut self) -> usize {
         let victim = self.peek_victim();
+        self.sweep_to(victim);
+        victim
+    }
+
+    /// [`Self::take_victim`] when the caller already has
+    /// [`Self::peek_victim`]'s answer (and changed nothing since).
+    pub fn take_peeked_victim(&mut self, victim: usize) -> usize {
+        debug_assert_eq!(victim, self.peek_victim());
+        self.sweep_to(victim);
+        victim
+    }
+
+    fn sweep_to(&mut self, victim: usize) {
         let n = self.frames.len();
+        let hand = self.hand as usize;
         let usage = self.frames[victim].usage as usize;
-        let dist = (victim + n - self.hand as usize) % n;
+        let dist = (victim + n - hand) % n;
         // Frames passed over lose one usage point per full round the sweep
         // makes, and the frames before the victim in the last round one more.
         for d in 0..n {
-            let f = (self.hand as usize + d) % n;
+            let f = if hand + d >= n { hand + d - n } else { hand + d };
             if f == victim || self.frames[f].tag.is_none() {
                 continue;
             }
@@ -103,7 +117,23 @@ impl BufferPool {
         }
         self.frames[victim].usage = 0;
         self.hand = ((victim + 1) % n) as u32;
-        victim
+    }
+
+    /// Puts a copy of `page` of block `blk` into frame `f`, which must be
+    /// clean, reusing the frame's tuple storage (no allocation per read in
+    /// the steady state). The same state as `install(f, blk, page.clone())`.
+    pub fn install_copy(&mut self, f: usize, blk: BlockNumber, page: &Page) {
+        let d = &mut self.frames[f];
+        assert!(!d.dirty, "installing over a dirty buffer would lose a change");
+        if let Some(old) = d.tag {
+            self.lookup[old as usize] = NO_FRAME;
+        }
+        d.tag = Some(blk);
+        d.dirty = false;
+        d.usage = 1;
+        d.page.lsn = page.lsn;
+        d.page.tuples.clone_from(&page.tuples);
+        self.lookup[blk as usize] = f as u32;
     }
 
     /// Puts `page` of block `blk` into frame `f`, which must be clean.

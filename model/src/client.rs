@@ -20,17 +20,31 @@ pub struct AckedWrite {
 }
 
 /// What clients know of one key.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct KeyLedger {
-    pub acked: Option<AckedWrite>,
+    /// As stored: `written_on` may still hold nodes that lost power since
+    /// (see [`Ledger::acked`], which applies those losses).
+    acked: Option<AckedWrite>,
     /// Writes since the last acknowledged one whose commit record was
     /// written but whose client has not heard back (in flight, or lost with
     /// its session): any may be the row's value.
     pub in_doubt: Vec<u64>,
+    /// Number of the acknowledgement `acked` came from (1 = the first).
+    acked_seq: u64,
+}
+
+/// How a key's knowledge is compared and hashed: the acknowledged write
+/// as it stands now (power losses applied), and the writes in doubt — the
+/// fields `KeyLedger` had before power losses were applied lazily, in the
+/// same order, so fingerprints are unchanged.
+#[derive(PartialEq, Eq, Hash)]
+struct KeyView<'a> {
+    acked: Option<AckedWrite>,
+    in_doubt: &'a Vec<u64>,
 }
 
 /// All clients' knowledge.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Ledger {
     keys: BTreeMap<u32, KeyLedger>,
     /// Per client: keys it inserted and may update (its own rows with no
@@ -39,6 +53,63 @@ pub struct Ledger {
     pub acks: u64,
     pub in_doubt_count: u64,
     pub failures: u64,
+    /// Per node: acknowledgements numbered below this were made before the
+    /// node's last power loss, so it no longer has them written (only
+    /// flushed counts). Applied when read ([`Ledger::acked`]) instead of
+    /// clearing a bit in every key at each power loss (O(keys) per power
+    /// loss, issue 11).
+    written_lost_before: [u64; 16],
+}
+
+impl Ledger {
+    /// Key `k`'s acknowledged write as it stands: `written_on` without the
+    /// nodes that lost power after it was acknowledged.
+    fn acked(&self, k: &KeyLedger) -> Option<AckedWrite> {
+        k.acked.map(|mut a| {
+            let mut bits = a.record.written_on;
+            while bits != 0 {
+                let n = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if k.acked_seq < self.written_lost_before[n] {
+                    a.record.written_on &= !(1 << n);
+                }
+            }
+            a
+        })
+    }
+
+    fn views(&self) -> impl Iterator<Item = (&u32, KeyView<'_>)> + '_ {
+        self.keys.iter().map(|(key, k)| (key, KeyView { acked: self.acked(k), in_doubt: &k.in_doubt }))
+    }
+}
+
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys.len() == other.keys.len()
+            && self.views().eq(other.views())
+            && self.owned == other.owned
+            && self.acks == other.acks
+            && self.in_doubt_count == other.in_doubt_count
+            && self.failures == other.failures
+    }
+}
+
+impl Eq for Ledger {}
+
+/// Hashes what the derived `Hash` of the eager ledger hashed (a
+/// `BTreeMap`'s length, then each key and its [`KeyView`], then the
+/// other fields in order): the same state, the same fingerprint.
+impl std::hash::Hash for Ledger {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_usize(self.keys.len());
+        for entry in self.views() {
+            entry.hash(h);
+        }
+        self.owned.hash(h);
+        self.acks.hash(h);
+        self.in_doubt_count.hash(h);
+        self.failures.hash(h);
+    }
 }
 
 /// Splits a drawn argument into independent-looking bits (SplitMix64).
@@ -78,6 +149,7 @@ impl Ledger {
         let k = self.keys.entry(ack.op.key).or_default();
         k.acked = Some(AckedWrite { payload: ack.op.payload, record: ack.record });
         k.in_doubt.clear();
+        k.acked_seq = self.acks;
         let owned = &mut self.owned[ack.op.client as usize];
         if ack.op.kind == OpKind::Insert && !owned.contains(&ack.op.key) {
             owned.push(ack.op.key);
@@ -108,11 +180,9 @@ impl Ledger {
 
     /// A node lost its OS cache: writes it only had written are gone.
     pub fn on_power_loss(&mut self, node: NodeId) {
-        for k in self.keys.values_mut() {
-            if let Some(a) = &mut k.acked {
-                a.record.written_on &= !(1 << node);
-            }
-        }
+        // Every acknowledgement so far (numbers 1..=acks) loses the node's
+        // `written_on` bit; applied lazily by `Ledger::acked`.
+        self.written_lost_before[node as usize] = self.acks + 1;
     }
 
     /// A node's data was replaced (rewind, base backup, truncation): what
@@ -142,26 +212,43 @@ impl Ledger {
     /// acknowledged write the node held when it was acknowledged. Returns
     /// a sentence describing the first lost write.
     pub fn check_node(&self, node: NodeId, name: &str, rows: &[Row]) -> Option<String> {
-        let bit = 1u16 << node;
         // `rows` is sorted (visible_rows sorts it): walk it alongside the
-        // ledger's keys, in order, without building a map.
+        // ledger's keys, in order, without building a map (a linear merge:
+        // both sides only move forward).
         debug_assert!(rows.is_sorted());
         let mut at = 0;
+        self.check_node_by_key(node, name, |key| {
+            while at < rows.len() && rows[at].0 < key {
+                at += 1;
+            }
+            let n = rows[at..].iter().take_while(|r| r.0 == key).count();
+            (n, if n > 0 { rows[at + n - 1].1 } else { 0 })
+        })
+    }
+
+    /// [`Ledger::check_node`] with the node's rows given per key: `seen(key)`
+    /// is how many visible rows have that id and the payload of the last
+    /// one (called with ascending keys).
+    pub fn check_node_by_key(
+        &self,
+        node: NodeId,
+        name: &str,
+        mut seen: impl FnMut(u32) -> (usize, u64),
+    ) -> Option<String> {
+        let bit = 1u16 << node;
         for (&key, k) in &self.keys {
-            let Some(a) = k.acked else { continue };
+            let Some(a) = self.acked(k) else { continue };
             if (a.record.durable_on | a.record.written_on) & bit == 0 {
                 continue;
             }
-            at += rows[at..].partition_point(|r| r.0 < key);
-            let n = rows[at..].partition_point(|r| r.0 == key);
-            let seen = &rows[at..at + n];
-            let ok = n == 1 && (seen[0].1 == a.payload || k.in_doubt.contains(&seen[0].1));
+            let (n, payload) = seen(key);
+            let ok = n == 1 && (payload == a.payload || k.in_doubt.contains(&payload));
             if !ok {
                 let how = if a.record.durable_on & bit != 0 { "flushed" } else { "written" };
-                let found = match seen {
-                    [] => "no such row".to_string(),
-                    [(_, p)] => format!("info = '{}'", md5_text(*p)),
-                    many => format!("{} rows with that id", many.len()),
+                let found = match n {
+                    0 => "no such row".to_string(),
+                    1 => format!("info = '{}'", md5_text(payload)),
+                    many => format!("{many} rows with that id"),
                 };
                 return Some(format!(
                     "acknowledged commit lost: row id={key} info='{}' was acknowledged by node{} (commit record ending at {}, {how} on {name} at that moment), but {name} shows {found}",
@@ -177,5 +264,89 @@ impl Ledger {
     /// Number of keys with an acknowledged write.
     pub fn acked_keys(&self) -> usize {
         self.keys.values().filter(|k| k.acked.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::StableHasher;
+    use crate::event::{Ack, Op, OpKind};
+    use std::hash::{Hash, Hasher};
+
+    /// The ledger as it was before power losses were applied lazily, with
+    /// its derived `Hash` and the eager power loss.
+    #[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+    struct EagerKey {
+        acked: Option<AckedWrite>,
+        in_doubt: Vec<u64>,
+    }
+    #[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+    struct Eager {
+        keys: BTreeMap<u32, EagerKey>,
+        owned: Vec<Vec<u32>>,
+        acks: u64,
+        in_doubt_count: u64,
+        failures: u64,
+    }
+
+    fn fp(x: &impl Hash) -> u64 {
+        let mut h = StableHasher::default();
+        x.hash(&mut h);
+        h.finish()
+    }
+
+    /// The lazy ledger equals, hashes and judges like the eager one.
+    #[test]
+    fn lazy_power_loss_matches_the_eager_ledger() {
+        let mut lazy = Ledger::new(2);
+        let mut eager = Eager { owned: vec![Vec::new(); 2], ..Eager::default() };
+        let mut x = 7u64;
+        for step in 0..2_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let key = ((x >> 33) % 50) as u32 + 1;
+            if (x >> 20).is_multiple_of(9) {
+                let node = ((x >> 40) % 3) as NodeId;
+                lazy.on_power_loss(node);
+                for k in eager.keys.values_mut() {
+                    if let Some(a) = &mut k.acked {
+                        a.record.written_on &= !(1 << node);
+                    }
+                }
+            } else {
+                let op = Op { client: (step % 2) as u8, kind: OpKind::Insert, key, payload: x };
+                let ack = Ack {
+                    op,
+                    record: CommitRecord {
+                        node: 0,
+                        commit_end: Lsn(step),
+                        durable_on: ((x >> 50) & 7) as u16,
+                        written_on: ((x >> 53) & 7) as u16,
+                    },
+                };
+                lazy.on_ack(&ack);
+                eager.acks += 1;
+                let k = eager.keys.entry(key).or_default();
+                k.acked = Some(AckedWrite { payload: op.payload, record: ack.record });
+                k.in_doubt.clear();
+                if !eager.owned[op.client as usize].contains(&key) {
+                    eager.owned[op.client as usize].push(key);
+                }
+            }
+            assert_eq!(fp(&lazy), fp(&eager), "step {step}");
+            for node in 0..3 {
+                let rows: Vec<Row> = (1..=50).filter(|k| k % 3 != node as u32).map(|k| (k, 0)).collect();
+                let eager_verdict = {
+                    let mut l = lazy.clone();
+                    l.written_lost_before = [0; 16];
+                    for (key, k) in &eager.keys {
+                        l.keys.get_mut(key).unwrap().acked = k.acked;
+                    }
+                    l.check_node(node, "n", &rows)
+                };
+                assert_eq!(lazy.check_node(node, "n", &rows), eager_verdict, "step {step}");
+            }
+        }
+        assert_eq!(lazy.clone(), lazy);
     }
 }

@@ -21,10 +21,24 @@ pub enum XidStatus {
 }
 
 /// One CLOG page.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
+#[derive(Default, PartialEq, Eq, Hash, Debug)]
 pub struct ClogPage {
     pub status: Vec<XidStatus>,
     pub lsn: Lsn,
+}
+
+/// `Clone` by hand for a `clone_from` that reuses the page's storage: a
+/// restart reloads every CLOG page, and the CLOG grows with the run
+/// (issue 11: allocating each page anew was most of a long run's time).
+impl Clone for ClogPage {
+    fn clone(&self) -> ClogPage {
+        ClogPage { status: self.status.clone(), lsn: self.lsn }
+    }
+
+    fn clone_from(&mut self, source: &ClogPage) {
+        self.status.clone_from(&source.status);
+        self.lsn = source.lsn;
+    }
 }
 
 impl HasLsn for ClogPage {
@@ -87,14 +101,24 @@ impl Clog {
 
     /// `SlruPhysicalWritePage` (the caller has applied the WAL rule).
     pub fn write_page(&mut self, p: u32) {
-        self.file.write(p, self.pages[p as usize].clone());
+        self.file.write_from(p, &self.pages[p as usize]);
         self.dirty[p as usize] = false;
     }
 
     /// Shared memory lost: reload every page from the file (OS cache).
     pub fn reload(&mut self) {
-        self.pages = (0..self.file.len()).map(|p| self.file.read(p).clone()).collect();
-        self.dirty = vec![false; self.pages.len()];
+        // Copied into the pages' existing storage (no allocation per page).
+        let n = self.file.len() as usize;
+        self.pages.truncate(n);
+        for p in 0..n {
+            let src = self.file.read(p as u32);
+            match self.pages.get_mut(p) {
+                Some(pg) => pg.clone_from(src),
+                None => self.pages.push(src.clone()),
+            }
+        }
+        self.dirty.clear();
+        self.dirty.resize(n, false);
     }
 }
 

@@ -110,6 +110,40 @@ pub enum EventKind {
     Archiver,
 }
 
+// A kind added to `EventKind` must be added to `EventKind::ALL` too (the
+// scheduler's weight table is indexed by `kind as usize`): this fails to
+// compile until `COUNT` and `ALL` follow.
+const _: () = {
+    assert!(EventKind::Fault as usize + 1 == EventKind::COUNT);
+    let mut i = 0;
+    while i < EventKind::COUNT {
+        assert!(EventKind::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+impl EventKind {
+    /// Number of kinds (`kind as usize` is below it).
+    pub const COUNT: usize = 14;
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; EventKind::COUNT] = [
+        EventKind::Backend,
+        EventKind::WalWriter,
+        EventKind::BgWriter,
+        EventKind::Checkpointer,
+        EventKind::CheckpointRequest,
+        EventKind::Startup,
+        EventKind::Start,
+        EventKind::WalSender,
+        EventKind::Network,
+        EventKind::WalReceiver,
+        EventKind::Connect,
+        EventKind::Operator,
+        EventKind::Heal,
+        EventKind::Fault,
+    ];
+}
+
 impl Event {
     pub fn kind(&self) -> EventKind {
         match self {

@@ -317,6 +317,7 @@ impl Cluster {
         });
         // Judge the recovery now, before pg_rewind replaces the files.
         self.fx.checks.truncate(queued);
+        self.nodes[i].wal.refresh_implied();
         if let Some(v) = crate::invariants::check_after_crash_recovery(self, id) {
             self.fx.violations.push(v);
         }

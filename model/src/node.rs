@@ -575,8 +575,7 @@ impl Node {
         self.wal_before_write(lsn, FileKind::Data, proc, ctx)?;
         let d = self.buffers.frame_mut(f);
         d.dirty = false;
-        let page = d.page.clone();
-        self.data.write(blk, page);
+        self.data.write_from(blk, &self.buffers.frame(f).page);
         slog!(ctx.log, self.id, proc, Debug, "wrote block {} of relation test (page LSN {})", blk, lsn);
         Ok(())
     }
@@ -592,10 +591,9 @@ impl Node {
         if self.buffers.frame(victim).dirty {
             self.flush_buffer(victim, proc, ctx)?;
         }
-        let f = self.buffers.take_victim();
-        debug_assert_eq!(f, victim);
-        let page = self.data.read(blk).clone();
-        self.buffers.install(f, blk, page);
+        // Flushing does not move the sweep (it only cleans the frame).
+        let f = self.buffers.take_peeked_victim(victim);
+        self.buffers.install_copy(f, blk, self.data.read(blk));
         Ok(f)
     }
 
@@ -725,29 +723,33 @@ impl Node {
     pub fn visible_rows(&self) -> Vec<Row> {
         let mut rows = Vec::new();
         for blk in 0..self.data.len() {
-            for t in &self.current_page(blk).tuples {
-                let xmin_ok = if t.infomask & HEAP_XMIN_COMMITTED != 0 {
-                    true
-                } else if t.infomask & HEAP_XMIN_INVALID != 0 {
-                    false
-                } else {
-                    self.xid_committed(t.xmin)
-                };
-                let deleted = t.xmax != 0
-                    && if t.infomask & HEAP_XMAX_COMMITTED != 0 {
-                        true
-                    } else if t.infomask & HEAP_XMAX_INVALID != 0 {
-                        false
-                    } else {
-                        self.xid_committed(t.xmax)
-                    };
-                if xmin_ok && !deleted {
-                    rows.push((t.key, t.payload));
-                }
-            }
+            rows.extend(self.visible_rows_of_page(self.current_page(blk)));
         }
         rows.sort_unstable();
         rows
+    }
+
+    /// The rows of `page` a query would see, in page order (what
+    /// [`Node::visible_rows`] collects from every block).
+    pub fn visible_rows_of_page<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = Row> + 'a {
+        page.tuples.iter().filter_map(move |t| {
+            let xmin_ok = if t.infomask & HEAP_XMIN_COMMITTED != 0 {
+                true
+            } else if t.infomask & HEAP_XMIN_INVALID != 0 {
+                false
+            } else {
+                self.xid_committed(t.xmin)
+            };
+            let deleted = t.xmax != 0
+                && if t.infomask & HEAP_XMAX_COMMITTED != 0 {
+                    true
+                } else if t.infomask & HEAP_XMAX_INVALID != 0 {
+                    false
+                } else {
+                    self.xid_committed(t.xmax)
+                };
+            (xmin_ok && !deleted).then_some((t.key, t.payload))
+        })
     }
 
     /// A new transaction ID (GetNewTransactionId).

@@ -87,6 +87,17 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
         }
     }
 
+    /// [`BlockFile::write`] of a copy of `data`, reusing the block's
+    /// storage (`clone_from`).
+    pub fn write_from(&mut self, blk: u32, data: &T) {
+        self.max_lsn_os = self.max_lsn_os.max(data.lsn());
+        self.os[blk as usize].clone_from(data);
+        if !self.is_unsynced[blk as usize] {
+            self.is_unsynced[blk as usize] = true;
+            self.unsynced.push(blk);
+        }
+    }
+
     /// Grows the file by one block (both images), returning its number.
     pub fn extend(&mut self, data: T) -> u32 {
         self.os.push(data.clone());
@@ -99,7 +110,7 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
     pub fn fsync(&mut self) {
         for blk in self.unsynced.drain(..) {
             self.is_unsynced[blk as usize] = false;
-            self.durable[blk as usize] = self.os[blk as usize].clone();
+            self.durable[blk as usize].clone_from(&self.os[blk as usize]);
         }
     }
 
@@ -111,7 +122,7 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
         for (i, blk) in list.into_iter().enumerate() {
             if reached(i) {
                 self.is_unsynced[blk as usize] = false;
-                self.durable[blk as usize] = self.os[blk as usize].clone();
+                self.durable[blk as usize].clone_from(&self.os[blk as usize]);
             } else {
                 self.unsynced.push(blk);
             }
@@ -127,7 +138,7 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
     pub fn lose_unsynced(&mut self) {
         for blk in self.unsynced.drain(..) {
             self.is_unsynced[blk as usize] = false;
-            self.os[blk as usize] = self.durable[blk as usize].clone();
+            self.os[blk as usize].clone_from(&self.durable[blk as usize]);
         }
         self.recompute_max_lsn();
     }

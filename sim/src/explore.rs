@@ -331,26 +331,27 @@ pub fn sweep(plan: &Plan, opts: &SweepOptions<'_>) -> Result<Sweep, String> {
         (0..plan.runs())
             .into_par_iter()
             .fold(
-                || (vec![Tally::default(); n], BTreeMap::<(usize, Swarm), Settings>::new()),
-                |(mut tallies, mut swarmed), i| {
+                || vec![Tally::default(); n],
+                |mut tallies, i| {
                     if opts.stop.load(Ordering::Relaxed) {
-                        return (tallies, swarmed);
+                        return tallies;
                     }
                     let (c, seed) = plan.item(i);
                     let t0 = CpuClock::start();
                     let cell = &plan.cells[c];
-                    let settings = if plan.swarm {
-                        swarmed.entry((c, cell.space.draw(seed))).or_insert_with_key(|(_, w)| cell.swarmed(w))
+                    // Swarmed settings are cheap to build now (SwarmSpace's
+                    // fast path); no cache, so memory stays flat in seeds.
+                    let r = if plan.swarm {
+                        let settings = cell.swarmed(&cell.space.draw(seed));
+                        run_seed(&settings, seed, RunOptions::default(), &mut NoObserver)
                     } else {
-                        &cell.settings
+                        run_seed(&cell.settings, seed, RunOptions::default(), &mut NoObserver)
                     };
-                    let r = run_seed(settings, seed, RunOptions::default(), &mut NoObserver);
                     tallies[c].add(&r, keep, t0.elapsed());
                     (opts.on_run)();
-                    (tallies, swarmed)
+                    tallies
                 },
             )
-            .map(|(tallies, _)| tallies)
             .reduce(
                 || vec![Tally::default(); n],
                 |a, b| a.into_iter().zip(b).map(|(x, y)| x.merge(y, keep)).collect(),

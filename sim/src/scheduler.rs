@@ -260,12 +260,17 @@ impl Policy for Pct {
 /// Uniform random choice weighted by event kind.
 pub struct WeightedRandom {
     weights: Weights,
-    scratch: Vec<u64>,
+    /// `weight(kind)` by `kind as usize` (one load per event in `pick`).
+    table: [u64; EventKind::COUNT],
 }
 
 impl WeightedRandom {
     pub fn new(weights: Weights) -> WeightedRandom {
-        WeightedRandom { weights, scratch: Vec::new() }
+        let mut r = WeightedRandom { weights, table: [0; EventKind::COUNT] };
+        for k in EventKind::ALL {
+            r.table[k as usize] = r.weight(k);
+        }
+        r
     }
 
     /// Whether the policy can pick `enabled[i]`: a kind weighted zero only
@@ -304,17 +309,27 @@ impl WeightedRandom {
 
 impl Policy for WeightedRandom {
     fn pick(&mut self, enabled: &[Event], src: &mut dyn ChoiceSource, event: u64) -> usize {
-        self.scratch.clear();
         // A kind weighted zero runs only when nothing else can (all enabled
-        // events weigh zero: then they count as one each).
-        let floor = u64::from(enabled.iter().all(|e| self.weight(e.kind()) == 0));
-        let mut total = 0u64;
-        for e in enabled {
-            total += self.weight(e.kind()).max(floor);
-            self.scratch.push(total);
+        // events weigh zero: then they count as one each). Weights are
+        // never negative, so "all zero" is "total zero". The pick is the
+        // first event whose running total exceeds the draw (what a
+        // partition point over the running totals gave, without storing
+        // them: no per-step buffer).
+        let w = &self.table;
+        let mut total: u64 = enabled.iter().map(|e| w[e.kind() as usize]).sum();
+        let floor = u64::from(total == 0);
+        if floor == 1 {
+            total = enabled.len() as u64;
         }
         let r = src.draw(total, Tag { kind: DrawKind::Pick, event });
-        self.scratch.partition_point(|&c| c <= r)
+        let mut run = 0u64;
+        for (i, e) in enabled.iter().enumerate() {
+            run += w[e.kind() as usize].max(floor);
+            if run > r {
+                return i;
+            }
+        }
+        enabled.len()
     }
 }
 
