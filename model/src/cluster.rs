@@ -251,6 +251,10 @@ impl Cluster {
         self.now += 1;
         let i = ev.node() as usize;
         let mut violation = None;
+        // rules.fsync_control_file off: pg_control before the step, to tell
+        // which nodes wrote it without fsync.
+        let controls = (!self.settings.rules.fsync_control_file && !matches!(ev, Event::Crash { .. }))
+            .then(|| self.nodes.iter().map(|n| n.control).collect::<Vec<_>>());
         match ev {
             Event::Backend { backend, .. } => {
                 let b = backend as usize;
@@ -304,6 +308,12 @@ impl Cluster {
             Event::Partition { node, peer } => {
                 self.partitions.cut(node, peer);
                 self.drop_conns_where(|c| c.joins(node, peer), "network partition");
+            }
+        }
+        if let Some(before) = controls {
+            let synced = matches!(ev, Event::Operator { .. });
+            for (n, b) in self.nodes.iter_mut().zip(before) {
+                n.note_control_write(b, synced);
             }
         }
         if let Some(v) = violation {

@@ -491,6 +491,10 @@ pub struct Rules {
     /// replication slots hold behind its record (KeepLogSeg); off: it
     /// removes every segment before its REDO's.
     pub keep_wal_for_standbys: bool,
+    /// pg_control is fsynced as it is written (update_controlfile's
+    /// pg_fsync under UpdateControlFile); off: the write stays in the OS
+    /// cache until something else syncs it, so a power loss can lose it.
+    pub fsync_control_file: bool,
 }
 
 impl Default for Rules {
@@ -516,6 +520,7 @@ impl Default for Rules {
             sync_candidates_need_flush_position: true,
             sync_released_positions_only_advance: true,
             keep_wal_for_standbys: true,
+            fsync_control_file: true,
         }
     }
 }

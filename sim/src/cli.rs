@@ -621,7 +621,12 @@ fn cmd_window(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
             b.inc(1);
         }
     };
-    let results = window::windows(&spec, a.save_failures.as_deref(), explore::stop_on_ctrl_c(), &on_state)?;
+    let jobs = a.jobs.unwrap_or_else(explore::default_jobs);
+    if jobs == 0 || jobs > crate::args::MAX_JOBS {
+        return Err(BadInput(format!("--jobs {jobs}: must be between 1 and {}", crate::args::MAX_JOBS)));
+    }
+    let results =
+        window::windows(&spec, a.save_failures.as_deref(), explore::stop_on_ctrl_c(), &on_state, jobs)?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
