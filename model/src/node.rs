@@ -931,11 +931,29 @@ impl Node {
                         self.id,
                         Process::Postmaster,
                         Log,
-                        "power loss: pg_control's unsynced update is lost (latest checkpoint on disk at {}, was {})",
+                        "power loss: pg_control's unsynced update is lost (on disk: latest checkpoint {}, {}; lost: latest checkpoint {}, {})",
                         durable.checkpoint,
-                        self.control.checkpoint
+                        durable.state.name(),
+                        self.control.checkpoint,
+                        self.control.state.name()
                     );
                     self.control = durable;
+                    // The REDO pg_control on disk names must still be in
+                    // pg_wal: a checkpoint that removed its segment trusted
+                    // a pg_control update that never reached the disk.
+                    if self.wal.segment_removed(self.control.redo) {
+                        let g = *self.wal.geometry();
+                        ctx.fx.violations.push(crate::invariants::Violation {
+                            invariant: crate::invariants::Invariant::WalSegmentsKept,
+                            node: Some(self.id),
+                            detail: format!(
+                                "{}: after a power loss pg_control on disk names REDO {}, but its segment {} was removed by a checkpoint whose pg_control update never reached the disk: crash recovery will not find its checkpoint",
+                                self.name,
+                                self.control.redo,
+                                g.wal_file_name(self.control.tli, self.control.redo)
+                            ),
+                        });
+                    }
                 }
                 self.power_losses += 1;
                 ctx.fx.power_loss.push(self.id);

@@ -52,6 +52,8 @@ pub enum Trigger {
     Crash,
     /// The operator's `failback` step starts.
     Failback,
+    /// A node loses power: a fault or the operator's `power_loss`.
+    PowerLoss,
     /// Event index N: the window starts there.
     Step(u64),
 }
@@ -63,10 +65,11 @@ impl std::str::FromStr for Trigger {
             "promote" => Ok(Trigger::Promote),
             "crash" => Ok(Trigger::Crash),
             "failback" => Ok(Trigger::Failback),
+            "power-loss" => Ok(Trigger::PowerLoss),
             _ => s
                 .parse::<u64>()
                 .map(Trigger::Step)
-                .map_err(|_| format!("--around {s}: expected promote, crash, failback or an event index")),
+                .map_err(|_| format!("--around {s}: expected promote, crash, failback, power-loss or an event index")),
         }
     }
 }
@@ -77,6 +80,7 @@ impl Trigger {
             Trigger::Promote => "promote".into(),
             Trigger::Crash => "crash".into(),
             Trigger::Failback => "failback".into(),
+            Trigger::PowerLoss => "power-loss".into(),
             Trigger::Step(n) => n.to_string(),
         }
     }
@@ -90,6 +94,8 @@ impl Trigger {
             }
             (Trigger::Promote, Event::Operator { step, .. }) => action(*step) == Some(Action::Promote),
             (Trigger::Failback, Event::Operator { step, .. }) => action(*step) == Some(Action::Failback),
+            (Trigger::PowerLoss, Event::Crash { kind, .. }) => *kind == walsim_model::CrashKind::PowerLoss,
+            (Trigger::PowerLoss, Event::Operator { step, .. }) => action(*step) == Some(Action::PowerLoss),
             _ => false,
         }
     }
