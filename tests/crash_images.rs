@@ -79,7 +79,12 @@ fn the_default_is_one_image_and_draws_nothing_more() {
 /// default's.
 #[test]
 fn sampled_images_include_the_single_one() {
-    let c = with_unsynced(&["faults.crash_images=2", "operator=[]", "cluster.standbys=0", "synchronous_standby_names="]);
+    let c = with_unsynced(&[
+        "faults.crash_images=2",
+        "operator=[]",
+        "cluster.standbys=0",
+        "synchronous_standby_names=",
+    ]);
     assert!(c.nodes[0].crash_image_count(u32::MAX) > 2, "sampled, not enumerated");
     let power = Event::Crash { node: 0, kind: CrashKind::PowerLoss };
     let mut single = with_unsynced(&["operator=[]", "cluster.standbys=0", "synchronous_standby_names="]);
@@ -100,8 +105,11 @@ fn with_unsynced_control(sets: &[&str]) -> Cluster {
     let mut i = 0u64;
     while c.nodes[0].control_unsynced.is_none_or(|d| d.checkpoint == c.nodes[0].control.checkpoint) {
         c.enabled(&mut evs);
-        let ckpt = evs.iter().copied().find(|e| matches!(e, Event::Checkpointer { .. } | Event::RequestCheckpoint { .. }));
-        let ev = if i % 3 == 0 { ckpt.unwrap_or(evs[0]) } else { evs[(i as usize * 7) % evs.len()] };
+        let ckpt = evs
+            .iter()
+            .copied()
+            .find(|e| matches!(e, Event::Checkpointer { .. } | Event::RequestCheckpoint { .. }));
+        let ev = if i.is_multiple_of(3) { ckpt.unwrap_or(evs[0]) } else { evs[(i as usize * 7) % evs.len()] };
         c.apply(ev, i.wrapping_mul(0x9E37_79B9)).unwrap();
         i += 1;
         assert!(i < 20_000, "no checkpoint wrote pg_control");
@@ -111,7 +119,8 @@ fn with_unsynced_control(sets: &[&str]) -> Cluster {
 
 #[test]
 fn an_unsynced_pg_control_update_is_lost_or_kept_by_a_power_loss() {
-    let sets = ["rules.fsync_control_file=false", "operator=[]", "cluster.standbys=0", "synchronous_standby_names="];
+    let sets =
+        ["rules.fsync_control_file=false", "operator=[]", "cluster.standbys=0", "synchronous_standby_names="];
     let c = with_unsynced_control(&sets);
     let (os, disk) = (c.nodes[0].control, c.nodes[0].control_unsynced.unwrap());
     assert_ne!(os.checkpoint, disk.checkpoint);
@@ -132,7 +141,12 @@ fn an_unsynced_pg_control_update_is_lost_or_kept_by_a_power_loss() {
         .collect();
     assert_eq!(kept, BTreeSet::from([false, true]));
     // With the rule on, pg_control is never left unsynced.
-    let on = settings(&["operator=[]", "cluster.standbys=0", "synchronous_standby_names=", "faults.power_loss=0.02"]);
+    let on = settings(&[
+        "operator=[]",
+        "cluster.standbys=0",
+        "synchronous_standby_names=",
+        "faults.power_loss=0.02",
+    ]);
     let mut c = Cluster::new(on, false);
     let mut evs = Vec::new();
     for i in 0..3_000u64 {
@@ -171,7 +185,11 @@ fn crash_images_find_hint_bits_set_before_the_commit_flush() {
         let mut sets = base.to_vec();
         sets.push(extra);
         let s = settings(&sets);
-        (1..=60).filter(|&seed| run(&s, seed).violation.is_some_and(|v| v.invariant.name() == "recovery_is_exact")).count()
+        (1..=60)
+            .filter(|&seed| {
+                run(&s, seed).violation.is_some_and(|v| v.invariant.name() == "recovery_is_exact")
+            })
+            .count()
     };
     let (single, images) = (count("faults.crash_images=0"), count("faults.crash_images=64"));
     assert!(images >= 5 * single.max(1), "single image {single}, crash images {images}");

@@ -91,7 +91,8 @@ fn windows_in_parallel_print_what_one_thread_prints() {
     let one = with_jobs("1", true);
     assert_eq!(one, with_jobs("2", true));
     let v: serde_json::Value = serde_json::from_str(&one).unwrap();
-    let seeds: Vec<u64> = v["windows"].as_array().unwrap().iter().map(|w| w["seed"].as_u64().unwrap()).collect();
+    let seeds: Vec<u64> =
+        v["windows"].as_array().unwrap().iter().map(|w| w["seed"].as_u64().unwrap()).collect();
     assert_eq!(seeds, [1, 2, 3, 4]);
     assert_eq!(with_jobs("1", false), with_jobs("2", false));
     let (code, _, err) = cli(&[&base[..], &["--jobs", "0"]].concat());

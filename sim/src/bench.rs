@@ -31,6 +31,11 @@ use walsim_model::settings::SchedulerPolicy;
 
 pub const STRATEGIES: &[&str] = &["random", "swarm", "pct", "window", "images", "window-power"];
 
+/// Distinct states per window in the benchmark (a window in a scenario
+/// with many processes can otherwise take minutes; a cut window still
+/// counts its sequences).
+pub const BENCH_MAX_STATES: u64 = 100_000;
+
 /// Crash images per power loss for the `window-power` strategy.
 pub const WINDOW_IMAGES: u32 = 16;
 
@@ -160,9 +165,9 @@ fn with(home: Option<&Home>, sets: &[String], extra: &[String]) -> Result<Settin
         .chain(extra.iter().cloned())
         .collect();
     match home.and_then(|h| h.scenario) {
-        Some(sc) => crate::scenario::load(sc, toml::Table::new(), &all)
-            .map(|s| s.settings)
-            .map_err(|e| e.to_string()),
+        Some(sc) => {
+            crate::scenario::load(sc, toml::Table::new(), &all).map(|s| s.settings).map_err(|e| e.to_string())
+        }
         None => config::load(None, &all).map_err(|e| e.to_string()),
     }
 }
@@ -231,7 +236,7 @@ pub fn measure(
                     depth,
                     trigger,
                     seeds: vec![seed],
-                    max_states: crate::window::DEFAULT_MAX_STATES,
+                    max_states: BENCH_MAX_STATES,
                     stop_at_violation: true,
                     max_sequences: budget - cell.spent,
                 };

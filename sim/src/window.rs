@@ -66,10 +66,9 @@ impl std::str::FromStr for Trigger {
             "crash" => Ok(Trigger::Crash),
             "failback" => Ok(Trigger::Failback),
             "power-loss" => Ok(Trigger::PowerLoss),
-            _ => s
-                .parse::<u64>()
-                .map(Trigger::Step)
-                .map_err(|_| format!("--around {s}: expected promote, crash, failback, power-loss or an event index")),
+            _ => s.parse::<u64>().map(Trigger::Step).map_err(|_| {
+                format!("--around {s}: expected promote, crash, failback, power-loss or an event index")
+            }),
         }
     }
 }
