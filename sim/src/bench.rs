@@ -269,12 +269,16 @@ pub fn bench(
     budget: u64,
     depth: u32,
     homes: bool,
+    strategies: &[String],
     on_cell: &dyn Fn(&Cell),
 ) -> Result<Vec<Cell>, String> {
+    if let Some(bad) = strategies.iter().find(|s| !STRATEGIES.contains(&s.as_str())) {
+        return Err(format!("bench-search: unknown strategy {bad} (known: {})", STRATEGIES.join(", ")));
+    }
     let mut out = Vec::new();
     for rule in rules {
         let home = if homes { home_of(rule) } else { None };
-        for st in STRATEGIES {
+        for st in STRATEGIES.iter().filter(|s| strategies.is_empty() || strategies.iter().any(|x| x == *s)) {
             let c = measure(sets, home, rule, st, budget, depth)?;
             on_cell(&c);
             out.push(c);
@@ -306,7 +310,7 @@ pub fn markdown(cells: &[Cell], budget: u64, depth: u32) -> String {
             rules.push(&c.rule);
         }
     }
-    for r in rules {
+    for r in rules.iter().copied() {
         let row: Vec<String> = STRATEGIES
             .iter()
             .map(|st| cells.iter().find(|c| c.rule == r && c.strategy == *st).map_or("".into(), cell_text))
@@ -319,7 +323,7 @@ pub fn markdown(cells: &[Cell], budget: u64, depth: u32) -> String {
         .iter()
         .map(|st| cells.iter().filter(|c| c.strategy == *st && c.runs.is_some()).count())
         .collect();
-    let n = cells.iter().filter(|c| c.strategy == STRATEGIES[0]).count();
+    let n = rules.len();
     let summary: Vec<String> = STRATEGIES.iter().zip(&found).map(|(st, f)| format!("{st} {f}/{n}")).collect();
     s.push_str(&format!("\nFound: {}.\n", summary.join(", ")));
     let mut homes: Vec<(&str, &str)> = Vec::new();

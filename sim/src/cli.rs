@@ -83,6 +83,9 @@ struct BenchArgs {
     /// or scenario its own test catches it in) instead of the defaults.
     #[arg(long)]
     homes: bool,
+    /// Only these strategies (comma-separated); default: all of them.
+    #[arg(long, value_delimiter = ',')]
+    strategies: Vec<String>,
     /// Print JSON instead of the Markdown table.
     #[arg(long)]
     json: bool,
@@ -574,7 +577,7 @@ fn cmd_bench(a: BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i
     }
     // One line per cell on stderr as it finishes (the table can take a minute).
     let err = std::cell::RefCell::new(err);
-    let cells = bench::bench(&a.set, &rules, a.budget, a.window, a.homes, &|c| {
+    let cells = bench::bench(&a.set, &rules, a.budget, a.window, a.homes, &a.strategies, &|c| {
         let found = c.runs.map_or_else(|| format!("not found in {}", c.spent), |n| format!("{n} runs"));
         let _ = writeln!(err.borrow_mut(), "walsim bench-search: {} / {}: {found}", c.rule, c.strategy);
     })?;
