@@ -97,7 +97,7 @@ pub const HOMES: &[Home] = &[
         rule: "wal_reader_checks_framing",
         scenario: Some("history-file-before-start"),
         sets: &[],
-        test: "tests/replication.rs (history-file-before-start)",
+        test: "tests/replication.rs wal_framing_checks_keep_another_history_from_being_replayed",
     },
     Home {
         rule: "keep_wal_for_standbys",
