@@ -97,3 +97,27 @@ fn rules_on_pass_the_same_settings() {
         }
     }
 }
+
+/// `rules.fsync_control_file=false`: a checkpoint's pg_control update stays
+/// in the OS cache while the checkpoint removes the WAL segments before its
+/// REDO (durable_unlink). A power loss takes pg_control back to a REDO whose
+/// segment is gone: `wal_segments_kept`. With the rule on, never.
+#[test]
+fn fsync_control_file_off_is_caught() {
+    let small = [
+        "wal_segment_size=\"16kB\"",
+        "max_wal_size=\"32kB\"",
+        "min_wal_size=\"32kB\"",
+        "scheduler.steps=8000",
+        "scheduler.weights.checkpoint_request=4",
+        "faults.power_loss=0.005",
+    ];
+    let mut off = small.to_vec();
+    off.push("rules.fsync_control_file=false");
+    assert_caught(&off, Invariant::WalSegmentsKept, 10);
+    let on = single_node(&small);
+    for seed in 1..=10 {
+        let r = run(&on, seed);
+        assert!(r.violation.is_none(), "seed {seed}: {}", r.detail);
+    }
+}

@@ -60,3 +60,41 @@ fn window_bad_input_is_exit_2() {
         assert_eq!(code, 2, "{args:?}: {err}");
     }
 }
+
+/// Prefix seeds run in parallel; the report (and the files saved) come in
+/// prefix-seed order, so `--jobs 1` and `--jobs 2` print the same bytes.
+#[test]
+fn windows_in_parallel_print_what_one_thread_prints() {
+    let base = [
+        "explore",
+        "--window",
+        "3",
+        "--around",
+        "crash",
+        "--prefix-seeds",
+        "1..=4",
+        "--set",
+        "rules.sync_data_directory_after_crash=false",
+        "--set",
+        "scheduler.steps=200",
+    ];
+    let with_jobs = |jobs: &str, json: bool| {
+        let mut a = base.to_vec();
+        a.extend(["--jobs", jobs]);
+        if json {
+            a.push("--json");
+        }
+        let (code, out, err) = cli(&a);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let one = with_jobs("1", true);
+    assert_eq!(one, with_jobs("2", true));
+    let v: serde_json::Value = serde_json::from_str(&one).unwrap();
+    let seeds: Vec<u64> =
+        v["windows"].as_array().unwrap().iter().map(|w| w["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds, [1, 2, 3, 4]);
+    assert_eq!(with_jobs("1", false), with_jobs("2", false));
+    let (code, _, err) = cli(&[&base[..], &["--jobs", "0"]].concat());
+    assert_eq!(code, 2, "{err}");
+}

@@ -286,6 +286,10 @@ impl Cluster {
         self.now += 1;
         let i = ev.node() as usize;
         let mut violation = None;
+        // rules.fsync_control_file off: pg_control before the step, to tell
+        // which nodes wrote it without fsync.
+        let controls = (!self.settings.rules.fsync_control_file && !matches!(ev, Event::Crash { .. }))
+            .then(|| self.nodes.iter().map(|n| n.control).collect::<Vec<_>>());
         match ev {
             Event::Backend { backend, .. } => {
                 let b = backend as usize;
@@ -343,6 +347,12 @@ impl Cluster {
             Event::Archiver { node } => self.archiver_step(node),
             Event::RestoreWal { node } => self.restore_wal(node),
             Event::ArchiveFailure { node } => self.archive_failure(node),
+        }
+        if let Some(before) = controls {
+            let synced = matches!(ev, Event::Operator { .. });
+            for (n, b) in self.nodes.iter_mut().zip(before) {
+                n.note_control_write(b, synced);
+            }
         }
         if let Some(v) = violation {
             self.fx.violations.push(v);

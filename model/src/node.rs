@@ -169,6 +169,10 @@ pub struct Node {
     pub data: BlockFile<Page>,
     pub clog: Clog,
     pub control: ControlFileData,
+    /// The durable pg_control while the OS cache holds a newer write that
+    /// was not fsynced (only with `rules.fsync_control_file` off); `None`:
+    /// what `control` holds is on disk.
+    pub control_unsynced: Option<ControlFileData>,
     /// Timeline history files in `pg_wal`.
     pub history: History,
     /// `pg_wal/archive_status` and the archiver (xlogarchive.rs).
@@ -281,6 +285,7 @@ impl Node {
             data: BlockFile::new(settings.cluster.rel_pages),
             clog: Clog::new(settings.cluster.clog_xids_per_page),
             control,
+            control_unsynced: None,
             history: History::default(),
             archive_status: Default::default(),
             standby_signal: false,
@@ -798,6 +803,7 @@ impl Node {
                 self.data.fsync();
                 self.clog.file.fsync();
                 self.wal.mark_written_durable();
+                self.control_unsynced = None;
                 slog!(
                     ctx.log,
                     self.id,
@@ -848,15 +854,33 @@ impl Node {
     }
 
     /// The WAL ends a power loss may keep, the unsynced data and CLOG pages,
-    /// and the number of distinct images (`u64::MAX`: 2^60 or more).
+    /// and the number of distinct images (`u64::MAX`: 2^60 or more). An
+    /// unsynced pg_control write (`rules.fsync_control_file` off) is one
+    /// more page that reached the disk or not.
     fn crash_image_space(&self) -> (Vec<Lsn>, u32, u32, u64) {
         let (flush, write) = (self.wal.flush_lsn(), self.wal.write_lsn());
         let mut wal_ends = vec![flush];
         wal_ends.extend(self.wal.records().iter().map(|r| r.end).filter(|&e| e > flush && e <= write));
         let (kd, kc) = (self.data.unsynced().len() as u32, self.clog.file.unsynced().len() as u32);
-        let bits = kd + kc;
+        let bits = kd + kc + u32::from(self.control_unsynced.is_some());
         let total = if bits >= 60 { u64::MAX } else { (wal_ends.len() as u64).saturating_mul(1 << bits) };
         (wal_ends, kd, kc, total)
+    }
+
+    /// After a step, with `rules.fsync_control_file` off: pg_control changed
+    /// since `before` by a write without fsync, so its durable image stays
+    /// where it was (the oldest lost update's predecessor); `synced`: the
+    /// writer synced it after all (pg_rewind and base backups sync what
+    /// they copy).
+    pub fn note_control_write(&mut self, before: ControlFileData, synced: bool) {
+        if self.control == before {
+            return;
+        }
+        if synced || self.control_unsynced == Some(self.control) {
+            self.control_unsynced = None;
+        } else if self.control_unsynced.is_none() {
+            self.control_unsynced = Some(before);
+        }
     }
 
     /// How many distinct crash images a power loss now chooses among, with
@@ -878,9 +902,11 @@ impl Node {
             let i = arg % total;
             (i, i)
         } else {
-            // Sampled: N images, each a hash of its number.
+            // Sampled: N images, each a hash of its number, but image 0 is
+            // always "nothing reached the disk" (the single image's), so
+            // the images include the default's.
             let i = arg % bound;
-            (i, mix(i ^ 0x696d_6167_6573))
+            (i, if i == 0 { 0 } else { mix(i ^ 0x696d_6167_6573) })
         };
         let w = (x % wal_ends.len() as u64) as usize;
         x /= wal_ends.len() as u64;
@@ -899,18 +925,27 @@ impl Node {
         };
         let data_bits: Vec<bool> = (0..kd).map(|_| next_bit()).collect();
         let clog_bits: Vec<bool> = (0..kc).map(|_| next_bit()).collect();
+        let control = self.control_unsynced.is_some().then(&mut next_bit);
         self.data.sync_some(|i| data_bits[i]);
         self.clog.file.sync_some(|i| clog_bits[i]);
         self.wal.flush_upto(wal_ends[w]);
+        if control == Some(true) {
+            self.control_unsynced = None;
+        }
         slog!(
             ctx.log,
             self.id,
             Process::Postmaster,
             Log,
-            "crash image {image} of {}: {} of {kd} unsynced data pages and {} of {kc} CLOG pages reached the disk, WAL to {}",
+            "crash image {image} of {}: {} of {kd} unsynced data pages and {} of {kc} CLOG pages reached the disk{}, WAL to {}",
             if total == u64::MAX { "2^60+".to_string() } else { total.min(bound).to_string() },
             data_bits.iter().filter(|&&b| b).count(),
             clog_bits.iter().filter(|&&b| b).count(),
+            match control {
+                Some(true) => ", pg_control's unsynced update too",
+                Some(false) => ", pg_control's unsynced update did not",
+                None => "",
+            },
             wal_ends[w]
         );
     }
@@ -943,6 +978,36 @@ impl Node {
                 self.wal.lose_unflushed();
                 self.data.lose_unsynced();
                 self.clog.file.lose_unsynced();
+                if let Some(durable) = self.control_unsynced.take() {
+                    slog!(
+                        ctx.log,
+                        self.id,
+                        Process::Postmaster,
+                        Log,
+                        "power loss: pg_control's unsynced update is lost (on disk: latest checkpoint {}, {}; lost: latest checkpoint {}, {})",
+                        durable.checkpoint,
+                        durable.state.name(),
+                        self.control.checkpoint,
+                        self.control.state.name()
+                    );
+                    self.control = durable;
+                    // The REDO pg_control on disk names must still be in
+                    // pg_wal: a checkpoint that removed its segment trusted
+                    // a pg_control update that never reached the disk.
+                    if self.wal.segment_removed(self.control.redo) {
+                        let g = *self.wal.geometry();
+                        ctx.fx.violations.push(crate::invariants::Violation {
+                            invariant: crate::invariants::Invariant::WalSegmentsKept,
+                            node: Some(self.id),
+                            detail: format!(
+                                "{}: after a power loss pg_control on disk names REDO {}, but its segment {} was removed by a checkpoint whose pg_control update never reached the disk: crash recovery will not find its checkpoint",
+                                self.name,
+                                self.control.redo,
+                                g.wal_file_name(self.control.tli, self.control.redo)
+                            ),
+                        });
+                    }
+                }
                 self.power_losses += 1;
                 ctx.fx.power_loss.push(self.id);
             }

@@ -512,6 +512,10 @@ pub struct Rules {
     /// when it starts again; off: minRecoveryPoint stays where the last
     /// buffer write left it.
     pub skipped_restartpoint_updates_min_recovery_point: bool,
+    /// pg_control is fsynced as it is written (update_controlfile's
+    /// pg_fsync under UpdateControlFile); off: the write stays in the OS
+    /// cache until something else syncs it, so a power loss can lose it.
+    pub fsync_control_file: bool,
 }
 
 impl Default for Rules {
@@ -539,6 +543,7 @@ impl Default for Rules {
             keep_wal_for_standbys: true,
             remove_checks_archive_done: true,
             skipped_restartpoint_updates_min_recovery_point: true,
+            fsync_control_file: true,
         }
     }
 }

@@ -79,6 +79,13 @@ struct BenchArgs {
     /// Only these rules (comma-separated); default: every rule switch.
     #[arg(long, value_delimiter = ',')]
     rules: Vec<String>,
+    /// Run each rule that has one in its home configuration (the settings
+    /// or scenario its own test catches it in) instead of the defaults.
+    #[arg(long)]
+    homes: bool,
+    /// Only these strategies (comma-separated); default: all of them.
+    #[arg(long, value_delimiter = ',')]
+    strategies: Vec<String>,
     /// Print JSON instead of the Markdown table.
     #[arg(long)]
     json: bool,
@@ -465,7 +472,7 @@ struct ExploreArgs {
     #[arg(long, value_name = "N", requires = "around")]
     window: Option<u32>,
     /// Where the window goes: promote, crash, failback, or an event index.
-    #[arg(long, value_name = "promote|crash|failback|STEP", requires = "window")]
+    #[arg(long, value_name = "promote|crash|failback|power-loss|STEP", requires = "window")]
     around: Option<crate::window::Trigger>,
     /// Seeds of the random prefixes, one window each (default 1..=1).
     #[arg(long, value_name = "A..B", requires = "window")]
@@ -570,7 +577,7 @@ fn cmd_bench(a: BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i
     }
     // One line per cell on stderr as it finishes (the table can take a minute).
     let err = std::cell::RefCell::new(err);
-    let cells = bench::bench(&a.set, &rules, a.budget, a.window, &|c| {
+    let cells = bench::bench(&a.set, &rules, a.budget, a.window, a.homes, &a.strategies, &|c| {
         let found = c.runs.map_or_else(|| format!("not found in {}", c.spent), |n| format!("{n} runs"));
         let _ = writeln!(err.borrow_mut(), "walsim bench-search: {} / {}: {found}", c.rule, c.strategy);
     })?;
@@ -621,7 +628,12 @@ fn cmd_window(a: ExploreArgs, out: &mut dyn Write) -> Result<i32, BadInput> {
             b.inc(1);
         }
     };
-    let results = window::windows(&spec, a.save_failures.as_deref(), explore::stop_on_ctrl_c(), &on_state)?;
+    let jobs = a.jobs.unwrap_or_else(explore::default_jobs);
+    if jobs == 0 || jobs > crate::args::MAX_JOBS {
+        return Err(BadInput(format!("--jobs {jobs}: must be between 1 and {}", crate::args::MAX_JOBS)));
+    }
+    let results =
+        window::windows(&spec, a.save_failures.as_deref(), explore::stop_on_ctrl_c(), &on_state, jobs)?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

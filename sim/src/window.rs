@@ -52,6 +52,8 @@ pub enum Trigger {
     Crash,
     /// The operator's `failback` step starts.
     Failback,
+    /// A node loses power: a fault or the operator's `power_loss`.
+    PowerLoss,
     /// Event index N: the window starts there.
     Step(u64),
 }
@@ -63,10 +65,10 @@ impl std::str::FromStr for Trigger {
             "promote" => Ok(Trigger::Promote),
             "crash" => Ok(Trigger::Crash),
             "failback" => Ok(Trigger::Failback),
-            _ => s
-                .parse::<u64>()
-                .map(Trigger::Step)
-                .map_err(|_| format!("--around {s}: expected promote, crash, failback or an event index")),
+            "power-loss" => Ok(Trigger::PowerLoss),
+            _ => s.parse::<u64>().map(Trigger::Step).map_err(|_| {
+                format!("--around {s}: expected promote, crash, failback, power-loss or an event index")
+            }),
         }
     }
 }
@@ -77,6 +79,7 @@ impl Trigger {
             Trigger::Promote => "promote".into(),
             Trigger::Crash => "crash".into(),
             Trigger::Failback => "failback".into(),
+            Trigger::PowerLoss => "power-loss".into(),
             Trigger::Step(n) => n.to_string(),
         }
     }
@@ -90,6 +93,8 @@ impl Trigger {
             }
             (Trigger::Promote, Event::Operator { step, .. }) => action(*step) == Some(Action::Promote),
             (Trigger::Failback, Event::Operator { step, .. }) => action(*step) == Some(Action::Failback),
+            (Trigger::PowerLoss, Event::Crash { kind, .. }) => *kind == walsim_model::CrashKind::PowerLoss,
+            (Trigger::PowerLoss, Event::Operator { step, .. }) => action(*step) == Some(Action::PowerLoss),
             _ => false,
         }
     }
@@ -323,7 +328,7 @@ fn class_of(r: &RunResult) -> String {
 }
 
 /// Enumerates one window.
-pub fn window(spec: &WindowSpec, seed: u64, stop: &AtomicBool, on_state: &dyn Fn()) -> WindowResult {
+pub fn window(spec: &WindowSpec, seed: u64, stop: &AtomicBool, on_state: &(dyn Fn() + Sync)) -> WindowResult {
     let mut res = WindowResult { seed, ..WindowResult::default() };
     let Some((start, prefix_draws)) = prefix(spec, seed, &mut res) else { return res };
     let mut w = WeightedRandom::new(spec.settings.scheduler.weights.clone());
@@ -419,20 +424,36 @@ pub fn window(spec: &WindowSpec, seed: u64, stop: &AtomicBool, on_state: &dyn Fn
 }
 
 /// Every window of the spec, with the violating paths saved to `save_dir`.
+/// The prefix seeds run in parallel on `jobs` threads; the results (and
+/// the files saved) come in prefix-seed order, so the output is the same
+/// for any `jobs`. After a stop request, the windows from the first
+/// interrupted one on are left out of the results, as a sequential run
+/// would leave them.
 pub fn windows(
     spec: &WindowSpec,
     save_dir: Option<&Path>,
     stop: &AtomicBool,
-    on_state: &dyn Fn(),
+    on_state: &(dyn Fn() + Sync),
+    jobs: usize,
 ) -> Result<Vec<(WindowResult, Vec<String>)>, String> {
+    use rayon::prelude::*;
     if spec.settings.scheduler.policy != SchedulerPolicy::Random {
         return Err(
             "--window enumerates the weighted random policy's choices: use scheduler.policy=random".into()
         );
     }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| format!("cannot start {jobs} worker threads: {e}"))?;
+    let mut results: Vec<WindowResult> =
+        pool.install(|| spec.seeds.par_iter().map(|&seed| window(spec, seed, stop, on_state)).collect());
+    if let Some(i) = results.iter().position(|r| r.interrupted) {
+        results.truncate(i + 1);
+    }
     let mut out = Vec::new();
-    for &seed in &spec.seeds {
-        let r = window(spec, seed, stop, on_state);
+    for r in results {
+        let seed = r.seed;
         let mut files = Vec::new();
         if let Some(dir) = save_dir {
             for (i, (class, draws, result)) in r.violating.iter().enumerate() {
@@ -449,11 +470,7 @@ pub fn windows(
                 files.push(path.display().to_string());
             }
         }
-        let interrupted = r.interrupted;
         out.push((r, files));
-        if interrupted {
-            break;
-        }
     }
     Ok(out)
 }
