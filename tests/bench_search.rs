@@ -39,10 +39,20 @@ fn bench_search_reports_every_strategy_for_the_rules_asked() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown strategy sideways"), "{err}");
     // --strategies keeps the columns and fills only those asked for.
-    let (code, out, err) =
-        cli(&["bench-search", "--budget", "5", "--rules", "wal_before_data", "--strategies", "random,images"]);
+    let (code, out, err) = cli(&[
+        "bench-search",
+        "--budget",
+        "5",
+        "--rules",
+        "wal_before_data",
+        "--strategies",
+        "random,images",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("Found: random 1/1, swarm 0/1, pct 0/1, window 0/1, images 1/1, window-power 0/1."), "{out}");
+    assert!(
+        out.contains("Found: random 1/1, swarm 0/1, pct 0/1, window 0/1, images 1/1, window-power 0/1."),
+        "{out}"
+    );
 }
 
 /// The check: within the same budget, the crash-image mode finds a

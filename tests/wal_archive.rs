@@ -147,7 +147,8 @@ fn pg_rewind_restores_the_targets_removed_wal_with_restore_target_wal() {
     std::fs::write(&path, text.replace("restore_target_wal = true\n", "")).unwrap();
     let v = scenario(path.to_str().unwrap(), &[], 1);
     let fb = &v["failbacks"][0];
-    assert_eq!(fb["result"], "failed", "{fb}");
+    assert_eq!(fb["result"], "refused", "{fb}");
+    assert_eq!(v["outcome"], "refused");
     let msgs: Vec<&str> = fb["messages"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     assert!(
         msgs.contains(
@@ -155,11 +156,11 @@ fn pg_rewind_restores_the_targets_removed_wal_with_restore_target_wal() {
         ),
         "{msgs:?}"
     );
-    assert!(msgs.iter().any(|m| m.starts_with("pg_rewind: fatal: could not find previous WAL record at 0/")));
+    assert!(msgs.iter().any(|m| m.starts_with("pg_rewind: error: could not find previous WAL record at 0/")));
     // --restore-target-wal needs restore_command in the target cluster.
     let v = scenario(name, &["restore_command=false"], 1);
     let msgs = v["failbacks"][0]["messages"].to_string();
-    assert!(msgs.contains("pg_rewind: fatal: restore_command is not set in the target cluster"), "{msgs}");
+    assert!(msgs.contains("pg_rewind: error: restore_command is not set in the target cluster"), "{msgs}");
 }
 
 #[test]

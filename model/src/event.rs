@@ -110,11 +110,11 @@ pub enum EventKind {
     Archiver,
 }
 
-// A kind added to `EventKind` must be added to `EventKind::ALL` too (the
+// A kind added to `EventKind` (at its end) must be added to `EventKind::ALL` too (the
 // scheduler's weight table is indexed by `kind as usize`): this fails to
 // compile until `COUNT` and `ALL` follow.
 const _: () = {
-    assert!(EventKind::Fault as usize + 1 == EventKind::COUNT);
+    assert!(EventKind::Archiver as usize + 1 == EventKind::COUNT);
     let mut i = 0;
     while i < EventKind::COUNT {
         assert!(EventKind::ALL[i] as usize == i);
@@ -124,7 +124,7 @@ const _: () = {
 
 impl EventKind {
     /// Number of kinds (`kind as usize` is below it).
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     /// Every kind, in declaration order.
     pub const ALL: [EventKind; EventKind::COUNT] = [
         EventKind::Backend,
@@ -141,6 +141,7 @@ impl EventKind {
         EventKind::Operator,
         EventKind::Heal,
         EventKind::Fault,
+        EventKind::Archiver,
     ];
 }
 

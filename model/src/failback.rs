@@ -154,7 +154,7 @@ impl Cluster {
         let mut restored: Vec<crate::wal::Record> = Vec::new();
         if last.is_none() && target.wal.kept_from().is_valid() && restore {
             if !self.settings().restore_command {
-                let msg = "pg_rewind: fatal: restore_command is not set in the target cluster";
+                let msg = "pg_rewind: error: restore_command is not set in the target cluster";
                 return self.attempt_fails(id, msg.into());
             }
             match self.rewind_restore(id, diverge) {
@@ -167,10 +167,9 @@ impl Cluster {
                     );
                     let target = &self.nodes[t];
                     let searchptr = target.wal.records().first().map_or(diverge, |r| r.prev.min(diverge));
-                    return self.attempt_fails(
-                        id,
-                        format!("pg_rewind: fatal: could not find previous WAL record at {searchptr}"),
-                    );
+                    let msg = format!("pg_rewind: error: could not find previous WAL record at {searchptr}");
+                    self.fx.refusals.push((id, RefusalKind::RewindWalMissing, msg.clone()));
+                    return self.attempt_fails(id, msg);
                 }
             }
         }

@@ -996,8 +996,8 @@ impl Node {
                     // a pg_control update that never reached the disk.
                     if self.wal.segment_removed(self.control.redo) {
                         let g = *self.wal.geometry();
-                        ctx.fx.violations.push(crate::invariants::Violation {
-                            invariant: crate::invariants::Invariant::WalSegmentsKept,
+                        ctx.fx.violations.push(crate::violation::Violation {
+                            invariant: crate::violation::Invariant::WalSegmentsKept,
                             node: Some(self.id),
                             detail: format!(
                                 "{}: after a power loss pg_control on disk names REDO {}, but its segment {} was removed by a checkpoint whose pg_control update never reached the disk: crash recovery will not find its checkpoint",
