@@ -10,7 +10,9 @@
 
 pub mod archive;
 pub mod backend;
+pub mod bgwriter;
 pub mod buffer;
+pub mod bufmgr;
 pub mod checkpointer;
 pub mod client;
 pub mod clog;
@@ -35,9 +37,11 @@ pub mod storage;
 pub mod syncrep;
 pub mod timeline;
 pub mod violation;
+pub mod visibility;
 pub mod wal;
 pub mod walreceiver;
 pub mod walsender;
+pub mod walwriter;
 pub mod xlogarchive;
 
 #[cfg(test)]

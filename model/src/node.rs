@@ -1,22 +1,23 @@
-//! One PostgreSQL server: its files, its shared memory and its processes
-//! (postmaster.c, and the buffer-write path of bufmgr.c / xlog.c).
+//! One PostgreSQL server: its files, its shared memory and its postmaster
+//! (postmaster.c).
 //!
-//! Process logic lives in the module named after the process (`backend`,
-//! `checkpointer`, `recovery`, `walsender`, `walreceiver`); each adds an
-//! `impl Node` block. This file holds what they share: starting, stopping
-//! and crashing the server, WAL insert/flush, and reading and writing
-//! buffers under the WAL-before-data rule and `synchronous_transfer`.
+//! Each PostgreSQL part lives in the module named after it, and adds an
+//! `impl Node` block: the processes (`backend`, `checkpointer`, `recovery`,
+//! `walsender`, `walreceiver`, `walwriter`, `bgwriter`, `pgarch`), the
+//! buffer read/write path (`bufmgr`) and tuple visibility with hint bits
+//! (`visibility`). This file holds what they share: the node's state,
+//! starting, stopping and crashing the server (and the crash images a power
+//! loss chooses among), WAL insert/flush, transaction IDs, and the
+//! synchronous-replication state the walsenders and backends share
+//! (`WalSndCtl`, SyncRepReleaseWaiters, `synchronous_transfer`).
 
 use crate::backend::Backend;
 use crate::buffer::BufferPool;
 use crate::checkpointer::Checkpointer;
-use crate::clog::{Clog, XidStatus};
+use crate::clog::Clog;
 use crate::control::{ControlFileData, DbState};
-use crate::event::{CrashKind, Effects, Wait};
-use crate::heap::{
-    BlockNumber, HEAP_XMAX_COMMITTED, HEAP_XMAX_INVALID, HEAP_XMIN_COMMITTED, HEAP_XMIN_INVALID, Page, Row,
-    Xid,
-};
+use crate::event::{CrashKind, Effects};
+use crate::heap::{Page, Xid};
 use crate::ids::Tli;
 use crate::log::{Log, Process};
 use crate::lsn::{Lsn, WalGeometry};
@@ -568,194 +569,8 @@ impl Node {
     }
 
     // ---------------------------------------------------------------
-    // Buffers
+    // Transaction IDs (varsup.c, procarray.c)
     // ---------------------------------------------------------------
-
-    /// `FlushBuffer`: WAL up to the page LSN first (the WAL-before-data
-    /// rule), then, under `synchronous_transfer`, the standby's flush, then
-    /// the write to the OS cache. `Err` names what the caller waits for.
-    pub fn flush_buffer(&mut self, f: usize, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
-        let frame = self.buffers.frame(f);
-        let (blk, lsn) = (frame.tag.expect("flushing an empty buffer"), frame.page.lsn);
-        self.wal_before_write(lsn, FileKind::Data, proc, ctx)?;
-        let d = self.buffers.frame_mut(f);
-        d.dirty = false;
-        self.data.write_from(blk, &self.buffers.frame(f).page);
-        slog!(ctx.log, self.id, proc, Debug, "wrote block {} of relation test (page LSN {})", blk, lsn);
-        Ok(())
-    }
-
-    /// `ReadBuffer`: makes `blk` resident, writing out a dirty victim first
-    /// if the clock sweep picks one. Returns the frame.
-    pub fn read_buffer(&mut self, blk: BlockNumber, proc: Process, ctx: &mut Ctx<'_>) -> Result<usize, Wait> {
-        if let Some(f) = self.buffers.lookup(blk) {
-            self.buffers.touch(f);
-            return Ok(f);
-        }
-        let victim = self.buffers.peek_victim();
-        if self.buffers.frame(victim).dirty {
-            self.flush_buffer(victim, proc, ctx)?;
-        }
-        // Flushing does not move the sweep (it only cleans the frame).
-        let f = self.buffers.take_peeked_victim(victim);
-        self.buffers.install_copy(f, blk, self.data.read(blk));
-        Ok(f)
-    }
-
-    /// Writes one CLOG page under the same rules as a data page.
-    pub fn write_clog_page(&mut self, p: u32, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
-        let lsn = self.clog.page(p).lsn;
-        self.wal_before_write(lsn, FileKind::Clog, proc, ctx)?;
-        self.clog.write_page(p);
-        Ok(())
-    }
-
-    /// What must precede writing a page with LSN `lsn` out to a file of
-    /// kind `what` (FlushBuffer, SlruPhysicalWritePage): with
-    /// `synchronous_transfer` covering it, a synchronous standby must have
-    /// flushed that far (else the writer waits); then, WAL-before-data,
-    /// XLogFlush up to the page's LSN.
-    fn wal_before_write(
-        &mut self,
-        lsn: Lsn,
-        what: FileKind,
-        proc: Process,
-        ctx: &mut Ctx<'_>,
-    ) -> Result<(), Wait> {
-        if let Some(w) = self.transfer_wait(ctx.env, lsn, what) {
-            return Err(Wait::Standby { lsn: w, what });
-        }
-        if ctx.env.settings.rules.wal_before_data {
-            self.xlog_flush(lsn, ctx.log, proc);
-        }
-        Ok(())
-    }
-
-    // ---------------------------------------------------------------
-    // Transaction status and visibility
-    // ---------------------------------------------------------------
-
-    /// Committed and no longer running (what a reader may treat as
-    /// committed: TransactionIdIsInProgress first, then the CLOG).
-    pub fn xid_committed(&self, xid: Xid) -> bool {
-        !self.running.contains(&xid) && self.clog.get(xid) == XidStatus::Committed
-    }
-
-    /// Ended without committing, or crashed while in progress.
-    pub fn xid_aborted(&self, xid: Xid) -> bool {
-        !self.running.contains(&xid) && self.clog.get(xid) != XidStatus::Committed
-    }
-
-    /// `SetHintBits` for every tuple of the page in frame `f`: a reader
-    /// caches commit status in the tuple. Not WAL-logged, except that with
-    /// `wal_log_hints` the first hint change after a checkpoint logs a
-    /// full-page image (MarkBufferDirtyHint, XLogSaveBufferForHint).
-    pub fn set_hint_bits(&mut self, f: usize, proc: Process, ctx: &mut Ctx<'_>) {
-        let mut changed = false;
-        let tuples = self.buffers.frame(f).page.tuples.len();
-        for t in 0..tuples {
-            let tup = self.buffers.frame(f).page.tuples[t];
-            let mut mask = tup.infomask;
-            if mask & (HEAP_XMIN_COMMITTED | HEAP_XMIN_INVALID) == 0 {
-                if self.hint_committed(tup.xmin, ctx) {
-                    mask |= HEAP_XMIN_COMMITTED;
-                } else if self.xid_aborted(tup.xmin) && !self.xid_in_progress(tup.xmin) {
-                    mask |= HEAP_XMIN_INVALID;
-                }
-            }
-            if tup.xmax != 0 && mask & (HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID) == 0 {
-                if self.hint_committed(tup.xmax, ctx) {
-                    mask |= HEAP_XMAX_COMMITTED;
-                } else if self.xid_aborted(tup.xmax) && !self.xid_in_progress(tup.xmax) {
-                    mask |= HEAP_XMAX_INVALID;
-                }
-            }
-            if mask != tup.infomask {
-                self.buffers.frame_mut(f).page.tuples[t].infomask = mask;
-                changed = true;
-            }
-        }
-        if !changed {
-            return;
-        }
-        let needs_fpi = ctx.env.settings.wal_log_hints && self.buffers.frame(f).page.lsn <= self.redo_ptr;
-        if needs_fpi && !self.in_recovery() {
-            let blk = self.buffers.frame(f).tag.expect("resident");
-            let image = std::sync::Arc::new(self.buffers.frame(f).page.clone());
-            let end = self.xlog_insert(0, RecordBody::FpiForHint { block: blk, image }).end;
-            self.buffers.frame_mut(f).page.lsn = end;
-            slog!(
-                ctx.log,
-                self.id,
-                proc,
-                Debug,
-                "logged full-page image of block {} for hint bits, ending at {}",
-                blk,
-                end
-            );
-        }
-        self.buffers.frame_mut(f).dirty = true;
-    }
-
-    /// A transaction that has not ended (running, or in the CLOG as in
-    /// progress and not yet known to be dead).
-    fn xid_in_progress(&self, xid: Xid) -> bool {
-        self.running.contains(&xid)
-    }
-
-    /// Whether a hint bit "committed" may be set for `xid`: committed, and
-    /// (the rule) its commit record is flushed, since a hint must never
-    /// outlive a commit that a crash could lose.
-    fn hint_committed(&self, xid: Xid, ctx: &Ctx<'_>) -> bool {
-        if !self.xid_committed(xid) {
-            return false;
-        }
-        if !ctx.env.settings.rules.hint_bits_wait_for_commit_flush {
-            return true;
-        }
-        let per = ctx.env.settings.cluster.clog_xids_per_page;
-        let group_lsn = self.clog.page(xid / per).lsn;
-        !self.wal.needs_flush(group_lsn)
-    }
-
-    /// The page a reader sees: the buffer if resident, else the OS cache.
-    pub fn current_page(&self, blk: BlockNumber) -> &Page {
-        self.buffers.resident_page(blk).unwrap_or_else(|| self.data.read(blk))
-    }
-
-    /// The table's rows as a query would see them once nothing is running:
-    /// hint bits first, then the CLOG (HeapTupleSatisfiesMVCC). Sorted.
-    pub fn visible_rows(&self) -> Vec<Row> {
-        let mut rows = Vec::new();
-        for blk in 0..self.data.len() {
-            rows.extend(self.visible_rows_of_page(self.current_page(blk)));
-        }
-        rows.sort_unstable();
-        rows
-    }
-
-    /// The rows of `page` a query would see, in page order (what
-    /// [`Node::visible_rows`] collects from every block).
-    pub fn visible_rows_of_page<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = Row> + 'a {
-        page.tuples.iter().filter_map(move |t| {
-            let xmin_ok = if t.infomask & HEAP_XMIN_COMMITTED != 0 {
-                true
-            } else if t.infomask & HEAP_XMIN_INVALID != 0 {
-                false
-            } else {
-                self.xid_committed(t.xmin)
-            };
-            let deleted = t.xmax != 0
-                && if t.infomask & HEAP_XMAX_COMMITTED != 0 {
-                    true
-                } else if t.infomask & HEAP_XMAX_INVALID != 0 {
-                    false
-                } else {
-                    self.xid_committed(t.xmax)
-                };
-            (xmin_ok && !deleted).then_some((t.key, t.payload))
-        })
-    }
 
     /// A new transaction ID (GetNewTransactionId).
     pub fn assign_xid(&mut self) -> Xid {
@@ -1047,48 +862,6 @@ impl Node {
         };
         self.checkpointer.request(kind);
         self.status = Status::ShuttingDown;
-    }
-
-    // ---------------------------------------------------------------
-    // Background writers
-    // ---------------------------------------------------------------
-
-    /// Work for the WAL writer: WAL inserted but not written, or written
-    /// but not flushed.
-    pub fn walwriter_has_work(&self) -> bool {
-        self.is_primary_or_shutting_down()
-            && (self.wal.write_lsn() < self.wal.end() || self.wal.flush_lsn() < self.wal.write_lsn())
-    }
-
-    /// `XLogBackgroundFlush`: fsync what is written, else write what is
-    /// inserted (two steps, so a crash can fall between them).
-    pub fn walwriter_step(&mut self, ctx: &mut Ctx<'_>) {
-        if self.wal.flush_lsn() < self.wal.write_lsn() {
-            self.wal.flush_upto(self.wal.write_lsn());
-            slog!(ctx.log, self.id, Process::WalWriter, Debug, "flushed WAL up to {}", self.wal.flush_lsn());
-        } else {
-            self.wal.write_upto(self.wal.end());
-            slog!(ctx.log, self.id, Process::WalWriter, Debug, "wrote WAL up to {}", self.wal.write_lsn());
-        }
-    }
-
-    /// The background writer writes the next dirty buffer the clock sweep
-    /// would reach, if it need not wait.
-    pub fn bgwriter_victim(&self, env: Env<'_>) -> Option<usize> {
-        if !self.is_running() {
-            return None;
-        }
-        let f = self.buffers.dirty_frames().next()?;
-        let lsn = self.buffers.frame(f).page.lsn;
-        self.transfer_wait(env, lsn, FileKind::Data).is_none().then_some(f)
-    }
-
-    /// `BgBufferSync` writing one buffer.
-    pub fn bgwriter_step(&mut self, ctx: &mut Ctx<'_>) {
-        if let Some(f) = self.bgwriter_victim(ctx.env) {
-            // Cannot wait: bgwriter_victim only offers writable buffers.
-            let _ = self.flush_buffer(f, Process::BgWriter, ctx);
-        }
     }
 }
 

@@ -1,0 +1,138 @@
+//! Tuple visibility and hint bits (heapam_visibility.c): whether a
+//! transaction counts as committed (TransactionIdIsInProgress, then the
+//! CLOG), `SetHintBits` and its full-page image under `wal_log_hints`, and
+//! the rows a query sees (HeapTupleSatisfiesMVCC).
+
+use crate::clog::XidStatus;
+use crate::heap::{
+    HEAP_XMAX_COMMITTED, HEAP_XMAX_INVALID, HEAP_XMIN_COMMITTED, HEAP_XMIN_INVALID, Page, Row,
+};
+use crate::ids::{BlockNumber, Xid};
+use crate::log::Process;
+use crate::node::{Ctx, Node};
+use crate::slog;
+use crate::wal::RecordBody;
+
+impl Node {
+    /// Committed and no longer running (what a reader may treat as
+    /// committed: TransactionIdIsInProgress first, then the CLOG).
+    pub fn xid_committed(&self, xid: Xid) -> bool {
+        !self.running.contains(&xid) && self.clog.get(xid) == XidStatus::Committed
+    }
+
+    /// Ended without committing, or crashed while in progress.
+    pub fn xid_aborted(&self, xid: Xid) -> bool {
+        !self.running.contains(&xid) && self.clog.get(xid) != XidStatus::Committed
+    }
+
+    /// `SetHintBits` for every tuple of the page in frame `f`: a reader
+    /// caches commit status in the tuple. Not WAL-logged, except that with
+    /// `wal_log_hints` the first hint change after a checkpoint logs a
+    /// full-page image (MarkBufferDirtyHint, XLogSaveBufferForHint).
+    pub fn set_hint_bits(&mut self, f: usize, proc: Process, ctx: &mut Ctx<'_>) {
+        let mut changed = false;
+        let tuples = self.buffers.frame(f).page.tuples.len();
+        for t in 0..tuples {
+            let tup = self.buffers.frame(f).page.tuples[t];
+            let mut mask = tup.infomask;
+            if mask & (HEAP_XMIN_COMMITTED | HEAP_XMIN_INVALID) == 0 {
+                if self.hint_committed(tup.xmin, ctx) {
+                    mask |= HEAP_XMIN_COMMITTED;
+                } else if self.xid_aborted(tup.xmin) && !self.xid_in_progress(tup.xmin) {
+                    mask |= HEAP_XMIN_INVALID;
+                }
+            }
+            if tup.xmax != 0 && mask & (HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID) == 0 {
+                if self.hint_committed(tup.xmax, ctx) {
+                    mask |= HEAP_XMAX_COMMITTED;
+                } else if self.xid_aborted(tup.xmax) && !self.xid_in_progress(tup.xmax) {
+                    mask |= HEAP_XMAX_INVALID;
+                }
+            }
+            if mask != tup.infomask {
+                self.buffers.frame_mut(f).page.tuples[t].infomask = mask;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+        let needs_fpi = ctx.env.settings.wal_log_hints && self.buffers.frame(f).page.lsn <= self.redo_ptr;
+        if needs_fpi && !self.in_recovery() {
+            let blk = self.buffers.frame(f).tag.expect("resident");
+            let image = std::sync::Arc::new(self.buffers.frame(f).page.clone());
+            let end = self.xlog_insert(0, RecordBody::FpiForHint { block: blk, image }).end;
+            self.buffers.frame_mut(f).page.lsn = end;
+            slog!(
+                ctx.log,
+                self.id,
+                proc,
+                Debug,
+                "logged full-page image of block {} for hint bits, ending at {}",
+                blk,
+                end
+            );
+        }
+        self.buffers.frame_mut(f).dirty = true;
+    }
+
+    /// A transaction that has not ended (running, or in the CLOG as in
+    /// progress and not yet known to be dead).
+    fn xid_in_progress(&self, xid: Xid) -> bool {
+        self.running.contains(&xid)
+    }
+
+    /// Whether a hint bit "committed" may be set for `xid`: committed, and
+    /// (the rule) its commit record is flushed, since a hint must never
+    /// outlive a commit that a crash could lose.
+    fn hint_committed(&self, xid: Xid, ctx: &Ctx<'_>) -> bool {
+        if !self.xid_committed(xid) {
+            return false;
+        }
+        if !ctx.env.settings.rules.hint_bits_wait_for_commit_flush {
+            return true;
+        }
+        let per = ctx.env.settings.cluster.clog_xids_per_page;
+        let group_lsn = self.clog.page(xid / per).lsn;
+        !self.wal.needs_flush(group_lsn)
+    }
+
+    /// The page a reader sees: the buffer if resident, else the OS cache.
+    pub fn current_page(&self, blk: BlockNumber) -> &Page {
+        self.buffers.resident_page(blk).unwrap_or_else(|| self.data.read(blk))
+    }
+
+    /// The table's rows as a query would see them once nothing is running:
+    /// hint bits first, then the CLOG (HeapTupleSatisfiesMVCC). Sorted.
+    pub fn visible_rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for blk in 0..self.data.len() {
+            rows.extend(self.visible_rows_of_page(self.current_page(blk)));
+        }
+        rows.sort_unstable();
+        rows
+    }
+
+    /// The rows of `page` a query would see, in page order (what
+    /// [`Node::visible_rows`] collects from every block).
+    pub fn visible_rows_of_page<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = Row> + 'a {
+        page.tuples.iter().filter_map(move |t| {
+            let xmin_ok = if t.infomask & HEAP_XMIN_COMMITTED != 0 {
+                true
+            } else if t.infomask & HEAP_XMIN_INVALID != 0 {
+                false
+            } else {
+                self.xid_committed(t.xmin)
+            };
+            let deleted = t.xmax != 0
+                && if t.infomask & HEAP_XMAX_COMMITTED != 0 {
+                    true
+                } else if t.infomask & HEAP_XMAX_INVALID != 0 {
+                    false
+                } else {
+                    self.xid_committed(t.xmax)
+                };
+            (xmin_ok && !deleted).then_some((t.key, t.payload))
+        })
+    }
+}
