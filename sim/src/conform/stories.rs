@@ -133,8 +133,17 @@ fn diverged_rewind(sb: &Sandbox, r: &mut Report, wal_log_hints: bool) -> Result<
 /// Story 4: A shut down cleanly while B streams, B promoted, A follows B naively.
 fn clean_switchover(sb: &Sandbox, r: &mut Report) -> Result<()> {
     let p = setup_pair(sb, true)?;
+    let positions = switch_over(sb, r, &p)?;
+    rejoin(sb, r, &p.a, &p.b, &[], positions)
+}
+
+/// A clean switchover, the start of story 4 and `segment-removed-switchover`:
+/// A stopped fast while B streams (A's walsender sends everything, shutdown
+/// checkpoint included, before exiting), B replays it all and is promoted.
+/// Returns the positions for A's rejoin: A's end of WAL, which is also its
+/// local end, and the fork point.
+fn switch_over(sb: &Sandbox, r: &mut Report, p: &Pair) -> Result<Positions> {
     let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
-    // A's walsender sends everything, shutdown checkpoint included, before exiting.
     sb.stop(&p.a, StopMode::Fast)?;
     let a_end = sb.wal_end(&p.a, hint)?;
     let segment = sb.segment_size(&p.a)?;
@@ -147,14 +156,13 @@ fn clean_switchover(sb: &Sandbox, r: &mut Report) -> Result<()> {
     sb.promote(&p.b)?;
     let fork_point = read_fork_point(sb, &p.b, r)?;
     r.facts.relate("fork point equals the old primary's end of WAL", fork_point == a_end);
-    let positions = Positions {
+    Ok(Positions {
         a_end: Some(a_end),
         local_end: Some(a_end),
         fork_point: Some(fork_point),
         segment,
         upstream_flush: None,
-    };
-    rejoin(sb, r, &p.a, &p.b, &[], positions)
+    })
 }
 
 /// Story 5: B stops, A writes on (into a later segment) and crashes; B comes back as
@@ -1309,32 +1317,15 @@ fn standby_down(sb: &Sandbox, r: &mut Report, slot: SlotUse) -> Result<()> {
 /// A follows B naively.
 fn segment_removed_switchover(sb: &Sandbox, r: &mut Report) -> Result<()> {
     let p = setup_small_pair(sb, "", false)?;
-    let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
-    sb.stop(&p.a, StopMode::Fast)?;
-    let a_end = sb.wal_end(&p.a, hint)?;
-    let segment = sb.segment_size(&p.a)?;
-    r.facts.old_primary_end_of_wal = Some(a_end.to_string());
-    let received = replay_reaches(sb, &p.b, a_end, Duration::from_secs(15))?;
-    r.facts.relate(
-        "standby replayed the old primary's whole WAL (shutdown checkpoint included) before promotion",
-        received,
-    );
-    sb.promote(&p.b)?;
-    let fork_point = read_fork_point(sb, &p.b, r)?;
-    r.facts.relate("fork point equals the old primary's end of WAL", fork_point == a_end);
+    let positions = switch_over(sb, r, &p)?;
+    let (fork_point, segment) =
+        (positions.fork_point.expect("a switchover has a fork point"), positions.segment);
     write_through_segments(sb, &p.b, &p.script, 4)?;
     r.facts.relate(
         "the new primary's segment holding the fork point is still in its pg_wal",
         has_segment(&p.b, &segment_file(2, fork_point, segment))
             || has_segment(&p.b, &segment_file(1, fork_point, segment)),
     );
-    let positions = Positions {
-        a_end: Some(a_end),
-        local_end: Some(a_end),
-        fork_point: Some(fork_point),
-        segment,
-        upstream_flush: None,
-    };
     rejoin(sb, r, &p.a, &p.b, &[MessageKind::SegmentRemoved], positions)
 }
 
