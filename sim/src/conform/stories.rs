@@ -757,30 +757,14 @@ fn standby_down_archive(sb: &Sandbox, r: &mut Report) -> Result<()> {
     let archive = sb.root.join("archive");
     sb.make_dir(&archive)?;
     let dir = archive.display();
-    let a = sb.node("a")?;
-    let b = sb.node("b")?;
-    sb.initdb(&a, true)?;
     // pg_basebackup copies postgresql.auto.conf: b gets the same settings.
-    sb.set_conf(
-        &a,
-        &format!(
-            "archive_mode = on\narchive_command = 'cp %p {dir}/%f'\nrestore_command = 'cp {dir}/%f %p'\nwal_keep_size = 0\n"
-        ),
+    let conf = format!(
+        "archive_mode = on\narchive_command = 'cp %p {dir}/%f'\nrestore_command = 'cp {dir}/%f %p'\nwal_keep_size = 0\n"
+    );
+    let (Pair { a, b, script }, b_pos) = start_pair(
+        sb,
+        PairSpec { wal_log_hints: true, initdb_args: &[], conf: &conf, slot: false, txns: 100 },
     )?;
-    sb.start(&a, StartWait::Ready)?;
-    sb.sql(&a, SCHEMA)?;
-    let script = sb.root.join("workload.sql");
-    sb.write_file(&script, WORKLOAD)?;
-    sb.basebackup(&a, &b)?;
-    sb.start(&b, StartWait::Ready)?;
-    sb.poll("b to stream from a", Duration::from_secs(30), || {
-        Ok(replication_state(sb, &a, &b)?.then_some(()))
-    })?;
-    sb.pgbench(&a, &script, 4, 100)?;
-    let b_pos = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
-    if !replay_reaches(sb, &b, b_pos, Duration::from_secs(30))? {
-        bail!("b did not replay a's initial load (up to {b_pos}) within 30 s");
-    }
     sb.stop(&b, StopMode::Fast)?;
     let needed = sb.sql(&a, &format!("select pg_walfile_name('{b_pos}')"))?;
     for _ in 0..3 {
@@ -831,25 +815,56 @@ struct Pair {
     script: PathBuf,
 }
 
-fn setup_pair(sb: &Sandbox, wal_log_hints: bool) -> Result<Pair> {
+/// How [`start_pair`] builds a pair.
+struct PairSpec<'a> {
+    wal_log_hints: bool,
+    /// Extra `initdb` arguments for A (B is a base backup of it).
+    initdb_args: &'a [&'a str],
+    /// Settings for A's postgresql.auto.conf ("" for none); pg_basebackup copies
+    /// them to B.
+    conf: &'a str,
+    /// Slot `b` created on A and used by B (`primary_slot_name = 'b'`).
+    slot: bool,
+    /// pgbench transactions per client (4 clients) of the initial load.
+    txns: u32,
+}
+
+/// A new pair: A initialized and started with the schema, B a base backup of A
+/// streaming from it, the initial load written on A and replayed on B. Returns
+/// the pair and A's WAL position after the load.
+fn start_pair(sb: &Sandbox, spec: PairSpec<'_>) -> Result<(Pair, Lsn)> {
     let a = sb.node("a")?;
     let b = sb.node("b")?;
-    sb.initdb(&a, wal_log_hints)?;
+    sb.initdb_with(&a, spec.wal_log_hints, spec.initdb_args)?;
+    if !spec.conf.is_empty() {
+        sb.set_conf(&a, spec.conf)?;
+    }
     sb.start(&a, StartWait::Ready)?;
     sb.sql(&a, SCHEMA)?;
+    if spec.slot {
+        sb.sql(&a, "select pg_create_physical_replication_slot('b', true)")?;
+    }
     let script = sb.root.join("workload.sql");
     sb.write_file(&script, WORKLOAD)?;
     sb.basebackup(&a, &b)?;
+    if spec.slot {
+        sb.set_conf(&b, "primary_slot_name = 'b'\n")?;
+    }
     sb.start(&b, StartWait::Ready)?;
     sb.poll("b to stream from a", Duration::from_secs(30), || {
         Ok(replication_state(sb, &a, &b)?.then_some(()))
     })?;
-    sb.pgbench(&a, &script, 4, 250)?;
+    sb.pgbench(&a, &script, 4, spec.txns)?;
     let target = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
     if !replay_reaches(sb, &b, target, Duration::from_secs(30))? {
         bail!("b did not replay a's initial load (up to {target}) within 30 s");
     }
-    Ok(Pair { a, b, script })
+    Ok((Pair { a, b, script }, target))
+}
+
+fn setup_pair(sb: &Sandbox, wal_log_hints: bool) -> Result<Pair> {
+    let spec = PairSpec { wal_log_hints, initdb_args: &[], conf: "", slot: false, txns: 250 };
+    Ok(start_pair(sb, spec)?.0)
 }
 
 /// A's writes after B stopped following it: some load, a segment switch, a little
@@ -1220,31 +1235,10 @@ enum SlotUse {
 /// A pair as [`setup_pair`] builds it, with 1 MB segments and [`SMALL_WAL`] (plus
 /// `extra`) on A, and optionally slot `b` on A used by B.
 fn setup_small_pair(sb: &Sandbox, extra: &str, slot: bool) -> Result<Pair> {
-    let a = sb.node("a")?;
-    let b = sb.node("b")?;
-    sb.initdb_with(&a, true, &["--wal-segsize=1"])?;
-    sb.set_conf(&a, &format!("{SMALL_WAL}{extra}"))?;
-    sb.start(&a, StartWait::Ready)?;
-    sb.sql(&a, SCHEMA)?;
-    if slot {
-        sb.sql(&a, "select pg_create_physical_replication_slot('b', true)")?;
-    }
-    let script = sb.root.join("workload.sql");
-    sb.write_file(&script, WORKLOAD)?;
-    sb.basebackup(&a, &b)?;
-    if slot {
-        sb.set_conf(&b, "primary_slot_name = 'b'\n")?;
-    }
-    sb.start(&b, StartWait::Ready)?;
-    sb.poll("b to stream from a", Duration::from_secs(30), || {
-        Ok(replication_state(sb, &a, &b)?.then_some(()))
-    })?;
-    sb.pgbench(&a, &script, 4, 250)?;
-    let target = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
-    if !replay_reaches(sb, &b, target, Duration::from_secs(30))? {
-        bail!("b did not replay a's initial load (up to {target}) within 30 s");
-    }
-    Ok(Pair { a, b, script })
+    let conf = format!("{SMALL_WAL}{extra}");
+    let spec =
+        PairSpec { wal_log_hints: true, initdb_args: &["--wal-segsize=1"], conf: &conf, slot, txns: 250 };
+    Ok(start_pair(sb, spec)?.0)
 }
 
 /// Load on `node` through `rounds` WAL segments (pgbench, `pg_switch_wal()`), then
