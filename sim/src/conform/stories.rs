@@ -18,6 +18,7 @@ use super::lsn::{Lsn, Segments};
 use super::mechanism::{Mechanism, MechanismTrace, mechanism_relations};
 use super::messages::{self, MessageKind};
 use super::outcome::{Facts, OutcomeClass, RealOutcome, Story};
+use super::process::CmdOutput;
 
 /// The seed experiment's table.
 const SCHEMA: &str = "create table test(id int primary key, info text, crt_time timestamp)";
@@ -104,22 +105,7 @@ fn diverged_rewind(sb: &Sandbox, r: &mut Report, wal_log_hints: bool) -> Result<
         .map(|(_, value)| value);
     r.facts
         .relate("source's pg_control shows timeline 2 before pg_rewind", source_tli.as_deref() == Some("2"));
-    let out = sb.rewind(&p.a, &p.b)?;
-    for line in out.lines() {
-        r.obs.feed("pg_rewind output", line);
-    }
-    r.facts.relate("pg_rewind succeeded", out.success());
-    if !out.success() {
-        if r.obs.any_refusal() {
-            r.class = OutcomeClass::Refused;
-            return Ok(());
-        }
-        bail!(
-            "pg_rewind failed with a message this driver does not know:\n{}{}",
-            out.stderr.trim(),
-            out.stdout.trim()
-        );
-    }
+    let Some(out) = rewind(sb, r, &p.a, &p.b, |_, _| ())? else { return Ok(()) };
     if let Some(at) = out.lines().find_map(messages::rewind_diverged_at) {
         r.facts.relate("pg_rewind's divergence point equals the fork point", at == d.fork_point);
     }
@@ -128,6 +114,37 @@ fn diverged_rewind(sb: &Sandbox, r: &mut Report, wal_log_hints: bool) -> Result<
     sb.set_conf(&p.a, &format!("port = {}\n", p.a.port))?;
     // pg_rewind replaced A's WAL after the fork: its old end says nothing now.
     rejoin(sb, r, &p.a, &p.b, &[], Positions { local_end: None, ..d.positions() })
+}
+
+/// pg_rewind `target` from `source`: each line of its output goes to the
+/// observer, then to `each_line`. `None` when it refused with a message the
+/// observer knows (the story's class is then Refused); an error when it failed
+/// otherwise.
+fn rewind(
+    sb: &Sandbox,
+    r: &mut Report,
+    target: &Node,
+    source: &Node,
+    mut each_line: impl FnMut(&mut Report, &str),
+) -> Result<Option<CmdOutput>> {
+    let out = sb.rewind(target, source)?;
+    for line in out.lines() {
+        r.obs.feed("pg_rewind output", line);
+        each_line(r, line);
+    }
+    r.facts.relate("pg_rewind succeeded", out.success());
+    if !out.success() {
+        if r.obs.any_refusal() {
+            r.class = OutcomeClass::Refused;
+            return Ok(None);
+        }
+        bail!(
+            "pg_rewind failed with a message this driver does not know:\n{}{}",
+            out.stderr.trim(),
+            out.stdout.trim()
+        );
+    }
+    Ok(Some(out))
 }
 
 /// Story 4: A shut down cleanly while B streams, B promoted, A follows B naively.
@@ -1343,9 +1360,7 @@ fn rewind_target_wal_removed(sb: &Sandbox, r: &mut Report) -> Result<()> {
         has_segment(&p.a, &segment_file(1, fork_point, segment)),
     );
     sb.sql(&p.b, "checkpoint")?;
-    let out = sb.rewind(&p.a, &p.b)?;
-    for line in out.lines() {
-        r.obs.feed("pg_rewind output", line);
+    let rewound = rewind(sb, r, &p.a, &p.b, |r, line| {
         r.facts.tool_output.push(line.to_string());
         if let Some(at) = messages::rewind_missing_at(line) {
             r.facts.relate(
@@ -1353,18 +1368,9 @@ fn rewind_target_wal_removed(sb: &Sandbox, r: &mut Report) -> Result<()> {
                 at == fork_point,
             );
         }
-    }
-    r.facts.relate("pg_rewind succeeded", out.success());
-    if !out.success() {
-        if r.obs.any_refusal() {
-            r.class = OutcomeClass::Refused;
-            return Ok(());
-        }
-        bail!(
-            "pg_rewind failed with a message this driver does not know:\n{}{}",
-            out.stderr.trim(),
-            out.stdout.trim()
-        );
+    })?;
+    if rewound.is_none() {
+        return Ok(());
     }
     sb.set_conf(&p.a, &format!("port = {}\n", p.a.port))?;
     let positions = Positions {
