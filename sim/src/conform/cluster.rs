@@ -192,13 +192,8 @@ impl Sandbox {
         bail!("could not find a free loopback port")
     }
 
-    /// initdb plus the settings every story shares.
-    pub fn initdb(&self, node: &Node, wal_log_hints: bool) -> Result<()> {
-        self.initdb_with(node, wal_log_hints, &[])
-    }
-
-    /// `initdb` with extra arguments (e.g. `--wal-segsize=1` for 1 MB segments, the
-    /// smallest PostgreSQL allows), then the conformance settings.
+    /// `initdb`, with extra arguments (e.g. `--wal-segsize=1` for 1 MB segments,
+    /// the smallest PostgreSQL allows), then the settings every story shares.
     pub fn initdb_with(&self, node: &Node, wal_log_hints: bool, extra: &[&str]) -> Result<()> {
         self.runner.run(
             Cmd::new(self.bin("initdb")?)

@@ -18,6 +18,7 @@ use super::lsn::{Lsn, Segments};
 use super::mechanism::{Mechanism, MechanismTrace, mechanism_relations};
 use super::messages::{self, MessageKind};
 use super::outcome::{Facts, OutcomeClass, RealOutcome, Story};
+use super::process::CmdOutput;
 
 /// The seed experiment's table.
 const SCHEMA: &str = "create table test(id int primary key, info text, crt_time timestamp)";
@@ -104,22 +105,7 @@ fn diverged_rewind(sb: &Sandbox, r: &mut Report, wal_log_hints: bool) -> Result<
         .map(|(_, value)| value);
     r.facts
         .relate("source's pg_control shows timeline 2 before pg_rewind", source_tli.as_deref() == Some("2"));
-    let out = sb.rewind(&p.a, &p.b)?;
-    for line in out.lines() {
-        r.obs.feed("pg_rewind output", line);
-    }
-    r.facts.relate("pg_rewind succeeded", out.success());
-    if !out.success() {
-        if r.obs.any_refusal() {
-            r.class = OutcomeClass::Refused;
-            return Ok(());
-        }
-        bail!(
-            "pg_rewind failed with a message this driver does not know:\n{}{}",
-            out.stderr.trim(),
-            out.stdout.trim()
-        );
-    }
+    let Some(out) = rewind(sb, r, &p.a, &p.b, |_, _| ())? else { return Ok(()) };
     if let Some(at) = out.lines().find_map(messages::rewind_diverged_at) {
         r.facts.relate("pg_rewind's divergence point equals the fork point", at == d.fork_point);
     }
@@ -130,11 +116,51 @@ fn diverged_rewind(sb: &Sandbox, r: &mut Report, wal_log_hints: bool) -> Result<
     rejoin(sb, r, &p.a, &p.b, &[], Positions { local_end: None, ..d.positions() })
 }
 
+/// pg_rewind `target` from `source`: each line of its output goes to the
+/// observer, then to `each_line`. `None` when it refused with a message the
+/// observer knows (the story's class is then Refused); an error when it failed
+/// otherwise.
+fn rewind(
+    sb: &Sandbox,
+    r: &mut Report,
+    target: &Node,
+    source: &Node,
+    mut each_line: impl FnMut(&mut Report, &str),
+) -> Result<Option<CmdOutput>> {
+    let out = sb.rewind(target, source)?;
+    for line in out.lines() {
+        r.obs.feed("pg_rewind output", line);
+        each_line(r, line);
+    }
+    r.facts.relate("pg_rewind succeeded", out.success());
+    if !out.success() {
+        if r.obs.any_refusal() {
+            r.class = OutcomeClass::Refused;
+            return Ok(None);
+        }
+        bail!(
+            "pg_rewind failed with a message this driver does not know:\n{}{}",
+            out.stderr.trim(),
+            out.stdout.trim()
+        );
+    }
+    Ok(Some(out))
+}
+
 /// Story 4: A shut down cleanly while B streams, B promoted, A follows B naively.
 fn clean_switchover(sb: &Sandbox, r: &mut Report) -> Result<()> {
     let p = setup_pair(sb, true)?;
+    let positions = switch_over(sb, r, &p)?;
+    rejoin(sb, r, &p.a, &p.b, &[], positions)
+}
+
+/// A clean switchover, the start of story 4 and `segment-removed-switchover`:
+/// A stopped fast while B streams (A's walsender sends everything, shutdown
+/// checkpoint included, before exiting), B replays it all and is promoted.
+/// Returns the positions for A's rejoin: A's end of WAL, which is also its
+/// local end, and the fork point.
+fn switch_over(sb: &Sandbox, r: &mut Report, p: &Pair) -> Result<Positions> {
     let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
-    // A's walsender sends everything, shutdown checkpoint included, before exiting.
     sb.stop(&p.a, StopMode::Fast)?;
     let a_end = sb.wal_end(&p.a, hint)?;
     let segment = sb.segment_size(&p.a)?;
@@ -147,14 +173,13 @@ fn clean_switchover(sb: &Sandbox, r: &mut Report) -> Result<()> {
     sb.promote(&p.b)?;
     let fork_point = read_fork_point(sb, &p.b, r)?;
     r.facts.relate("fork point equals the old primary's end of WAL", fork_point == a_end);
-    let positions = Positions {
+    Ok(Positions {
         a_end: Some(a_end),
         local_end: Some(a_end),
         fork_point: Some(fork_point),
         segment,
         upstream_flush: None,
-    };
-    rejoin(sb, r, &p.a, &p.b, &[], positions)
+    })
 }
 
 /// Story 5: B stops, A writes on (into a later segment) and crashes; B comes back as
@@ -749,30 +774,14 @@ fn standby_down_archive(sb: &Sandbox, r: &mut Report) -> Result<()> {
     let archive = sb.root.join("archive");
     sb.make_dir(&archive)?;
     let dir = archive.display();
-    let a = sb.node("a")?;
-    let b = sb.node("b")?;
-    sb.initdb(&a, true)?;
     // pg_basebackup copies postgresql.auto.conf: b gets the same settings.
-    sb.set_conf(
-        &a,
-        &format!(
-            "archive_mode = on\narchive_command = 'cp %p {dir}/%f'\nrestore_command = 'cp {dir}/%f %p'\nwal_keep_size = 0\n"
-        ),
+    let conf = format!(
+        "archive_mode = on\narchive_command = 'cp %p {dir}/%f'\nrestore_command = 'cp {dir}/%f %p'\nwal_keep_size = 0\n"
+    );
+    let (Pair { a, b, script }, b_pos) = start_pair(
+        sb,
+        PairSpec { wal_log_hints: true, initdb_args: &[], conf: &conf, slot: false, txns: 100 },
     )?;
-    sb.start(&a, StartWait::Ready)?;
-    sb.sql(&a, SCHEMA)?;
-    let script = sb.root.join("workload.sql");
-    sb.write_file(&script, WORKLOAD)?;
-    sb.basebackup(&a, &b)?;
-    sb.start(&b, StartWait::Ready)?;
-    sb.poll("b to stream from a", Duration::from_secs(30), || {
-        Ok(replication_state(sb, &a, &b)?.then_some(()))
-    })?;
-    sb.pgbench(&a, &script, 4, 100)?;
-    let b_pos = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
-    if !replay_reaches(sb, &b, b_pos, Duration::from_secs(30))? {
-        bail!("b did not replay a's initial load (up to {b_pos}) within 30 s");
-    }
     sb.stop(&b, StopMode::Fast)?;
     let needed = sb.sql(&a, &format!("select pg_walfile_name('{b_pos}')"))?;
     for _ in 0..3 {
@@ -823,25 +832,56 @@ struct Pair {
     script: PathBuf,
 }
 
-fn setup_pair(sb: &Sandbox, wal_log_hints: bool) -> Result<Pair> {
+/// How [`start_pair`] builds a pair.
+struct PairSpec<'a> {
+    wal_log_hints: bool,
+    /// Extra `initdb` arguments for A (B is a base backup of it).
+    initdb_args: &'a [&'a str],
+    /// Settings for A's postgresql.auto.conf ("" for none); pg_basebackup copies
+    /// them to B.
+    conf: &'a str,
+    /// Slot `b` created on A and used by B (`primary_slot_name = 'b'`).
+    slot: bool,
+    /// pgbench transactions per client (4 clients) of the initial load.
+    txns: u32,
+}
+
+/// A new pair: A initialized and started with the schema, B a base backup of A
+/// streaming from it, the initial load written on A and replayed on B. Returns
+/// the pair and A's WAL position after the load.
+fn start_pair(sb: &Sandbox, spec: PairSpec<'_>) -> Result<(Pair, Lsn)> {
     let a = sb.node("a")?;
     let b = sb.node("b")?;
-    sb.initdb(&a, wal_log_hints)?;
+    sb.initdb_with(&a, spec.wal_log_hints, spec.initdb_args)?;
+    if !spec.conf.is_empty() {
+        sb.set_conf(&a, spec.conf)?;
+    }
     sb.start(&a, StartWait::Ready)?;
     sb.sql(&a, SCHEMA)?;
+    if spec.slot {
+        sb.sql(&a, "select pg_create_physical_replication_slot('b', true)")?;
+    }
     let script = sb.root.join("workload.sql");
     sb.write_file(&script, WORKLOAD)?;
     sb.basebackup(&a, &b)?;
+    if spec.slot {
+        sb.set_conf(&b, "primary_slot_name = 'b'\n")?;
+    }
     sb.start(&b, StartWait::Ready)?;
     sb.poll("b to stream from a", Duration::from_secs(30), || {
         Ok(replication_state(sb, &a, &b)?.then_some(()))
     })?;
-    sb.pgbench(&a, &script, 4, 250)?;
+    sb.pgbench(&a, &script, 4, spec.txns)?;
     let target = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
     if !replay_reaches(sb, &b, target, Duration::from_secs(30))? {
         bail!("b did not replay a's initial load (up to {target}) within 30 s");
     }
-    Ok(Pair { a, b, script })
+    Ok((Pair { a, b, script }, target))
+}
+
+fn setup_pair(sb: &Sandbox, wal_log_hints: bool) -> Result<Pair> {
+    let spec = PairSpec { wal_log_hints, initdb_args: &[], conf: "", slot: false, txns: 250 };
+    Ok(start_pair(sb, spec)?.0)
 }
 
 /// A's writes after B stopped following it: some load, a segment switch, a little
@@ -1212,31 +1252,10 @@ enum SlotUse {
 /// A pair as [`setup_pair`] builds it, with 1 MB segments and [`SMALL_WAL`] (plus
 /// `extra`) on A, and optionally slot `b` on A used by B.
 fn setup_small_pair(sb: &Sandbox, extra: &str, slot: bool) -> Result<Pair> {
-    let a = sb.node("a")?;
-    let b = sb.node("b")?;
-    sb.initdb_with(&a, true, &["--wal-segsize=1"])?;
-    sb.set_conf(&a, &format!("{SMALL_WAL}{extra}"))?;
-    sb.start(&a, StartWait::Ready)?;
-    sb.sql(&a, SCHEMA)?;
-    if slot {
-        sb.sql(&a, "select pg_create_physical_replication_slot('b', true)")?;
-    }
-    let script = sb.root.join("workload.sql");
-    sb.write_file(&script, WORKLOAD)?;
-    sb.basebackup(&a, &b)?;
-    if slot {
-        sb.set_conf(&b, "primary_slot_name = 'b'\n")?;
-    }
-    sb.start(&b, StartWait::Ready)?;
-    sb.poll("b to stream from a", Duration::from_secs(30), || {
-        Ok(replication_state(sb, &a, &b)?.then_some(()))
-    })?;
-    sb.pgbench(&a, &script, 4, 250)?;
-    let target = current_lsn(sb, &a, "pg_current_wal_lsn()")?;
-    if !replay_reaches(sb, &b, target, Duration::from_secs(30))? {
-        bail!("b did not replay a's initial load (up to {target}) within 30 s");
-    }
-    Ok(Pair { a, b, script })
+    let conf = format!("{SMALL_WAL}{extra}");
+    let spec =
+        PairSpec { wal_log_hints: true, initdb_args: &["--wal-segsize=1"], conf: &conf, slot, txns: 250 };
+    Ok(start_pair(sb, spec)?.0)
 }
 
 /// Load on `node` through `rounds` WAL segments (pgbench, `pg_switch_wal()`), then
@@ -1309,32 +1328,15 @@ fn standby_down(sb: &Sandbox, r: &mut Report, slot: SlotUse) -> Result<()> {
 /// A follows B naively.
 fn segment_removed_switchover(sb: &Sandbox, r: &mut Report) -> Result<()> {
     let p = setup_small_pair(sb, "", false)?;
-    let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
-    sb.stop(&p.a, StopMode::Fast)?;
-    let a_end = sb.wal_end(&p.a, hint)?;
-    let segment = sb.segment_size(&p.a)?;
-    r.facts.old_primary_end_of_wal = Some(a_end.to_string());
-    let received = replay_reaches(sb, &p.b, a_end, Duration::from_secs(15))?;
-    r.facts.relate(
-        "standby replayed the old primary's whole WAL (shutdown checkpoint included) before promotion",
-        received,
-    );
-    sb.promote(&p.b)?;
-    let fork_point = read_fork_point(sb, &p.b, r)?;
-    r.facts.relate("fork point equals the old primary's end of WAL", fork_point == a_end);
+    let positions = switch_over(sb, r, &p)?;
+    let (fork_point, segment) =
+        (positions.fork_point.expect("a switchover has a fork point"), positions.segment);
     write_through_segments(sb, &p.b, &p.script, 4)?;
     r.facts.relate(
         "the new primary's segment holding the fork point is still in its pg_wal",
         has_segment(&p.b, &segment_file(2, fork_point, segment))
             || has_segment(&p.b, &segment_file(1, fork_point, segment)),
     );
-    let positions = Positions {
-        a_end: Some(a_end),
-        local_end: Some(a_end),
-        fork_point: Some(fork_point),
-        segment,
-        upstream_flush: None,
-    };
     rejoin(sb, r, &p.a, &p.b, &[MessageKind::SegmentRemoved], positions)
 }
 
@@ -1358,9 +1360,7 @@ fn rewind_target_wal_removed(sb: &Sandbox, r: &mut Report) -> Result<()> {
         has_segment(&p.a, &segment_file(1, fork_point, segment)),
     );
     sb.sql(&p.b, "checkpoint")?;
-    let out = sb.rewind(&p.a, &p.b)?;
-    for line in out.lines() {
-        r.obs.feed("pg_rewind output", line);
+    let rewound = rewind(sb, r, &p.a, &p.b, |r, line| {
         r.facts.tool_output.push(line.to_string());
         if let Some(at) = messages::rewind_missing_at(line) {
             r.facts.relate(
@@ -1368,18 +1368,9 @@ fn rewind_target_wal_removed(sb: &Sandbox, r: &mut Report) -> Result<()> {
                 at == fork_point,
             );
         }
-    }
-    r.facts.relate("pg_rewind succeeded", out.success());
-    if !out.success() {
-        if r.obs.any_refusal() {
-            r.class = OutcomeClass::Refused;
-            return Ok(());
-        }
-        bail!(
-            "pg_rewind failed with a message this driver does not know:\n{}{}",
-            out.stderr.trim(),
-            out.stdout.trim()
-        );
+    })?;
+    if rewound.is_none() {
+        return Ok(());
     }
     sb.set_conf(&p.a, &format!("port = {}\n", p.a.port))?;
     let positions = Positions {

@@ -654,7 +654,7 @@ impl Picture {
                         n1(yy - 6.0)
                     );
                 }
-                MarkKind::Crash | MarkKind::PowerLoss => {
+                kind => {
                     let _ = write!(
                         g,
                         "<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>",
@@ -663,22 +663,15 @@ impl Picture {
                         n1(top),
                         n1(bottom)
                     );
-                    let _ = write!(
-                        g,
-                        "<path d=\"M{} {}l10 10m0 -10l-10 10\" style=\"stroke:#d00;stroke-width:2.5\"/>",
-                        n1(x - 5.0),
-                        n1(top + 5.0)
-                    );
-                }
-                _ => {
-                    let _ = write!(
-                        g,
-                        "<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>",
-                        n1(x),
-                        n1(x),
-                        n1(top),
-                        n1(bottom)
-                    );
+                    // A crash or power loss: a red cross on top of the line.
+                    if matches!(kind, MarkKind::Crash | MarkKind::PowerLoss) {
+                        let _ = write!(
+                            g,
+                            "<path d=\"M{} {}l10 10m0 -10l-10 10\" style=\"stroke:#d00;stroke-width:2.5\"/>",
+                            n1(x - 5.0),
+                            n1(top + 5.0)
+                        );
+                    }
                 }
             }
             if let Some(lab) = lay.labels.iter().find(|l| l.mark == k) {

@@ -207,6 +207,18 @@ impl Shrinker {
         self.attempts >= self.max_attempts
     }
 
+    /// A candidate's table and settings (`None`: the best ones); `None` if
+    /// the table is not valid settings.
+    fn candidate(&self, table: Option<toml::Table>) -> Option<(toml::Table, Settings)> {
+        match table {
+            Some(t) => {
+                let s = config::settings_from_table(t.clone(), None, &[]).ok()?;
+                Some((t, s))
+            }
+            None => Some((self.best.table.clone(), self.best.settings.clone())),
+        }
+    }
+
     /// Replays a candidate (`None`: the best settings); `Some` if it fails
     /// the same invariant.
     fn test(&mut self, table: Option<toml::Table>, choices: &[u64]) -> Option<Best> {
@@ -214,13 +226,7 @@ impl Shrinker {
             return None;
         }
         self.attempts += 1;
-        let (table, settings) = match table {
-            Some(t) => {
-                let s = config::settings_from_table(t.clone(), None, &[]).ok()?;
-                (t, s)
-            }
-            None => (self.best.table.clone(), self.best.settings.clone()),
-        };
+        let (table, settings) = self.candidate(table)?;
         // A candidate longer than the best cannot be smaller: cut it there.
         let opts = RunOptions { max_events: Some(self.best.result.events), ..RECORD };
         let result = run_choices(&settings, self.seed, choices, opts, &mut NoObserver);

@@ -13,7 +13,6 @@
 //! was.
 
 use super::{Best, Shrinker};
-use crate::config;
 use crate::run::{Choice, NoObserver, Observer, Phase, RunOptions, RunResult, Runner, run_choices};
 use crate::scheduler::{ChoiceSource, Policy, ReplaySource, WeightedRandom, policy_for};
 use std::rc::Rc;
@@ -224,13 +223,7 @@ impl Shrinker {
         if self.spent() {
             return None;
         }
-        let (table, settings) = match table {
-            Some(t) => {
-                let s = config::settings_from_table(t.clone(), None, &[]).ok()?;
-                (t, s)
-            }
-            None => (self.best.table.clone(), self.best.settings.clone()),
-        };
+        let (table, settings) = self.candidate(table)?;
         if !supported(&settings) {
             return None;
         }

@@ -1,200 +1,26 @@
-//! `walsim explore`: many seeds over a matrix of settings, in parallel.
-//!
-//! Every (cell, seed) run is independent, and the per-cell tallies combine
-//! by sums and minima, so the results do not depend on how rayon splits
-//! the work, on `--jobs`, or on sharding. Runs do not record their draws
-//! (it is the fast path); a failing seed is re-run with recording
-//! afterwards to save its trace, which is exact because runs are
-//! deterministic. Memory stays flat in the number of seeds: only counts
-//! and the lowest failing seeds are kept.
+//! Sweeping a [`Plan`]: running it in parallel with rayon, per-cell
+//! tallies (counts, marks, the lowest failing seeds), the CPU clock, and
+//! afterwards the results, with each listed failure re-run with recording
+//! and its trace saved. Also the terminal side: progress bars and Ctrl-C.
 
-use crate::args::{Axis, SeedRange, Shard};
+use super::plan::Plan;
+use crate::args::Shard;
 use crate::config;
 use crate::report::hash_hex;
 use crate::results::{
     AxisValues, CellPerf, CellResult, Counts, Coverage, Failure, InvariantCount, Perf, SweepResults, totals,
 };
 use crate::run::{NoObserver, Outcome, RunOptions, RunResult, run_seed};
-use crate::swarm::{Swarm, SwarmSpace};
+use crate::swarm::SwarmSpace;
 use crate::trace::{Trace, WALSIM_VERSION};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use walsim_model::Invariant;
 use walsim_model::marks::Mark;
-use walsim_model::{Invariant, Settings};
-
-/// The built-in matrix: the synchronous_transfer design space. One list,
-/// so it is easy to retune.
-pub const DEFAULT_MATRIX: &[(&str, &[&str])] = &[
-    ("synchronous_commit", &["local", "on"]),
-    ("synchronous_transfer", &["commit", "data_flush", "all"]),
-    ("failover.failback", &["naive", "rewind", "truncate"]),
-    ("wal_log_hints", &["off", "on"]),
-];
-
-/// Seeds per cell when neither `--seeds` nor `--count` is given: sized so
-/// the default matrix takes about a minute on 2 cores (docs/PERFORMANCE.md).
-pub const DEFAULT_SEEDS_PER_CELL: u64 = 5_000;
-
-/// What to explore, as given on the command line.
-#[derive(Clone, Debug)]
-pub struct Spec {
-    pub config: Option<PathBuf>,
-    pub sets: Vec<String>,
-    /// Empty: the default matrix, less the keys pinned with `--set`.
-    pub matrix: Vec<Axis>,
-    pub seeds: SeedRange,
-    pub shard: Shard,
-    pub swarm: bool,
-    pub save_limit: usize,
-}
-
-impl Default for Spec {
-    fn default() -> Spec {
-        Spec {
-            config: None,
-            sets: Vec::new(),
-            matrix: Vec::new(),
-            seeds: SeedRange::first(DEFAULT_SEEDS_PER_CELL).expect("positive"),
-            shard: Shard::ALL,
-            swarm: true,
-            save_limit: 1,
-        }
-    }
-}
-
-/// One cell: its matrix values and settings.
-#[derive(Clone, Debug)]
-pub struct Cell {
-    pub values: Vec<String>,
-    pub settings: Settings,
-    space: SwarmSpace,
-}
-
-impl Cell {
-    /// The cell's settings under a swarm draw (or as configured, if the
-    /// swarmed ones are invalid).
-    fn swarmed(&self, w: &Swarm) -> Settings {
-        self.space.settings(w).unwrap_or_else(|| self.settings.clone())
-    }
-}
-
-/// A validated sweep: every cell's settings are known to be valid before
-/// anything runs.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub base: Settings,
-    pub axes: Vec<Axis>,
-    pub cells: Vec<Cell>,
-    pub seeds: SeedRange,
-    pub shard: Shard,
-    pub swarm: bool,
-    pub save_limit: usize,
-}
-
-impl Plan {
-    pub fn new(spec: &Spec) -> Result<Plan, String> {
-        // Validate first: errors then name the config file and its line.
-        let loaded = config::load_table(spec.config.as_deref(), &spec.sets).map_err(|e| e.0)?;
-        let base = loaded.settings(loaded.table.clone()).map_err(|e| e.0)?;
-        let (table, set_keys) = (loaded.table, loaded.set_keys);
-        let axes = if spec.matrix.is_empty() {
-            DEFAULT_MATRIX
-                .iter()
-                .filter(|(key, _)| !set_keys.iter().any(|k| k == key))
-                .map(|(key, values)| Axis {
-                    key: key.to_string(),
-                    values: values.iter().map(|v| v.to_string()).collect(),
-                })
-                .collect()
-        } else {
-            spec.matrix.clone()
-        };
-        for (i, a) in axes.iter().enumerate() {
-            if axes[..i].iter().any(|b| b.key == a.key) {
-                return Err(format!("--matrix {}: the key is given twice", a.key));
-            }
-            if set_keys.contains(&a.key) {
-                return Err(format!("--matrix {}: the key is also given with --set", a.key));
-            }
-        }
-        let mut cells = Vec::new();
-        for values in cartesian(&axes) {
-            let mut t = table.clone();
-            let mut what = Vec::new();
-            for (a, v) in axes.iter().zip(&values) {
-                config::set_dotted(&mut t, &a.key, config::parse_value_for(&a.key, v)).map_err(|e| e.0)?;
-                what.push(format!("{}={v}", a.key));
-            }
-            let settings = config::settings_from_table(t, None, &[])
-                .map_err(|e| format!("--matrix cell {}: {e}", what.join(" ")))?;
-            let space = SwarmSpace::of(&settings);
-            cells.push(Cell { values, settings, space });
-        }
-        if spec.shard.len(spec.seeds).checked_mul(cells.len() as u64).is_none() {
-            return Err(format!(
-                "--seeds {} × {} cells is more runs than walsim can count (2^64); use a smaller range",
-                spec.seeds,
-                cells.len()
-            ));
-        }
-        Ok(Plan {
-            base,
-            axes,
-            cells,
-            seeds: spec.seeds,
-            shard: spec.shard,
-            swarm: spec.swarm,
-            save_limit: spec.save_limit,
-        })
-    }
-
-    /// Runs in this shard: every cell × every seed of the shard.
-    pub fn runs(&self) -> u64 {
-        self.shard.len(self.seeds) * self.cells.len() as u64
-    }
-
-    /// Run `i`: seed-major, so an interrupted sweep has covered every cell
-    /// about equally.
-    fn item(&self, i: u64) -> (usize, u64) {
-        let n = self.cells.len() as u64;
-        ((i % n) as usize, self.shard.nth(self.seeds, i / n))
-    }
-
-    /// The settings seed `seed` runs with in cell `c` (swarmed).
-    pub fn settings_for(&self, c: usize, seed: u64) -> Settings {
-        let cell = &self.cells[c];
-        if self.swarm { cell.swarmed(&cell.space.draw(seed)) } else { cell.settings.clone() }
-    }
-
-    fn describe(&self, c: usize) -> String {
-        let cell = &self.cells[c];
-        self.axes
-            .iter()
-            .zip(&cell.values)
-            .map(|(a, v)| format!("{}={v}", a.key))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-/// Every combination of the axes' values, the last axis varying fastest.
-fn cartesian(axes: &[Axis]) -> Vec<Vec<String>> {
-    axes.iter().fold(vec![Vec::new()], |acc, a| {
-        acc.iter()
-            .flat_map(|prefix| {
-                a.values.iter().map(move |v| {
-                    let mut p = prefix.clone();
-                    p.push(v.clone());
-                    p
-                })
-            })
-            .collect()
-    })
-}
 
 /// Counts of one cell, and the lowest failing seeds per invariant.
 #[derive(Clone, Default, Debug)]
@@ -338,15 +164,8 @@ pub fn sweep(plan: &Plan, opts: &SweepOptions<'_>) -> Result<Sweep, String> {
                     }
                     let (c, seed) = plan.item(i);
                     let t0 = CpuClock::start();
-                    let cell = &plan.cells[c];
-                    // Swarmed settings are cheap to build now (SwarmSpace's
-                    // fast path); no cache, so memory stays flat in seeds.
-                    let r = if plan.swarm {
-                        let settings = cell.swarmed(&cell.space.draw(seed));
-                        run_seed(&settings, seed, RunOptions::default(), &mut NoObserver)
-                    } else {
-                        run_seed(&cell.settings, seed, RunOptions::default(), &mut NoObserver)
-                    };
+                    let settings = plan.settings_of(c, seed);
+                    let r = run_seed(&settings, seed, RunOptions::default(), &mut NoObserver);
                     tallies[c].add(&r, keep, t0.elapsed());
                     (opts.on_run)();
                     tallies
@@ -515,49 +334,6 @@ pub fn progress_spinner(what: &str) -> Option<ProgressBar> {
             .expect("valid template");
     bar.set_style(style);
     Some(bar)
-}
-
-/// The whole command: plan, sweep with a progress bar and Ctrl-C
-/// handling, results (failures saved to `save_dir`).
-pub fn explore(spec: &Spec, jobs: usize, save_dir: Option<&Path>) -> Result<SweepResults, String> {
-    if jobs == 0 {
-        return Err("--jobs must be at least 1".into());
-    }
-    let plan = Plan::new(spec)?;
-    if let Some(dir) = save_dir {
-        check_save_dir(dir)?;
-    }
-    let bar = progress_bar(plan.runs());
-    let on_run = || {
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
-    };
-    let sw = sweep(&plan, &SweepOptions { jobs, stop: stop_on_ctrl_c(), on_run: &on_run })?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    results(&plan, &sw, save_dir)
-}
-
-/// Makes sure failures can be saved in `dir` before a sweep starts, so a
-/// bad `--save-failures` costs nothing: creates it if need be, and checks
-/// that it is a directory one can write a file in.
-pub fn check_save_dir(dir: &Path) -> Result<(), String> {
-    let bad = |why: String| format!("--save-failures {}: {why}", dir.display());
-    if dir.exists() && !dir.is_dir() {
-        return Err(bad("exists and is not a directory".into()));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create the directory: {e}")))?;
-    let probe = dir.join(format!(".walsim-write-check-{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| bad(format!("cannot write in the directory: {e}")))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
-/// One worker per core.
-pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(test)]
