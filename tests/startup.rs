@@ -7,6 +7,7 @@
 mod common;
 use common::settings;
 use walsim::run::{Observer, Phase, RunOptions, run_seed};
+use walsim_model::ids::NodeId;
 use walsim_model::log::{Level, LogLine, Process};
 use walsim_model::{Cluster, Event, Lsn, Settings};
 
@@ -17,9 +18,9 @@ use walsim_model::{Cluster, Event, Lsn, Settings};
 #[derive(Default)]
 struct Watch {
     /// (node, end of local WAL when crash recovery began).
-    crash_first: Vec<(u8, Lsn)>,
+    crash_first: Vec<(NodeId, Lsn)>,
     /// (node, end of local WAL at the start, consistency point).
-    consistent: Vec<(u8, Lsn, Lsn)>,
+    consistent: Vec<(NodeId, Lsn, Lsn)>,
     /// Standby states PostgreSQL never reaches.
     pages_ahead: Vec<String>,
 }
@@ -27,7 +28,7 @@ struct Watch {
 impl Observer for Watch {
     fn step(&mut self, step: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
         for l in lines.iter().filter(|l| l.process == Process::Startup && l.level == Level::Log) {
-            let n = &c.nodes[l.node as usize];
+            let n = &c.nodes[l.node.index()];
             if l.message.starts_with("database system was not properly shut down") && n.standby_signal {
                 self.crash_first.retain(|(id, _)| *id != l.node);
                 self.crash_first.push((l.node, n.wal.end()));
@@ -68,7 +69,7 @@ fn a_crashed_primary_is_consistent_only_at_the_end_of_its_local_wal() {
     let w = watch(&settings(&[]), 1..=40);
     assert!(w.consistent.len() >= 10, "only {} crash-recovery-first starts", w.consistent.len());
     for (node, end, at) in &w.consistent {
-        assert_eq!(at, end, "node{} reported consistency at {at}, its local WAL ended at {end}", node + 1);
+        assert_eq!(at, end, "{node} reported consistency at {at}, its local WAL ended at {end}");
     }
     assert!(w.pages_ahead.is_empty(), "{}", w.pages_ahead.join("\n"));
 }

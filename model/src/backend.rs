@@ -413,15 +413,15 @@ impl Node {
     /// Nodes known to hold WAL up to `lsn`: flushed, and at least written
     /// (bit = node id).
     pub fn holders_of(&self, lsn: Lsn) -> (u16, u16) {
-        let me = 1u16 << self.id;
+        let me = self.id.bit();
         let mut durable = if self.wal.flush_lsn() >= lsn { me } else { 0 };
         let mut written = if self.wal.write_lsn() >= lsn { me } else { 0 };
         for w in &self.walsenders {
             if w.reported.flush >= lsn {
-                durable |= 1 << w.peer;
+                durable |= w.peer.bit();
             }
             if w.reported.write >= lsn {
-                written |= 1 << w.peer;
+                written |= w.peer.bit();
             }
         }
         (durable, written)
@@ -449,7 +449,7 @@ mod tests {
         c.nodes[0].backends[2] = Backend::InXact { xid: 92, op };
         let before = c.ledger.in_doubt_count;
         c.set_quiesce(false); // faults are enabled again
-        c.apply(Event::Crash { node: 0, kind: CrashKind::Immediate }, 0).unwrap();
+        c.apply(Event::Crash { node: crate::ids::NodeId(0), kind: CrashKind::Immediate }, 0).unwrap();
         assert_eq!(c.ledger.in_doubt_count, before + 2);
         assert!(c.nodes[0].backends.iter().all(|b| *b == Backend::Idle));
         let mut b = Backend::InXact { xid: 92, op };
@@ -466,7 +466,7 @@ mod tests {
         assert_eq!(c.nodes[0].walsenders.len(), 2);
         assert_eq!(c.nodes[0].holders_of(end), (0b111, 0b111));
         assert_eq!(c.nodes[0].holders_of(Lsn(end.0 + 8)), (0, 0));
-        let w = c.nodes[0].walsenders.iter_mut().find(|w| w.peer == 2).unwrap();
+        let w = c.nodes[0].walsenders.iter_mut().find(|w| w.peer == crate::ids::NodeId(2)).unwrap();
         w.reported.flush = Lsn(end.0 - 8);
         assert_eq!(c.nodes[0].holders_of(end), (0b011, 0b111), "node3 wrote but did not flush");
     }

@@ -182,7 +182,7 @@ impl Ledger {
     pub fn on_power_loss(&mut self, node: NodeId) {
         // Every acknowledgement so far (numbers 1..=acks) loses the node's
         // `written_on` bit; applied lazily by `Ledger::acked`.
-        self.written_lost_before[node as usize] = self.acks + 1;
+        self.written_lost_before[node.index()] = self.acks + 1;
     }
 
     /// A node's data was replaced (rewind, base backup, truncation): what
@@ -190,8 +190,8 @@ impl Ledger {
     pub fn forget_node(&mut self, node: NodeId) {
         for k in self.keys.values_mut() {
             if let Some(a) = &mut k.acked {
-                a.record.durable_on &= !(1 << node);
-                a.record.written_on &= !(1 << node);
+                a.record.durable_on &= !node.bit();
+                a.record.written_on &= !node.bit();
             }
         }
     }
@@ -202,8 +202,8 @@ impl Ledger {
     pub fn forget_after(&mut self, node: NodeId, lsn: Lsn) {
         for k in self.keys.values_mut() {
             if let Some(a) = k.acked.as_mut().filter(|a| a.record.commit_end > lsn) {
-                a.record.durable_on &= !(1 << node);
-                a.record.written_on &= !(1 << node);
+                a.record.durable_on &= !node.bit();
+                a.record.written_on &= !node.bit();
             }
         }
     }
@@ -235,7 +235,7 @@ impl Ledger {
         name: &str,
         mut seen: impl FnMut(u32) -> (usize, u64),
     ) -> Option<String> {
-        let bit = 1u16 << node;
+        let bit = node.bit();
         for (&key, k) in &self.keys {
             let Some(a) = self.acked(k) else { continue };
             if (a.record.durable_on | a.record.written_on) & bit == 0 {
@@ -251,9 +251,9 @@ impl Ledger {
                     many => format!("{many} rows with that id"),
                 };
                 return Some(format!(
-                    "acknowledged commit lost: row id={key} info='{}' was acknowledged by node{} (commit record ending at {}, {how} on {name} at that moment), but {name} shows {found}",
+                    "acknowledged commit lost: row id={key} info='{}' was acknowledged by {} (commit record ending at {}, {how} on {name} at that moment), but {name} shows {found}",
                     md5_text(a.payload),
-                    a.record.node + 1,
+                    a.record.node,
                     a.record.commit_end,
                 ));
             }
@@ -306,11 +306,11 @@ mod tests {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let key = ((x >> 33) % 50) as u32 + 1;
             if (x >> 20).is_multiple_of(9) {
-                let node = ((x >> 40) % 3) as NodeId;
+                let node = NodeId(((x >> 40) % 3) as u8);
                 lazy.on_power_loss(node);
                 for k in eager.keys.values_mut() {
                     if let Some(a) = &mut k.acked {
-                        a.record.written_on &= !(1 << node);
+                        a.record.written_on &= !node.bit();
                     }
                 }
             } else {
@@ -318,7 +318,7 @@ mod tests {
                 let ack = Ack {
                     op,
                     record: CommitRecord {
-                        node: 0,
+                        node: NodeId(0),
                         commit_end: Lsn(step),
                         durable_on: ((x >> 50) & 7) as u16,
                         written_on: ((x >> 53) & 7) as u16,
@@ -342,9 +342,9 @@ mod tests {
                     for (key, k) in &eager.keys {
                         l.keys.get_mut(key).unwrap().acked = k.acked;
                     }
-                    l.check_node(node, "n", &rows)
+                    l.check_node(NodeId(node), "n", &rows)
                 };
-                assert_eq!(lazy.check_node(node, "n", &rows), eager_verdict, "step {step}");
+                assert_eq!(lazy.check_node(NodeId(node), "n", &rows), eager_verdict, "step {step}");
             }
         }
         assert_eq!(lazy.clone(), lazy);

@@ -68,12 +68,12 @@ impl Cluster {
     /// and everything started. `settings` must be valid.
     pub fn new(settings: Settings, log_enabled: bool) -> Cluster {
         let names = StandbyNames::parse(&settings.synchronous_standby_names).expect("validated settings");
-        let primary = Node::initdb(0, &settings);
+        let primary = Node::initdb(NodeId(0), &settings);
         let mut nodes = vec![primary];
         for i in 1..=settings.cluster.standbys {
-            let mut s = Node::copy_of(i, &nodes[0], &settings);
+            let mut s = Node::copy_of(NodeId(i), &nodes[0], &settings);
             s.standby_signal = true;
-            s.upstream = Some(0);
+            s.upstream = Some(NodeId(0));
             if settings.cluster.replication_slots {
                 // pg_basebackup --create-slot: the slot reserves WAL from
                 // the backup's start (the primary's REDO) on.
@@ -271,7 +271,7 @@ impl Cluster {
     pub fn takes_argument(&self, ev: &Event) -> bool {
         match *ev {
             Event::Backend { node, backend } => {
-                self.nodes[node as usize].backend_starts_xact(backend as usize)
+                self.nodes[node.index()].backend_starts_xact(backend as usize)
             }
             // Which crash image (faults.crash_images).
             Event::Crash { kind: CrashKind::PowerLoss, .. } => self.settings.faults.crash_images > 0,
@@ -284,7 +284,7 @@ impl Cluster {
         debug_assert!(self.debug_is_enabled(ev), "apply({ev:?}): the event is not enabled");
         self.fx.clear();
         self.now += 1;
-        let i = ev.node() as usize;
+        let i = ev.node().index();
         let mut violation = None;
         // rules.fsync_control_file off: pg_control before the step, to tell
         // which nodes wrote it without fsync.
@@ -335,7 +335,7 @@ impl Cluster {
             Event::Crash { node, kind } => {
                 let images = self.settings.faults.crash_images;
                 if kind == CrashKind::PowerLoss && images > 0 {
-                    self.with_node(node as usize, |n, ctx| n.reach_disk(arg, images, ctx));
+                    self.with_node(node.index(), |n, ctx| n.reach_disk(arg, images, ctx));
                 }
                 self.crash_node(node, kind)
             }
@@ -386,7 +386,7 @@ impl Cluster {
             self.book_refusal(*n, *kind, msg);
         }
         for (n, msg) in &fx.startup_failures {
-            if self.attempts.iter().any(|a| a.node == self.nodes[*n as usize].name) {
+            if self.attempts.iter().any(|a| a.node == self.nodes[(*n).index()].name) {
                 self.book_refusal(*n, RefusalKind::StartupFailed, msg);
                 self.set_attempt_result(*n, AttemptResult::Failed);
             }
@@ -398,7 +398,7 @@ impl Cluster {
     }
 
     fn book_refusal(&mut self, n: NodeId, kind: RefusalKind, msg: &str) {
-        let name = self.nodes[n as usize].name.clone();
+        let name = self.nodes[n.index()].name.clone();
         let repeat = self
             .refusals
             .iter()
@@ -441,7 +441,7 @@ impl Cluster {
             return Err(v);
         }
         if let Some(u) = invariants::find_uncovered_data(self) {
-            let node = Some(u.0 as NodeId);
+            let node = Some(NodeId::from_index(u.0));
             if self.premise_expected(node) {
                 return Err(invariants::describe_uncovered_data(self, u));
             }
@@ -460,11 +460,11 @@ impl Cluster {
             let v = match *c {
                 Check::AfterCrashRecovery(n) => {
                     // The check's fast path uses the WAL's implied table.
-                    self.nodes[n as usize].wal.refresh_implied();
+                    self.nodes[n.index()].wal.refresh_implied();
                     invariants::check_after_crash_recovery(self, n)
                 }
                 Check::AfterPromotion(n) => {
-                    invariants::check_acknowledged(self, &self.nodes[n as usize], "promotion")
+                    invariants::check_acknowledged(self, &self.nodes[n.index()], "promotion")
                 }
                 Check::Timelines(n) => invariants::check_timelines(self, n),
             };
@@ -488,7 +488,7 @@ impl Cluster {
     pub fn premise_expected(&self, node: Option<NodeId>) -> bool {
         let holds = |n: &Node| n.gucs.synchronous_transfer.covers_data() && n.gucs.names.is_sync();
         match node {
-            Some(n) => holds(&self.nodes[n as usize]),
+            Some(n) => holds(&self.nodes[n.index()]),
             None => self.nodes.iter().any(holds),
         }
     }
@@ -595,7 +595,7 @@ impl Cluster {
 
     /// `pg_stat_replication` on node `id`.
     pub fn walsender_rows(&self, id: NodeId) -> Vec<WalSenderSnapshot> {
-        let n = &self.nodes[id as usize];
+        let n = &self.nodes[id.index()];
         let need_flush = self.settings.rules.sync_candidates_need_flush_position;
         let slots = n.slot_views();
         let valid = |l: Lsn| (l != Lsn(0)).then(|| l.to_string());
@@ -629,7 +629,7 @@ impl Cluster {
     /// The `sync_state` of the walsender serving `peer` on node `id`
     /// (`None` if there is none).
     pub fn sync_state_of(&self, id: NodeId, peer: NodeId) -> Option<&'static str> {
-        let n = &self.nodes[id as usize];
+        let n = &self.nodes[id.index()];
         let i = n.walsenders.iter().position(|w| w.peer == peer)?;
         Some(self.walsender_rows(id)[i].sync_state)
     }

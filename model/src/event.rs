@@ -206,51 +206,51 @@ impl Event {
             Event::Startup { node } => (6, node, 0),
             Event::Start { node } => (7, node, 0),
             Event::Crash { node, kind } => (8, node, kind as u64),
-            Event::WalSender { node, standby } => (9, node, u64::from(standby)),
-            Event::Deliver { node, from } => (10, node, u64::from(from)),
+            Event::WalSender { node, standby } => (9, node, u64::from(standby.0)),
+            Event::Deliver { node, from } => (10, node, u64::from(from.0)),
             Event::WalReceiver { node } => (11, node, 0),
             Event::Connect { node } => (12, node, 0),
             Event::Operator { node, step } => (13, node, u64::from(step)),
-            Event::Heal { node, peer } => (14, node, u64::from(peer)),
+            Event::Heal { node, peer } => (14, node, u64::from(peer.0)),
             Event::Disconnect { node } => (15, node, 0),
-            Event::Partition { node, peer } => (16, node, u64::from(peer)),
+            Event::Partition { node, peer } => (16, node, u64::from(peer.0)),
             Event::Archiver { node } => (17, node, 0),
             Event::RestoreWal { node } => (18, node, 0),
             Event::ArchiveFailure { node } => (19, node, 0),
         };
-        (tag << 56) | (u64::from(node) << 48) | detail
+        (tag << 56) | (u64::from(node.0) << 48) | detail
     }
 }
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Event::Backend { node, backend } => write!(f, "node{} backend {}", node + 1, backend),
-            Event::WalWriter { node } => write!(f, "node{} walwriter", node + 1),
-            Event::BgWriter { node } => write!(f, "node{} bgwriter", node + 1),
-            Event::Checkpointer { node } => write!(f, "node{} checkpointer", node + 1),
-            Event::RequestCheckpoint { node } => write!(f, "node{} checkpoint request", node + 1),
-            Event::Startup { node } => write!(f, "node{} startup", node + 1),
-            Event::Start { node } => write!(f, "node{} pg_ctl start", node + 1),
+            Event::Backend { node, backend } => write!(f, "{} backend {}", node, backend),
+            Event::WalWriter { node } => write!(f, "{} walwriter", node),
+            Event::BgWriter { node } => write!(f, "{} bgwriter", node),
+            Event::Checkpointer { node } => write!(f, "{} checkpointer", node),
+            Event::RequestCheckpoint { node } => write!(f, "{} checkpoint request", node),
+            Event::Startup { node } => write!(f, "{} startup", node),
+            Event::Start { node } => write!(f, "{} pg_ctl start", node),
             Event::Crash { node, kind: CrashKind::Immediate } => {
-                write!(f, "node{} pg_ctl stop -m immediate", node + 1)
+                write!(f, "{} pg_ctl stop -m immediate", node)
             }
-            Event::Crash { node, kind: CrashKind::PowerLoss } => write!(f, "node{} power loss", node + 1),
+            Event::Crash { node, kind: CrashKind::PowerLoss } => write!(f, "{} power loss", node),
             Event::WalSender { node, standby } => {
-                write!(f, "node{} walsender to node{}", node + 1, standby + 1)
+                write!(f, "{} walsender to {}", node, standby)
             }
             Event::Deliver { node, from } => {
-                write!(f, "network delivers node{} -> node{}", from + 1, node + 1)
+                write!(f, "network delivers {} -> {}", from, node)
             }
-            Event::WalReceiver { node } => write!(f, "node{} walreceiver", node + 1),
-            Event::Connect { node } => write!(f, "node{} walreceiver connects", node + 1),
-            Event::Operator { node, step } => write!(f, "node{} operator step {}", node + 1, step + 1),
-            Event::Heal { node, peer } => write!(f, "partition node{} | node{} heals", node + 1, peer + 1),
-            Event::Disconnect { node } => write!(f, "node{} replication connection drops", node + 1),
-            Event::Partition { node, peer } => write!(f, "partition node{} | node{}", node + 1, peer + 1),
-            Event::Archiver { node } => write!(f, "node{} archiver", node + 1),
-            Event::RestoreWal { node } => write!(f, "node{} startup restore_command", node + 1),
-            Event::ArchiveFailure { node } => write!(f, "node{} archive_command fails", node + 1),
+            Event::WalReceiver { node } => write!(f, "{} walreceiver", node),
+            Event::Connect { node } => write!(f, "{} walreceiver connects", node),
+            Event::Operator { node, step } => write!(f, "{} operator step {}", node, step + 1),
+            Event::Heal { node, peer } => write!(f, "partition {} | {} heals", node, peer),
+            Event::Disconnect { node } => write!(f, "{} replication connection drops", node),
+            Event::Partition { node, peer } => write!(f, "partition {} | {}", node, peer),
+            Event::Archiver { node } => write!(f, "{} archiver", node),
+            Event::RestoreWal { node } => write!(f, "{} startup restore_command", node),
+            Event::ArchiveFailure { node } => write!(f, "{} archive_command fails", node),
         }
     }
 }
@@ -421,26 +421,26 @@ mod tests {
         for node in 0..3 {
             for other in 0..3 {
                 events.extend([
-                    Event::Backend { node, backend: other },
-                    Event::WalSender { node, standby: other },
-                    Event::Deliver { node, from: other },
-                    Event::Operator { node, step: other },
-                    Event::Heal { node, peer: other },
-                    Event::Partition { node, peer: other },
+                    Event::Backend { node: NodeId(node), backend: other },
+                    Event::WalSender { node: NodeId(node), standby: NodeId(other) },
+                    Event::Deliver { node: NodeId(node), from: NodeId(other) },
+                    Event::Operator { node: NodeId(node), step: other },
+                    Event::Heal { node: NodeId(node), peer: NodeId(other) },
+                    Event::Partition { node: NodeId(node), peer: NodeId(other) },
                 ]);
             }
             events.extend([
-                Event::WalWriter { node },
-                Event::BgWriter { node },
-                Event::Checkpointer { node },
-                Event::RequestCheckpoint { node },
-                Event::Startup { node },
-                Event::Start { node },
-                Event::WalReceiver { node },
-                Event::Connect { node },
-                Event::Disconnect { node },
-                Event::Crash { node, kind: CrashKind::Immediate },
-                Event::Crash { node, kind: CrashKind::PowerLoss },
+                Event::WalWriter { node: NodeId(node) },
+                Event::BgWriter { node: NodeId(node) },
+                Event::Checkpointer { node: NodeId(node) },
+                Event::RequestCheckpoint { node: NodeId(node) },
+                Event::Startup { node: NodeId(node) },
+                Event::Start { node: NodeId(node) },
+                Event::WalReceiver { node: NodeId(node) },
+                Event::Connect { node: NodeId(node) },
+                Event::Disconnect { node: NodeId(node) },
+                Event::Crash { node: NodeId(node), kind: CrashKind::Immediate },
+                Event::Crash { node: NodeId(node), kind: CrashKind::PowerLoss },
             ]);
         }
         let codes: std::collections::BTreeSet<u64> = events.iter().map(Event::code).collect();

@@ -23,7 +23,7 @@ impl Cluster {
     /// a standby of `upstream` (unless pg_rewind refused). `restore`:
     /// pg_rewind's `--restore-target-wal`.
     pub(crate) fn failback(&mut self, id: NodeId, strategy: Failback, upstream: NodeId, restore: bool) {
-        let (n, up) = (&self.nodes[id as usize], &self.nodes[upstream as usize]);
+        let (n, up) = (&self.nodes[id.index()], &self.nodes[upstream.index()]);
         self.attempts.push(FailbackAttempt {
             node: n.name.clone(),
             strategy,
@@ -39,7 +39,7 @@ impl Cluster {
             .attempts
             .last()
             .and_then(|a| a.fork_point)
-            .and_then(|fork| crate::invariants::check_failback_premise(&self.nodes[id as usize], fork));
+            .and_then(|fork| crate::invariants::check_failback_premise(&self.nodes[id.index()], fork));
         if let Some(v) = premise {
             self.observe(v);
         }
@@ -60,12 +60,12 @@ impl Cluster {
         if !proceed {
             return;
         }
-        let n = &mut self.nodes[id as usize];
+        let n = &mut self.nodes[id.index()];
         n.standby_signal = true;
         n.upstream = Some(upstream);
         n.synced_to = None;
         n.operator_stopped = false;
-        self.with_node(id as usize, |n, ctx| n.start(ctx));
+        self.with_node(id.index(), |n, ctx| n.start(ctx));
     }
 
     /// Logs a pg_rewind-style line and keeps it with the attempt.
@@ -81,7 +81,7 @@ impl Cluster {
     /// pg_rewind (pg_rewind.c, PostgreSQL 15). Returns whether the node
     /// should be started as a standby afterwards.
     fn pg_rewind(&mut self, id: NodeId, source: NodeId, restore: bool) -> bool {
-        let (t, s) = (id as usize, source as usize);
+        let (t, s) = (id.index(), source.index());
         // --source-server: a libpq connection to the running source.
         if !self.nodes[s].accepts_connections() || self.partitions.is_cut(id, source) {
             let msg = format!(
@@ -264,7 +264,7 @@ impl Cluster {
         id: NodeId,
         diverge: Lsn,
     ) -> Result<(Vec<crate::wal::Record>, Option<(Lsn, Tli, Lsn)>), String> {
-        let target = &self.nodes[id as usize];
+        let target = &self.nodes[id.index()];
         let g = *target.wal.geometry();
         let mut restored: Vec<crate::wal::Record> = Vec::new();
         let mut seg = g.segno(target.wal.kept_from());
@@ -291,7 +291,7 @@ impl Cluster {
     /// a target that was not shut down cleanly, and shuts it down. Runs the
     /// startup process and checkpointer to completion within this step.
     fn single_user_recovery(&mut self, id: NodeId) -> bool {
-        let i = id as usize;
+        let i = id.index();
         let standby = std::mem::replace(&mut self.nodes[i].standby_signal, false);
         self.nodes[i].single_user = true;
         let queued = self.fx.checks.len();
@@ -330,8 +330,8 @@ impl Cluster {
     /// WAL up to what the source has flushed, replay from the source's last
     /// checkpoint to the backup's end.
     fn base_backup(&mut self, id: NodeId, source: NodeId) {
-        let src = self.nodes[source as usize].clone();
-        let n = &mut self.nodes[id as usize];
+        let src = self.nodes[source.index()].clone();
+        let n = &mut self.nodes[id.index()];
         for b in 0..src.data.len() {
             n.data.replace_block(b, src.data.read(b).clone());
         }
@@ -351,7 +351,8 @@ impl Cluster {
             Level::Log,
             format!(
                 "pg_basebackup: copied {} from {} (WAL up to {flush})",
-                self.nodes[id as usize].name, src.name
+                self.nodes[id.index()].name,
+                src.name
             ),
         );
         self.fx.checks.push(crate::event::Check::Timelines(id));
@@ -362,8 +363,8 @@ impl Cluster {
     /// files, and restart it as a standby. Returns false if there is no
     /// such point (the node's timeline is not an ancestor).
     fn truncate_after_fork(&mut self, id: NodeId, upstream: NodeId) -> bool {
-        let up = &self.nodes[upstream as usize];
-        let n = &self.nodes[id as usize];
+        let up = &self.nodes[upstream.index()];
+        let n = &self.nodes[id.index()];
         let Some(fork) = up.history.switch_point(up.tli, n.control.tli) else {
             let msg = format!(
                 "truncate: timeline {} of {} is not in the history of {}",
@@ -382,7 +383,7 @@ impl Cluster {
             return self.attempt_fails(id, msg);
         }
         let old_end = n.wal.end();
-        let n = &mut self.nodes[id as usize];
+        let n = &mut self.nodes[id.index()];
         n.wal.truncate(fork);
         self.ledger.forget_after(id, fork);
         self.tool_says(
@@ -405,7 +406,7 @@ impl Cluster {
 
     /// Sets the result of `id`'s latest attempt.
     pub(crate) fn set_attempt_result(&mut self, id: NodeId, r: AttemptResult) {
-        let name = &self.nodes[id as usize].name;
+        let name = &self.nodes[id.index()].name;
         if let Some(a) = self.attempts.iter_mut().rev().find(|a| &a.node == name) {
             a.result = r;
         }
@@ -414,9 +415,9 @@ impl Cluster {
     /// Books a refusal against `id`'s latest attempt, with where its
     /// upstream stood then.
     pub(crate) fn attempt_refused(&mut self, id: NodeId, msg: &str) {
-        let name = self.nodes[id as usize].name.clone();
-        let up_pos = self.nodes[id as usize].upstream.map(|u| {
-            let up = &self.nodes[u as usize];
+        let name = self.nodes[id.index()].name.clone();
+        let up_pos = self.nodes[id.index()].upstream.map(|u| {
+            let up = &self.nodes[u.index()];
             up.startup.as_ref().map_or(up.wal.flush_lsn(), |s| s.replayed)
         });
         if let Some(a) = self.attempts.iter_mut().rev().find(|a| a.node == name) {

@@ -140,7 +140,7 @@ pub fn check_wal_before_data(node: &mut Node) -> Option<Violation> {
 /// the node held when it acknowledged commits must be there), then
 /// `recovery_is_exact` (the rows are exactly what its WAL commits).
 pub fn check_after_crash_recovery(cluster: &Cluster, id: NodeId) -> Option<Violation> {
-    let node = &cluster.nodes[id as usize];
+    let node = &cluster.nodes[id.index()];
     // Fast path (issue 11): when the WAL's implied table is cached
     // (`Wal::refresh_implied`, which the cluster runs before this check),
     // judge without sorting or copying the table. It decides only what it
@@ -301,11 +301,11 @@ pub fn describe_uncovered_data(
     } else {
         ""
     };
-    let standby = &cluster.nodes[standby as usize].name;
+    let standby = &cluster.nodes[standby.index()].name;
     let name = &node.name;
     Violation {
         invariant: Invariant::StandbyCoversPrimaryData,
-        node: Some(p as NodeId),
+        node: Some(NodeId::from_index(p)),
         detail: format!(
             "{name} has{when} block {blk} of relation test in its data file with page LSN {lsn}, but its synchronous standby {standby} has flushed WAL only to {covered}: if {name} failed now and {standby} were promoted, {name}'s data files would be ahead of the new primary"
         ),
@@ -346,7 +346,7 @@ fn follows(s: &Node, p: &Node) -> bool {
 /// `timelines_consistent`: every history file node `id` has equals the
 /// file of the same timeline on every other node.
 pub fn check_timelines(cluster: &Cluster, id: NodeId) -> Option<Violation> {
-    let n = &cluster.nodes[id as usize];
+    let n = &cluster.nodes[id.index()];
     for tli in n.history.timelines() {
         for other in cluster.nodes.iter().filter(|o| o.id != id && o.history.has(tli)) {
             if other.history.entries(tli) != n.history.entries(tli) {
@@ -379,7 +379,7 @@ pub fn check_timelines(cluster: &Cluster, id: NodeId) -> Option<Violation> {
 /// the standbys that converged.
 pub fn check_converges(cluster: &Cluster) -> Result<Vec<String>, Violation> {
     let Some(p) = cluster.current_primary(None) else { return Ok(Vec::new()) };
-    let primary = &cluster.nodes[p as usize];
+    let primary = &cluster.nodes[p.index()];
     let want = primary.visible_rows();
     let want_sum = crate::heap::RowSummary::of(&want);
     let mut converged = Vec::new();
@@ -438,7 +438,7 @@ fn not_following(cluster: &Cluster, s: &Node) -> Option<Violation> {
     if s.status != Status::Recovery || stuck_reading {
         return None;
     }
-    let up = &cluster.nodes[s.upstream? as usize];
+    let up = &cluster.nodes[(s.upstream?).index()];
     if !up.accepts_replication() || cluster.partitions.is_cut(s.id, up.id) {
         return None;
     }
@@ -583,7 +583,7 @@ mod tests {
         let end = st.replayed;
         st.replayed = Lsn(end.0 - 1);
         let v = check_converges(&c).unwrap_err();
-        assert_eq!((v.invariant, v.node), (Invariant::Converges, Some(1)));
+        assert_eq!((v.invariant, v.node), (Invariant::Converges, Some(NodeId(1))));
         assert!(v.detail.contains(&format!("replayed to {}", Lsn(end.0 - 1))), "{}", v.detail);
         assert!(
             v.detail.ends_with("the rows agree, but node2 has not replayed the primary's WAL to its end"),
@@ -614,7 +614,7 @@ mod tests {
         let up_tli = c.nodes[0].tli;
         c.conns[0].tli = up_tli + 1;
         let v = check_converges(&c).unwrap_err();
-        assert_eq!((v.invariant, v.node), (Invariant::Converges, Some(1)));
+        assert_eq!((v.invariant, v.node), (Invariant::Converges, Some(NodeId(1))));
         assert!(v.detail.contains(&format!("still streams timeline {}", up_tli + 1)), "{}", v.detail);
         // Not connected at all, though the upstream accepts replication.
         let mut c = quiesced(1, 400);
@@ -626,7 +626,7 @@ mod tests {
     #[test]
     fn refused_stuck_or_orphaned_standbys_are_legitimate_endings() {
         let memo = crate::node::RefusalMemo {
-            upstream: 0,
+            upstream: NodeId(0),
             upstream_flush: Lsn(0),
             upstream_tli: 1,
             local_end: Lsn(0),
@@ -649,21 +649,21 @@ mod tests {
         // The upstream is down: nothing to follow.
         let mut c = quiesced(1, 400);
         c.conns.clear();
-        c.nodes[1].upstream = Some(0);
+        c.nodes[1].upstream = Some(NodeId(0));
         let mut c2 = c.clone();
         c2.nodes[0].status = Status::ShuttingDown;
         assert_eq!(check_converges(&c2).unwrap(), Vec::<String>::new(), "no primary");
         // With two standbys, one cascading from the other that is not
         // consistent yet: the cascading one is not reported.
         let mut c = quiesced(2, 400);
-        c.conns.retain(|x| x.downstream != 2);
-        c.nodes[2].upstream = Some(1);
+        c.conns.retain(|x| x.downstream != NodeId(2));
+        c.nodes[2].upstream = Some(NodeId(1));
         c.nodes[1].startup.as_mut().unwrap().consistent = false;
         assert_eq!(check_converges(&c).unwrap(), ["node2"]);
         c.nodes[1].startup.as_mut().unwrap().consistent = true;
         assert!(check_converges(&c).unwrap_err().detail.contains("node3"));
         // Partitioned from its upstream: not reported.
-        c.partitions.cut(2, 1);
+        c.partitions.cut(NodeId(2), NodeId(1));
         assert_eq!(check_converges(&c).unwrap(), ["node2"]);
         // A node that is not a standby (down) is not judged.
         let mut c = quiesced(1, 400);
@@ -695,21 +695,21 @@ mod tests {
     fn covering_standby_is_the_furthest_sync_candidate_following_the_writer() {
         let mut c = quiesced(2, 400);
         for s in 1..=2 {
-            c.nodes[s].synced_to = Some(0);
+            c.nodes[s].synced_to = Some(NodeId(0));
         }
         let flush = c.nodes[1].wal.flush_lsn();
         assert_eq!(covering_standby(&c, 0).map(|x| x.0), Some(flush));
         // node3 lags: node2 covers.
         let early = c.nodes[2].wal.records()[3].end;
         c.nodes[2].wal.truncate(early);
-        assert_eq!(covering_standby(&c, 0), Some((flush, 1)));
+        assert_eq!(covering_standby(&c, 0), Some((flush, NodeId(1))));
         // node2 not a sync candidate (priority 0): node3 covers.
         c.nodes[0].gucs.names = StandbyNames::parse("node3").unwrap();
-        assert_eq!(covering_standby(&c, 0), Some((early, 2)));
+        assert_eq!(covering_standby(&c, 0), Some((early, NodeId(2))));
         // node3 not caught up with node1: nothing covers.
         c.nodes[2].synced_to = None;
         assert_eq!(covering_standby(&c, 0), None);
-        c.nodes[2].synced_to = Some(0);
+        c.nodes[2].synced_to = Some(NodeId(0));
         c.nodes[2].standby_signal = false;
         assert_eq!(covering_standby(&c, 0), None, "no standby.signal");
         c.nodes[2].standby_signal = true;
@@ -718,7 +718,7 @@ mod tests {
         c.nodes[0].status = Status::Down;
         assert_eq!(covering_standby(&c, 0), None);
         c.nodes[0].status = Status::Recovery;
-        assert_eq!(covering_standby(&c, 0), Some((early, 2)));
+        assert_eq!(covering_standby(&c, 0), Some((early, NodeId(2))));
         // Diverged: node3's WAL runs past node1's switch to timeline 2.
         c.nodes[0].tli = 2;
         c.nodes[0].history.add_child(2, 1, Lsn(early.0 - 1), "x");
@@ -728,7 +728,7 @@ mod tests {
     #[test]
     fn standby_covers_primary_data_names_the_page_beyond_the_standby() {
         let mut c = quiesced(1, 400);
-        c.nodes[1].synced_to = Some(0);
+        c.nodes[1].synced_to = Some(NodeId(0));
         assert_eq!(check_standby_covers_primary_data(&mut c), None);
         let covered = c.nodes[1].wal.flush_lsn();
         let page = c.nodes[0].data.read(0).clone();
@@ -736,7 +736,7 @@ mod tests {
         assert_eq!(check_standby_covers_primary_data(&mut c), None, "at the boundary");
         c.nodes[0].data.replace_block(0, Page { lsn: Lsn(covered.0 + 8), ..page });
         let v = check_standby_covers_primary_data(&mut c).unwrap();
-        assert_eq!((v.invariant, v.node), (Invariant::StandbyCoversPrimaryData, Some(0)));
+        assert_eq!((v.invariant, v.node), (Invariant::StandbyCoversPrimaryData, Some(NodeId(0))));
         assert!(v.detail.starts_with("node1 has block 0 of relation test"), "{}", v.detail);
         c.nodes[0].status = Status::Recovery;
         let v = check_standby_covers_primary_data(&mut c).unwrap();
@@ -771,14 +771,14 @@ mod tests {
     #[test]
     fn recovery_is_exact_and_acknowledged_commits() {
         let mut c = quiesced(0, 300);
-        assert_eq!(check_after_crash_recovery(&c, 0), None);
+        assert_eq!(check_after_crash_recovery(&c, NodeId(0)), None);
         // Rows no WAL commits.
         let first_commit =
             c.nodes[0].wal.records().iter().find(|r| matches!(r.body, crate::wal::RecordBody::Commit));
         let keep = first_commit.unwrap().end;
         let mut d = c.clone();
         d.nodes[0].wal.truncate(keep);
-        let v = check_after_crash_recovery(&d, 0).unwrap();
+        let v = check_after_crash_recovery(&d, NodeId(0)).unwrap();
         assert_eq!(v.invariant, Invariant::RecoveryIsExact);
         assert!(v.detail.contains("is visible but no committed WAL record wrote it"), "{}", v.detail);
         // Acknowledged rows gone.
@@ -787,7 +787,7 @@ mod tests {
             c.nodes[0].data.replace_block(b, Page { lsn, tuples: Vec::new() });
         }
         c.nodes[0].buffers.clear();
-        let v = check_after_crash_recovery(&c, 0).unwrap();
+        let v = check_after_crash_recovery(&c, NodeId(0)).unwrap();
         assert_eq!(v.invariant, Invariant::AcknowledgedCommitsSurvive);
         assert!(v.detail.starts_with("after crash recovery: "), "{}", v.detail);
         assert_eq!(check_final(&c).unwrap().invariant, Invariant::AcknowledgedCommitsSurvive);
@@ -798,14 +798,14 @@ mod tests {
     #[test]
     fn timelines_consistent_compares_history_files() {
         let mut c = quiesced(1, 100);
-        assert_eq!(check_timelines(&c, 0), None);
+        assert_eq!(check_timelines(&c, NodeId(0)), None);
         c.nodes[0].history.add_child(2, 1, Lsn(0x100), "a");
-        assert_eq!(check_timelines(&c, 0), None, "only node1 has timeline 2");
+        assert_eq!(check_timelines(&c, NodeId(0)), None, "only node1 has timeline 2");
         c.nodes[1].history.add_child(2, 1, Lsn(0x100), "a");
-        assert_eq!(check_timelines(&c, 1), None, "equal files");
+        assert_eq!(check_timelines(&c, NodeId(1)), None, "equal files");
         c.nodes[1].history.add_child(2, 1, Lsn(0x200), "b");
-        let v = check_timelines(&c, 1).unwrap();
-        assert_eq!((v.invariant, v.node), (Invariant::TimelinesConsistent, Some(1)));
+        let v = check_timelines(&c, NodeId(1)).unwrap();
+        assert_eq!((v.invariant, v.node), (Invariant::TimelinesConsistent, Some(NodeId(1))));
         assert!(v.detail.starts_with("node2 and node1 both have 00000002.history"), "{}", v.detail);
     }
 

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::ids::NodeId;
+
 /// The process that wrote a line (`%b`, backend type).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Process {
@@ -15,7 +17,7 @@ pub enum Process {
     BgWriter,
     WalWriter,
     Startup,
-    WalSender(u8),
+    WalSender(NodeId),
     WalReceiver,
     /// An operator command run against the node (pg_ctl, pg_rewind, ...).
     Operator,
@@ -41,8 +43,8 @@ impl Process {
     }
 
     /// A stable pseudo-pid, so lines of one process can be told apart.
-    pub fn pid(self, node: u8) -> u32 {
-        let base = 1000 * (u32::from(node) + 1);
+    pub fn pid(self, node: NodeId) -> u32 {
+        let base = 1000 * (u32::from(node.0) + 1);
         base + match self {
             Process::Postmaster => 0,
             Process::Checkpointer => 1,
@@ -52,7 +54,7 @@ impl Process {
             Process::WalReceiver => 5,
             Process::Operator => 9,
             Process::Archiver => 6,
-            Process::WalSender(i) => 10 + u32::from(i),
+            Process::WalSender(i) => 10 + u32::from(i.0),
             Process::Backend(i) => 100 + u32::from(i),
         }
     }
@@ -87,7 +89,7 @@ impl Level {
 /// One line.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct LogLine {
-    pub node: u8,
+    pub node: NodeId,
     pub process: Process,
     pub level: Level,
     pub message: String,
@@ -110,7 +112,7 @@ impl Log {
         self.enabled
     }
 
-    pub fn push(&mut self, node: u8, process: Process, level: Level, message: fmt::Arguments<'_>) {
+    pub fn push(&mut self, node: NodeId, process: Process, level: Level, message: fmt::Arguments<'_>) {
         if self.enabled {
             self.lines.push(LogLine { node, process, level, message: message.to_string() });
         }
@@ -149,20 +151,20 @@ mod tests {
             Process::BgWriter,
             Process::WalWriter,
             Process::Startup,
-            Process::WalSender(1),
-            Process::WalSender(2),
+            Process::WalSender(NodeId(1)),
+            Process::WalSender(NodeId(2)),
             Process::WalReceiver,
             Process::Operator,
             Process::Archiver,
         ];
         let mut pids = std::collections::BTreeSet::new();
-        for node in 0..3u8 {
+        for node in NodeId::all(3) {
             for p in procs {
                 let pid = p.pid(node);
-                assert_eq!(pid / 1000, u32::from(node) + 1, "{p:?} on node{}", node + 1);
-                assert!(pids.insert(pid), "{p:?} on node{} reuses {pid}", node + 1);
+                assert_eq!(pid / 1000, u32::from(node.0) + 1, "{p:?} on {}", node.name());
+                assert!(pids.insert(pid), "{p:?} on {} reuses {pid}", node.name());
             }
         }
-        assert_eq!(Process::Startup.pid(0), 1004, "as in the golden logs' source lines");
+        assert_eq!(Process::Startup.pid(NodeId(0)), 1004, "as in the golden logs' source lines");
     }
 }

@@ -280,7 +280,7 @@ impl Node {
         let clients = settings.workload.clients;
         Node {
             id,
-            name: format!("node{}", id + 1),
+            name: id.name(),
             status: Status::Down,
             wal,
             data: BlockFile::new(settings.cluster.rel_pages),
@@ -882,7 +882,7 @@ mod tests {
     fn primary(names: &str, standbys: &[(NodeId, &str, u64)]) -> (Node, Rules) {
         let settings = Settings { synchronous_standby_names: names.into(), ..Settings::default() };
         let rules = settings.rules.clone();
-        let mut n = Node::initdb(0, &settings);
+        let mut n = Node::initdb(NodeId(0), &settings);
         n.status = Status::Production;
         n.update_sync_standbys_defined();
         for &(peer, name, flush) in standbys {
@@ -906,12 +906,13 @@ mod tests {
     /// Recomputing from current reports (the old model) makes it wait.
     #[test]
     fn released_positions_only_advance() {
-        let (mut n, rules) = primary("FIRST 1 (node2, node3)", &[(1, "node2", 0x100), (2, "node3", 0x50)]);
+        let (mut n, rules) =
+            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x50)]);
         let mut log = Log::new(true);
-        n.release_waiters(1, &rules, &mut log);
+        n.release_waiters(NodeId(1), &rules, &mut log);
         assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
-        n.walsenders.retain(|w| w.peer != 1);
-        reply(&mut n, 2, 0x50, &rules, &mut log);
+        n.walsenders.retain(|w| w.peer != NodeId(1));
+        reply(&mut n, NodeId(2), 0x50, &rules, &mut log);
         assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
         assert!(n.sync_released(&rules, Lsn(0x80), WaitMode::Flush));
         assert!(!n.sync_released(&rules, Lsn(0x101), WaitMode::Flush));
@@ -927,19 +928,21 @@ mod tests {
     /// once; in ANY mode every candidate is a quorum candidate.
     #[test]
     fn takeover_lines_and_who_releases() {
-        let (mut n, rules) = primary("FIRST 1 (node2, node3)", &[(1, "node2", 0x100), (2, "node3", 0x200)]);
+        let (mut n, rules) =
+            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x200)]);
         let mut log = Log::new(true);
-        n.release_waiters(2, &rules, &mut log);
+        n.release_waiters(NodeId(2), &rules, &mut log);
         assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0), "node3 is only potential");
-        n.release_waiters(1, &rules, &mut log);
-        n.release_waiters(1, &rules, &mut log);
+        n.release_waiters(NodeId(1), &rules, &mut log);
+        n.release_waiters(NodeId(1), &rules, &mut log);
         let lines: Vec<String> = log.drain().map(|l| l.message).collect();
         assert_eq!(lines, ["standby \"node2\" is now a synchronous standby with priority 1"]);
         assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
 
-        let (mut n, rules) = primary("ANY 1 (node2, node3)", &[(1, "node2", 0x100), (2, "node3", 0x200)]);
-        n.release_waiters(1, &rules, &mut log);
-        n.release_waiters(2, &rules, &mut log);
+        let (mut n, rules) =
+            primary("ANY 1 (node2, node3)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x200)]);
+        n.release_waiters(NodeId(1), &rules, &mut log);
+        n.release_waiters(NodeId(2), &rules, &mut log);
         let lines: Vec<String> = log.drain().map(|l| l.message).collect();
         assert_eq!(
             lines,
@@ -956,21 +959,28 @@ mod tests {
     /// synchronous one again; in connection order it would not be.
     #[test]
     fn reconnecting_walsender_takes_the_lowest_free_slot() {
-        let (mut n, rules) = primary("FIRST 1 (*)", &[(1, "node2", 0x100), (2, "node3", 0x100)]);
+        let (mut n, rules) =
+            primary("FIRST 1 (*)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x100)]);
         let mut log = Log::new(false);
-        n.walsenders.retain(|w| w.peer != 1);
-        let mut w = WalSndInfo::new(1, "node2".into());
+        n.walsenders.retain(|w| w.peer != NodeId(1));
+        let mut w = WalSndInfo::new(NodeId(1), "node2".into());
         w.streaming = true;
         w.reported.flush = Lsn(0x100);
         let mut off = n.clone();
         n.add_walsender(w.clone(), &rules);
-        assert_eq!(n.walsenders.iter().map(|w| (w.slot, w.peer)).collect::<Vec<_>>(), [(0, 1), (1, 2)]);
-        n.release_waiters(1, &rules, &mut log);
+        assert_eq!(
+            n.walsenders.iter().map(|w| (w.slot, w.peer)).collect::<Vec<_>>(),
+            [(0, NodeId(1)), (1, NodeId(2))]
+        );
+        n.release_waiters(NodeId(1), &rules, &mut log);
         assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100), "node2 is sync again");
         let conn_order = Rules { walsender_takes_lowest_free_slot: false, ..rules.clone() };
         off.add_walsender(w, &conn_order);
-        assert_eq!(off.walsenders.iter().map(|w| (w.slot, w.peer)).collect::<Vec<_>>(), [(1, 2), (2, 1)]);
-        off.release_waiters(1, &rules, &mut log);
+        assert_eq!(
+            off.walsenders.iter().map(|w| (w.slot, w.peer)).collect::<Vec<_>>(),
+            [(1, NodeId(2)), (2, NodeId(1))]
+        );
+        off.release_waiters(NodeId(1), &rules, &mut log);
         assert_eq!(off.walsndctl.released(WaitMode::Flush), Lsn(0), "node3 stays sync");
     }
 
@@ -978,13 +988,15 @@ mod tests {
     /// is no candidate: node2 (priority 1) at 0/0 does not displace node3.
     #[test]
     fn caught_up_without_flush_is_no_candidate() {
-        let (mut n, rules) = primary("FIRST 1 (node2, node3)", &[(1, "node2", 0), (2, "node3", 0x80)]);
+        let (mut n, rules) =
+            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0), (NodeId(2), "node3", 0x80)]);
         let mut log = Log::new(false);
-        n.release_waiters(2, &rules, &mut log);
+        n.release_waiters(NodeId(2), &rules, &mut log);
         assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x80));
-        let (mut n, _) = primary("FIRST 1 (node2, node3)", &[(1, "node2", 0), (2, "node3", 0x80)]);
+        let (mut n, _) =
+            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0), (NodeId(2), "node3", 0x80)]);
         let off = Rules { sync_candidates_need_flush_position: false, ..rules };
-        n.release_waiters(2, &off, &mut log);
+        n.release_waiters(NodeId(2), &off, &mut log);
         assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0), "the planted bug picks node2 at 0/0");
     }
 

@@ -90,7 +90,7 @@ impl Cluster {
 
     fn step_possible(&self, step: &Step) -> bool {
         let id = Self::step_node(step);
-        let n = &self.nodes[id as usize];
+        let n = &self.nodes[id.index()];
         let when = match step.when {
             None => true,
             Some(Condition::NodeDown) => n.status == Status::Down,
@@ -99,35 +99,35 @@ impl Cluster {
             }
             Some(Condition::NodeReplayedUpstream) => {
                 n.startup.as_ref().is_some_and(|s| s.next >= n.wal.end_index())
-                    && n.upstream.is_some_and(|u| n.wal.flush_lsn() >= self.nodes[u as usize].wal.flush_lsn())
+                    && n.upstream.is_some_and(|u| n.wal.flush_lsn() >= self.nodes[u.index()].wal.flush_lsn())
             }
             Some(Condition::NodeKnowsNewerTimeline) => n.history.newest() > n.tli,
             Some(Condition::RewindSourceCheckpointed) => {
                 let strategy = step.strategy.unwrap_or(self.settings().failover.failback);
                 strategy != Failback::Rewind
                     || self.step_upstream(step, id).is_some_and(|u| {
-                        let src = &self.nodes[u as usize];
+                        let src = &self.nodes[u.index()];
                         src.control.tli == src.tli
                     })
             }
             Some(Condition::PrimaryPassedEndOfWal) => self
                 .current_primary(Some(id))
-                .is_some_and(|p| self.nodes[p as usize].wal.flush_lsn() > n.wal.end()),
+                .is_some_and(|p| self.nodes[p.index()].wal.flush_lsn() > n.wal.end()),
             Some(Condition::StandbyFlushedPastCheckpoint) => self.nodes.iter().any(|s| {
                 s.is_standby()
                     && s.upstream
-                        .is_some_and(|u| s.wal.flush_lsn() > self.nodes[u as usize].control.checkpoint)
+                        .is_some_and(|u| s.wal.flush_lsn() > self.nodes[u.index()].control.checkpoint)
             }),
             Some(Condition::StandbysStreaming) => self.nodes.iter().filter(|s| s.is_standby()).all(|s| {
                 s.upstream.is_none_or(|u| {
-                    self.nodes[u as usize].walsenders.iter().any(|w| w.peer == s.id && w.streaming)
+                    self.nodes[u.index()].walsenders.iter().any(|w| w.peer == s.id && w.streaming)
                 })
             }),
             Some(Condition::ArchiverCaughtUp) => {
                 self.nodes.iter().all(|x| x.next_ready(self.settings()).is_none())
             }
             Some(Condition::StandbyCaughtUp) => self.nodes.iter().filter(|s| s.is_standby()).all(|s| {
-                s.upstream.is_none_or(|u| s.wal.flush_lsn() >= self.nodes[u as usize].wal.flush_lsn())
+                s.upstream.is_none_or(|u| s.wal.flush_lsn() >= self.nodes[u.index()].wal.flush_lsn())
             }),
         };
         when && match step.action {
@@ -146,7 +146,7 @@ impl Cluster {
                 .from
                 .as_deref()
                 .and_then(node_index)
-                .is_some_and(|f| self.nodes[f as usize].history.newest() > 1 || step.timeline.is_some()),
+                .is_some_and(|f| self.nodes[f.index()].history.newest() > 1 || step.timeline.is_some()),
             Action::Query => n.accepts_connections(),
             Action::StopLoad | Action::StartLoad => true,
             Action::Reload => n.is_running(),
@@ -163,9 +163,9 @@ impl Cluster {
     pub(crate) fn settle_script(&mut self) {
         let done = match self.script.in_progress {
             None => return,
-            Some(Completion::Down(n)) => self.nodes[n as usize].status == Status::Down,
-            Some(Completion::Production(n)) => self.nodes[n as usize].status == Status::Production,
-            Some(Completion::Checkpoint(n, before)) => self.nodes[n as usize].checkpointer.completed > before,
+            Some(Completion::Down(n)) => self.nodes[n.index()].status == Status::Down,
+            Some(Completion::Production(n)) => self.nodes[n.index()].status == Status::Production,
+            Some(Completion::Checkpoint(n, before)) => self.nodes[n.index()].checkpointer.completed > before,
         };
         if done {
             self.script.in_progress = None;
@@ -183,7 +183,7 @@ impl Cluster {
     pub(crate) fn operator_step(&mut self, i: usize) {
         let step = self.settings().operator[i].clone();
         let id = Self::step_node(&step);
-        let n = id as usize;
+        let n = id.index();
         slog!(
             self.log,
             id,
@@ -281,7 +281,7 @@ impl Cluster {
     /// true): ReplicationSlotReserveWal takes the last REDO on a primary,
     /// the replay position on a standby.
     fn create_slot(&mut self, id: NodeId, name: &str) {
-        let n = &mut self.nodes[id as usize];
+        let n = &mut self.nodes[id.index()];
         if n.slots.iter().any(|s| s.name == name) {
             let msg = format!("replication slot \"{name}\" already exists");
             slog!(self.log, id, Process::Operator, Error, "{}", msg);
@@ -302,7 +302,7 @@ impl Cluster {
 
     /// pg_drop_replication_slot(name).
     fn drop_slot(&mut self, id: NodeId, name: &str) {
-        let n = &mut self.nodes[id as usize];
+        let n = &mut self.nodes[id.index()];
         let before = n.slots.len();
         n.slots.retain(|s| s.name != name);
         if n.slots.len() == before {
@@ -314,7 +314,7 @@ impl Cluster {
     /// pg_wal (a missing one is an operator error: logged, nothing copied).
     fn copy_history_file(&mut self, step: &Step, id: NodeId) {
         let from = node_index(step.from.as_deref().expect("step_possible")).expect("validated");
-        let src = &self.nodes[from as usize].history;
+        let src = &self.nodes[from.index()].history;
         let tli = step.timeline.unwrap_or_else(|| src.newest());
         let name = crate::timeline::History::file_name(tli);
         if tli < 2 || !src.has(tli) {
@@ -323,22 +323,22 @@ impl Cluster {
                 id,
                 Process::Operator,
                 Log,
-                "cp: cannot stat 'node{}/pg_wal/{name}': No such file",
-                from + 1
+                "cp: cannot stat '{}/pg_wal/{name}': No such file",
+                from
             );
             return;
         }
         let entries = src.entries(tli).to_vec();
-        self.nodes[id as usize].history.insert_file(tli, entries);
-        slog!(self.log, id, Process::Operator, Log, "copied {name} from node{} into pg_wal", from + 1);
+        self.nodes[id.index()].history.insert_file(tli, entries);
+        slog!(self.log, id, Process::Operator, Log, "copied {name} from {} into pg_wal", from);
         self.fx.checks.push(crate::event::Check::Timelines(id));
     }
 
     /// A read-only query on `id`: what a client would be served, and how
     /// many of those rows the current primary does not show.
     fn query(&mut self, id: NodeId) {
-        let rows = self.nodes[id as usize].visible_rows();
-        let primary = self.current_primary(Some(id)).map(|p| self.nodes[p as usize].visible_rows());
+        let rows = self.nodes[id.index()].visible_rows();
+        let primary = self.current_primary(Some(id)).map(|p| self.nodes[p.index()].visible_rows());
         let not_on_primary =
             primary.as_ref().map(|p| rows.iter().filter(|r| p.binary_search(r).is_err()).count());
         let sum = crate::heap::RowSummary::of(&rows);
@@ -353,7 +353,7 @@ impl Cluster {
             not_on_primary.map_or("no primary to compare".to_string(), |n| n.to_string())
         );
         self.queries.push(QueryResult {
-            node: self.nodes[id as usize].name.clone(),
+            node: self.nodes[id.index()].name.clone(),
             at: self.now,
             count: sum.count,
             sum: sum.sum,
@@ -367,7 +367,7 @@ impl Cluster {
     /// were cleared), walsenders take their new priorities.
     fn reload(&mut self, id: NodeId, step: &Step) {
         slog!(self.log, id, Process::Postmaster, Log, "received SIGHUP, reloading configuration files");
-        let node = &mut self.nodes[id as usize];
+        let node = &mut self.nodes[id.index()];
         let g = &mut node.gucs;
         let mut changed = Vec::new();
         if let Some(names) =
@@ -406,7 +406,7 @@ impl Cluster {
             "terminating walreceiver process due to administrator command"
         );
         self.drop_conns_where(|c| c.downstream == id, "promotion");
-        let n = &mut self.nodes[id as usize];
+        let n = &mut self.nodes[id.index()];
         n.promote_signal = true;
         if let Some(st) = n.startup.as_mut() {
             st.promote = true;
@@ -425,7 +425,7 @@ impl Cluster {
     /// A node goes down abruptly; its connections go with it.
     pub(crate) fn crash_node(&mut self, id: NodeId, kind: CrashKind) {
         // Crash first: the node's own walreceiver dies without flushing.
-        self.with_node(id as usize, |n, ctx| n.crash(kind, ctx));
+        self.with_node(id.index(), |n, ctx| n.crash(kind, ctx));
         self.drop_conns_where(|c| c.touches(id), "server crashed");
     }
 }
@@ -455,11 +455,11 @@ mod tests {
         s.from = Some("node1".into());
         for tli in [1, 2] {
             s.timeline = Some(tli);
-            c.copy_history_file(&s, 1);
+            c.copy_history_file(&s, NodeId(1));
             assert_eq!(c.nodes[1].history.timelines().count(), 0, "timeline {tli}");
         }
         c.nodes[0].history.add_child(2, 1, Lsn(0x100), "x");
-        c.copy_history_file(&s, 1);
+        c.copy_history_file(&s, NodeId(1));
         assert!(c.nodes[1].history.timelines().eq([2]));
         assert_eq!(c.nodes[1].history.entries(2), c.nodes[0].history.entries(2));
     }

@@ -35,7 +35,7 @@ impl Cluster {
     /// segment already removed from pg_wal cannot be copied (only when
     /// `rules.remove_checks_archive_done` is off): cp fails.
     pub(crate) fn archiver_step(&mut self, id: NodeId) {
-        let i = id as usize;
+        let i = id.index();
         let Some(f) = self.nodes[i].next_ready(&self.settings) else { return };
         let n = &self.nodes[i];
         let (name, file) = match f {
@@ -67,7 +67,7 @@ impl Cluster {
 
     /// Fault: `archive_command` exits with code 1 on the next `.ready` file.
     pub(crate) fn archive_failure(&mut self, id: NodeId) {
-        let n = &self.nodes[id as usize];
+        let n = &self.nodes[id.index()];
         let Some(f) = n.next_ready(&self.settings) else { return };
         let name = n.ready_name(f);
         self.archive_failed(id, &name);
@@ -83,7 +83,7 @@ impl Cluster {
             "The failed archive command was: {}",
             archive_command(name)
         );
-        let st = &mut self.nodes[id as usize].archive_status;
+        let st = &mut self.nodes[id.index()].archive_status;
         st.failures += 1;
         if st.failures >= NUM_ARCHIVE_RETRIES {
             st.failures = 0;

@@ -3,6 +3,7 @@
 //! condition that must hold before it may happen. The scheduler still
 //! decides *when* an enabled step happens, and everything around it.
 
+use crate::ids::NodeId;
 use crate::lsn::Lsn;
 use crate::settings::{SynchronousCommit, SynchronousTransfer};
 use serde::{Deserialize, Serialize};
@@ -285,9 +286,9 @@ impl Step {
 }
 
 /// Parses a node name (`node1` → 0).
-pub fn node_index(name: &str) -> Option<u8> {
+pub fn node_index(name: &str) -> Option<NodeId> {
     let n: u8 = name.strip_prefix("node")?.parse().ok()?;
-    n.checked_sub(1)
+    n.checked_sub(1).map(NodeId)
 }
 
 /// The default story of a run: the seed experiment's failover. The standby

@@ -780,7 +780,7 @@ impl Settings {
             for (field, name) in names {
                 let Some(name) = name else { continue };
                 match crate::script::node_index(name) {
-                    Some(n) if usize::from(n) < nodes => {}
+                    Some(n) if n.index() < nodes => {}
                     _ => {
                         return bad(
                             format!("operator[{i}].{field}"),

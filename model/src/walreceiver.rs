@@ -83,7 +83,7 @@ impl Cluster {
         if d.status != Status::Recovery || !st.standby || st.promote || st.read_error.is_some() || u == d.id {
             return false;
         }
-        let up = &self.nodes[u as usize];
+        let up = &self.nodes[u.index()];
         if !up.accepts_replication()
             || self.partitions.is_cut(d.id, u)
             || self.conns.iter().any(|c| c.downstream == d.id)
@@ -110,9 +110,9 @@ impl Cluster {
 
     /// The walreceiver connects and asks to stream.
     pub(crate) fn connect(&mut self, d: NodeId) {
-        let di = d as usize;
+        let di = d.index();
         let u = self.nodes[di].upstream.expect("can_connect");
-        let ui = u as usize;
+        let ui = u.index();
         let rules = self.settings().rules.clone();
         let (start, start_tli) = self.nodes[di].streaming_start();
         let up_tli = self.nodes[ui].tli;
@@ -245,7 +245,7 @@ impl Cluster {
     pub(crate) fn rescan_latest_timeline(&mut self, d: NodeId) -> bool {
         let check = self.settings().rules.startup_checks_timeline_fork;
         self.restore_history_files(d);
-        let n = &mut self.nodes[d as usize];
+        let n = &mut self.nodes[d.index()];
         let newest = n.history.newest();
         if newest <= n.walrcv.target_tli {
             return true;
@@ -297,10 +297,10 @@ impl Cluster {
 
     /// Records a refusal and what it depended on.
     pub(crate) fn refuse(&mut self, d: NodeId, kind: RefusalKind, msg: String) {
-        let n = &self.nodes[d as usize];
-        let up = &self.nodes[n.upstream.expect("streaming needs an upstream") as usize];
+        let n = &self.nodes[d.index()];
+        let up = &self.nodes[(n.upstream.expect("streaming needs an upstream")).index()];
         let memo = self.refusal_memo(n, up);
-        self.nodes[d as usize].walrcv.refused = Some(memo);
+        self.nodes[d.index()].walrcv.refused = Some(memo);
         self.fx.refusals.push((d, kind, msg));
     }
 
@@ -321,7 +321,7 @@ impl Cluster {
     pub(crate) fn receive_wal(&mut self, d: NodeId, from: NodeId, records: Vec<Record>) -> Option<Violation> {
         let checks = self.settings().rules.wal_reader_checks_framing;
         for rec in records {
-            let n = &self.nodes[d as usize];
+            let n = &self.nodes[d.index()];
             let Some(st) = n.startup.as_ref().filter(|s| s.read_error.is_none()) else { break };
             let g = *n.wal.geometry();
             let pos = |l: Lsn| g.recptr_to_bytepos(l);
@@ -344,7 +344,7 @@ impl Cluster {
             } else if rec.lsn < n.wal.end() {
                 self.supersede_unreplayed(d, from, rec.lsn);
             }
-            let n = &self.nodes[d as usize];
+            let n = &self.nodes[d.index()];
             let own_end = n.wal.end();
             let prev = n.wal.last_start();
             if checks && pos(rec.lsn) != pos(own_end) {
@@ -363,10 +363,10 @@ impl Cluster {
                 return Some(v);
             }
             let end = rec.end;
-            self.nodes[d as usize].wal.append_received(rec);
+            self.nodes[d.index()].wal.append_received(rec);
             self.note_received(d, end);
         }
-        let n = &mut self.nodes[d as usize];
+        let n = &mut self.nodes[d.index()];
         let end = n.wal.end();
         n.wal.write_upto(end);
         None
@@ -376,7 +376,7 @@ impl Cluster {
     /// its upstream sends (the reader will read the received timeline's
     /// file there).
     fn supersede_unreplayed(&mut self, d: NodeId, from: NodeId, p: Lsn) {
-        let n = &mut self.nodes[d as usize];
+        let n = &mut self.nodes[d.index()];
         n.wal.truncate(p);
         let len = n.wal.end_index();
         if let Some(st) = n.startup.as_mut() {
@@ -388,9 +388,9 @@ impl Cluster {
             d,
             Process::WalReceiver,
             Debug,
-            "WAL from {} on will be read from what node{} sent",
+            "WAL from {} on will be read from what {} sent",
             p,
-            from + 1
+            from
         );
         // Anything streamed onwards from this node is now stale.
         self.drop_conns_where(|c| c.upstream == d, "upstream WAL was replaced");
@@ -401,8 +401,8 @@ impl Cluster {
     /// the last record this node replayed? If not, the node applies one
     /// history on top of another without any message.
     fn mixes_histories(&self, d: NodeId, from: NodeId, reader: Lsn, last_start: Lsn) -> Option<Violation> {
-        let n = &self.nodes[d as usize];
-        let up = &self.nodes[from as usize];
+        let n = &self.nodes[d.index()];
+        let up = &self.nodes[from.index()];
         let mine = n.wal.record_at(last_start)?;
         if up.wal.record_at(last_start) == Some(mine) {
             return None;
@@ -419,12 +419,8 @@ impl Cluster {
             invariant: Invariant::NoSilentDivergence,
             node: Some(d),
             detail: format!(
-                "{} replays WAL from node{} at {reader} (timeline {}) right after its own record at {last_start} (timeline {}), which node{}'s history does not contain; its data files hold page LSN {on_disk}: two histories are mixed without any message",
-                n.name,
-                from + 1,
-                up.tli,
-                mine.tli,
-                from + 1
+                "{} replays WAL from {} at {reader} (timeline {}) right after its own record at {last_start} (timeline {}), which {}'s history does not contain; its data files hold page LSN {on_disk}: two histories are mixed without any message",
+                n.name, from, up.tli, mine.tli, from
             ),
         })
     }
@@ -436,7 +432,7 @@ impl Cluster {
     /// bytes there.
     fn wal_read_error(&mut self, d: NodeId, why: String) {
         slog!(self.log, d, Process::Startup, Log, "{}", why);
-        let n = &mut self.nodes[d as usize];
+        let n = &mut self.nodes[d.index()];
         let st = n.startup.as_mut().expect("a standby reads WAL");
         st.read_error = Some(why);
         self.drop_conns_where(|c| c.downstream == d, "the startup process cannot read the WAL received");
@@ -467,7 +463,7 @@ impl Cluster {
 
     /// XLogWalRcvFlush, then a status update if anything moved.
     pub(crate) fn walreceiver_step(&mut self, d: NodeId) {
-        let n = &mut self.nodes[d as usize];
+        let n = &mut self.nodes[d.index()];
         if n.wal.flush_lsn() < n.wal.write_lsn() {
             let w = n.wal.write_lsn();
             n.wal.flush_upto(w);
@@ -478,11 +474,11 @@ impl Cluster {
 
     /// Queues a standby status update for the upstream.
     pub(crate) fn send_reply(&mut self, d: NodeId) {
-        let Some(pos) = self.reply_positions(&self.nodes[d as usize]) else { return };
-        if pos == self.nodes[d as usize].walrcv.reported && !self.status_reply_due(&self.nodes[d as usize]) {
+        let Some(pos) = self.reply_positions(&self.nodes[d.index()]) else { return };
+        if pos == self.nodes[d.index()].walrcv.reported && !self.status_reply_due(&self.nodes[d.index()]) {
             return;
         }
-        let n = &mut self.nodes[d as usize];
+        let n = &mut self.nodes[d.index()];
         n.walrcv.reported = pos;
         if let Some(c) = self.conns.iter_mut().find(|c| c.downstream == d) {
             c.to_upstream.push_back(Msg::Reply(pos));
@@ -516,7 +512,7 @@ mod tests {
     /// A quiesced primary and standby whose connection was dropped.
     fn disconnected() -> Cluster {
         let mut c = quiesced(1, 300);
-        c.drop_conns_where(|x| x.downstream == 1, "test");
+        c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
         c.fx.clear();
         c
     }
@@ -548,19 +544,19 @@ mod tests {
     fn a_standby_connects_only_to_a_reachable_accepting_upstream_once() {
         let mut c = disconnected();
         assert!(c.can_connect(&c.nodes[1]));
-        c.partitions.cut(1, 0);
+        c.partitions.cut(NodeId(1), NodeId(0));
         assert!(!c.can_connect(&c.nodes[1]), "through a partition");
-        c.partitions.heal(1, 0);
+        c.partitions.heal(NodeId(1), NodeId(0));
         c.nodes[0].status = Status::ShuttingDown;
         assert!(!c.can_connect(&c.nodes[1]), "upstream shutting down");
         c.nodes[0].status = Status::Production;
         c.nodes[1].startup.as_mut().unwrap().read_error = Some("x".into());
         assert!(!c.can_connect(&c.nodes[1]), "startup cannot read WAL");
         c.nodes[1].startup.as_mut().unwrap().read_error = None;
-        c.nodes[1].upstream = Some(1);
+        c.nodes[1].upstream = Some(NodeId(1));
         assert!(!c.can_connect(&c.nodes[1]), "itself");
-        c.nodes[1].upstream = Some(0);
-        c.connect(1);
+        c.nodes[1].upstream = Some(NodeId(0));
+        c.connect(NodeId(1));
         assert!(c.fx.refusals.is_empty());
         assert!(!c.can_connect(&c.nodes[1]), "connected already");
     }
@@ -568,7 +564,7 @@ mod tests {
     #[test]
     fn after_a_refusal_a_standby_retries_once_something_changed() {
         let mut c = disconnected();
-        c.refuse(1, RefusalKind::AheadOfFlush, "test".into());
+        c.refuse(NodeId(1), RefusalKind::AheadOfFlush, "test".into());
         assert!(!c.can_connect(&c.nodes[1]), "nothing changed");
         let tli = c.nodes[0].tli;
         c.nodes[0].wal.insert(tli, 0, RecordBody::Abort);
@@ -587,14 +583,14 @@ mod tests {
         settle(&mut c);
         assert_eq!(c.nodes[1].wal.end(), end, "the standby received the switch");
         assert_eq!(c.nodes[1].wal.geometry().segment_start(end), end, "a switch ends a segment");
-        c.drop_conns_where(|x| x.downstream == 1, "test");
+        c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
         c.fx.clear();
         assert_eq!(c.nodes[1].streaming_start(), (end, tli));
         assert_eq!(c.sendable_upto(&c.nodes[0]), end);
-        c.connect(1);
+        c.connect(NodeId(1));
         assert!(c.fx.refusals.is_empty(), "{:?}", c.fx.refusals);
         assert!(c.nodes[1].walrcv.refused.is_none());
-        assert!(c.conns.iter().any(|x| x.downstream == 1));
+        assert!(c.conns.iter().any(|x| x.downstream == NodeId(1)));
     }
 
     /// node1's WAL where node2's last replayed record starts is another
@@ -620,8 +616,8 @@ mod tests {
         let (mut c, reader, last_start) = diverged_at_the_last_replayed_record();
         let next = c.nodes[0].wal.insert(2, 0, RecordBody::Abort).clone();
         assert_eq!(next.lsn.0, reader.0.next_multiple_of(8), "starts at the reader");
-        let v = c.receive_wal(1, 0, vec![next]).expect("silent divergence");
-        assert_eq!((v.invariant, v.node), (Invariant::NoSilentDivergence, Some(1)));
+        let v = c.receive_wal(NodeId(1), NodeId(0), vec![next]).expect("silent divergence");
+        assert_eq!((v.invariant, v.node), (Invariant::NoSilentDivergence, Some(NodeId(1))));
         assert!(v.detail.contains(&format!("right after its own record at {last_start}")), "{}", v.detail);
     }
 
@@ -631,7 +627,7 @@ mod tests {
         let reader = c.nodes[1].startup.as_ref().unwrap().replayed;
         let tli = c.nodes[0].tli;
         let next = c.nodes[0].wal.insert(tli, 0, RecordBody::Abort).clone();
-        assert_eq!(c.receive_wal(1, 0, vec![next.clone()]), None);
+        assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![next.clone()]), None);
         assert_eq!(c.nodes[1].wal.records().last(), Some(&next));
         assert!(next.lsn >= reader);
     }
@@ -642,7 +638,7 @@ mod tests {
         c.nodes[0].wal.truncate(last_start);
         let big = c.nodes[0].wal.insert(2, 0, RecordBody::Switch).clone();
         assert!(big.lsn < reader && big.end > reader);
-        assert_eq!(c.receive_wal(1, 0, vec![big]), None);
+        assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![big]), None);
         let why = c.nodes[1].startup.as_ref().unwrap().read_error.clone().expect("cannot read");
         assert!(why.starts_with(&format!("invalid record length at {reader}")), "{why}");
         assert_eq!(c.nodes[1].wal.end(), reader, "nothing appended");
@@ -657,7 +653,7 @@ mod tests {
         for check in [true, false] {
             let mut c =
                 crate::testkit::quiesced_with(1, 300, |s| s.rules.walsender_checks_start_point = check);
-            c.drop_conns_where(|x| x.downstream == 1, "test");
+            c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
             c.fx.clear();
             let end = c.nodes[1].wal.end();
             c.nodes[1].history.add_child(3, 1, Lsn(end.0 + 0x1000), "x");
@@ -666,7 +662,7 @@ mod tests {
             c.nodes[1].history = crate::timeline::History::default();
             c.nodes[1].history.add_child(3, 2, Lsn(0), "x");
             assert_eq!(c.nodes[1].streaming_start().1, 3);
-            c.connect(1);
+            c.connect(NodeId(1));
             let refused: Vec<_> = c.fx.refusals.iter().map(|r| r.2.clone()).collect();
             if check {
                 assert_eq!(refused, ["requested timeline 3 is not in this server's history"]);

@@ -17,7 +17,7 @@ const SEND_BATCH: usize = 8;
 impl Cluster {
     /// Whether the walsender of `c` has WAL to send.
     pub(crate) fn walsender_ready(&self, c: &Conn) -> bool {
-        let up = &self.nodes[c.upstream as usize];
+        let up = &self.nodes[c.upstream.index()];
         if c.cursor < up.wal.first_index() {
             return true; // the next read fails: the segment was removed
         }
@@ -28,7 +28,7 @@ impl Cluster {
     /// How far the walsender of `c` may send: its server's flushed WAL, and
     /// no further than the end of the timeline streamed.
     fn send_limit(&self, c: &Conn) -> crate::lsn::Lsn {
-        let up = &self.nodes[c.upstream as usize];
+        let up = &self.nodes[c.upstream.index()];
         let upto = self.sendable_upto(up);
         self.timeline_end(c).map_or(upto, |end| end.min(upto))
     }
@@ -41,7 +41,7 @@ impl Cluster {
 
     /// Where the streamed timeline ends, if it is historic for the upstream.
     fn timeline_end(&self, c: &Conn) -> Option<crate::lsn::Lsn> {
-        let up = &self.nodes[c.upstream as usize];
+        let up = &self.nodes[c.upstream.index()];
         (c.tli != up.tli).then(|| up.history.switch_point(up.tli, c.tli).unwrap_or(crate::lsn::Lsn(0)))
     }
 
@@ -60,7 +60,7 @@ impl Cluster {
             .filter(|c| c.to_standby.is_empty())
             .filter(|c| {
                 self.timeline_end(c).is_some_and(|end| {
-                    let up = &self.nodes[c.upstream as usize];
+                    let up = &self.nodes[c.upstream.index()];
                     up.wal.get(c.cursor).is_none_or(|r| r.end > end)
                 })
             })
@@ -93,7 +93,7 @@ impl Cluster {
         tli: crate::lsn::Tli,
         lsn: crate::lsn::Lsn,
     ) -> String {
-        let up = &self.nodes[u as usize];
+        let up = &self.nodes[u.index()];
         let g = up.wal.geometry();
         let file_tli = match (up.history.switch_point(up.tli, tli), up.history.next_tli(up.tli, tli)) {
             (Some(end), Some(next)) if g.segno(end) == g.segno(lsn) => next,
@@ -107,7 +107,7 @@ impl Cluster {
         let i = self.conn_index(down).expect("enabled walsender has a connection");
         let limit = self.send_limit(&self.conns[i]);
         let c = &self.conns[i];
-        let upw = &self.nodes[up as usize].wal;
+        let upw = &self.nodes[up.index()].wal;
         if c.cursor < upw.first_index() {
             // The standby lagged behind a checkpoint that removed the
             // segment it needs next: the walsender's read fails, the
@@ -117,7 +117,7 @@ impl Cluster {
             self.drop_conns_where(|c| c.downstream == down, "requested WAL segment has already been removed");
             return;
         }
-        let batch: Vec<_> = self.nodes[up as usize]
+        let batch: Vec<_> = self.nodes[up.index()]
             .wal
             .from_index(c.cursor)
             .iter()
@@ -138,16 +138,7 @@ impl Cluster {
         c.cursor += batch.len();
         c.sent = last;
         c.to_standby.push_back(Msg::WalData(batch));
-        slog!(
-            self.log,
-            up,
-            Process::WalSender(down),
-            Debug,
-            "sent WAL {}..{} to node{}",
-            first,
-            last,
-            down + 1
-        );
+        slog!(self.log, up, Process::WalSender(down), Debug, "sent WAL {}..{} to {}", first, last, down);
     }
 
     pub(crate) fn conn_index(&self, downstream: NodeId) -> Option<usize> {
@@ -172,8 +163,8 @@ impl Cluster {
             };
             // PhysicalConfirmReceivedLocation: the standby's slot keeps WAL
             // from its flush position on.
-            let slot = self.nodes[from as usize].primary_slot_name.clone();
-            let up = &mut self.nodes[to as usize];
+            let slot = self.nodes[from.index()].primary_slot_name.clone();
+            let up = &mut self.nodes[to.index()];
             if let Some(w) = up.walsenders.iter_mut().find(|w| w.peer == from) {
                 w.reported = pos;
             }
@@ -188,8 +179,8 @@ impl Cluster {
                 to,
                 Process::WalSender(from),
                 Debug,
-                "standby node{} reports write {} flush {} apply {}",
-                from + 1,
+                "standby {} reports write {} flush {} apply {}",
+                from,
                 pos.write,
                 pos.flush,
                 pos.apply
@@ -197,7 +188,7 @@ impl Cluster {
             // ProcessStandbyReplyMessage: a primary's walsender releases
             // waiters (a cascading one does not).
             let rules = &self.settings.rules;
-            self.nodes[to as usize].release_waiters(from, rules, &mut self.log);
+            self.nodes[to.index()].release_waiters(from, rules, &mut self.log);
             None
         }
     }
@@ -212,7 +203,7 @@ impl Cluster {
         if !c.to_upstream.is_empty() {
             return false;
         }
-        let up = &self.nodes[c.upstream as usize];
+        let up = &self.nodes[c.upstream.index()];
         let Some(w) = up.walsenders.iter().find(|w| w.peer == d.id) else { return false };
         let (ctl, announce, line) = up.release_outcome(d.id, &self.settings.rules);
         ctl != up.walsndctl || announce != w.announce_next_takeover || line.is_some()
@@ -226,18 +217,18 @@ impl Cluster {
             let c = &self.conns[i];
             let (u, d) = (c.upstream, c.downstream);
             // Runs every step: the cheap test (still in catchup) first.
-            let fresh = self.nodes[u as usize].walsenders.iter().any(|w| w.peer == d && !w.streaming);
+            let fresh = self.nodes[u.index()].walsenders.iter().any(|w| w.peer == d && !w.streaming);
             if fresh && self.on_current_timeline(c) && !self.walsender_ready(c) {
-                let w = self.nodes[u as usize].walsenders.iter_mut().find(|w| w.peer == d).expect("listed");
+                let w = self.nodes[u.index()].walsenders.iter_mut().find(|w| w.peer == d).expect("listed");
                 w.streaming = true;
-                self.nodes[d as usize].synced_to = Some(u);
+                self.nodes[d.index()].synced_to = Some(u);
                 slog!(
                     self.log,
                     u,
                     Process::WalSender(d),
                     Debug,
-                    "\"node{}\" has now caught up with upstream server",
-                    d + 1
+                    "\"{}\" has now caught up with upstream server",
+                    d
                 );
             }
         }
@@ -250,9 +241,9 @@ impl Cluster {
         while i < self.conns.len() {
             if pred(&self.conns[i]) {
                 let c = self.conns.remove(i);
-                self.nodes[c.upstream as usize].walsenders.retain(|w| w.peer != c.downstream);
+                self.nodes[c.upstream.index()].walsenders.retain(|w| w.peer != c.downstream);
                 // An exiting walreceiver flushes what it wrote (WalRcvDie).
-                let d = &mut self.nodes[c.downstream as usize];
+                let d = &mut self.nodes[c.downstream.index()];
                 if d.is_running() {
                     let w = d.wal.write_lsn();
                     d.wal.flush_upto(w);
@@ -262,8 +253,8 @@ impl Cluster {
                     c.downstream,
                     Process::WalReceiver,
                     Log,
-                    "replication connection to node{} lost: {}",
-                    c.upstream + 1,
+                    "replication connection to {} lost: {}",
+                    c.upstream,
                     why
                 );
             } else {
@@ -282,7 +273,7 @@ impl Cluster {
                 continue;
             }
             let end = node.wal.end();
-            let done = self.conns.iter().filter(|c| c.upstream as usize == n).all(|c| {
+            let done = self.conns.iter().filter(|c| c.upstream.index() == n).all(|c| {
                 let sent_all = c.cursor >= node.wal.end_index() || !self.on_current_timeline(c);
                 sent_all
                     && c.to_standby.is_empty()

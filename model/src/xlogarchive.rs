@@ -118,7 +118,7 @@ impl Cluster {
     /// pg_wal (a standby keeps it: KeepFileRestoredFromArchive) and goes
     /// on replaying from it.
     pub(crate) fn restore_wal(&mut self, id: NodeId) {
-        let i = id as usize;
+        let i = id.index();
         let Some((name, k)) = self.restorable(&self.nodes[i]) else { return };
         let file = self.archive.segment(&name).expect("restorable");
         let recs = file[k..].to_vec();
@@ -161,7 +161,7 @@ impl Cluster {
         if !self.settings.restore_command || self.archive.is_empty() {
             return false;
         }
-        let i = id as usize;
+        let i = id.index();
         let newer = self.archive.newer_timelines(self.nodes[i].history.newest());
         for &t in &newer {
             let entries = self.archive.history(t).expect("probed").to_vec();

@@ -21,6 +21,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use walsim_model::cluster::Cluster;
 use walsim_model::event::Event;
+use walsim_model::ids::NodeId;
 use walsim_model::log::LogLine;
 use walsim_model::node::Status;
 use walsim_model::settings::Failback;
@@ -121,10 +122,10 @@ fn model_lines(r: &RunResult) -> Vec<String> {
 /// step it is seen down on (the real driver reads its log from its restart on).
 #[derive(Default)]
 struct RejoinLog {
-    node: Option<u8>,
+    node: Option<NodeId>,
     lines: Vec<String>,
     /// The standby that rejoins by a plain restart, if the story has one.
-    restarted: Option<u8>,
+    restarted: Option<NodeId>,
     /// Log lines of every node that the recogniser knows and that only a
     /// server log shows (the checkpointer's slot invalidation).
     server_lines: Vec<String>,
@@ -134,11 +135,11 @@ struct RejoinLog {
 
 /// The standby (model node index) that a story stops and starts again as the
 /// rejoining node, without a failback.
-fn restarted_standby(story: Story) -> Option<u8> {
+fn restarted_standby(story: Story) -> Option<NodeId> {
     match story {
         Story::SegmentRemovedStandbyDown
         | Story::SlotKeepsStandbyDown
-        | Story::SlotInvalidatedStandbyDown => Some(1),
+        | Story::SlotInvalidatedStandbyDown => Some(NodeId(1)),
         _ => None,
     }
 }
@@ -154,15 +155,15 @@ impl Observer for RejoinLog {
         }
         if self.node.is_none()
             && let Some(n) = self.restarted
-            && c.nodes[n as usize].status == Status::Down
+            && c.nodes[n.index()].status == Status::Down
         {
             self.node = Some(n);
-            self.restarted_end = Some(Lsn(c.nodes[n as usize].wal.end().0));
+            self.restarted_end = Some(Lsn(c.nodes[n.index()].wal.end().0));
         }
         if self.node.is_none()
             && let Some(attempt) = c.attempts.first()
         {
-            self.node = c.nodes.iter().position(|n| n.name == attempt.node).map(|i| i as u8);
+            self.node = c.nodes.iter().position(|n| n.name == attempt.node).map(NodeId::from_index);
         }
         for line in lines {
             if Some(line.node) == self.node && line.level != walsim_model::log::Level::Debug {
@@ -307,16 +308,17 @@ impl Observer for SyncWatch {
     fn step(&mut self, _: u64, _: Phase, _: &Event, _: Option<u64>, c: &Cluster, lines: &[LogLine]) {
         for l in lines {
             let walsender = matches!(l.process, walsim_model::log::Process::WalSender(_));
-            if l.node == 0 && walsender && l.level != walsim_model::log::Level::Debug {
+            if l.node == NodeId(0) && walsender && l.level != walsim_model::log::Level::Debug {
                 self.lines.push(l.message.clone());
             }
         }
-        let state = |peer| c.sync_state_of(0, peer);
-        self.last_state = [state(1), state(2)];
+        let state = |peer| c.sync_state_of(NodeId(0), peer);
+        self.last_state = [state(NodeId(1)), state(NodeId(2))];
         self.both_quorum |= self.last_state == [Some("quorum"), Some("quorum")];
-        let sync: Vec<String> = (1..c.nodes.len() as u8)
+        let sync: Vec<String> = NodeId::all(c.nodes.len())
+            .skip(1)
             .filter(|&p| state(p) == Some("sync"))
-            .map(|p| c.nodes[p as usize].name.clone())
+            .map(|p| c.nodes[p.index()].name.clone())
             .collect();
         let acks = c.ledger.acks;
         let new_acks = acks - self.last_acks.min(acks);
@@ -573,7 +575,7 @@ mod tests {
         let mut log = RejoinLog::default();
         let r = run_seed(&sc.settings, 1, RunOptions { log: true, ..RunOptions::default() }, &mut log);
         assert_eq!(r.failbacks.first().map(|a| a.node.as_str()), Some("node1"));
-        assert_eq!(log.node, Some(0));
+        assert_eq!(log.node, Some(NodeId(0)));
         // Nothing from node1's life as a primary (its checkpoints, its stop), no
         // DEBUG lines: the first line is the operator's failback itself.
         assert!(log.lines[0].ends_with("failback on node1"), "{:?}", log.lines);

@@ -85,10 +85,10 @@ pub fn format_line(step: u64, line: &LogLine, style: LsnFormat) -> String {
         LsnFormat::Padded => repad_lsns(&line.message),
     };
     format!(
-        "{} [{}] node{} {} {}:  {}",
+        "{} [{}] {} {} {}:  {}",
         timestamp(step),
         line.process.pid(node),
-        node + 1,
+        node,
         line.process.backend_type(),
         line.level.name(),
         msg
@@ -126,11 +126,7 @@ impl Observer for LogWriter<'_> {
 pub fn step_lines(step: u64, ev: &Event, lines: &[LogLine], style: LsnFormat) -> Vec<String> {
     if lines.is_empty() {
         let pid = walsim_model::log::Process::Postmaster.pid(ev.node());
-        return vec![format!(
-            "{} [{pid}] node{} postmaster DEBUG:  event: {ev}",
-            timestamp(step),
-            ev.node() + 1
-        )];
+        return vec![format!("{} [{pid}] {} postmaster DEBUG:  event: {ev}", timestamp(step), ev.node())];
     }
     lines.iter().map(|l| format_line(step, l, style)).collect()
 }
@@ -205,7 +201,7 @@ pub fn summary_json(r: &RunResult, settings: &Settings) -> Value {
         "seed": r.seed,
         "outcome": r.outcome.name(),
         "invariant": r.invariant().map(|i| i.name()),
-        "node": r.violation.as_ref().and_then(|v| v.node).map(|n| format!("node{}", n + 1)),
+        "node": r.violation.as_ref().and_then(|v| v.node).map(|n| n.name()),
         "detail": r.detail,
         "events": r.events,
         "trace_hash": hash_hex(r.trace_hash),

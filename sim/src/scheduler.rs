@@ -11,6 +11,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use walsim_model::event::{Event, EventKind, FaultKind};
+use walsim_model::ids::NodeId;
 use walsim_model::settings::{FaultSettings, SchedulerPolicy, Settings, Weights};
 
 /// What a draw decides.
@@ -199,7 +200,7 @@ pub struct Pct {
     /// The next change point not yet passed.
     next_change: usize,
     /// (process, priority), in order of first sight.
-    priorities: Vec<((u8, EventKind), u64)>,
+    priorities: Vec<((NodeId, EventKind), u64)>,
 }
 
 impl Pct {
@@ -214,7 +215,7 @@ impl Pct {
         }
     }
 
-    fn priority(&mut self, p: (u8, EventKind), src: &mut dyn ChoiceSource, event: u64) -> u64 {
+    fn priority(&mut self, p: (NodeId, EventKind), src: &mut dyn ChoiceSource, event: u64) -> u64 {
         if let Some(&(_, prio)) = self.priorities.iter().find(|(q, _)| *q == p) {
             return prio;
         }
@@ -411,10 +412,10 @@ mod tests {
         use walsim_model::Event;
         let weights = Weights { checkpoint_request: 0, ..Weights::default() };
         let mut p = WeightedRandom::new(weights);
-        let both = [Event::RequestCheckpoint { node: 0 }, Event::WalWriter { node: 0 }];
+        let both = [Event::RequestCheckpoint { node: NodeId(0) }, Event::WalWriter { node: NodeId(0) }];
         let mut src = SeededSource::new(3, false);
         assert!((0..200).all(|_| p.pick(&both, &mut src, 0) == 1), "a zero-weight kind was picked");
-        let alone = [Event::RequestCheckpoint { node: 0 }];
+        let alone = [Event::RequestCheckpoint { node: NodeId(0) }];
         assert_eq!(p.pick(&alone, &mut src, 0), 0);
     }
 
@@ -429,7 +430,7 @@ mod tests {
             ..Settings::default()
         };
         let mut p = Pct::new(&s);
-        let evs = [Event::WalWriter { node: 0 }, Event::BgWriter { node: 0 }];
+        let evs = [Event::WalWriter { node: NodeId(0) }, Event::BgWriter { node: NodeId(0) }];
         // Draws: the one change point (event 3), then the priorities of the
         // WAL writer (5) and the background writer (9).
         let draws = [3, 5, 9];

@@ -8,6 +8,7 @@
 
 use serde::{Serialize, Serializer};
 use walsim_model::cluster::WalSenderSnapshot;
+use walsim_model::ids::NodeId;
 use walsim_model::lsn::{Lsn, Tli};
 use walsim_model::node::{Node, Status};
 use walsim_model::{Cluster, Event};
@@ -72,7 +73,7 @@ pub struct NodeView {
     pub walsenders: Vec<WalSenderSnapshot>,
     /// `primary_conninfo`'s node (not exported).
     #[serde(skip)]
-    pub upstream: Option<u8>,
+    pub upstream: Option<NodeId>,
 }
 
 /// pg_control fields.

@@ -258,7 +258,7 @@ fn choices(r: &mut Runner, w: &WeightedRandom, images: u32) -> Vec<WindowOption>
         match c {
             Choice::Event(i) if !w.can_pick(r.enabled(), i) => {}
             Choice::Fault(FaultKind::PowerLoss, _) if images > 0 => {
-                let node = r.event_of(c).node() as usize;
+                let node = r.event_of(c).node().index();
                 let n = r.cluster().nodes[node].crash_image_count(images);
                 out.extend((0..n).map(|j| (c, Some(j))));
             }

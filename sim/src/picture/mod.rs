@@ -22,6 +22,7 @@ use crate::report::step_lines;
 use crate::run::{Observer, Phase, RunResult};
 use crate::view::{self, NodeView};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use walsim_model::ids::NodeId;
 use walsim_model::log::Process;
 use walsim_model::lsn::{Lsn, LsnFormat, Tli};
 use walsim_model::{Cluster, CrashKind, Event};
@@ -150,7 +151,7 @@ pub struct Recorder {
     steps: Vec<StepRec>,
     /// Messages queued and not yet delivered, by connection and direction:
     /// the step that queued each.
-    queued: BTreeMap<(u8, u8, Dir), VecDeque<u64>>,
+    queued: BTreeMap<(NodeId, NodeId, Dir), VecDeque<u64>>,
     messages: Vec<Message>,
     marks: Vec<Mark>,
     refusals_seen: usize,
@@ -211,11 +212,11 @@ impl Recorder {
                 ((node, from, Dir::ToUpstream), MsgKind::Feedback)
             };
             if let Some(sent) = self.queued.get_mut(&key).and_then(VecDeque::pop_front) {
-                let (from, to) = (usize::from(from), usize::from(node));
+                let (from, to) = (from.index(), node.index());
                 self.messages.push(Message { kind, from, to, sent, end: step, lost: false, pending: false });
             }
         }
-        let mut live: BTreeMap<(u8, u8, Dir), usize> = BTreeMap::new();
+        let mut live: BTreeMap<(NodeId, NodeId, Dir), usize> = BTreeMap::new();
         for c in cluster.connections() {
             live.insert((c.upstream, c.downstream, Dir::ToStandby), c.to_standby.len());
             live.insert((c.upstream, c.downstream, Dir::ToUpstream), c.to_upstream.len());
@@ -232,7 +233,7 @@ impl Recorder {
                 q.push_back(step);
             }
         }
-        let gone: Vec<(u8, u8, Dir)> =
+        let gone: Vec<(NodeId, NodeId, Dir)> =
             self.queued.keys().filter(|k| !live.contains_key(k)).copied().collect();
         for key in gone {
             for sent in self.queued.remove(&key).unwrap_or_default() {
@@ -243,7 +244,7 @@ impl Recorder {
 
     /// Marks for what the step did beyond moving positions.
     fn track_marks(&mut self, step: u64, ev: &Event, raw: &[walsim_model::log::LogLine], cluster: &Cluster) {
-        let me = usize::from(ev.node());
+        let me = ev.node().index();
         match *ev {
             Event::Operator { .. } => {
                 let label = raw
@@ -264,18 +265,18 @@ impl Recorder {
                 self.mark(step, me, MarkKind::Disconnect, "replication connection drops".into())
             }
             Event::Partition { node, peer } => {
-                let label = format!("partition node{} | node{}", node + 1, peer + 1);
-                self.mark(step, usize::from(node), MarkKind::Partition, label.clone());
-                self.mark(step, usize::from(peer), MarkKind::Partition, label);
+                let label = format!("partition {node} | {peer}");
+                self.mark(step, node.index(), MarkKind::Partition, label.clone());
+                self.mark(step, peer.index(), MarkKind::Partition, label);
             }
             Event::Heal { node, peer } => {
-                let label = format!("partition node{} | node{} heals", node + 1, peer + 1);
-                self.mark(step, usize::from(node), MarkKind::Heal, label.clone());
-                self.mark(step, usize::from(peer), MarkKind::Heal, label);
+                let label = format!("partition {node} | {peer} heals");
+                self.mark(step, node.index(), MarkKind::Heal, label.clone());
+                self.mark(step, peer.index(), MarkKind::Heal, label);
             }
             Event::Connect { node } => {
-                if let Some(up) = cluster.nodes[usize::from(node)].upstream {
-                    let (from, to) = (usize::from(node), usize::from(up));
+                if let Some(up) = cluster.nodes[node.index()].upstream {
+                    let (from, to) = (node.index(), up.index());
                     self.messages.push(Message {
                         kind: MsgKind::Connect,
                         from,
@@ -308,7 +309,7 @@ impl Recorder {
                     e.switchpoint,
                     e.reason
                 );
-                let (node, label) = (usize::from(n.id), self.styled(label));
+                let (node, label) = (n.id.index(), self.styled(label));
                 self.marks.push(Mark { step, node, kind: MarkKind::Fork, label, lsn: Some(e.switchpoint) });
             }
         }
@@ -322,10 +323,10 @@ impl Recorder {
                 lsn: None,
             });
             if let Event::Connect { node: d } = *ev
-                && usize::from(d) == node
+                && d.index() == node
                 && let Some(up) = cluster.nodes[node].upstream
             {
-                let from = usize::from(up);
+                let from = up.index();
                 self.messages.push(Message {
                     kind: MsgKind::Refusal,
                     from,
@@ -339,7 +340,7 @@ impl Recorder {
         }
         self.refusals_seen = cluster.refusals.len();
         for o in &cluster.observations[self.observations_seen..] {
-            let node = o.node.map_or(me, usize::from);
+            let node = o.node.map_or(me, walsim_model::ids::NodeId::index);
             self.mark(
                 step,
                 node,
@@ -356,7 +357,7 @@ impl Recorder {
             && let Some(last) = self.steps.len().checked_sub(1)
             && self.seen as usize == self.steps.len()
         {
-            let node = v.node.map_or(usize::from(self.steps[last].event.node()), usize::from);
+            let node = v.node.map_or(self.steps[last].event.node().index(), walsim_model::ids::NodeId::index);
             self.mark(last as u64, node, MarkKind::Violation, format!("VIOLATION of {v}"));
         }
         // Messages still queued when the run ended: in flight to the end.
@@ -372,20 +373,12 @@ impl Recorder {
     }
 }
 
-fn lost((up, down, dir): (u8, u8, Dir), sent: u64, step: u64) -> Message {
+fn lost((up, down, dir): (NodeId, NodeId, Dir), sent: u64, step: u64) -> Message {
     let (from, to, kind) = match dir {
         Dir::ToStandby => (up, down, MsgKind::Wal),
         Dir::ToUpstream => (down, up, MsgKind::Feedback),
     };
-    Message {
-        kind,
-        from: usize::from(from),
-        to: usize::from(to),
-        sent,
-        end: step,
-        lost: true,
-        pending: false,
-    }
+    Message { kind, from: from.index(), to: to.index(), sent, end: step, lost: true, pending: false }
 }
 
 /// `node2 operator step 1` → `operator step 1`.

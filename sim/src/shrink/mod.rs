@@ -41,6 +41,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::rc::Rc;
+use walsim_model::ids::NodeId;
 use walsim_model::log::LogLine;
 use walsim_model::{Cluster, Event, Invariant, Settings};
 
@@ -105,14 +106,14 @@ pub fn story(settings: &Settings, seed: u64, choices: &[u64]) -> Vec<String> {
     #[derive(Default)]
     struct Teller {
         lines: Vec<String>,
-        commits: Vec<(u8, u64)>,
+        commits: Vec<(NodeId, u64)>,
     }
     impl Teller {
         fn flush_commits(&mut self) {
             if self.commits.is_empty() {
                 return;
             }
-            let mut per_node: Vec<(u8, u64)> = Vec::new();
+            let mut per_node: Vec<(NodeId, u64)> = Vec::new();
             for &(n, _) in &self.commits {
                 match per_node.iter_mut().find(|(m, _)| *m == n) {
                     Some(c) => c.1 += 1,
@@ -120,7 +121,7 @@ pub fn story(settings: &Settings, seed: u64, choices: &[u64]) -> Vec<String> {
                 }
             }
             let (first, last) = (self.commits[0].1, self.commits[self.commits.len() - 1].1);
-            let what: Vec<String> = per_node.iter().map(|(n, c)| format!("{c} on node{}", n + 1)).collect();
+            let what: Vec<String> = per_node.iter().map(|(n, c)| format!("{c} on {n}")).collect();
             let when =
                 if first == last { format!("event {first}") } else { format!("events {first}–{last}") };
             self.lines.push(format!("{when}: commits acknowledged: {}", what.join(", ")));
@@ -145,7 +146,7 @@ pub fn story(settings: &Settings, seed: u64, choices: &[u64]) -> Vec<String> {
                 } else if operator || severe {
                     self.flush_commits();
                     let level = l.level.name();
-                    self.lines.push(format!("event {step}: node{} {level}: {}", l.node + 1, l.message));
+                    self.lines.push(format!("event {step}: {} {level}: {}", l.node, l.message));
                 }
             }
         }

@@ -17,6 +17,7 @@ use crate::run::{Choice, NoObserver, Observer, Phase, RunOptions, RunResult, Run
 use crate::scheduler::{ChoiceSource, Policy, ReplaySource, WeightedRandom, policy_for};
 use std::rc::Rc;
 use walsim_model::event::EventKind;
+use walsim_model::ids::NodeId;
 use walsim_model::log::LogLine;
 use walsim_model::settings::SchedulerPolicy;
 use walsim_model::{Cluster, Event, Settings};
@@ -132,10 +133,10 @@ pub(super) fn groups(script: &[Step]) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = Vec::new();
     // Transactions: per (node, backend), a new group at each begin (a
     // step that took an argument).
-    let mut open: Vec<((u8, u8), usize)> = Vec::new();
+    let mut open: Vec<((NodeId, u8), usize)> = Vec::new();
     let mut clients: Vec<(u8, Vec<usize>)> = Vec::new();
-    let mut checkpoints: Vec<(u8, usize)> = Vec::new();
-    let mut processes: Vec<((u8, u64), Vec<usize>)> = Vec::new();
+    let mut checkpoints: Vec<(NodeId, usize)> = Vec::new();
+    let mut processes: Vec<((NodeId, u64), Vec<usize>)> = Vec::new();
     for (i, s) in script.iter().enumerate() {
         let node = s.ev.node();
         match s.ev {
