@@ -4,6 +4,7 @@
 mod common;
 use common::{run, settings};
 use std::collections::BTreeSet;
+use walsim_model::ids::NodeId;
 use walsim_model::{Cluster, CrashKind, Event};
 
 /// A cluster driven until its primary has at least 3 unsynced data pages.
@@ -31,7 +32,7 @@ fn a_power_loss_has_many_images_and_image_0_is_the_single_one() {
         "cluster.standbys=0",
         "synchronous_standby_names=",
     ]);
-    let power = Event::Crash { node: walsim_model::ids::NodeId(0), kind: CrashKind::PowerLoss };
+    let power = Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss };
     assert!(c.takes_argument(&power));
     let mut images = BTreeSet::new();
     for arg in 0..64 {
@@ -86,7 +87,7 @@ fn sampled_images_include_the_single_one() {
         "synchronous_standby_names=",
     ]);
     assert!(c.nodes[0].crash_image_count(u32::MAX) > 2, "sampled, not enumerated");
-    let power = Event::Crash { node: walsim_model::ids::NodeId(0), kind: CrashKind::PowerLoss };
+    let power = Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss };
     let mut single = with_unsynced(&["operator=[]", "cluster.standbys=0", "synchronous_standby_names="]);
     single.apply(power, 0).unwrap();
     let mut zero = c.clone();
@@ -124,7 +125,7 @@ fn an_unsynced_pg_control_update_is_lost_or_kept_by_a_power_loss() {
     let c = with_unsynced_control(&sets);
     let (os, disk) = (c.nodes[0].control, c.nodes[0].control_unsynced.unwrap());
     assert_ne!(os.checkpoint, disk.checkpoint);
-    let power = Event::Crash { node: walsim_model::ids::NodeId(0), kind: CrashKind::PowerLoss };
+    let power = Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss };
     let mut single = c.clone();
     single.apply(power, 0).unwrap();
     assert_eq!(single.nodes[0].control, disk, "the single image loses the update");

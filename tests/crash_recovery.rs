@@ -4,6 +4,7 @@
 mod common;
 use common::{run, single_node};
 use walsim_model::event::CrashKind;
+use walsim_model::ids::NodeId;
 use walsim_model::invariants;
 use walsim_model::node::Status;
 use walsim_model::recovery::rows_implied_by_wal;
@@ -28,7 +29,7 @@ fn steps(c: &mut Cluster, n: usize, counter: &mut u64) {
 /// Restarts node 1 and lets recovery finish; returns whether it did.
 fn recover(c: &mut Cluster, counter: &mut u64) {
     c.set_quiesce(true);
-    c.apply(Event::Start { node: walsim_model::ids::NodeId(0) }, 0).expect("start");
+    c.apply(Event::Start { node: NodeId(0) }, 0).expect("start");
     for _ in 0..100_000 {
         if c.nodes[0].status == Status::Production {
             break;
@@ -60,15 +61,11 @@ fn process_crash_keeps_written_wal_and_power_loss_loses_it() {
     assert!(write > flush);
 
     let mut crashed = base.clone();
-    crashed
-        .apply(Event::Crash { node: walsim_model::ids::NodeId(0), kind: CrashKind::Immediate }, 0)
-        .unwrap();
+    crashed.apply(Event::Crash { node: NodeId(0), kind: CrashKind::Immediate }, 0).unwrap();
     assert_eq!(crashed.nodes[0].wal.end(), write, "immediate stop keeps WAL in the OS cache");
 
     let mut powered = base.clone();
-    powered
-        .apply(Event::Crash { node: walsim_model::ids::NodeId(0), kind: CrashKind::PowerLoss }, 0)
-        .unwrap();
+    powered.apply(Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss }, 0).unwrap();
     assert_eq!(powered.nodes[0].wal.end(), flush, "power loss keeps only fsynced WAL");
 
     let (mut c1, mut c2) = (counter, counter);
@@ -77,7 +74,7 @@ fn process_crash_keeps_written_wal_and_power_loss_loses_it() {
     for c in [&crashed, &powered] {
         let n = &c.nodes[0];
         assert_eq!(n.visible_rows(), rows_implied_by_wal(&n.wal, n.data.len()));
-        assert!(invariants::check_after_crash_recovery(c, walsim_model::ids::NodeId(0)).is_none());
+        assert!(invariants::check_after_crash_recovery(c, NodeId(0)).is_none());
     }
     let more = crashed.nodes[0].visible_rows();
     let fewer = powered.nodes[0].visible_rows();
@@ -96,9 +93,9 @@ fn synchronous_commits_survive_power_loss() {
     while c.ledger.acks < 50 {
         steps(&mut c, 1, &mut counter);
     }
-    c.apply(Event::Crash { node: walsim_model::ids::NodeId(0), kind: CrashKind::PowerLoss }, 0).unwrap();
+    c.apply(Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss }, 0).unwrap();
     recover(&mut c, &mut counter);
-    assert!(invariants::check_after_crash_recovery(&c, walsim_model::ids::NodeId(0)).is_none());
+    assert!(invariants::check_after_crash_recovery(&c, NodeId(0)).is_none());
     let keys = c.ledger.acked_keys();
     assert!(keys >= 30, "{keys} keys acknowledged");
     assert!(c.nodes[0].visible_rows().len() >= keys, "acknowledged rows are there");

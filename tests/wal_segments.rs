@@ -10,6 +10,7 @@ use std::sync::Arc;
 use walsim_model::Invariant;
 use walsim_model::event::RefusalKind;
 use walsim_model::heap::{Page, Tuple};
+use walsim_model::ids::NodeId;
 use walsim_model::lsn::WalGeometry;
 use walsim_model::recovery::rows_implied_by_wal;
 use walsim_model::wal::{RecordBody, Wal};
@@ -285,7 +286,7 @@ fn a_base_backup_copies_no_slots() {
     let c = walsim_model::Cluster::new(s.clone(), false);
     assert_eq!(c.nodes[0].slots.len(), 1, "the primary has the standby's slot");
     assert!(c.nodes[1].slots.is_empty());
-    let copy = walsim_model::node::Node::copy_of(walsim_model::ids::NodeId(2), &c.nodes[0], &s);
+    let copy = walsim_model::node::Node::copy_of(NodeId(2), &c.nodes[0], &s);
     assert!(copy.slots.is_empty(), "pg_basebackup does not copy pg_replslot");
 }
 

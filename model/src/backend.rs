@@ -432,6 +432,7 @@ impl Node {
 mod tests {
     use super::*;
     use crate::event::{CrashKind, Event};
+    use crate::ids::NodeId;
     use crate::testkit::quiesced;
 
     /// A crash while sessions are between their commit record and the
@@ -449,7 +450,7 @@ mod tests {
         c.nodes[0].backends[2] = Backend::InXact { xid: 92, op };
         let before = c.ledger.in_doubt_count;
         c.set_quiesce(false); // faults are enabled again
-        c.apply(Event::Crash { node: crate::ids::NodeId(0), kind: CrashKind::Immediate }, 0).unwrap();
+        c.apply(Event::Crash { node: NodeId(0), kind: CrashKind::Immediate }, 0).unwrap();
         assert_eq!(c.ledger.in_doubt_count, before + 2);
         assert!(c.nodes[0].backends.iter().all(|b| *b == Backend::Idle));
         let mut b = Backend::InXact { xid: 92, op };
@@ -466,7 +467,7 @@ mod tests {
         assert_eq!(c.nodes[0].walsenders.len(), 2);
         assert_eq!(c.nodes[0].holders_of(end), (0b111, 0b111));
         assert_eq!(c.nodes[0].holders_of(Lsn(end.0 + 8)), (0, 0));
-        let w = c.nodes[0].walsenders.iter_mut().find(|w| w.peer == crate::ids::NodeId(2)).unwrap();
+        let w = c.nodes[0].walsenders.iter_mut().find(|w| w.peer == NodeId(2)).unwrap();
         w.reported.flush = Lsn(end.0 - 8);
         assert_eq!(c.nodes[0].holders_of(end), (0b011, 0b111), "node3 wrote but did not flush");
     }

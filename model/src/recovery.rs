@@ -656,6 +656,7 @@ pub fn rows_implied_by_wal(wal: &Wal, rel_pages: u32) -> Vec<Row> {
 mod tests {
     use super::*;
     use crate::event::Effects;
+    use crate::ids::NodeId;
     use crate::log::Log;
     use crate::node::Env;
     use crate::settings::Settings;
@@ -667,7 +668,7 @@ mod tests {
     fn replay_foreign_checkpoint(check: bool) -> Option<String> {
         let mut settings = Settings::default();
         settings.rules.redo_checks_checkpoint_timeline = check;
-        let mut n = Node::initdb(crate::ids::NodeId(0), &settings);
+        let mut n = Node::initdb(NodeId(0), &settings);
         let c = CheckPoint { redo: n.wal.insert_lsn(), tli: 2, prev_tli: 1, next_xid: 3 };
         n.wal.insert(2, 0, RecordBody::CheckpointOnline(c));
         n.wal.flush_upto(Lsn(u64::MAX));
