@@ -10,7 +10,7 @@ use std::sync::Arc;
 use walsim_model::Invariant;
 use walsim_model::event::RefusalKind;
 use walsim_model::heap::{Page, Tuple};
-use walsim_model::ids::NodeId;
+use walsim_model::ids::{NodeId, Tli};
 use walsim_model::lsn::WalGeometry;
 use walsim_model::recovery::rows_implied_by_wal;
 use walsim_model::wal::{RecordBody, Wal};
@@ -49,11 +49,11 @@ fn removed_records_keep_the_oracle_and_indices() {
         let image = (i % 50 == 0).then(|| Arc::new(Page { lsn: walsim_model::Lsn(0), tuples: vec![tuple] }));
         let block = i % 4;
         let image = image.filter(|_| i < 4);
-        w.insert(1, xid, RecordBody::HeapInsert { block, offnum: 1, tuple, image });
+        w.insert(Tli(1), xid, RecordBody::HeapInsert { block, offnum: 1, tuple, image });
         if i % 3 != 0 {
-            w.insert(1, xid, RecordBody::Commit);
+            w.insert(Tli(1), xid, RecordBody::Commit);
         } else {
-            w.insert(1, xid, RecordBody::Abort);
+            w.insert(Tli(1), xid, RecordBody::Abort);
         }
         xid += 1;
     }
@@ -72,7 +72,7 @@ fn removed_records_keep_the_oracle_and_indices() {
     assert_eq!(rows_implied_by_wal(&w, 4), before);
     // Unflushed WAL is never removed.
     let end = w.end();
-    w.insert(1, xid, RecordBody::Commit);
+    w.insert(Tli(1), xid, RecordBody::Commit);
     w.remove_before(walsim_model::Lsn(end.0 + (1 << 20)));
     assert!(w.kept_from() <= end);
     assert!(w.get(w.end_index() - 1).is_some_and(|r| r.lsn >= end));

@@ -69,7 +69,7 @@ impl Archive {
     /// `from + 1`, `from + 2`, ... until one is missing). Returns the
     /// timelines found.
     pub fn newer_timelines(&self, from: Tli) -> Vec<Tli> {
-        (from + 1..).take_while(|&t| self.history(t).is_some()).collect()
+        (from.0 + 1..).map(Tli).take_while(|&t| self.history(t).is_some()).collect()
     }
 
     /// XLogFileReadAnyTLI: the segment `segno` as the reader of `target`'s
@@ -135,22 +135,22 @@ mod tests {
         let g = WalGeometry::new(1 << 14);
         let mut w = Wal::new(g);
         for _ in 0..3 {
-            w.insert(1, 3, RecordBody::Commit);
+            w.insert(Tli(1), 3, RecordBody::Commit);
         }
         let recs: Arc<[Record]> = w.records().to_vec().into();
         let mut a = Archive::default();
-        a.store(g.wal_file_name(1, Lsn(0)), ArchivedFile::Segment(recs.clone()));
-        a.store(g.wal_file_name(1, Lsn(1 << 14)), ArchivedFile::Segment(recs.clone()));
-        a.store(g.wal_file_name(2, Lsn(1 << 14)), ArchivedFile::Segment(recs));
+        a.store(g.wal_file_name(Tli(1), Lsn(0)), ArchivedFile::Segment(recs.clone()));
+        a.store(g.wal_file_name(Tli(1), Lsn(1 << 14)), ArchivedFile::Segment(recs.clone()));
+        a.store(g.wal_file_name(Tli(2), Lsn(1 << 14)), ArchivedFile::Segment(recs));
         let mut h = History::default();
         // Timeline 2 began in segment 1.
-        h.add_child(2, 1, Lsn((1 << 14) + 100), "x");
-        assert_eq!(a.read_any_tli(&g, &h, 2, 0).unwrap().0, "000000010000000000000000");
-        assert_eq!(a.read_any_tli(&g, &h, 2, 1).unwrap().0, "000000020000000000000001");
-        assert_eq!(a.read_any_tli(&g, &h, 1, 1).unwrap().0, "000000010000000000000001");
-        assert!(a.read_any_tli(&g, &h, 2, 2).is_none());
-        a.store(History::file_name(2), ArchivedFile::History(h.entries(2).to_vec()));
-        assert_eq!(a.newer_timelines(1), vec![2]);
-        assert!(a.newer_timelines(2).is_empty());
+        h.add_child(Tli(2), Tli(1), Lsn((1 << 14) + 100), "x");
+        assert_eq!(a.read_any_tli(&g, &h, Tli(2), 0).unwrap().0, "000000010000000000000000");
+        assert_eq!(a.read_any_tli(&g, &h, Tli(2), 1).unwrap().0, "000000020000000000000001");
+        assert_eq!(a.read_any_tli(&g, &h, Tli(1), 1).unwrap().0, "000000010000000000000001");
+        assert!(a.read_any_tli(&g, &h, Tli(2), 2).is_none());
+        a.store(History::file_name(Tli(2)), ArchivedFile::History(h.entries(Tli(2)).to_vec()));
+        assert_eq!(a.newer_timelines(Tli(1)), vec![Tli(2)]);
+        assert!(a.newer_timelines(Tli(2)).is_empty());
     }
 }

@@ -654,7 +654,7 @@ mod tests {
         let mut c = quiesced(1, 300);
         c.nodes[1].startup.as_mut().unwrap().promote = true;
         crate::testkit::settle(&mut c);
-        assert_eq!((c.nodes[1].status, c.nodes[1].tli), (Status::Production, 2), "promoted");
+        assert_eq!((c.nodes[1].status, c.nodes[1].tli), (Status::Production, Tli(2)), "promoted");
         for _ in 0..2 {
             let tli = c.nodes[1].tli;
             c.nodes[1].wal.insert(tli, 0, RecordBody::Abort);
@@ -662,8 +662,8 @@ mod tests {
             let n = &c.nodes[1];
             let rec = n.wal.record_at(n.control.checkpoint).unwrap();
             let ckpt = rec.body.checkpoint().copied().unwrap();
-            assert_eq!((ckpt.tli, ckpt.prev_tli), (2, 1));
-            assert_eq!((n.control.tli, n.control.prev_tli), (2, 1));
+            assert_eq!((ckpt.tli, ckpt.prev_tli), (Tli(2), Tli(1)));
+            assert_eq!((n.control.tli, n.control.prev_tli), (Tli(2), Tli(1)));
         }
     }
 

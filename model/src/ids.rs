@@ -1,7 +1,7 @@
 //! The identifiers every part of the model shares, in a leaf module that
 //! imports nothing from the crate: a node's index, a timeline, a
-//! transaction, a block. `NodeId` is a newtype (issue 12); the others are
-//! still bare aliases.
+//! transaction, a block. `NodeId` and `Tli` are newtypes (issue 12); the
+//! others are still bare aliases.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -58,10 +58,75 @@ impl fmt::Debug for NodeId {
 }
 
 /// Timeline ID (`TimeLineID`).
-pub type Tli = u32;
+///
+/// Like `NodeId`: hashes, orders, serializes and prints (`Display`,
+/// `Debug`, `UpperHex`) exactly as the `u32` it wraps.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Tli(pub u32);
+
+impl Tli {
+    /// The timeline a promotion creates after this one.
+    pub fn next(self) -> Tli {
+        Tli(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Tli {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Tli {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::UpperHex for Tli {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::UpperHex::fmt(&self.0, f)
+    }
+}
 
 /// Transaction ID (`TransactionId`).
 pub type Xid = u32;
 
 /// Block number within the table (`BlockNumber`).
 pub type BlockNumber = u32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash, Hasher};
+
+    fn hash_of<T: Hash>(x: T) -> u64 {
+        let mut h = DefaultHasher::new();
+        x.hash(&mut h);
+        h.finish()
+    }
+
+    /// Trace hashes and `Debug` output see the wrapped number, not the
+    /// wrapper: the newtypes change no trace.
+    #[test]
+    fn newtypes_hash_and_print_as_their_number() {
+        for n in [0u8, 1, 2, 15] {
+            let id = NodeId(n);
+            assert_eq!(hash_of(id), hash_of(n));
+            assert_eq!(format!("{id:?}"), format!("{n:?}"));
+            assert_eq!(id.to_string(), format!("node{}", u32::from(n) + 1));
+            assert_eq!(id.name(), id.to_string());
+            assert_eq!(NodeId::from_index(id.index()), id);
+            assert_eq!(id.bit(), 1u16 << n);
+        }
+        assert_eq!(NodeId::all(3).map(NodeId::name).collect::<Vec<_>>(), ["node1", "node2", "node3"]);
+        for t in [1u32, 2, 0xAB] {
+            let tli = Tli(t);
+            assert_eq!(hash_of(tli), hash_of(t));
+            assert_eq!(format!("{tli} {tli:?} {tli:08X}"), format!("{t} {t:?} {t:08X}"));
+            assert_eq!(tli.next(), Tli(t + 1));
+        }
+    }
+}

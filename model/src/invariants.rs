@@ -513,6 +513,7 @@ pub fn check_failback_premise(node: &Node, fork: Lsn) -> Option<Violation> {
 mod tests {
     use super::*;
     use crate::heap::Page;
+    use crate::ids::Tli;
     use crate::syncrep::StandbyNames;
     use crate::testkit::quiesced;
 
@@ -612,10 +613,10 @@ mod tests {
         // streams a timeline the upstream left.
         let mut c = quiesced(1, 400);
         let up_tli = c.nodes[0].tli;
-        c.conns[0].tli = up_tli + 1;
+        c.conns[0].tli = up_tli.next();
         let v = check_converges(&c).unwrap_err();
         assert_eq!((v.invariant, v.node), (Invariant::Converges, Some(NodeId(1))));
-        assert!(v.detail.contains(&format!("still streams timeline {}", up_tli + 1)), "{}", v.detail);
+        assert!(v.detail.contains(&format!("still streams timeline {}", up_tli.next())), "{}", v.detail);
         // Not connected at all, though the upstream accepts replication.
         let mut c = quiesced(1, 400);
         c.conns.clear();
@@ -628,12 +629,12 @@ mod tests {
         let memo = crate::node::RefusalMemo {
             upstream: NodeId(0),
             upstream_flush: Lsn(0),
-            upstream_tli: 1,
+            upstream_tli: Tli(1),
             local_end: Lsn(0),
         };
         // Refused: even connected on an old timeline, not reported.
         let mut c = quiesced(1, 400);
-        c.conns[0].tli += 1;
+        c.conns[0].tli = c.conns[0].tli.next();
         c.nodes[1].walrcv.refused = Some(memo);
         assert_eq!(check_converges(&c).unwrap(), Vec::<String>::new());
         // Refused and behind: not judged either.
@@ -678,10 +679,10 @@ mod tests {
         let end = c.nodes[1].wal.end();
         assert!(follows(&c.nodes[1], &c.nodes[0]), "same timeline");
         // The primary moved to timeline 2 at the standby's end: a prefix.
-        c.nodes[0].tli = 2;
-        c.nodes[0].history.add_child(2, 1, end, "no recovery target specified");
+        c.nodes[0].tli = Tli(2);
+        c.nodes[0].history.add_child(Tli(2), Tli(1), end, "no recovery target specified");
         assert!(follows(&c.nodes[1], &c.nodes[0]), "switch point at the end");
-        c.nodes[0].history.add_child(2, 1, Lsn(end.0 - 1), "no recovery target specified");
+        c.nodes[0].history.add_child(Tli(2), Tli(1), Lsn(end.0 - 1), "no recovery target specified");
         assert!(!follows(&c.nodes[1], &c.nodes[0]), "WAL beyond the switch point");
         // A timeline the primary's history does not know.
         c.nodes[0].history = crate::timeline::History::default();
@@ -720,8 +721,8 @@ mod tests {
         c.nodes[0].status = Status::Recovery;
         assert_eq!(covering_standby(&c, 0), Some((early, NodeId(2))));
         // Diverged: node3's WAL runs past node1's switch to timeline 2.
-        c.nodes[0].tli = 2;
-        c.nodes[0].history.add_child(2, 1, Lsn(early.0 - 1), "x");
+        c.nodes[0].tli = Tli(2);
+        c.nodes[0].history.add_child(Tli(2), Tli(1), Lsn(early.0 - 1), "x");
         assert_eq!(covering_standby(&c, 0), None);
     }
 
@@ -799,11 +800,11 @@ mod tests {
     fn timelines_consistent_compares_history_files() {
         let mut c = quiesced(1, 100);
         assert_eq!(check_timelines(&c, NodeId(0)), None);
-        c.nodes[0].history.add_child(2, 1, Lsn(0x100), "a");
+        c.nodes[0].history.add_child(Tli(2), Tli(1), Lsn(0x100), "a");
         assert_eq!(check_timelines(&c, NodeId(0)), None, "only node1 has timeline 2");
-        c.nodes[1].history.add_child(2, 1, Lsn(0x100), "a");
+        c.nodes[1].history.add_child(Tli(2), Tli(1), Lsn(0x100), "a");
         assert_eq!(check_timelines(&c, NodeId(1)), None, "equal files");
-        c.nodes[1].history.add_child(2, 1, Lsn(0x200), "b");
+        c.nodes[1].history.add_child(Tli(2), Tli(1), Lsn(0x200), "b");
         let v = check_timelines(&c, NodeId(1)).unwrap();
         assert_eq!((v.invariant, v.node), (Invariant::TimelinesConsistent, Some(NodeId(1))));
         assert!(v.detail.starts_with("node2 and node1 both have 00000002.history"), "{}", v.detail);

@@ -245,11 +245,11 @@ mod tests {
     #[test]
     fn wal_file_names_match_postgres() {
         let g = WalGeometry::new(16 << 20);
-        assert_eq!(g.wal_file_name(1, Lsn(0x5243_8570)), "000000010000000000000052");
-        assert_eq!(g.wal_file_name(2, Lsn((1 << 32) | 5)), "000000020000000100000000");
+        assert_eq!(g.wal_file_name(Tli(1), Lsn(0x5243_8570)), "000000010000000000000052");
+        assert_eq!(g.wal_file_name(Tli(2), Lsn((1 << 32) | 5)), "000000020000000100000000");
         assert_eq!(g.segment_start(Lsn(0x5243_8570)), Lsn(0x5200_0000));
         let small = WalGeometry::new(1 << 20);
-        assert_eq!(small.wal_file_name(1, Lsn(0x0530_0000)), "000000010000000000000053");
+        assert_eq!(small.wal_file_name(Tli(1), Lsn(0x0530_0000)), "000000010000000000000053");
     }
 
     #[test]
@@ -296,7 +296,7 @@ mod tests {
         use crate::heap::Tuple;
         use crate::wal::{CheckPoint, RecordBody, Wal};
         let mut w = Wal::new(WalGeometry::new(1 << 24));
-        let c = CheckPoint { redo: Lsn(0x28), tli: 1, prev_tli: 1, next_xid: 3 };
+        let c = CheckPoint { redo: Lsn(0x28), tli: Tli(1), prev_tli: Tli(1), next_xid: 3 };
         let tuple = Tuple { key: 1, payload: 7, xmin: 3, xmax: 0, infomask: 0 };
         let bodies = [
             RecordBody::CheckpointShutdown(c),
@@ -309,7 +309,7 @@ mod tests {
         let got: Vec<(String, String)> = bodies
             .into_iter()
             .map(|b| {
-                let r = w.insert(1, 3, b);
+                let r = w.insert(Tli(1), 3, b);
                 (r.lsn.to_string(), r.end.to_string())
             })
             .collect();

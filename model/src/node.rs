@@ -260,20 +260,24 @@ impl Node {
         let geometry = WalGeometry::new(settings.wal_segment_size.0);
         let mut wal = Wal::new(geometry);
         let redo = wal.insert_lsn();
-        let ckpt =
-            crate::wal::CheckPoint { redo, tli: 1, prev_tli: 1, next_xid: crate::heap::FIRST_NORMAL_XID };
-        let lsn = wal.insert(1, 0, RecordBody::CheckpointShutdown(ckpt)).lsn;
+        let ckpt = crate::wal::CheckPoint {
+            redo,
+            tli: Tli(1),
+            prev_tli: Tli(1),
+            next_xid: crate::heap::FIRST_NORMAL_XID,
+        };
+        let lsn = wal.insert(Tli(1), 0, RecordBody::CheckpointShutdown(ckpt)).lsn;
         wal.flush_upto(Lsn(u64::MAX));
         let control = ControlFileData {
             system_identifier: 7_000_000_000_000_000_001,
             state: DbState::Shutdowned,
             checkpoint: lsn,
             redo,
-            tli: 1,
-            prev_tli: 1,
+            tli: Tli(1),
+            prev_tli: Tli(1),
             next_xid: ckpt.next_xid,
             min_recovery_point: Lsn(0),
-            min_recovery_point_tli: 0,
+            min_recovery_point_tli: Tli(0),
             backup_start: Lsn(0),
             backup_end_required: false,
         };
@@ -291,7 +295,7 @@ impl Node {
             archive_status: Default::default(),
             standby_signal: false,
             buffers: BufferPool::new(settings.shared_buffers, settings.cluster.rel_pages),
-            tli: 1,
+            tli: Tli(1),
             redo_ptr: redo,
             next_xid: ckpt.next_xid,
             running: Vec::new(),

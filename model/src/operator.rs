@@ -6,7 +6,7 @@
 
 use crate::cluster::Cluster;
 use crate::event::CrashKind;
-use crate::ids::NodeId;
+use crate::ids::{NodeId, Tli};
 use crate::log::Process;
 use crate::node::Status;
 use crate::script::Failback;
@@ -142,11 +142,11 @@ impl Cluster {
                 n.status == Status::Down && self.step_upstream(step, id).is_some_and(|u| u != id)
             }
             Action::SwitchWal => n.status == Status::Production,
-            Action::CopyHistoryFile => step
-                .from
-                .as_deref()
-                .and_then(node_index)
-                .is_some_and(|f| self.nodes[f.index()].history.newest() > 1 || step.timeline.is_some()),
+            Action::CopyHistoryFile => {
+                step.from.as_deref().and_then(node_index).is_some_and(|f| {
+                    self.nodes[f.index()].history.newest() > Tli(1) || step.timeline.is_some()
+                })
+            }
             Action::Query => n.accepts_connections(),
             Action::StopLoad | Action::StartLoad => true,
             Action::Reload => n.is_running(),
@@ -317,7 +317,7 @@ impl Cluster {
         let src = &self.nodes[from.index()].history;
         let tli = step.timeline.unwrap_or_else(|| src.newest());
         let name = crate::timeline::History::file_name(tli);
-        if tli < 2 || !src.has(tli) {
+        if tli < Tli(2) || !src.has(tli) {
             slog!(
                 self.log,
                 id,
@@ -454,14 +454,14 @@ mod tests {
         let mut s = step(Action::CopyHistoryFile, "node2");
         s.from = Some("node1".into());
         for tli in [1, 2] {
-            s.timeline = Some(tli);
+            s.timeline = Some(Tli(tli));
             c.copy_history_file(&s, NodeId(1));
             assert_eq!(c.nodes[1].history.timelines().count(), 0, "timeline {tli}");
         }
-        c.nodes[0].history.add_child(2, 1, Lsn(0x100), "x");
+        c.nodes[0].history.add_child(Tli(2), Tli(1), Lsn(0x100), "x");
         c.copy_history_file(&s, NodeId(1));
-        assert!(c.nodes[1].history.timelines().eq([2]));
-        assert_eq!(c.nodes[1].history.entries(2), c.nodes[0].history.entries(2));
+        assert!(c.nodes[1].history.timelines().eq([Tli(2)]));
+        assert_eq!(c.nodes[1].history.entries(Tli(2)), c.nodes[0].history.entries(Tli(2)));
     }
 
     /// `pg_ctl promote` applies to a standby that is not promoting yet —

@@ -416,7 +416,7 @@ impl Node {
         } else {
             parent
         };
-        let new_tli = newest + 1;
+        let new_tli = newest.next();
         let switchpoint = st.replayed;
         slog!(ctx.log, self.id, Process::Startup, Log, "selected new timeline ID: {}", new_tli);
         self.history.add_child(new_tli, parent, switchpoint, "no recovery target specified");
@@ -669,8 +669,8 @@ mod tests {
         let mut settings = Settings::default();
         settings.rules.redo_checks_checkpoint_timeline = check;
         let mut n = Node::initdb(NodeId(0), &settings);
-        let c = CheckPoint { redo: n.wal.insert_lsn(), tli: 2, prev_tli: 1, next_xid: 3 };
-        n.wal.insert(2, 0, RecordBody::CheckpointOnline(c));
+        let c = CheckPoint { redo: n.wal.insert_lsn(), tli: Tli(2), prev_tli: Tli(1), next_xid: 3 };
+        n.wal.insert(Tli(2), 0, RecordBody::CheckpointOnline(c));
         n.wal.flush_upto(Lsn(u64::MAX));
         n.control.state = DbState::InProduction;
         let (mut log, mut fx) = (Log::new(true), Effects::default());

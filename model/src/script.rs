@@ -3,7 +3,7 @@
 //! condition that must hold before it may happen. The scheduler still
 //! decides *when* an enabled step happens, and everything around it.
 
-use crate::ids::NodeId;
+use crate::ids::{NodeId, Tli};
 use crate::lsn::Lsn;
 use crate::settings::{SynchronousCommit, SynchronousTransfer};
 use serde::{Deserialize, Serialize};
@@ -221,7 +221,7 @@ pub struct Step {
     /// For `copy_history_file`: which timeline's file; default: the newest
     /// the `from` node has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeline: Option<u32>,
+    pub timeline: Option<Tli>,
     /// For `start`: create `standby.signal` first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub standby: bool,

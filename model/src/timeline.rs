@@ -38,7 +38,7 @@ impl History {
     }
 
     pub fn has(&self, tli: Tli) -> bool {
-        tli == 1 || self.files.contains_key(&tli)
+        tli == Tli(1) || self.files.contains_key(&tli)
     }
 
     /// Timelines with a history file, ascending.
@@ -48,7 +48,7 @@ impl History {
 
     /// The newest timeline this node knows of (`findNewestTimeLine`).
     pub fn newest(&self) -> Tli {
-        self.files.keys().next_back().copied().unwrap_or(1)
+        self.files.keys().next_back().copied().unwrap_or(Tli(1))
     }
 
     /// Writes the history file of a new timeline `new` forked from `parent`
@@ -103,21 +103,21 @@ mod tests {
     #[test]
     fn history_files_chain() {
         let mut h = History::default();
-        h.add_child(2, 1, Lsn(0x45AD_5F80), "no recovery target specified");
-        h.add_child(3, 2, Lsn(0x5000_0000), "no recovery target specified");
+        h.add_child(Tli(2), Tli(1), Lsn(0x45AD_5F80), "no recovery target specified");
+        h.add_child(Tli(3), Tli(2), Lsn(0x5000_0000), "no recovery target specified");
         assert_eq!(
-            h.render(3),
+            h.render(Tli(3)),
             "1\t0/45AD5F80\tno recovery target specified\n2\t0/50000000\tno recovery target specified\n"
         );
-        assert!(h.in_history_of(3, 1));
-        assert!(h.in_history_of(3, 3));
-        assert!(!h.in_history_of(2, 3));
-        assert_eq!(h.switch_point(3, 1), Some(Lsn(0x45AD_5F80)));
-        assert_eq!(h.switch_point(3, 3), None);
-        assert_eq!(h.tli_of_point(3, Lsn(0x4000_0000)), 1);
-        assert_eq!(h.tli_of_point(3, Lsn(0x4800_0000)), 2);
-        assert_eq!(h.tli_of_point(3, Lsn(0x6000_0000)), 3);
-        assert_eq!(h.newest(), 3);
-        assert_eq!(History::file_name(2), "00000002.history");
+        assert!(h.in_history_of(Tli(3), Tli(1)));
+        assert!(h.in_history_of(Tli(3), Tli(3)));
+        assert!(!h.in_history_of(Tli(2), Tli(3)));
+        assert_eq!(h.switch_point(Tli(3), Tli(1)), Some(Lsn(0x45AD_5F80)));
+        assert_eq!(h.switch_point(Tli(3), Tli(3)), None);
+        assert_eq!(h.tli_of_point(Tli(3), Lsn(0x4000_0000)), Tli(1));
+        assert_eq!(h.tli_of_point(Tli(3), Lsn(0x4800_0000)), Tli(2));
+        assert_eq!(h.tli_of_point(Tli(3), Lsn(0x6000_0000)), Tli(3));
+        assert_eq!(h.newest(), Tli(3));
+        assert_eq!(History::file_name(Tli(2)), "00000002.history");
     }
 }

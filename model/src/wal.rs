@@ -584,7 +584,7 @@ mod tests {
         let seg = 1u64 << 14;
         let mut w = Wal::new(WalGeometry::new(seg));
         for x in 0..1000u32 {
-            w.insert(1, x, RecordBody::Commit);
+            w.insert(Tli(1), x, RecordBody::Commit);
         }
         assert_eq!((w.first_index(), w.end_index()), (0, 1000));
         assert_eq!((w.kept_from(), w.segment_removed(Lsn(0))), (Lsn(0), false));
@@ -616,7 +616,7 @@ mod tests {
         assert_eq!(w.remove_before(Lsn(2 * seg)), None, "already removed");
         assert_eq!(w.remove_before(Lsn(9 * seg)), None, "not past the flushed segment");
         // Everything: the last record's start and end outlive it.
-        let sw = w.insert(1, 0, RecordBody::Switch).clone();
+        let sw = w.insert(Tli(1), 0, RecordBody::Switch).clone();
         w.flush_upto(sw.end);
         assert_eq!(w.remove_before(Lsn(9 * seg)), Some((2, sw.end.0 / seg - 1)));
         assert!(w.records().is_empty());
@@ -627,8 +627,8 @@ mod tests {
     #[test]
     fn a_process_crash_loses_what_was_not_written() {
         let mut w = Wal::new(WalGeometry::new(1 << 20));
-        let first = w.insert(1, 3, RecordBody::Commit).clone();
-        w.insert(1, 4, RecordBody::Commit);
+        let first = w.insert(Tli(1), 3, RecordBody::Commit).clone();
+        w.insert(Tli(1), 4, RecordBody::Commit);
         w.write_upto(first.end);
         w.lose_unwritten();
         assert_eq!((w.end(), w.end_index(), w.last_start()), (first.end, 1, first.lsn));
@@ -648,7 +648,7 @@ mod tests {
         let page = Arc::new(Page { lsn: Lsn(0), tuples: vec![tuple, tuple] });
         assert_eq!(page.image_len(), 24 + 2 * 76);
         let img = 24 + 2 * 76 + 5;
-        let c = CheckPoint { redo: Lsn(40), tli: 1, prev_tli: 1, next_xid: 3 };
+        let c = CheckPoint { redo: Lsn(40), tli: Tli(1), prev_tli: Tli(1), next_xid: 3 };
         let cases: Vec<(RecordBody, u64, &str, Option<BlockNumber>)> = vec![
             (
                 RecordBody::HeapInsert { block: 4, offnum: 1, tuple, image: None },
@@ -706,7 +706,12 @@ mod tests {
             ),
             (RecordBody::CheckpointOnline(c), 24 + 90, "XLOG/CHECKPOINT_ONLINE", None),
             (RecordBody::CheckpointShutdown(c), 24 + 90, "XLOG/CHECKPOINT_SHUTDOWN", None),
-            (RecordBody::EndOfRecovery { tli: 2, prev_tli: 1 }, 24 + 18, "XLOG/END_OF_RECOVERY", None),
+            (
+                RecordBody::EndOfRecovery { tli: Tli(2), prev_tli: Tli(1) },
+                24 + 18,
+                "XLOG/END_OF_RECOVERY",
+                None,
+            ),
             (RecordBody::Switch, 24, "XLOG/SWITCH", None),
         ];
         for (body, size, name, block) in cases {
@@ -720,7 +725,7 @@ mod tests {
         let rec = |block, body| Record {
             lsn: Lsn(40),
             end: Lsn(80),
-            tli: 1,
+            tli: Tli(1),
             prev: Lsn(0),
             xid: 5,
             body: match body {
@@ -748,12 +753,12 @@ mod tests {
     fn positions_advance_and_truncate() {
         let g = WalGeometry::new(1 << 20);
         let mut w = Wal::new(g);
-        let c = CheckPoint { redo: Lsn(40), tli: 1, prev_tli: 1, next_xid: 3 };
-        let r = w.insert(1, 0, RecordBody::CheckpointShutdown(c)).clone();
+        let c = CheckPoint { redo: Lsn(40), tli: Tli(1), prev_tli: Tli(1), next_xid: 3 };
+        let r = w.insert(Tli(1), 0, RecordBody::CheckpointShutdown(c)).clone();
         assert_eq!(r.lsn, Lsn(40));
         assert_eq!(r.end, Lsn(40 + 120));
         assert_eq!(w.insert_lsn(), r.end);
-        w.insert(1, 3, RecordBody::Commit);
+        w.insert(Tli(1), 3, RecordBody::Commit);
         w.write_upto(Lsn(u64::MAX));
         w.flush_upto(r.end);
         assert_eq!(w.flush_lsn(), r.end);
@@ -768,8 +773,8 @@ mod tests {
     fn switch_skips_to_next_segment() {
         let g = WalGeometry::new(1 << 20);
         let mut w = Wal::new(g);
-        w.insert(1, 3, RecordBody::Commit);
-        let s = w.insert(1, 0, RecordBody::Switch).clone();
+        w.insert(Tli(1), 3, RecordBody::Commit);
+        let s = w.insert(Tli(1), 0, RecordBody::Switch).clone();
         assert_eq!(s.end, Lsn(1 << 20));
         assert_eq!(w.insert_lsn(), Lsn((1 << 20) + 40));
     }

@@ -122,7 +122,7 @@ impl Cluster {
 
         // IDENTIFY_SYSTEM, then TIMELINE_HISTORY for timelines the standby lacks.
         if up_tli > self.nodes[di].walrcv.target_tli {
-            for t in 2..=up_tli {
+            for t in (2..=up_tli.0).map(Tli) {
                 if !self.nodes[di].history.has(t) && self.nodes[ui].history.has(t) {
                     slog!(
                         self.log,
@@ -605,7 +605,7 @@ mod tests {
         let mine = c.nodes[1].wal.record_at(last_start).unwrap().clone();
         let up = &mut c.nodes[0].wal;
         up.truncate(last_start);
-        let other = up.insert(mine.tli + 1, mine.xid, mine.body.clone()).clone();
+        let other = up.insert(mine.tli.next(), mine.xid, mine.body.clone()).clone();
         assert_eq!((other.lsn, other.end), (mine.lsn, mine.end));
         assert_ne!(other, mine);
         (c, reader, last_start)
@@ -614,7 +614,7 @@ mod tests {
     #[test]
     fn replaying_another_history_at_the_replay_position_is_reported() {
         let (mut c, reader, last_start) = diverged_at_the_last_replayed_record();
-        let next = c.nodes[0].wal.insert(2, 0, RecordBody::Abort).clone();
+        let next = c.nodes[0].wal.insert(Tli(2), 0, RecordBody::Abort).clone();
         assert_eq!(next.lsn.0, reader.0.next_multiple_of(8), "starts at the reader");
         let v = c.receive_wal(NodeId(1), NodeId(0), vec![next]).expect("silent divergence");
         assert_eq!((v.invariant, v.node), (Invariant::NoSilentDivergence, Some(NodeId(1))));
@@ -636,7 +636,7 @@ mod tests {
     fn a_record_spanning_the_replay_position_does_not_parse() {
         let (mut c, reader, last_start) = diverged_at_the_last_replayed_record();
         c.nodes[0].wal.truncate(last_start);
-        let big = c.nodes[0].wal.insert(2, 0, RecordBody::Switch).clone();
+        let big = c.nodes[0].wal.insert(Tli(2), 0, RecordBody::Switch).clone();
         assert!(big.lsn < reader && big.end > reader);
         assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![big]), None);
         let why = c.nodes[1].startup.as_ref().unwrap().read_error.clone().expect("cannot read");
@@ -656,12 +656,12 @@ mod tests {
             c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
             c.fx.clear();
             let end = c.nodes[1].wal.end();
-            c.nodes[1].history.add_child(3, 1, Lsn(end.0 + 0x1000), "x");
-            c.nodes[1].walrcv.target_tli = 3;
-            assert_eq!(c.nodes[1].streaming_start().1, 1, "the record it waits for is on timeline 1");
+            c.nodes[1].history.add_child(Tli(3), Tli(1), Lsn(end.0 + 0x1000), "x");
+            c.nodes[1].walrcv.target_tli = Tli(3);
+            assert_eq!(c.nodes[1].streaming_start().1, Tli(1), "the record it waits for is on timeline 1");
             c.nodes[1].history = crate::timeline::History::default();
-            c.nodes[1].history.add_child(3, 2, Lsn(0), "x");
-            assert_eq!(c.nodes[1].streaming_start().1, 3);
+            c.nodes[1].history.add_child(Tli(3), Tli(2), Lsn(0), "x");
+            assert_eq!(c.nodes[1].streaming_start().1, Tli(3));
             c.connect(NodeId(1));
             let refused: Vec<_> = c.fx.refusals.iter().map(|r| r.2.clone()).collect();
             if check {

@@ -293,7 +293,7 @@ impl Recorder {
         // A new timeline's history file on the node that created it: the
         // fork point is its switch point.
         for n in &cluster.nodes {
-            if n.tli > 1
+            if n.tli > Tli(1)
                 && !self.forks_seen.contains(&n.tli)
                 && n.status != walsim_model::node::Status::Down
                 && let Some(e) = n.history.entries(n.tli).last()
