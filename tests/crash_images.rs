@@ -170,18 +170,10 @@ fn an_unsynced_pg_control_update_is_lost_or_kept_by_a_power_loss() {
 /// find it many times more often.
 #[test]
 fn crash_images_find_hint_bits_set_before_the_commit_flush() {
-    let base = [
-        "rules.hint_bits_wait_for_commit_flush=false",
-        "synchronous_commit=off",
-        "full_page_writes=false",
-        "faults.process_crash=0",
-        "faults.power_loss=0.01",
-        "cluster.rel_pages=4",
-        "workload.select_percent=50",
-        "scheduler.weights.wal_writer=1",
-        "scheduler.weights.bgwriter=10",
-        "operator=[]",
-    ];
+    // The rule's home configuration, as `walsim bench-search --homes` runs it.
+    let home = walsim::bench::home_of("hint_bits_wait_for_commit_flush").expect("a home");
+    let mut base = vec!["rules.hint_bits_wait_for_commit_flush=false"];
+    base.extend_from_slice(home.sets);
     let count = |extra: &str| {
         let mut sets = base.to_vec();
         sets.push(extra);

@@ -104,14 +104,8 @@ fn rules_on_pass_the_same_settings() {
 /// segment is gone: `wal_segments_kept`. With the rule on, never.
 #[test]
 fn fsync_control_file_off_is_caught() {
-    let small = [
-        "wal_segment_size=\"16kB\"",
-        "max_wal_size=\"32kB\"",
-        "min_wal_size=\"32kB\"",
-        "scheduler.steps=8000",
-        "scheduler.weights.checkpoint_request=4",
-        "faults.power_loss=0.005",
-    ];
+    // The rule's home configuration, as `walsim bench-search --homes` runs it.
+    let small = walsim::bench::home_of("fsync_control_file").expect("a home").sets;
     let mut off = small.to_vec();
     off.push("rules.fsync_control_file=false");
     assert_caught(&off, Invariant::WalSegmentsKept, 10);
