@@ -109,7 +109,7 @@ fn fsync_control_file_off_is_caught() {
     let mut off = small.to_vec();
     off.push("rules.fsync_control_file=false");
     assert_caught(&off, Invariant::WalSegmentsKept, 10);
-    let on = single_node(&small);
+    let on = single_node(small);
     for seed in 1..=10 {
         let r = run(&on, seed);
         assert!(r.violation.is_none(), "seed {seed}: {}", r.detail);
