@@ -133,7 +133,10 @@ fn wal_keep_size_keeps_what_standbys_need() {
 #[test]
 fn keep_wal_for_standbys_off_is_caught() {
     // Planted bug: the checkpoint ignores wal_keep_size (KeepLogSeg).
-    let s = with(&["wal_keep_size=\"4MB\"", "rules.keep_wal_for_standbys=false"]);
+    // The rule's home configuration, as `walsim bench-search --homes` runs it.
+    let mut sets = walsim::bench::home_of("keep_wal_for_standbys").expect("a home").sets.to_vec();
+    sets.push("rules.keep_wal_for_standbys=false");
+    let s = settings(&sets);
     let (seed, r) = (1..=10)
         .map(|seed| (seed, run(&s, seed)))
         .find(|(_, r)| r.violation.is_some())

@@ -927,6 +927,17 @@ impl Divergence {
 fn diverge(sb: &Sandbox, p: &Pair, stop: StopMode, r: &mut Report) -> Result<Divergence> {
     sb.promote(&p.b)?;
     write_past_segment_end(sb, p)?;
+    let d = stop_diverged(sb, p, stop, r)?;
+    r.facts.relate(
+        "old primary's end of WAL is in a later WAL segment than the fork point",
+        d.a_end.segment_no(d.segment) > d.fork_point.segment_no(d.segment),
+    );
+    Ok(d)
+}
+
+/// After B's promotion and A's writes on its own: stops A with `stop`, reads
+/// A's end of WAL and B's fork point into the facts.
+fn stop_diverged(sb: &Sandbox, p: &Pair, stop: StopMode, r: &mut Report) -> Result<Divergence> {
     let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
     sb.stop(&p.a, stop)?;
     let a_end = sb.wal_end(&p.a, hint)?;
@@ -934,10 +945,6 @@ fn diverge(sb: &Sandbox, p: &Pair, stop: StopMode, r: &mut Report) -> Result<Div
     let fork_point = read_fork_point(sb, &p.b, r)?;
     r.facts.old_primary_end_of_wal = Some(a_end.to_string());
     r.facts.relate("old primary's end of WAL > fork point", a_end > fork_point);
-    r.facts.relate(
-        "old primary's end of WAL is in a later WAL segment than the fork point",
-        a_end.segment_no(segment) > fork_point.segment_no(segment),
-    );
     Ok(Divergence { fork_point, a_end, segment })
 }
 
@@ -1348,13 +1355,7 @@ fn rewind_target_wal_removed(sb: &Sandbox, r: &mut Report) -> Result<()> {
     let p = setup_small_pair(sb, "", false)?;
     sb.promote(&p.b)?;
     write_through_segments(sb, &p.a, &p.script, 4)?;
-    let hint = current_lsn(sb, &p.a, "pg_current_wal_insert_lsn()")?;
-    sb.stop(&p.a, StopMode::Fast)?;
-    let a_end = sb.wal_end(&p.a, hint)?;
-    let segment = sb.segment_size(&p.a)?;
-    let fork_point = read_fork_point(sb, &p.b, r)?;
-    r.facts.old_primary_end_of_wal = Some(a_end.to_string());
-    r.facts.relate("old primary's end of WAL > fork point", a_end > fork_point);
+    let Divergence { fork_point, a_end, segment } = stop_diverged(sb, &p, StopMode::Fast, r)?;
     r.facts.relate(
         "the old primary's segment holding the fork point is still in its pg_wal",
         has_segment(&p.a, &segment_file(1, fork_point, segment)),
