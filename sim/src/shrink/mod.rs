@@ -56,6 +56,12 @@ const RESEEDS: u64 = 8;
 /// Replays a look-ahead may spend on one config change.
 const LOOKAHEAD: u64 = 2_000;
 
+/// Fresh seeds tried for an operator step the failure may not need when
+/// the same events do not fail without it (see
+/// `Shrinker::operator_pass`): a fresh run is cheap next to a look-ahead,
+/// and a failure that is a coincidence of positions is rare per seed.
+const STEP_RESEEDS: u64 = 64;
+
 const RECORD: RunOptions = RunOptions { record: true, log: false, max_events: None };
 
 /// Default bound on replays.
@@ -172,6 +178,8 @@ struct Shrinker {
     lookahead: bool,
     /// (knob, value) already judged by look-ahead.
     looked: BTreeSet<(usize, u64)>,
+    /// Operator scripts (as text) already judged by look-ahead.
+    looked_scripts: BTreeSet<String>,
     /// [`Shrinker::units`] of the best run.
     units_cache: Option<(bool, Rc<Vec<usize>>)>,
     /// [`Shrinker::tags`] of the best run.
@@ -192,6 +200,7 @@ impl Shrinker {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             lookahead: true,
             looked: BTreeSet::new(),
+            looked_scripts: BTreeSet::new(),
             units_cache: None,
             tags_cache: None,
             script_cache: None,

@@ -13,7 +13,7 @@
 //! was.
 
 use super::{Best, Shrinker};
-use crate::run::{Choice, NoObserver, Observer, Phase, RunOptions, RunResult, Runner, run_choices};
+use crate::run::{Choice, NoObserver, Observer, Phase, RunOptions, RunResult, Runner, run_choices, run_seed};
 use crate::scheduler::{ChoiceSource, Policy, ReplaySource, WeightedRandom, policy_for};
 use std::rc::Rc;
 use walsim_model::event::EventKind;
@@ -21,6 +21,9 @@ use walsim_model::ids::NodeId;
 use walsim_model::log::LogLine;
 use walsim_model::settings::SchedulerPolicy;
 use walsim_model::{Cluster, Event, Settings};
+
+/// Most groups [`Shrinker::pair_pass`] pairs up.
+const PAIR_GROUPS: usize = 48;
 
 /// One event of a run and its argument, if it took one.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -267,8 +270,92 @@ impl Shrinker {
                     _ => Some(*s),
                 })
                 .collect();
-            if let Some(c) = self.test_script(Some(table), &script) {
+            if let Some(c) = self.test_script(Some(table.clone()), &script) {
                 improved |= self.offer(c);
+            } else {
+                improved |= self.reseed_without_step(table);
+            }
+        }
+        improved
+    }
+
+    /// A step whose removal the same events do not survive may still be
+    /// one the failure does not need: the events were chosen with the step
+    /// there (a `pg_switch_wal()` moves every later WAL position, so a
+    /// failure that is a coincidence of positions is lost with it). Fresh
+    /// runs without the step (seeds `seed`, `seed + 1`, ...; up to
+    /// [`STEP_RESEEDS`](super::STEP_RESEEDS)) look for the same invariant
+    /// failing; the first that does is replayed under this shrink's seed
+    /// (validated, not assumed), shrunk within a small budget
+    /// ([`LOOKAHEAD`](super::LOOKAHEAD)) and kept if it ends smaller than
+    /// the best run. Each script is judged once; only the top-level
+    /// shrinker does this (not a look-ahead's).
+    fn reseed_without_step(&mut self, table: toml::Table) -> bool {
+        let key = table.get("operator").map(toml::Value::to_string).unwrap_or_default();
+        if !self.lookahead || !self.looked_scripts.insert(key) {
+            return false;
+        }
+        let Ok(settings) = crate::config::settings_from_table(table.clone(), None, &[]) else { return false };
+        for n in 0..super::STEP_RESEEDS {
+            if self.spent() {
+                return false;
+            }
+            self.attempts += 1;
+            let fresh = run_seed(&settings, self.seed.wrapping_add(n), super::RECORD, &mut NoObserver);
+            if fresh.invariant() != Some(self.target) {
+                continue;
+            }
+            self.attempts += 1;
+            let choices = fresh.choices.expect("recorded");
+            let result = run_choices(&settings, self.seed, &choices, super::RECORD, &mut NoObserver);
+            if result.invariant() != Some(self.target) {
+                continue;
+            }
+            let knobs = super::knobs_of(&table).0;
+            let start = Best { table, settings, result };
+            let mut sub = Shrinker::new(self.target, self.seed, self.input.clone(), knobs, start);
+            sub.lookahead = false;
+            sub.max_attempts = super::LOOKAHEAD.min(self.max_attempts - self.attempts);
+            sub.run();
+            self.attempts += sub.attempts;
+            return self.offer(sub.best);
+        }
+        false
+    }
+
+    /// Drops two groups ([`groups`]) at once, each pair tried once per
+    /// best run (first group earliest in the list, the list's order): a
+    /// failure that is a coincidence of WAL positions on two nodes (a
+    /// record of one starting exactly where the other's WAL ends) survives
+    /// dropping a transaction on each node whose WAL is the same size, and
+    /// dropping either alone. Only while there are at most [`PAIR_GROUPS`]
+    /// groups (a quadratic pass, for runs already small).
+    fn pair_pass(&mut self) -> bool {
+        let mut improved = false;
+        let (mut i, mut j) = (0, 1);
+        loop {
+            let script = self.script();
+            let gs = groups(&script);
+            if gs.len() > PAIR_GROUPS || self.spent() {
+                break;
+            }
+            if j >= gs.len() {
+                i += 1;
+                j = i + 1;
+                if j >= gs.len() {
+                    break;
+                }
+            }
+            let mut both: Vec<usize> = gs[i].iter().chain(&gs[j]).copied().collect();
+            both.sort_unstable();
+            both.dedup();
+            if both.len() < script.len() && self.try_script(&without(&script, &both)) {
+                // The groups are renumbered: go on from the same first
+                // group.
+                improved = true;
+                j = i + 1;
+            } else {
+                j += 1;
             }
         }
         improved
@@ -296,6 +383,7 @@ impl Shrinker {
                 g += 1;
             }
         }
+        improved |= self.pair_pass();
         let mut size = self.script().len().next_power_of_two() / 2;
         while size >= 1 && !self.spent() {
             let step = if size > 4 { size / 2 } else { 1 };
