@@ -60,7 +60,7 @@ const LOOKAHEAD: u64 = 2_000;
 /// the same events do not fail without it (see
 /// `Shrinker::operator_pass`): a fresh run is cheap next to a look-ahead,
 /// and a failure that is a coincidence of positions is rare per seed.
-const STEP_RESEEDS: u64 = 64;
+const STEP_RESEEDS: u64 = 256;
 
 const RECORD: RunOptions = RunOptions { record: true, log: false, max_events: None };
 

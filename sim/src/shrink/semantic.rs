@@ -283,9 +283,9 @@ impl Shrinker {
     /// one the failure does not need: the events were chosen with the step
     /// there (a `pg_switch_wal()` moves every later WAL position, so a
     /// failure that is a coincidence of positions is lost with it). Fresh
-    /// runs without the step (seeds `seed`, `seed + 1`, ...; up to
-    /// [`STEP_RESEEDS`](super::STEP_RESEEDS)) look for the same invariant
-    /// failing; the first that does is replayed under this shrink's seed
+    /// runs without the step (seeds `seed`, `seed + 1`, ...,
+    /// [`STEP_RESEEDS`](super::STEP_RESEEDS) of them) look for the same
+    /// invariant failing; the shortest that does is replayed under this shrink's seed
     /// (validated, not assumed), shrunk within a small budget
     /// ([`LOOKAHEAD`](super::LOOKAHEAD)) and kept if it ends smaller than
     /// the best run. Each script is judged once; only the top-level
@@ -296,31 +296,36 @@ impl Shrinker {
             return false;
         }
         let Ok(settings) = crate::config::settings_from_table(table.clone(), None, &[]) else { return false };
+        // The shortest failing fresh run (the earliest seed of those as
+        // short): the cheapest start, and the nearest to a small run.
+        let mut shortest: Option<RunResult> = None;
         for n in 0..super::STEP_RESEEDS {
             if self.spent() {
                 return false;
             }
             self.attempts += 1;
             let fresh = run_seed(&settings, self.seed.wrapping_add(n), super::RECORD, &mut NoObserver);
-            if fresh.invariant() != Some(self.target) {
-                continue;
+            if fresh.invariant() == Some(self.target)
+                && shortest.as_ref().is_none_or(|s| fresh.events < s.events)
+            {
+                shortest = Some(fresh);
             }
-            self.attempts += 1;
-            let choices = fresh.choices.expect("recorded");
-            let result = run_choices(&settings, self.seed, &choices, super::RECORD, &mut NoObserver);
-            if result.invariant() != Some(self.target) {
-                continue;
-            }
-            let knobs = super::knobs_of(&table).0;
-            let start = Best { table, settings, result };
-            let mut sub = Shrinker::new(self.target, self.seed, self.input.clone(), knobs, start);
-            sub.lookahead = false;
-            sub.max_attempts = super::LOOKAHEAD.min(self.max_attempts - self.attempts);
-            sub.run();
-            self.attempts += sub.attempts;
-            return self.offer(sub.best);
         }
-        false
+        let Some(fresh) = shortest else { return false };
+        self.attempts += 1;
+        let choices = fresh.choices.expect("recorded");
+        let result = run_choices(&settings, self.seed, &choices, super::RECORD, &mut NoObserver);
+        if result.invariant() != Some(self.target) {
+            return false;
+        }
+        let knobs = super::knobs_of(&table).0;
+        let start = Best { table, settings, result };
+        let mut sub = Shrinker::new(self.target, self.seed, self.input.clone(), knobs, start);
+        sub.lookahead = false;
+        sub.max_attempts = super::LOOKAHEAD.min(self.max_attempts - self.attempts);
+        sub.run();
+        self.attempts += sub.attempts;
+        self.offer(sub.best)
     }
 
     /// Drops two groups ([`groups`]) at once, each pair tried once per
