@@ -287,8 +287,8 @@ impl Shrinker {
     /// [`STEP_RESEEDS`](super::STEP_RESEEDS) of them) look for the same
     /// invariant failing; the shortest that does is replayed under this shrink's seed
     /// (validated, not assumed), shrunk within a small budget
-    /// ([`LOOKAHEAD`](super::LOOKAHEAD)) and kept if it ends smaller than
-    /// the best run. Each script is judged once; only the top-level
+    /// ([`LOOKAHEAD`](super::LOOKAHEAD)) and kept if it ends with fewer
+    /// events than the best run. Each script is judged once; only the top-level
     /// shrinker does this (not a look-ahead's).
     fn reseed_without_step(&mut self, table: toml::Table) -> bool {
         let key = table.get("operator").map(toml::Value::to_string).unwrap_or_default();
@@ -325,7 +325,10 @@ impl Shrinker {
         sub.max_attempts = super::LOOKAHEAD.min(self.max_attempts - self.attempts);
         sub.run();
         self.attempts += sub.attempts;
-        self.offer(sub.best)
+        // A fresh run is another run: kept only if it has fewer events
+        // (not merely a smaller config), so a story is replaced only by a
+        // shorter one.
+        sub.best.result.events < self.best.result.events && self.offer(sub.best)
     }
 
     /// Drops two groups ([`groups`]) at once, each pair tried once per
