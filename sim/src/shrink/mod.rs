@@ -7,8 +7,11 @@
 //! - semantic ([`semantic`]): the run as a list of events, re-encoded into
 //!   draws after each edit, so an edit keeps the rest of the story: drop a
 //!   whole transaction, a client, a checkpoint, a process's activity (a
-//!   background writer ...), a fault, runs of events; drop operator steps
-//!   the failure does not need;
+//!   background writer ...), a fault, two of those at once (while the run
+//!   is small), runs of events; drop operator steps the failure does not
+//!   need — when the same events do not fail without a step, fresh runs
+//!   without it are searched (fixed seeds) and the shortest failing one is
+//!   shrunk by a look-ahead, kept only if it ends with fewer events;
 //! - config: switch off each fault kind (`[faults]` rates to 0), lower the
 //!   operator's triggers (`after_commits`, `after_events`: a step comes
 //!   earlier) and `workload.clients`, `cluster.rel_pages`,

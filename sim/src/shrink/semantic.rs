@@ -492,3 +492,62 @@ mod tests {
         assert_eq!((again.trace_hash, again.events), (sh.best.result.trace_hash, sh.best.result.events));
     }
 }
+
+#[cfg(test)]
+mod step_lookahead_tests {
+    use super::super::{Best, RECORD, Shrinker, knobs_of};
+    use super::*;
+    use crate::config;
+    use crate::run::run_seed;
+    use walsim_model::Invariant;
+
+    #[test]
+    fn a_step_the_events_need_but_the_failure_does_not_is_dropped_by_fresh_runs() {
+        // The history-file coincidence (seed 2): node1's pg_switch_wal()
+        // after the fork moves every later WAL position, so the same
+        // events without it lose the coincidence; fresh runs without it
+        // fail the same way with far fewer events.
+        let sc = crate::scenario::load("history-file-before-start", toml::Table::new(), &[]).unwrap();
+        let first = run_seed(&sc.settings, 2, RECORD, &mut NoObserver);
+        assert_eq!(first.invariant(), Some(Invariant::NoSilentDivergence));
+        let table = config::to_table(&sc.settings);
+        let knobs = knobs_of(&table).0;
+        let best = Best { table: table.clone(), settings: sc.settings.clone(), result: first.clone() };
+        let mut sh = Shrinker::new(Invariant::NoSilentDivergence, 2, table.clone(), knobs, best);
+        // Without the switch (step 1), its triggers at 0 and one main step:
+        // short fresh runs.
+        let mut without = table;
+        let ops = without.get_mut("operator").and_then(toml::Value::as_array_mut).unwrap();
+        assert_eq!(ops.remove(1).get("action").and_then(toml::Value::as_str), Some("switch_wal"));
+        for op in ops.iter_mut() {
+            let op = op.as_table_mut().unwrap();
+            op.remove("after_commits");
+            op.remove("after_events");
+        }
+        config::set_dotted(&mut without, "scheduler.steps", toml::Value::Integer(1)).unwrap();
+        // The premise: the same events under that script do not fail.
+        let script: Vec<Step> = sh
+            .script()
+            .iter()
+            .filter_map(|s| match s.ev {
+                Event::Operator { step: 1, .. } => None,
+                Event::Operator { node, step } if step > 1 => {
+                    Some(Step { ev: Event::Operator { node, step: step - 1 }, arg: s.arg })
+                }
+                _ => Some(*s),
+            })
+            .collect();
+        assert!(sh.test_script(Some(without.clone()), &script).is_none(), "the same events need the switch");
+        assert!(sh.reseed_without_step(without.clone()), "a fresh run without the switch is kept");
+        assert!(sh.best.result.events < first.events / 4, "{} events", sh.best.result.events);
+        let ops = sh.best.table.get("operator").and_then(toml::Value::as_array).unwrap();
+        assert!(ops.iter().all(|op| op.get("action").and_then(toml::Value::as_str) != Some("switch_wal")));
+        // Kept only after being replayed: the draws give the same failing run.
+        let again =
+            run_choices(&sh.best.settings, 2, sh.best.choices(), RunOptions::default(), &mut NoObserver);
+        assert_eq!(again.trace_hash, sh.best.result.trace_hash);
+        assert_eq!(again.invariant(), Some(Invariant::NoSilentDivergence));
+        // Judged once: the same script is not searched again.
+        assert!(!sh.reseed_without_step(without));
+    }
+}
