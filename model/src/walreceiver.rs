@@ -14,11 +14,12 @@ use crate::ids::Tli;
 use crate::log::Process;
 use crate::lsn::Lsn;
 use crate::network::{Conn, Msg};
-use crate::node::{Node, Status, WalSndInfo};
+use crate::node::{Node, Status};
 use crate::slog;
 use crate::syncrep::ReportedPositions;
 use crate::violation::{Invariant, Violation};
 use crate::wal::{Record, RecordBody};
+use crate::walsndctl::WalSndInfo;
 
 pub use crate::node::{RefusalMemo, WalRcv};
 
