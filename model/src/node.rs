@@ -18,8 +18,8 @@ use crate::checkpointer::Checkpointer;
 use crate::clog::Clog;
 use crate::control::{ControlFileData, DbState};
 use crate::event::{CrashKind, Effects};
-use crate::heap::{Page, Xid};
-use crate::ids::Tli;
+use crate::heap::Page;
+use crate::ids::{Tli, Xid};
 use crate::log::{Log, Process};
 use crate::lsn::{Lsn, WalGeometry};
 use crate::marks::Mark;
@@ -229,13 +229,9 @@ impl Node {
         let geometry = WalGeometry::new(settings.wal_segment_size.0);
         let mut wal = Wal::new(geometry);
         let redo = wal.insert_lsn();
-        let ckpt = crate::wal::CheckPoint {
-            redo,
-            tli: Tli(1),
-            prev_tli: Tli(1),
-            next_xid: crate::heap::FIRST_NORMAL_XID,
-        };
-        let lsn = wal.insert(Tli(1), 0, RecordBody::CheckpointShutdown(ckpt)).lsn;
+        let ckpt =
+            crate::wal::CheckPoint { redo, tli: Tli(1), prev_tli: Tli(1), next_xid: Xid::FIRST_NORMAL };
+        let lsn = wal.insert(Tli(1), Xid::INVALID, RecordBody::CheckpointShutdown(ckpt)).lsn;
         wal.flush_upto(Lsn(u64::MAX));
         let control = ControlFileData {
             system_identifier: 7_000_000_000_000_000_001,
@@ -391,7 +387,7 @@ impl Node {
     /// A new transaction ID (GetNewTransactionId).
     pub fn assign_xid(&mut self) -> Xid {
         let xid = self.next_xid;
-        self.next_xid += 1;
+        self.next_xid = xid.next();
         self.running.push(xid);
         xid
     }

@@ -208,6 +208,7 @@ impl Node {
 mod tests {
     use super::*;
     use crate::backend::Backend;
+    use crate::ids::Xid;
     use crate::settings::Settings;
     use crate::syncrep::StandbyNames;
 
@@ -342,7 +343,7 @@ mod tests {
         let env = Env { settings: &Settings::default(), archive: &Default::default() };
         let op = crate::event::Op { client: 0, kind: crate::event::OpKind::Insert, key: 1, payload: 1 };
         n.backends[0] =
-            Backend::SyncRepWait { xid: 900, op, end: Lsn(0x100), mode: WaitMode::Flush, woken: false };
+            Backend::SyncRepWait { xid: Xid(900), op, end: Lsn(0x100), mode: WaitMode::Flush, woken: false };
         assert!(!n.backend_ready(0, env, true));
         n.gucs.names = StandbyNames::Async;
         n.update_sync_standbys_defined();
