@@ -6,6 +6,7 @@
 //! over the files `node.rs` holds; `Node::crash` (node.rs) then loses what
 //! did not reach the disk.
 
+use crate::client::mix;
 use crate::control::ControlFileData;
 use crate::log::Process;
 use crate::lsn::Lsn;
@@ -109,12 +110,4 @@ impl Node {
             wal_ends[w]
         );
     }
-}
-
-/// SplitMix64's finaliser: a fixed, platform-independent mixing of a number.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
