@@ -335,6 +335,7 @@ impl Node {
     pub fn is_standby(&self) -> bool {
         self.startup.as_ref().is_some_and(|s| s.standby)
     }
+
     /// A primary, possibly in fast shutdown (not a standby shutting down).
     pub fn is_primary_or_shutting_down(&self) -> bool {
         match self.status {

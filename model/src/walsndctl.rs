@@ -1,6 +1,7 @@
 //! The walsender array in a primary's shared memory (`WalSndCtl`,
-//! walsender_private.h) and the synchronous-replication functions that act
-//! on it (syncrep.c, walsender.c): which slot a walsender takes
+//! walsender_private.h: a node's `WalSndInfo`s and its released positions,
+//! the `WalSndCtl` data type of syncrep.rs) and the synchronous-replication
+//! functions that act on it (syncrep.c, walsender.c): which slot a walsender takes
 //! (InitWalSenderSlot), whether a waiter is released (SyncRepWaitForLSN),
 //! SyncRepReleaseWaiters, SyncRepUpdateSyncStandbysDefined, and the wait
 //! `synchronous_transfer` adds to a file write. An `impl Node` block over
