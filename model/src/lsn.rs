@@ -294,13 +294,14 @@ mod tests {
     #[test]
     fn first_records_after_initdb_have_exact_lsns() {
         use crate::heap::Tuple;
+        use crate::ids::{BlockNumber, Xid};
         use crate::wal::{CheckPoint, RecordBody, Wal};
         let mut w = Wal::new(WalGeometry::new(1 << 24));
-        let c = CheckPoint { redo: Lsn(0x28), tli: Tli(1), prev_tli: Tli(1), next_xid: 3 };
-        let tuple = Tuple { key: 1, payload: 7, xmin: 3, xmax: 0, infomask: 0 };
+        let c = CheckPoint { redo: Lsn(0x28), tli: Tli(1), prev_tli: Tli(1), next_xid: Xid(3) };
+        let tuple = Tuple { key: 1, payload: 7, xmin: Xid(3), xmax: Xid::INVALID, infomask: 0 };
         let bodies = [
             RecordBody::CheckpointShutdown(c),
-            RecordBody::HeapInsert { block: 0, offnum: 1, tuple, image: None },
+            RecordBody::HeapInsert { block: BlockNumber(0), offnum: 1, tuple, image: None },
             RecordBody::Commit,
             RecordBody::Abort,
         ];
@@ -309,7 +310,7 @@ mod tests {
         let got: Vec<(String, String)> = bodies
             .into_iter()
             .map(|b| {
-                let r = w.insert(Tli(1), 3, b);
+                let r = w.insert(Tli(1), Xid(3), b);
                 (r.lsn.to_string(), r.end.to_string())
             })
             .collect();
