@@ -892,11 +892,13 @@ mod tests {
             let s = Settings { wal_block_size: Bytes(blk), ..Settings::default() };
             assert_eq!(s.validate().unwrap_err().key, "wal_block_size", "{blk}");
         }
-        let s = Settings {
+        let mut s = Settings {
             wal_segment_size: Bytes(16 << 10),
             wal_block_size: Bytes(8 << 10),
             ..Settings::default()
         };
+        assert_eq!(s.validate().unwrap_err().key, "max_wal_size", "8kB is less than one 16kB segment");
+        s.max_wal_size = WalSize(Bytes(32 << 10));
         s.validate().unwrap();
         let mut s = Settings::default();
         s.workload.update_percent = 101;
