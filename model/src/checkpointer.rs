@@ -594,7 +594,9 @@ mod tests {
 
     #[test]
     fn a_standby_restartpoints_at_the_checkpoint_it_replayed() {
-        let mut c = quiesced(1, 300);
+        // max_wal_size large enough that settling takes no WAL-triggered
+        // restartpoint of its own.
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| s.max_wal_size.0.0 = 2 << 20);
         run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
         assert!(!c.nodes[1].checkpoint_request_useful(), "caught up with the replayed checkpoints");
         let before = c.nodes[1].checkpointer.completed;

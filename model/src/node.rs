@@ -226,7 +226,7 @@ impl Node {
     /// `initdb`: an empty table, and WAL that starts with a shutdown
     /// checkpoint on timeline 1.
     pub fn initdb(id: NodeId, settings: &Settings) -> Node {
-        let geometry = WalGeometry::new(settings.wal_segment_size.0);
+        let geometry = WalGeometry::with_block_size(settings.wal_segment_size.0, settings.wal_block_size.0);
         let mut wal = Wal::new(geometry);
         let redo = wal.insert_lsn();
         let ckpt =
