@@ -513,7 +513,9 @@ impl Cluster {
         self.mark_caught_up();
         self.finish_shutdowns();
         self.settle_script();
-        let fx = std::mem::take(&mut self.fx);
+        // The effects are read in place (no copy of `Effects` per step);
+        // nothing below adds to them.
+        let fx = &self.fx;
         for op in &fx.commits_started {
             self.ledger.on_commit_started(op);
         }
@@ -531,19 +533,26 @@ impl Cluster {
         }
         if !fx.refusals.is_empty() || !fx.startup_failures.is_empty() {
             self.enabled_cache.invalidate_all();
-        }
-        for (n, kind, msg) in &fx.refusals {
-            self.book_refusal(*n, *kind, msg);
-        }
-        for (n, msg) in &fx.startup_failures {
-            if self.attempts.iter().any(|a| a.node == self.nodes[(*n).index()].name) {
-                self.book_refusal(*n, RefusalKind::StartupFailed, msg);
-                self.set_attempt_result(*n, AttemptResult::Failed);
+            let refusals = std::mem::take(&mut self.fx.refusals);
+            for (n, kind, msg) in &refusals {
+                self.book_refusal(*n, *kind, msg);
             }
+            self.fx.refusals = refusals;
+            let failures = std::mem::take(&mut self.fx.startup_failures);
+            for (n, msg) in &failures {
+                if self.attempts.iter().any(|a| a.node == self.nodes[(*n).index()].name) {
+                    self.book_refusal(*n, RefusalKind::StartupFailed, msg);
+                    self.set_attempt_result(*n, AttemptResult::Failed);
+                }
+            }
+            self.fx.startup_failures = failures;
         }
         self.update_attempts();
-        let result = self.check_step(&fx, touched);
-        self.fx = fx;
+        let violations = std::mem::take(&mut self.fx.violations);
+        let checks = std::mem::take(&mut self.fx.checks);
+        let result = self.check_step(&violations, &checks, touched);
+        self.fx.violations = violations;
+        self.fx.checks = checks;
         result
     }
 
@@ -567,24 +576,31 @@ impl Cluster {
         if !self.attempts.iter().any(|a| a.result == AttemptResult::Pending) {
             return;
         }
-        let streaming: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|n| {
-                n.walrcv.refused.is_none()
+        // No list of names per step (this runs on every step while an
+        // attempt is pending).
+        for k in 0..self.attempts.len() {
+            if self.attempts[k].result != AttemptResult::Pending {
+                continue;
+            }
+            let name = &self.attempts[k].node;
+            let streaming = self.nodes.iter().any(|n| {
+                n.name == *name
+                    && n.walrcv.refused.is_none()
                     && self.conns.iter().any(|c| c.downstream == n.id && self.on_current_timeline(c))
-            })
-            .map(|n| n.name.clone())
-            .collect();
-        for a in self.attempts.iter_mut().filter(|a| a.result == AttemptResult::Pending) {
-            if streaming.contains(&a.node) {
-                a.result = AttemptResult::Streaming;
+            });
+            if streaming {
+                self.attempts[k].result = AttemptResult::Streaming;
             }
         }
     }
 
-    fn check_step(&mut self, fx: &Effects, touched: usize) -> Result<(), Violation> {
-        if let Some(v) = fx.violations.first() {
+    fn check_step(
+        &mut self,
+        violations: &[Violation],
+        checks: &[Check],
+        touched: usize,
+    ) -> Result<(), Violation> {
+        if let Some(v) = violations.first() {
             return Err(v.clone());
         }
         if let Some(v) = invariants::check_wal_before_data(&mut self.nodes[touched]) {
@@ -606,7 +622,7 @@ impl Cluster {
                 self.observe(v);
             }
         }
-        for c in &fx.checks {
+        for c in checks {
             let v = match *c {
                 Check::AfterCrashRecovery(n) => {
                     // The check's fast path uses the WAL's implied table.
