@@ -925,4 +925,48 @@ mod tests {
             assert_eq!(a.finish(), b.finish(), "value {v:#x}");
         }
     }
+
+    /// The enabled set kept per node between steps is the from-scratch set
+    /// at every step of a run with two standbys, faults included (asserted
+    /// here explicitly, so also in release test builds).
+    #[test]
+    fn cached_enabled_set_equals_the_from_scratch_one() {
+        let mut s = Settings { operator: Vec::new(), ..Settings::default() };
+        s.cluster.standbys = 2;
+        let mut c = Cluster::new(s, false);
+        let (mut cached, mut fresh, mut faults) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..3_000usize {
+            c.enabled_cached(&mut cached);
+            c.enabled(&mut fresh);
+            assert_eq!(cached, fresh, "step {i}");
+            // Now and then a fault, so every kind of invalidation runs.
+            let kind = FaultKind::ALL[i % FaultKind::ALL.len()];
+            c.enabled_faults(kind, &mut faults);
+            let ev = if i % 97 == 0 && !faults.is_empty() {
+                faults[i % faults.len()]
+            } else {
+                fresh[(i * 7) % fresh.len()]
+            };
+            if c.apply(ev, i as u64).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Planted bug: a node's state changes without its cached events being
+    /// marked dirty. The debug assertion in `enabled_cached` (the
+    /// from-scratch oracle) catches it.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "kept incrementally differs")]
+    fn a_stale_cached_node_is_caught_by_the_oracle() {
+        let mut c = crate::testkit::quiesced(1, 200);
+        c.set_quiesce(false);
+        let mut evs = Vec::new();
+        c.enabled_cached(&mut evs);
+        // The primary's state changes behind the cache's back: a backend
+        // can no longer start a transaction.
+        c.script.load_stopped = true;
+        c.enabled_cached(&mut evs);
+    }
 }
