@@ -156,6 +156,7 @@ impl SwarmSpace {
                 "faults.power_loss" => &mut s.faults.power_loss,
                 "faults.disconnect" => &mut s.faults.disconnect,
                 "faults.partition" => &mut s.faults.partition,
+                "faults.archive_command" => &mut s.faults.archive_command,
                 _ => {
                     known = false;
                     break;
@@ -238,7 +239,11 @@ mod tests {
 
     #[test]
     fn the_fast_path_gives_the_settings_of_the_toml_round_trip() {
-        for set in [vec![], vec!["faults.process_crash=0.01".to_string(), "cluster.standbys=2".to_string()]] {
+        for set in [
+            vec![],
+            vec!["faults.process_crash=0.01".to_string(), "cluster.standbys=2".to_string()],
+            vec!["faults.archive_command=0.01".to_string()],
+        ] {
             let space = SwarmSpace::of(&config::load(None, &set).unwrap());
             for seed in 0..200 {
                 let w = space.draw(seed);
