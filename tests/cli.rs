@@ -451,7 +451,7 @@ fn run_scenario_checks_the_files_expectations() {
 #[test]
 fn messages_name_what_the_user_wrote() {
     for (set, want) in [
-        ("wal_segment_size=1GB", "--set: max_wal_size (2MB) must be at least wal_segment_size (1GB)"),
+        ("wal_segment_size=1GB", "--set: max_wal_size (8kB) must be at least wal_segment_size (1GB)"),
         (
             "faults.process_crash=NaN",
             "--set: invalid value for faults.process_crash: NaN is not a probability in 0..1",

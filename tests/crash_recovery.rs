@@ -39,9 +39,16 @@ fn recover(c: &mut Cluster, counter: &mut u64) {
     assert_eq!(c.nodes[0].status, Status::Production, "crash recovery finished");
 }
 
-/// Runs async commits until some WAL is written but not flushed.
+/// Runs async commits until some WAL is written but not flushed. A key
+/// space far larger than the commits makes every insert a new row, so a
+/// lost commit is a lost row (the checks below count rows).
 fn cluster_with_unflushed_wal() -> (Cluster, u64) {
-    let s = single_node(&["synchronous_commit=off", "faults.process_crash=0", "faults.power_loss=0"]);
+    let s = single_node(&[
+        "synchronous_commit=off",
+        "faults.process_crash=0",
+        "faults.power_loss=0",
+        "workload.key_space=100000",
+    ]);
     let mut c = Cluster::new(s, false);
     let mut counter = 0;
     for _ in 0..10_000 {

@@ -18,7 +18,8 @@ const FAILBACK: &[&str] = &["--scenario", "blog-failback-commit", "--seed", "1"]
 const VIOLATION: &[&str] = &["--set", "rules.wal_before_data=false", "--seed", "1"];
 /// docs/findings.md's command for the history-file finding's coincidence:
 /// WAL of timeline 2 framed right where node1's own WAL ended.
-const FINDING: &[&str] = &["--scenario", "history-file-before-start", "--seed", "2"];
+const FINDING: &[&str] =
+    &["--scenario", "history-file-before-start", "--seed", "2", "--set", "workload.key_space=100000"];
 
 fn picture(args: &[&str], out: &Path) -> String {
     let mut all = vec!["picture"];

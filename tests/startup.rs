@@ -43,7 +43,7 @@ impl Observer for Watch {
         for n in &c.nodes {
             let Some(st) = n.startup.as_ref().filter(|s| s.standby) else { continue };
             let bound = n.control.min_recovery_point.max(st.replayed);
-            let top = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap_or(Lsn(0));
+            let top = n.data.max_lsn_read();
             if top > bound {
                 self.pages_ahead.push(format!(
                     "step {step}: {} in archive recovery has a page at {top}, beyond minRecoveryPoint {} and replay {}",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use walsim_model::Invariant;
 use walsim_model::event::RefusalKind;
 use walsim_model::heap::{Page, Tuple};
-use walsim_model::ids::{NodeId, Tli};
+use walsim_model::ids::{BlockNumber, NodeId, Tli, Xid};
 use walsim_model::lsn::WalGeometry;
 use walsim_model::recovery::rows_implied_by_wal;
 use walsim_model::wal::{RecordBody, Wal};
@@ -45,15 +45,20 @@ fn removed_records_keep_the_oracle_and_indices() {
     let mut w = Wal::new(WalGeometry::new(1 << 14));
     let mut xid = 3;
     for i in 0..400u32 {
-        let tuple = Tuple { key: i + 1, payload: u64::from(i) * 7, xmin: xid, xmax: 0, infomask: 0 };
+        let tuple =
+            Tuple { key: i + 1, payload: u64::from(i) * 7, xmin: Xid(xid), xmax: Xid::INVALID, infomask: 0 };
         let image = (i % 50 == 0).then(|| Arc::new(Page { lsn: walsim_model::Lsn(0), tuples: vec![tuple] }));
         let block = i % 4;
         let image = image.filter(|_| i < 4);
-        w.insert(Tli(1), xid, RecordBody::HeapInsert { block, offnum: 1, tuple, image });
+        w.insert(
+            Tli(1),
+            Xid(xid),
+            RecordBody::HeapInsert { block: BlockNumber(block), offnum: 1, tuple, image },
+        );
         if i % 3 != 0 {
-            w.insert(Tli(1), xid, RecordBody::Commit);
+            w.insert(Tli(1), Xid(xid), RecordBody::Commit);
         } else {
-            w.insert(Tli(1), xid, RecordBody::Abort);
+            w.insert(Tli(1), Xid(xid), RecordBody::Abort);
         }
         xid += 1;
     }
@@ -72,7 +77,7 @@ fn removed_records_keep_the_oracle_and_indices() {
     assert_eq!(rows_implied_by_wal(&w, 4), before);
     // Unflushed WAL is never removed.
     let end = w.end();
-    w.insert(Tli(1), xid, RecordBody::Commit);
+    w.insert(Tli(1), Xid(xid), RecordBody::Commit);
     w.remove_before(walsim_model::Lsn(end.0 + (1 << 20)));
     assert!(w.kept_from() <= end);
     assert!(w.get(w.end_index() - 1).is_some_and(|r| r.lsn >= end));
@@ -200,7 +205,7 @@ fn pruning_full_pages_keeps_every_invariant() {
 
 #[test]
 fn page_prune_renumbers_and_checks_offsets() {
-    let t = |k: u32| Tuple { key: k, payload: 0, xmin: 3, xmax: 0, infomask: 0 };
+    let t = |k: u32| Tuple { key: k, payload: 0, xmin: Xid(3), xmax: Xid::INVALID, infomask: 0 };
     let mut p = Page { lsn: walsim_model::Lsn(0), tuples: (1..=5).map(t).collect() };
     p.prune(&[1, 3]).unwrap();
     assert_eq!(p.tuples.iter().map(|x| x.key).collect::<Vec<_>>(), vec![2, 4, 5]);
@@ -364,4 +369,52 @@ fn segment_and_slot_marks_are_reached_where_they_can_be() {
             !segment_refusals(&r).is_empty()
         );
     }
+}
+
+/// Issue 11's done-when for the defaults: a default run (the seed
+/// experiment's story, nothing set) crosses several 4 kB segments, takes a
+/// WAL-triggered checkpoint ("checkpoint starting: wal" or a restartpoint)
+/// and removes or recycles segments, and its JSONL shows the oldest kept
+/// segment moving.
+#[test]
+fn a_default_run_crosses_segments_and_removes_them() {
+    let defaults = walsim_model::Settings::default();
+    let seg = defaults.wal_segment_size.0;
+    let mut crossed = Vec::new();
+    for seed in 1..=9u64 {
+        let path =
+            std::env::temp_dir().join(format!("walsim-default-segs-{}-{seed}.jsonl", std::process::id()));
+        let p = path.to_str().unwrap();
+        let s = seed.to_string();
+        let (code, log, err) = cli(&["run", "--seed", &s, "--log", "--trace-jsonl", p]);
+        assert!(code == 0 || code == 1, "seed {seed}: {err}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let (mut max_lsn, mut oldest) = (0u64, std::collections::BTreeSet::new());
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            for n in v["nodes"].as_array().into_iter().flatten() {
+                let lsn = walsim_model::Lsn::parse(n["insert_lsn"].as_str().unwrap()).unwrap();
+                max_lsn = max_lsn.max(lsn.0);
+                if let Some(o) = n["oldest_wal_segment"].as_str() {
+                    oldest.insert((n["node"].as_str().unwrap().to_string(), o.to_string()));
+                }
+            }
+        }
+        crossed.push(max_lsn / seg);
+        assert!(
+            log.contains("checkpoint starting: wal") || log.contains("restartpoint starting: wal"),
+            "seed {seed}: no WAL-triggered checkpoint"
+        );
+        assert!(
+            log.contains("removing write-ahead log file") || log.contains("recycled write-ahead log file"),
+            "seed {seed}: no segment removed"
+        );
+        let nodes: std::collections::BTreeSet<_> = oldest.iter().map(|(n, _)| n.clone()).collect();
+        assert!(oldest.len() > nodes.len(), "seed {seed}: the JSONL's oldest_wal_segment never moved");
+        // The story itself is the seed experiment's: no segment-removed refusal.
+        assert!(!log.contains("has already been removed"), "seed {seed}");
+    }
+    crossed.sort_unstable();
+    assert!(crossed[crossed.len() / 2] >= 3, "median segments crossed {crossed:?}");
 }

@@ -128,6 +128,7 @@ pub struct ArchiveStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::Xid;
     use crate::wal::{RecordBody, Wal};
 
     #[test]
@@ -135,7 +136,7 @@ mod tests {
         let g = WalGeometry::new(1 << 14);
         let mut w = Wal::new(g);
         for _ in 0..3 {
-            w.insert(Tli(1), 3, RecordBody::Commit);
+            w.insert(Tli(1), Xid(3), RecordBody::Commit);
         }
         let recs: Arc<[Record]> = w.records().to_vec().into();
         let mut a = Archive::default();

@@ -9,7 +9,7 @@
 use crate::clog::XidStatus;
 use crate::event::{Ack, CommitRecord, Failure, Op, OpKind, Wait};
 use crate::heap::Tuple;
-use crate::ids::Xid;
+use crate::ids::{BlockNumber, Xid};
 use crate::log::Process;
 use crate::lsn::Lsn;
 use crate::marks::Mark;
@@ -169,7 +169,7 @@ impl Node {
     /// change.
     fn exec_dml(&mut self, b: usize, op: Op, ctx: &mut Ctx<'_>) {
         let proc = Process::Backend(b as u8);
-        let blk = op.key % self.data.len();
+        let blk = BlockNumber(op.key % self.data.len());
         let f = match self.read_buffer(blk, proc, ctx) {
             Ok(f) => f,
             Err(wait) => return self.block(b, op, wait, ctx),
@@ -189,7 +189,8 @@ impl Node {
             OpKind::Insert => {
                 let duplicate = same_key().any(|(_, t)| self.xid_committed(t.xmin));
                 let xid = self.assign_xid();
-                let tuple = Tuple { key: op.key, payload: op.payload, xmin: xid, xmax: 0, infomask: 0 };
+                let tuple =
+                    Tuple { key: op.key, payload: op.payload, xmin: xid, xmax: Xid::INVALID, infomask: 0 };
                 let end = self.heap_change(f, xid, None, tuple, ctx);
                 if duplicate {
                     // The heap tuple is in, then the unique index check fails.
@@ -234,7 +235,9 @@ impl Node {
             OpKind::Select => unreachable!("handled above"),
             OpKind::Update => {
                 let live = same_key()
-                    .find(|(_, t)| self.xid_committed(t.xmin) && (t.xmax == 0 || self.xid_aborted(t.xmax)))
+                    .find(|(_, t)| {
+                        self.xid_committed(t.xmin) && (!t.xmax.is_valid() || self.xid_aborted(t.xmax))
+                    })
                     .map(|(i, _)| i);
                 let Some(old) = live else {
                     slog!(
@@ -250,7 +253,8 @@ impl Node {
                     return;
                 };
                 let xid = self.assign_xid();
-                let tuple = Tuple { key: op.key, payload: op.payload, xmin: xid, xmax: 0, infomask: 0 };
+                let tuple =
+                    Tuple { key: op.key, payload: op.payload, xmin: xid, xmax: Xid::INVALID, infomask: 0 };
                 let end = self.heap_change(f, xid, Some(old), tuple, ctx);
                 slog!(
                     ctx.log,
@@ -321,7 +325,7 @@ impl Node {
         }
         let dead = |t: &Tuple| {
             !self.running.contains(&t.xmin)
-                && (!self.xid_committed(t.xmin) || (t.xmax != 0 && self.xid_committed(t.xmax)))
+                && (!self.xid_committed(t.xmin) || (t.xmax.is_valid() && self.xid_committed(t.xmax)))
         };
         let offnums: Vec<u16> = page
             .tuples
@@ -340,7 +344,7 @@ impl Node {
         d.page.prune(&offnums).expect("offsets from the page");
         let image = needs_image.then(|| Arc::new(d.page.clone()));
         let body = RecordBody::HeapPrune { block: blk, offnums: offnums.into(), image };
-        let end = self.xlog_insert(0, body).end;
+        let end = self.xlog_insert(Xid::INVALID, body).end;
         let d = self.buffers.frame_mut(f);
         d.page.lsn = end;
         d.dirty = true;
@@ -444,16 +448,16 @@ mod tests {
         let mut c = quiesced(1, 200);
         let op = Op { client: 0, kind: OpKind::Insert, key: 1, payload: 2 };
         let end = c.nodes[0].wal.end();
-        c.nodes[0].backends[0] = Backend::Committing { xid: 90, op, end };
+        c.nodes[0].backends[0] = Backend::Committing { xid: Xid(90), op, end };
         c.nodes[0].backends[1] =
-            Backend::SyncRepWait { xid: 91, op, end, mode: WaitMode::Flush, woken: false };
-        c.nodes[0].backends[2] = Backend::InXact { xid: 92, op };
+            Backend::SyncRepWait { xid: Xid(91), op, end, mode: WaitMode::Flush, woken: false };
+        c.nodes[0].backends[2] = Backend::InXact { xid: Xid(92), op };
         let before = c.ledger.in_doubt_count;
         c.set_quiesce(false); // faults are enabled again
         c.apply(Event::Crash { node: NodeId(0), kind: CrashKind::Immediate }, 0).unwrap();
         assert_eq!(c.ledger.in_doubt_count, before + 2);
         assert!(c.nodes[0].backends.iter().all(|b| *b == Backend::Idle));
-        let mut b = Backend::InXact { xid: 92, op };
+        let mut b = Backend::InXact { xid: Xid(92), op };
         assert_eq!(b.abandon(), None);
         assert_eq!(b, Backend::Idle);
     }

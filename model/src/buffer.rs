@@ -56,7 +56,7 @@ impl BufferPool {
 
     /// The frame holding `blk`, if resident.
     pub fn lookup(&self, blk: BlockNumber) -> Option<usize> {
-        let f = self.lookup[blk as usize];
+        let f = self.lookup[blk.index()];
         (f != NO_FRAME).then_some(f as usize)
     }
 
@@ -126,14 +126,14 @@ impl BufferPool {
         let d = &mut self.frames[f];
         assert!(!d.dirty, "installing over a dirty buffer would lose a change");
         if let Some(old) = d.tag {
-            self.lookup[old as usize] = NO_FRAME;
+            self.lookup[old.index()] = NO_FRAME;
         }
         d.tag = Some(blk);
         d.dirty = false;
         d.usage = 1;
         d.page.lsn = page.lsn;
         d.page.tuples.clone_from(&page.tuples);
-        self.lookup[blk as usize] = f as u32;
+        self.lookup[blk.index()] = f as u32;
     }
 
     /// Puts `page` of block `blk` into frame `f`, which must be clean.
@@ -141,10 +141,10 @@ impl BufferPool {
         let d = &mut self.frames[f];
         assert!(!d.dirty, "installing over a dirty buffer would lose a change");
         if let Some(old) = d.tag {
-            self.lookup[old as usize] = NO_FRAME;
+            self.lookup[old.index()] = NO_FRAME;
         }
         *d = BufferDesc { tag: Some(blk), dirty: false, usage: 1, page };
-        self.lookup[blk as usize] = f as u32;
+        self.lookup[blk.index()] = f as u32;
     }
 
     /// Shared memory is lost (crash).
@@ -176,7 +176,7 @@ mod tests {
         let mut p = BufferPool::new(3, 10);
         for blk in 0..3 {
             let f = p.take_victim();
-            p.install(f, blk, Page::default());
+            p.install(f, BlockNumber(blk), Page::default());
         }
         // All usage 1; touch frame 0 twice so it is hottest.
         p.touch(0);
@@ -184,11 +184,11 @@ mod tests {
         let v = p.peek_victim();
         assert_eq!(v, p.take_victim());
         assert_ne!(v, 0);
-        p.install(v, 7, Page::default());
-        assert_eq!(p.lookup(7), Some(v));
-        assert_eq!(p.resident_page(7), Some(&Page::default()));
+        p.install(v, BlockNumber(7), Page::default());
+        assert_eq!(p.lookup(BlockNumber(7)), Some(v));
+        assert_eq!(p.resident_page(BlockNumber(7)), Some(&Page::default()));
         for blk in 0..3 {
-            if p.lookup(blk).is_none() {
+            if p.lookup(BlockNumber(blk)).is_none() {
                 assert!(blk != 0);
             }
         }

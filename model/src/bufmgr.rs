@@ -45,7 +45,7 @@ impl Node {
     }
 
     /// Writes one CLOG page under the same rules as a data page.
-    pub fn write_clog_page(&mut self, p: u32, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
+    pub fn write_clog_page(&mut self, p: BlockNumber, proc: Process, ctx: &mut Ctx<'_>) -> Result<(), Wait> {
         let lsn = self.clog.page(p).lsn;
         self.wal_before_write(lsn, FileKind::Clog, proc, ctx)?;
         self.clog.write_page(p);

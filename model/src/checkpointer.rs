@@ -197,7 +197,7 @@ impl Node {
                 } else {
                     RecordBody::CheckpointShutdown(ckpt)
                 };
-                let rec = self.xlog_insert(0, body);
+                let rec = self.xlog_insert(Xid::INVALID, body);
                 let (start, end) = (rec.lsn, rec.end);
                 self.xlog_flush(end, ctx.log, proc);
                 c.record = Some((start, end, ckpt));
@@ -586,7 +586,7 @@ mod tests {
         assert_eq!(c.nodes[0].wal.records().last().map(|r| r.lsn), Some(c.nodes[0].control.checkpoint));
         assert!(!c.nodes[0].checkpoint_request_useful());
         let tli = c.nodes[0].tli;
-        c.nodes[0].wal.insert(tli, 0, crate::wal::RecordBody::Abort);
+        c.nodes[0].wal.insert(tli, Xid(0), crate::wal::RecordBody::Abort);
         assert!(c.nodes[0].checkpoint_request_useful());
         c.nodes[0].checkpointer.request(CkptKind::Online);
         assert!(!c.nodes[0].checkpoint_request_useful(), "one request at a time");
@@ -594,7 +594,9 @@ mod tests {
 
     #[test]
     fn a_standby_restartpoints_at_the_checkpoint_it_replayed() {
-        let mut c = quiesced(1, 300);
+        // max_wal_size large enough that settling takes no WAL-triggered
+        // restartpoint of its own.
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| s.max_wal_size.0.0 = 2 << 20);
         run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
         assert!(!c.nodes[1].checkpoint_request_useful(), "caught up with the replayed checkpoints");
         let before = c.nodes[1].checkpointer.completed;
@@ -657,7 +659,7 @@ mod tests {
         assert_eq!((c.nodes[1].status, c.nodes[1].tli), (Status::Production, Tli(2)), "promoted");
         for _ in 0..2 {
             let tli = c.nodes[1].tli;
-            c.nodes[1].wal.insert(tli, 0, RecordBody::Abort);
+            c.nodes[1].wal.insert(tli, Xid(0), RecordBody::Abort);
             run_checkpoint(&mut c, 1, CkptKind::Online);
             let n = &c.nodes[1];
             let rec = n.wal.record_at(n.control.checkpoint).unwrap();

@@ -112,8 +112,10 @@ impl std::hash::Hash for Ledger {
     }
 }
 
-/// Splits a drawn argument into independent-looking bits (SplitMix64).
-fn mix(x: u64) -> u64 {
+/// Splits a drawn argument into independent-looking bits (SplitMix64's
+/// finaliser: a fixed, platform-independent mixing of a number). Also
+/// numbers the sampled crash images (crash_image.rs).
+pub fn mix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

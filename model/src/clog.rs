@@ -7,7 +7,7 @@
 //! asynchronous commits. All pages stay in memory (the SLRU is assumed big
 //! enough); they are written by checkpoints.
 
-use crate::ids::Xid;
+use crate::ids::{BlockNumber, Xid};
 use crate::lsn::Lsn;
 use crate::storage::{BlockFile, HasLsn};
 
@@ -62,9 +62,13 @@ impl Clog {
     }
 
     fn locate(&self, xid: Xid) -> (usize, usize) {
-        let x = xid as usize;
         let per = self.xids_per_page as usize;
-        (x / per, x % per)
+        (xid.index() / per, xid.index() % per)
+    }
+
+    /// The page that holds `xid`'s status (`TransactionIdToPage`).
+    pub fn page_of(&self, xid: Xid) -> BlockNumber {
+        BlockNumber::from_index(self.locate(xid).0)
     }
 
     pub fn get(&self, xid: Xid) -> XidStatus {
@@ -91,18 +95,18 @@ impl Clog {
     }
 
     /// Pages changed since they were last written, lowest first.
-    pub fn dirty_pages(&self) -> impl Iterator<Item = u32> + '_ {
-        self.dirty.iter().enumerate().filter(|(_, d)| **d).map(|(i, _)| i as u32)
+    pub fn dirty_pages(&self) -> impl Iterator<Item = BlockNumber> + '_ {
+        self.dirty.iter().enumerate().filter(|(_, d)| **d).map(|(i, _)| BlockNumber::from_index(i))
     }
 
-    pub fn page(&self, p: u32) -> &ClogPage {
-        &self.pages[p as usize]
+    pub fn page(&self, p: BlockNumber) -> &ClogPage {
+        &self.pages[p.index()]
     }
 
     /// `SlruPhysicalWritePage` (the caller has applied the WAL rule).
-    pub fn write_page(&mut self, p: u32) {
-        self.file.write_from(p, &self.pages[p as usize]);
-        self.dirty[p as usize] = false;
+    pub fn write_page(&mut self, p: BlockNumber) {
+        self.file.write_from(p, &self.pages[p.index()]);
+        self.dirty[p.index()] = false;
     }
 
     /// Shared memory lost: reload every page from the file (OS cache).
@@ -111,7 +115,7 @@ impl Clog {
         let n = self.file.len() as usize;
         self.pages.truncate(n);
         for p in 0..n {
-            let src = self.file.read(p as u32);
+            let src = self.file.read(BlockNumber::from_index(p));
             match self.pages.get_mut(p) {
                 Some(pg) => pg.clone_from(src),
                 None => self.pages.push(src.clone()),
@@ -129,14 +133,14 @@ mod tests {
     #[test]
     fn status_survives_only_when_written() {
         let mut c = Clog::new(4);
-        c.set(5, XidStatus::Committed, Lsn(100));
-        assert_eq!(c.get(5), XidStatus::Committed);
-        assert_eq!(c.dirty_pages().collect::<Vec<_>>(), vec![1]);
-        c.write_page(1);
-        c.set(6, XidStatus::Aborted, Lsn(0));
+        c.set(Xid(5), XidStatus::Committed, Lsn(100));
+        assert_eq!(c.get(Xid(5)), XidStatus::Committed);
+        assert_eq!(c.dirty_pages().collect::<Vec<_>>(), vec![BlockNumber(1)]);
+        c.write_page(BlockNumber(1));
+        c.set(Xid(6), XidStatus::Aborted, Lsn(0));
         c.reload();
-        assert_eq!(c.get(5), XidStatus::Committed);
-        assert_eq!(c.get(6), XidStatus::InProgress);
-        assert_eq!(c.get(1000), XidStatus::InProgress);
+        assert_eq!(c.get(Xid(5)), XidStatus::Committed);
+        assert_eq!(c.get(Xid(6)), XidStatus::InProgress);
+        assert_eq!(c.get(Xid(1000)), XidStatus::InProgress);
     }
 }

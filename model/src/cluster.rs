@@ -61,6 +61,59 @@ pub struct Cluster {
     quiesce: bool,
     /// The WAL archive all nodes share (xlogarchive.rs).
     pub archive: crate::archive::Archive,
+    /// Each node's own enabled events, kept between steps: neither hashed
+    /// nor compared (derived from the state).
+    enabled_cache: EnabledCache,
+}
+
+/// Each node's own events ([`Cluster::enabled_cached`]), kept from one
+/// step to the next (issue 11: `Cluster::enabled` recomputed every
+/// predicate of every node each step). A node is marked dirty before any
+/// step that may change its state ([`Cluster::invalidate_for`]), and every
+/// node when the connections, the switches or several nodes change
+/// (dropped connections, a walsender caught up, a shutdown finished, a
+/// refusal); a dirty node's events are recomputed at the next call.
+#[derive(Clone, Default)]
+struct EnabledCache {
+    nodes: Vec<NodeEnabled>,
+    dirty: Vec<bool>,
+}
+
+#[derive(Clone, Default)]
+struct NodeEnabled {
+    /// What `push_node_local` pushed.
+    local: Vec<Event>,
+    /// The node is not down.
+    up: bool,
+    /// Its archiver has a file to archive.
+    archiver: bool,
+}
+
+impl EnabledCache {
+    fn fit(&mut self, nodes: usize) {
+        if self.nodes.len() != nodes {
+            self.nodes.resize_with(nodes, NodeEnabled::default);
+            self.dirty.clear();
+            self.dirty.resize(nodes, true);
+        }
+    }
+
+    fn invalidate(&mut self, n: NodeId) {
+        if let Some(d) = self.dirty.get_mut(n.index()) {
+            *d = true;
+        }
+    }
+
+    fn invalidate_all(&mut self) {
+        self.dirty.fill(true);
+    }
+}
+
+/// Derived state: printed as nothing, so a cluster's `Debug` is its state.
+impl std::fmt::Debug for EnabledCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnabledCache")
+    }
 }
 
 impl Cluster {
@@ -105,6 +158,7 @@ impl Cluster {
             queries: Vec::new(),
             quiesce: false,
             archive: Default::default(),
+            enabled_cache: EnabledCache::default(),
         };
         for i in 0..c.nodes.len() {
             c.with_node(i, |n, ctx| n.start(ctx));
@@ -151,9 +205,15 @@ impl Cluster {
     /// partitions heal, crashed nodes restart and work in flight finishes.
     pub fn set_quiesce(&mut self, on: bool) {
         self.quiesce = on;
+        self.enabled_cache.invalidate_all();
         if on {
             self.partitions.heal_all();
         }
+    }
+
+    /// Every node's own events may have changed (see [`EnabledCache`]).
+    pub(crate) fn invalidate_enabled(&mut self) {
+        self.enabled_cache.invalidate_all();
     }
 
     fn env(&self) -> Env<'_> {
@@ -172,50 +232,110 @@ impl Cluster {
 
     /// Events that can happen now, in a fixed order (node by node, process
     /// by process, then connections, then the operator), excluding faults.
+    /// Computed from scratch: the oracle of [`Cluster::enabled_cached`].
     pub fn enabled(&self, out: &mut Vec<Event>) {
         out.clear();
-        let env = self.env();
         for n in &self.nodes {
-            let node = n.id;
-            if n.status == Status::Down {
-                if n.failed.is_none() && !n.operator_stopped {
-                    out.push(Event::Start { node });
-                }
-                continue;
-            }
-            for b in 0..n.backends.len() {
-                if n.backend_ready(b, env, !self.quiesce && !self.script.load_stopped) {
-                    out.push(Event::Backend { node, backend: b as u8 });
-                }
-            }
-            if n.walwriter_has_work() {
-                out.push(Event::WalWriter { node });
-            }
-            if n.bgwriter_victim(env).is_some() {
-                out.push(Event::BgWriter { node });
-            }
-            if n.checkpointer_ready(env) {
-                out.push(Event::Checkpointer { node });
-            }
-            if !self.quiesce && n.checkpoint_request_useful() {
-                out.push(Event::RequestCheckpoint { node });
-            }
-            if n.startup_ready() && !n.replay_paused() {
-                out.push(Event::Startup { node });
-            }
-            if self.can_connect(n) {
-                out.push(Event::Connect { node });
-            }
-            if self.walreceiver_ready(n) {
-                out.push(Event::WalReceiver { node });
-            }
-            if self.archiver_ready(n) {
-                out.push(Event::Archiver { node });
-            }
-            if self.restorable(n).is_some() {
-                out.push(Event::RestoreWal { node });
+            if self.push_node_local(n, out) {
+                self.push_node_shared(n, self.archiver_ready(n), out);
             }
         }
+        self.push_rest(out);
+    }
+
+    /// [`Cluster::enabled`], with each node's own events (those whose
+    /// predicates read only that node, the settings and the quiesce and
+    /// load switches) kept from the last step unless the node may have
+    /// changed since ([`EnabledCache`]). The same list, in the same order:
+    /// debug builds compare it with the from-scratch computation.
+    pub fn enabled_cached(&mut self, out: &mut Vec<Event>) {
+        out.clear();
+        let mut cache = std::mem::take(&mut self.enabled_cache);
+        cache.fit(self.nodes.len());
+        for (i, n) in self.nodes.iter().enumerate() {
+            let e = &mut cache.nodes[i];
+            if cache.dirty[i] {
+                e.local.clear();
+                e.up = self.push_node_local(n, &mut e.local);
+                e.archiver = e.up && self.archiver_ready(n);
+                cache.dirty[i] = false;
+            }
+            out.extend_from_slice(&e.local);
+            if e.up {
+                self.push_node_shared(n, e.archiver, out);
+            }
+        }
+        self.enabled_cache = cache;
+        self.push_rest(out);
+        debug_assert!(
+            {
+                let mut fresh = Vec::with_capacity(out.len());
+                self.enabled(&mut fresh);
+                fresh == *out
+            },
+            "the enabled set kept incrementally differs from the one computed from scratch: {out:?}"
+        );
+    }
+
+    /// Node `n`'s own events: `Start` if it is down (then returns false:
+    /// nothing else of the node can happen), else its backends, walwriter,
+    /// bgwriter, checkpointer, checkpoint request and startup process.
+    /// Their predicates read `n`, the settings, and the quiesce and load
+    /// switches only (what [`EnabledCache`] relies on).
+    fn push_node_local(&self, n: &Node, out: &mut Vec<Event>) -> bool {
+        let env = self.env();
+        let node = n.id;
+        if n.status == Status::Down {
+            if n.failed.is_none() && !n.operator_stopped {
+                out.push(Event::Start { node });
+            }
+            return false;
+        }
+        let allow_new = !self.quiesce && !self.script.load_stopped;
+        for b in 0..n.backends.len() {
+            if n.backend_ready(b, env, allow_new) {
+                out.push(Event::Backend { node, backend: b as u8 });
+            }
+        }
+        if n.walwriter_has_work() {
+            out.push(Event::WalWriter { node });
+        }
+        if n.bgwriter_victim(env).is_some() {
+            out.push(Event::BgWriter { node });
+        }
+        if n.checkpointer_ready(env) {
+            out.push(Event::Checkpointer { node });
+        }
+        if !self.quiesce && n.checkpoint_request_useful() {
+            out.push(Event::RequestCheckpoint { node });
+        }
+        if n.startup_ready() && !n.replay_paused() {
+            out.push(Event::Startup { node });
+        }
+        true
+    }
+
+    /// The events of running node `n` that depend on other nodes, the
+    /// connections or the archive (recomputed every step), and its
+    /// archiver (`archiver`: whether it has a file to archive).
+    fn push_node_shared(&self, n: &Node, archiver: bool, out: &mut Vec<Event>) {
+        let node = n.id;
+        if self.can_connect(n) {
+            out.push(Event::Connect { node });
+        }
+        if self.walreceiver_ready(n) {
+            out.push(Event::WalReceiver { node });
+        }
+        if archiver {
+            out.push(Event::Archiver { node });
+        }
+        if self.restorable(n).is_some() {
+            out.push(Event::RestoreWal { node });
+        }
+    }
+
+    /// The connections', partitions' and operator's events.
+    fn push_rest(&self, out: &mut Vec<Event>) {
         for c in &self.conns {
             if self.walsender_ready(c) {
                 out.push(Event::WalSender { node: c.upstream, standby: c.downstream });
@@ -233,6 +353,32 @@ impl Cluster {
         if let Some(i) = self.operator_ready(out.is_empty()) {
             let node = crate::script::node_index(&self.settings.operator[i].node).expect("validated");
             out.push(Event::Operator { node, step: i as u8 });
+        }
+    }
+
+    /// Marks the nodes whose own events `ev` may change (before applying
+    /// it): its node for a process of that node, both ends for the
+    /// replication traffic between two nodes, every node otherwise.
+    fn invalidate_for(&mut self, ev: Event) {
+        match ev {
+            Event::Backend { node, .. }
+            | Event::WalWriter { node }
+            | Event::BgWriter { node }
+            | Event::Checkpointer { node }
+            | Event::RequestCheckpoint { node }
+            | Event::Startup { node }
+            | Event::Start { node } => self.enabled_cache.invalidate(node),
+            Event::WalSender { node, standby: peer } | Event::Deliver { node, from: peer } => {
+                self.enabled_cache.invalidate(node);
+                self.enabled_cache.invalidate(peer);
+            }
+            Event::WalReceiver { node } => {
+                self.enabled_cache.invalidate(node);
+                for c in self.conns.iter().filter(|c| c.touches(node)) {
+                    self.enabled_cache.invalidate(c.upstream);
+                }
+            }
+            _ => self.enabled_cache.invalidate_all(),
         }
     }
 
@@ -282,6 +428,7 @@ impl Cluster {
     /// Applies one enabled event and checks the invariants it may affect.
     pub fn apply(&mut self, ev: Event, arg: u64) -> Result<(), Violation> {
         debug_assert!(self.debug_is_enabled(ev), "apply({ev:?}): the event is not enabled");
+        self.invalidate_for(ev);
         self.fx.clear();
         self.now += 1;
         let i = ev.node().index();
@@ -366,7 +513,9 @@ impl Cluster {
         self.mark_caught_up();
         self.finish_shutdowns();
         self.settle_script();
-        let fx = std::mem::take(&mut self.fx);
+        // The effects are read in place (no copy of `Effects` per step);
+        // nothing below adds to them.
+        let fx = &self.fx;
         for op in &fx.commits_started {
             self.ledger.on_commit_started(op);
         }
@@ -382,18 +531,28 @@ impl Cluster {
         for &n in &fx.power_loss {
             self.ledger.on_power_loss(n);
         }
-        for (n, kind, msg) in &fx.refusals {
-            self.book_refusal(*n, *kind, msg);
-        }
-        for (n, msg) in &fx.startup_failures {
-            if self.attempts.iter().any(|a| a.node == self.nodes[(*n).index()].name) {
-                self.book_refusal(*n, RefusalKind::StartupFailed, msg);
-                self.set_attempt_result(*n, AttemptResult::Failed);
+        if !fx.refusals.is_empty() || !fx.startup_failures.is_empty() {
+            self.enabled_cache.invalidate_all();
+            let refusals = std::mem::take(&mut self.fx.refusals);
+            for (n, kind, msg) in &refusals {
+                self.book_refusal(*n, *kind, msg);
             }
+            self.fx.refusals = refusals;
+            let failures = std::mem::take(&mut self.fx.startup_failures);
+            for (n, msg) in &failures {
+                if self.attempts.iter().any(|a| a.node == self.nodes[(*n).index()].name) {
+                    self.book_refusal(*n, RefusalKind::StartupFailed, msg);
+                    self.set_attempt_result(*n, AttemptResult::Failed);
+                }
+            }
+            self.fx.startup_failures = failures;
         }
         self.update_attempts();
-        let result = self.check_step(&fx, touched);
-        self.fx = fx;
+        let violations = std::mem::take(&mut self.fx.violations);
+        let checks = std::mem::take(&mut self.fx.checks);
+        let result = self.check_step(&violations, &checks, touched);
+        self.fx.violations = violations;
+        self.fx.checks = checks;
         result
     }
 
@@ -417,24 +576,31 @@ impl Cluster {
         if !self.attempts.iter().any(|a| a.result == AttemptResult::Pending) {
             return;
         }
-        let streaming: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|n| {
-                n.walrcv.refused.is_none()
+        // No list of names per step (this runs on every step while an
+        // attempt is pending).
+        for k in 0..self.attempts.len() {
+            if self.attempts[k].result != AttemptResult::Pending {
+                continue;
+            }
+            let name = &self.attempts[k].node;
+            let streaming = self.nodes.iter().any(|n| {
+                n.name == *name
+                    && n.walrcv.refused.is_none()
                     && self.conns.iter().any(|c| c.downstream == n.id && self.on_current_timeline(c))
-            })
-            .map(|n| n.name.clone())
-            .collect();
-        for a in self.attempts.iter_mut().filter(|a| a.result == AttemptResult::Pending) {
-            if streaming.contains(&a.node) {
-                a.result = AttemptResult::Streaming;
+            });
+            if streaming {
+                self.attempts[k].result = AttemptResult::Streaming;
             }
         }
     }
 
-    fn check_step(&mut self, fx: &Effects, touched: usize) -> Result<(), Violation> {
-        if let Some(v) = fx.violations.first() {
+    fn check_step(
+        &mut self,
+        violations: &[Violation],
+        checks: &[Check],
+        touched: usize,
+    ) -> Result<(), Violation> {
+        if let Some(v) = violations.first() {
             return Err(v.clone());
         }
         if let Some(v) = invariants::check_wal_before_data(&mut self.nodes[touched]) {
@@ -456,7 +622,7 @@ impl Cluster {
                 self.observe(v);
             }
         }
-        for c in &fx.checks {
+        for c in checks {
             let v = match *c {
                 Check::AfterCrashRecovery(n) => {
                     // The check's fast path uses the WAL's implied table.
@@ -758,5 +924,49 @@ mod tests {
             b.write(&v.to_le_bytes());
             assert_eq!(a.finish(), b.finish(), "value {v:#x}");
         }
+    }
+
+    /// The enabled set kept per node between steps is the from-scratch set
+    /// at every step of a run with two standbys, faults included (asserted
+    /// here explicitly, so also in release test builds).
+    #[test]
+    fn cached_enabled_set_equals_the_from_scratch_one() {
+        let mut s = Settings { operator: Vec::new(), ..Settings::default() };
+        s.cluster.standbys = 2;
+        let mut c = Cluster::new(s, false);
+        let (mut cached, mut fresh, mut faults) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..3_000usize {
+            c.enabled_cached(&mut cached);
+            c.enabled(&mut fresh);
+            assert_eq!(cached, fresh, "step {i}");
+            // Now and then a fault, so every kind of invalidation runs.
+            let kind = FaultKind::ALL[i % FaultKind::ALL.len()];
+            c.enabled_faults(kind, &mut faults);
+            let ev = if i % 97 == 0 && !faults.is_empty() {
+                faults[i % faults.len()]
+            } else {
+                fresh[(i * 7) % fresh.len()]
+            };
+            if c.apply(ev, i as u64).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Planted bug: a node's state changes without its cached events being
+    /// marked dirty. The debug assertion in `enabled_cached` (the
+    /// from-scratch oracle) catches it.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "kept incrementally differs")]
+    fn a_stale_cached_node_is_caught_by_the_oracle() {
+        let mut c = crate::testkit::quiesced(1, 200);
+        c.set_quiesce(false);
+        let mut evs = Vec::new();
+        c.enabled_cached(&mut evs);
+        // The primary's state changes behind the cache's back: a backend
+        // can no longer start a transaction.
+        c.script.load_stopped = true;
+        c.enabled_cached(&mut evs);
     }
 }

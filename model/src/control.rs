@@ -3,7 +3,7 @@
 //! UpdateControlFile writes and fsyncs it at once, and its 512-byte write is
 //! atomic, so the model keeps a single image: what is on disk.
 
-use crate::heap::Xid;
+use crate::ids::Xid;
 use crate::lsn::{Lsn, Tli};
 
 /// `DBState`, printed as pg_controldata prints it.

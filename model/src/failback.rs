@@ -5,8 +5,8 @@
 
 use crate::cluster::Cluster;
 use crate::event::RefusalKind;
-use crate::ids::NodeId;
 use crate::ids::Tli;
+use crate::ids::{BlockNumber, NodeId};
 use crate::log::{Level, Process};
 use crate::lsn::Lsn;
 use crate::node::{Node, Status};
@@ -205,7 +205,7 @@ impl Cluster {
         );
         // extractPageMap: every block the target's WAL touched since.
         let target = &self.nodes[t];
-        let blocks: BTreeSet<u32> = restored
+        let blocks: BTreeSet<BlockNumber> = restored
             .iter()
             .filter(|r| r.lsn >= chkpt)
             .chain(target.wal.records_from(chkpt))
@@ -332,7 +332,7 @@ impl Cluster {
     fn base_backup(&mut self, id: NodeId, source: NodeId) {
         let src = self.nodes[source.index()].clone();
         let n = &mut self.nodes[id.index()];
-        for b in 0..src.data.len() {
+        for b in BlockNumber::all(src.data.len()) {
             n.data.replace_block(b, src.data.read(b).clone());
         }
         n.wal = src.wal.clone();

@@ -6,12 +6,7 @@
 
 use crate::lsn::Lsn;
 
-pub use crate::ids::{BlockNumber, Xid};
-
-/// `InvalidTransactionId`.
-pub const INVALID_XID: Xid = 0;
-/// `FirstNormalTransactionId`.
-pub const FIRST_NORMAL_XID: Xid = 3;
+use crate::ids::Xid;
 
 /// Hint bits (`t_infomask`): cached commit status, set without WAL.
 pub const HEAP_XMIN_COMMITTED: u8 = 0x01;
@@ -26,7 +21,7 @@ pub struct Tuple {
     /// Stands for the md5 text; printed as 32 hex digits by [`md5_text`].
     pub payload: u64,
     pub xmin: Xid,
-    /// Deleting/updating transaction, or `INVALID_XID`.
+    /// Deleting/updating transaction, or `Xid::INVALID`.
     pub xmax: Xid,
     pub infomask: u8,
 }

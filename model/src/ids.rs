@@ -1,7 +1,7 @@
 //! The identifiers every part of the model shares, in a leaf module that
 //! imports nothing from the crate: a node's index, a timeline, a
-//! transaction, a block. `NodeId` and `Tli` are newtypes (issue 12); the
-//! others are still bare aliases.
+//! transaction, a block. Each is a newtype (issue 12) that hashes,
+//! serializes and prints as the number it wraps, so no trace changes.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -72,29 +72,80 @@ impl Tli {
     }
 }
 
-impl fmt::Display for Tli {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Debug for Tli {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::UpperHex for Tli {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::UpperHex::fmt(&self.0, f)
-    }
-}
-
 /// Transaction ID (`TransactionId`).
-pub type Xid = u32;
+///
+/// Like `NodeId`: hashes, orders, serializes and prints (`Display`,
+/// `Debug`) exactly as the `u32` it wraps.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Xid(pub u32);
 
-/// Block number within the table (`BlockNumber`).
-pub type BlockNumber = u32;
+impl Xid {
+    /// `InvalidTransactionId`: no transaction (an `xmax` nobody set).
+    pub const INVALID: Xid = Xid(0);
+    /// `FirstNormalTransactionId`: the first an ordinary transaction gets.
+    pub const FIRST_NORMAL: Xid = Xid(3);
+
+    /// `TransactionIdIsValid`.
+    pub fn is_valid(self) -> bool {
+        self != Xid::INVALID
+    }
+
+    /// The ID assigned after this one (`TransactionIdAdvance`, without
+    /// wraparound: a run never comes near 2^32 transactions).
+    pub fn next(self) -> Xid {
+        Xid(self.0 + 1)
+    }
+
+    /// Position in per-transaction tables (the CLOG, the WAL's commit
+    /// bitmap).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Block number within a file (`BlockNumber`): a page of the table, or of
+/// `pg_xact`.
+///
+/// Like `NodeId`: hashes, orders, serializes and prints (`Display`,
+/// `Debug`) exactly as the `u32` it wraps.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BlockNumber(pub u32);
+
+impl BlockNumber {
+    /// The block at position `i` of a file.
+    pub fn from_index(i: usize) -> BlockNumber {
+        BlockNumber(u32::try_from(i).expect("block number fits in u32"))
+    }
+
+    /// Position in a file's vector of blocks.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// Every block of a file of `n` blocks, in order.
+    pub fn all(n: u32) -> impl Iterator<Item = BlockNumber> {
+        (0..n).map(BlockNumber)
+    }
+}
+
+/// `Display`, `Debug` (and any other `fmt` trait named) of a newtype,
+/// printed as the number it wraps: the formatter's flags (width, `#`, …)
+/// apply to the number.
+macro_rules! fmt_as_number {
+    ($ty:ty: $($tr:ident),+) => {
+        $(impl fmt::$tr for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::$tr::fmt(&self.0, f)
+            }
+        })+
+    };
+}
+
+fmt_as_number!(Tli: Display, Debug, UpperHex);
+fmt_as_number!(Xid: Display, Debug);
+fmt_as_number!(BlockNumber: Display, Debug);
 
 #[cfg(test)]
 mod tests {
@@ -128,5 +179,32 @@ mod tests {
             assert_eq!(format!("{tli} {tli:?} {tli:08X}"), format!("{t} {t:?} {t:08X}"));
             assert_eq!(tli.next(), Tli(t + 1));
         }
+        for n in [0u32, 3, 64, 0xFFFF_FFFE] {
+            let xid = Xid(n);
+            assert_eq!(hash_of(xid), hash_of(n));
+            assert_eq!(format!("{xid} {xid:?} {xid:>8}"), format!("{n} {n:?} {n:>8}"));
+            assert_eq!(xid.next(), Xid(n + 1));
+            assert_eq!(xid.index(), n as usize);
+            assert_eq!(xid.is_valid(), n != 0);
+            let blk = BlockNumber(n);
+            assert_eq!(hash_of(blk), hash_of(n));
+            assert_eq!(format!("{blk} {blk:?}"), format!("{n} {n:?}"));
+            assert_eq!(BlockNumber::from_index(blk.index()), blk);
+        }
+        assert_eq!(BlockNumber::all(3).collect::<Vec<_>>(), [BlockNumber(0), BlockNumber(1), BlockNumber(2)]);
+        // A vector of numbers hashes as one slice of bytes, a vector of
+        // newtypes number by number: the trace hash (FNV-1a over bytes)
+        // must see the same bytes either way (`Node::running`, the
+        // unsynced block list).
+        let stable = |x: &dyn Fn(&mut crate::cluster::StableHasher)| {
+            let mut h = crate::cluster::StableHasher::default();
+            x(&mut h);
+            h.finish()
+        };
+        let raw = vec![3u32, 4, 0x1_0000, 7];
+        let xids: Vec<Xid> = raw.iter().map(|&x| Xid(x)).collect();
+        let blocks: Vec<BlockNumber> = raw.iter().map(|&b| BlockNumber(b)).collect();
+        assert_eq!(stable(&|h| xids.hash(h)), stable(&|h| raw.hash(h)));
+        assert_eq!(stable(&|h| blocks.hash(h)), stable(&|h| raw.hash(h)));
     }
 }

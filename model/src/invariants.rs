@@ -6,7 +6,7 @@
 //! judge (crash recovery, the end of a run).
 
 use crate::cluster::Cluster;
-use crate::ids::NodeId;
+use crate::ids::{BlockNumber, NodeId};
 use crate::lsn::Lsn;
 use crate::node::{Node, Status};
 use crate::recovery::rows_implied_by_wal;
@@ -191,10 +191,10 @@ fn fast_after_crash_recovery(
     let mut rows: Vec<crate::heap::Row> = Vec::new();
     let mut blocks_equal = true;
     let blocks = (node.data.len() as usize).max(implied.pages.len());
-    for blk in 0..blocks {
+    for blk in (0..blocks).map(BlockNumber::from_index) {
         let mut expected = implied.visible_rows_of_block(blk);
-        let mine = (blk < node.data.len() as usize)
-            .then(|| node.visible_rows_of_page(node.current_page(blk as u32)))
+        let mine = (blk.0 < node.data.len())
+            .then(|| node.visible_rows_of_page(node.current_page(blk)))
             .into_iter()
             .flatten();
         for row in mine {
@@ -271,7 +271,7 @@ pub fn check_standby_covers_primary_data(cluster: &mut Cluster) -> Option<Violat
 
 /// What [`check_standby_covers_primary_data`] found, before it is worded:
 /// (node, block, page LSN, covered up to, the covering standby).
-pub type UncoveredData = (usize, u32, Lsn, Lsn, NodeId);
+pub type UncoveredData = (usize, BlockNumber, Lsn, Lsn, NodeId);
 
 /// [`check_standby_covers_primary_data`] without building the message
 /// (the cluster words it only when it will keep it: an observation already
@@ -490,8 +490,9 @@ fn differ(have: &[crate::heap::Row], want: &[crate::heap::Row], extra: &str, mis
 /// timeline ends at `fork` in its new upstream's history: the first page
 /// of its data files (OS cache, then disk) beyond the fork point.
 pub fn check_failback_premise(node: &Node, fork: Lsn) -> Option<Violation> {
-    let page =
-        |image: &dyn Fn(u32) -> Lsn| (0..node.data.len()).map(|b| (b, image(b))).find(|&(_, l)| l > fork);
+    let page = |image: &dyn Fn(BlockNumber) -> Lsn| {
+        BlockNumber::all(node.data.len()).map(|b| (b, image(b))).find(|&(_, l)| l > fork)
+    };
     let os = page(&|b| node.data.read(b).lsn);
     let disk = page(&|b| node.data.durable(b).lsn);
     let (where_, (blk, lsn)) = match (os, disk) {
@@ -593,9 +594,11 @@ mod tests {
         );
         // Replayed to the end but a row is missing.
         let mut c = quiesced(1, 400);
-        let b = (0..c.nodes[1].data.len()).find(|&b| !c.nodes[1].data.read(b).tuples.is_empty()).unwrap();
-        let lsn = c.nodes[1].data.read(b).lsn;
-        c.nodes[1].data.replace_block(b, Page { lsn, tuples: Vec::new() });
+        let b = (0..c.nodes[1].data.len())
+            .find(|&b| !c.nodes[1].data.read(BlockNumber(b)).tuples.is_empty())
+            .unwrap();
+        let lsn = c.nodes[1].data.read(BlockNumber(b)).lsn;
+        c.nodes[1].data.replace_block(BlockNumber(b), Page { lsn, tuples: Vec::new() });
         c.nodes[1].buffers.clear();
         let v = check_converges(&c).unwrap_err();
         assert!(v.detail.contains("is visible on the primary but not on node2"), "{}", v.detail);
@@ -732,10 +735,10 @@ mod tests {
         c.nodes[1].synced_to = Some(NodeId(0));
         assert_eq!(check_standby_covers_primary_data(&mut c), None);
         let covered = c.nodes[1].wal.flush_lsn();
-        let page = c.nodes[0].data.read(0).clone();
-        c.nodes[0].data.replace_block(0, Page { lsn: covered, ..page.clone() });
+        let page = c.nodes[0].data.read(BlockNumber(0)).clone();
+        c.nodes[0].data.replace_block(BlockNumber(0), Page { lsn: covered, ..page.clone() });
         assert_eq!(check_standby_covers_primary_data(&mut c), None, "at the boundary");
-        c.nodes[0].data.replace_block(0, Page { lsn: Lsn(covered.0 + 8), ..page });
+        c.nodes[0].data.replace_block(BlockNumber(0), Page { lsn: Lsn(covered.0 + 8), ..page });
         let v = check_standby_covers_primary_data(&mut c).unwrap();
         assert_eq!((v.invariant, v.node), (Invariant::StandbyCoversPrimaryData, Some(NodeId(0))));
         assert!(v.detail.starts_with("node1 has block 0 of relation test"), "{}", v.detail);
@@ -753,18 +756,18 @@ mod tests {
         let n = &mut c.nodes[0];
         assert_eq!(check_wal_before_data(n), None);
         let flush = n.wal.flush_lsn();
-        let page = n.data.read(1).clone();
-        n.data.write(1, Page { lsn: flush, ..page.clone() });
+        let page = n.data.read(BlockNumber(1)).clone();
+        n.data.write(BlockNumber(1), Page { lsn: flush, ..page.clone() });
         assert_eq!(check_wal_before_data(n), None, "at the boundary");
-        n.data.write(1, Page { lsn: Lsn(flush.0 + 8), ..page.clone() });
+        n.data.write(BlockNumber(1), Page { lsn: Lsn(flush.0 + 8), ..page.clone() });
         let v = check_wal_before_data(n).unwrap();
         assert_eq!(v.invariant, Invariant::WalBeforeData);
         assert!(v.detail.starts_with("node1: block 1 of relation test"), "{}", v.detail);
-        n.data.write(1, page);
+        n.data.write(BlockNumber(1), page);
         n.data.recompute_max_lsn();
-        let mut clog = n.clog.file.read(0).clone();
+        let mut clog = n.clog.file.read(BlockNumber(0)).clone();
         clog.lsn = Lsn(flush.0 + 8);
-        n.clog.file.write(0, clog);
+        n.clog.file.write(BlockNumber(0), clog);
         let v = check_wal_before_data(n).unwrap();
         assert!(v.detail.starts_with("node1: CLOG page 0"), "{}", v.detail);
     }
@@ -784,8 +787,8 @@ mod tests {
         assert!(v.detail.contains("is visible but no committed WAL record wrote it"), "{}", v.detail);
         // Acknowledged rows gone.
         for b in 0..c.nodes[0].data.len() {
-            let lsn = c.nodes[0].data.read(b).lsn;
-            c.nodes[0].data.replace_block(b, Page { lsn, tuples: Vec::new() });
+            let lsn = c.nodes[0].data.read(BlockNumber(b)).lsn;
+            c.nodes[0].data.replace_block(BlockNumber(b), Page { lsn, tuples: Vec::new() });
         }
         c.nodes[0].buffers.clear();
         let v = check_after_crash_recovery(&c, NodeId(0)).unwrap();
@@ -814,10 +817,10 @@ mod tests {
     fn failback_premise_names_disk_before_os_cache() {
         let mut c = quiesced(0, 300);
         let n = &mut c.nodes[0];
-        let top = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap();
+        let top = (0..n.data.len()).map(|b| n.data.read(BlockNumber(b)).lsn).max().unwrap();
         assert_eq!(check_failback_premise(n, top), None, "nothing beyond the fork");
-        let page = n.data.read(2).clone();
-        n.data.write(2, Page { lsn: Lsn(top.0 + 8), ..page.clone() });
+        let page = n.data.read(BlockNumber(2)).clone();
+        n.data.write(BlockNumber(2), Page { lsn: Lsn(top.0 + 8), ..page.clone() });
         let v = check_failback_premise(n, top).unwrap();
         assert_eq!(v.invariant, Invariant::FailbackPremise);
         assert!(v.detail.contains("block 2 of relation test in the OS cache"), "{}", v.detail);

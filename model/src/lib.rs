@@ -18,6 +18,7 @@ pub mod client;
 pub mod clog;
 pub mod cluster;
 pub mod control;
+pub mod crash_image;
 pub mod event;
 pub mod failback;
 pub mod heap;
@@ -41,6 +42,7 @@ pub mod visibility;
 pub mod wal;
 pub mod walreceiver;
 pub mod walsender;
+pub mod walsndctl;
 pub mod walwriter;
 pub mod xlogarchive;
 

@@ -110,7 +110,10 @@ impl fmt::Display for LsnDisplay {
     }
 }
 
-/// `XLOG_BLCKSZ`: WAL page size. Fixed, as in a default build.
+/// `XLOG_BLCKSZ`: PostgreSQL's default WAL page size (`configure
+/// --with-wal-blocksize`, 1..64 kB, read back as the `wal_block_size`
+/// setting). The model's page size is the `wal_block_size` setting, which
+/// defaults smaller (docs/model.md); this is what the real server uses.
 pub const XLOG_BLCKSZ: u64 = 8192;
 /// `SizeOfXLogShortPHD`: header of every WAL page but the first of a segment.
 pub const SIZE_OF_XLOG_SHORT_PHD: u64 = 24;
@@ -128,22 +131,41 @@ pub const fn maxalign(len: u64) -> u64 {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct WalGeometry {
     segment_size: u64,
+    /// `XLOG_BLCKSZ` of this build (`wal_block_size`).
+    block_size: u64,
     usable_bytes_in_segment: u64,
 }
 
 impl WalGeometry {
-    const USABLE_BYTES_IN_PAGE: u64 = XLOG_BLCKSZ - SIZE_OF_XLOG_SHORT_PHD;
-
-    /// `segment_size` must be a power of two and at least two WAL pages
-    /// (validated by the settings; PostgreSQL itself requires 1 MiB..1 GiB).
+    /// Segments of `segment_size` in PostgreSQL's default 8 kB WAL pages.
     pub fn new(segment_size: u64) -> WalGeometry {
-        assert!(segment_size.is_power_of_two() && segment_size >= 2 * XLOG_BLCKSZ);
-        let pages = segment_size / XLOG_BLCKSZ;
+        WalGeometry::with_block_size(segment_size, XLOG_BLCKSZ)
+    }
+
+    /// `segment_size` and `block_size` must be powers of two, the segment
+    /// at least two WAL pages and a page at least 1 kB (validated by the
+    /// settings; PostgreSQL itself requires 1 MiB..1 GiB segments and
+    /// 1..64 kB pages).
+    pub fn with_block_size(segment_size: u64, block_size: u64) -> WalGeometry {
+        assert!(block_size.is_power_of_two() && block_size >= 1024);
+        assert!(segment_size.is_power_of_two() && segment_size >= 2 * block_size);
+        let pages = segment_size / block_size;
         WalGeometry {
             segment_size,
-            usable_bytes_in_segment: pages * Self::USABLE_BYTES_IN_PAGE
+            block_size,
+            usable_bytes_in_segment: pages * (block_size - SIZE_OF_XLOG_SHORT_PHD)
                 - (SIZE_OF_XLOG_LONG_PHD - SIZE_OF_XLOG_SHORT_PHD),
         }
+    }
+
+    /// `XLOG_BLCKSZ`: the WAL page size.
+    pub fn block_size(&self) -> u64 {
+        self.block_size
+    }
+
+    /// `UsableBytesInPage`.
+    fn usable_bytes_in_page(&self) -> u64 {
+        self.block_size - SIZE_OF_XLOG_SHORT_PHD
     }
 
     pub fn segment_size(&self) -> u64 {
@@ -174,13 +196,13 @@ impl WalGeometry {
     pub fn bytepos_to_recptr(&self, pos: u64) -> Lsn {
         let fullsegs = pos / self.usable_bytes_in_segment;
         let mut left = pos % self.usable_bytes_in_segment;
-        let offset = if left < XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD {
+        let offset = if left < self.block_size - SIZE_OF_XLOG_LONG_PHD {
             left + SIZE_OF_XLOG_LONG_PHD
         } else {
-            left -= XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD;
-            let fullpages = left / Self::USABLE_BYTES_IN_PAGE;
-            left %= Self::USABLE_BYTES_IN_PAGE;
-            XLOG_BLCKSZ + fullpages * XLOG_BLCKSZ + left + SIZE_OF_XLOG_SHORT_PHD
+            left -= self.block_size - SIZE_OF_XLOG_LONG_PHD;
+            let fullpages = left / self.usable_bytes_in_page();
+            left %= self.usable_bytes_in_page();
+            self.block_size + fullpages * self.block_size + left + SIZE_OF_XLOG_SHORT_PHD
         };
         Lsn(fullsegs * self.segment_size + offset)
     }
@@ -191,14 +213,14 @@ impl WalGeometry {
     pub fn bytepos_to_endrecptr(&self, pos: u64) -> Lsn {
         let fullsegs = pos / self.usable_bytes_in_segment;
         let mut left = pos % self.usable_bytes_in_segment;
-        let offset = if left < XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD {
+        let offset = if left < self.block_size - SIZE_OF_XLOG_LONG_PHD {
             if left == 0 { 0 } else { left + SIZE_OF_XLOG_LONG_PHD }
         } else {
-            left -= XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD;
-            let fullpages = left / Self::USABLE_BYTES_IN_PAGE;
-            left %= Self::USABLE_BYTES_IN_PAGE;
+            left -= self.block_size - SIZE_OF_XLOG_LONG_PHD;
+            let fullpages = left / self.usable_bytes_in_page();
+            left %= self.usable_bytes_in_page();
             let header = if left == 0 { 0 } else { SIZE_OF_XLOG_SHORT_PHD };
-            XLOG_BLCKSZ + fullpages * XLOG_BLCKSZ + left + header
+            self.block_size + fullpages * self.block_size + left + header
         };
         Lsn(fullsegs * self.segment_size + offset)
     }
@@ -207,14 +229,14 @@ impl WalGeometry {
     pub fn recptr_to_bytepos(&self, lsn: Lsn) -> u64 {
         let fullsegs = lsn.0 / self.segment_size;
         let offset = lsn.0 % self.segment_size;
-        let fullpages = offset / XLOG_BLCKSZ;
-        let in_page = offset % XLOG_BLCKSZ;
+        let fullpages = offset / self.block_size;
+        let in_page = offset % self.block_size;
         let base = fullsegs * self.usable_bytes_in_segment;
         if fullpages == 0 {
             base + in_page.saturating_sub(SIZE_OF_XLOG_LONG_PHD)
         } else {
-            base + (XLOG_BLCKSZ - SIZE_OF_XLOG_LONG_PHD)
-                + (fullpages - 1) * Self::USABLE_BYTES_IN_PAGE
+            base + (self.block_size - SIZE_OF_XLOG_LONG_PHD)
+                + (fullpages - 1) * self.usable_bytes_in_page()
                 + in_page.saturating_sub(SIZE_OF_XLOG_SHORT_PHD)
         }
     }
@@ -263,13 +285,36 @@ mod tests {
         assert_eq!(g.bytepos_to_endrecptr(first_page), Lsn(XLOG_BLCKSZ));
     }
 
+    /// With 1 kB WAL pages (`wal_block_size`), page headers fall every
+    /// 1024 bytes, as in a server built `--with-wal-blocksize=1`.
+    #[test]
+    fn small_wal_pages_put_headers_every_page() {
+        let g = WalGeometry::with_block_size(4096, 1024);
+        assert_eq!(g.block_size(), 1024);
+        assert_eq!(g.bytepos_to_recptr(0), Lsn(40));
+        assert_eq!(g.bytepos_to_recptr(1024 - 40), Lsn(1024 + 24));
+        assert_eq!(g.bytepos_to_endrecptr(1024 - 40), Lsn(1024));
+        // Four pages: 40 + 3 × 24 bytes of headers, so the second segment
+        // starts at usable byte 4096 - 112.
+        assert_eq!(g.bytepos_to_recptr(4096 - 112), Lsn(4096 + 40));
+        assert_eq!(g.wal_file_name(Tli(1), Lsn(4096 * 3 + 50)), "000000010000000000000003");
+        assert_eq!(WalGeometry::new(1 << 20), WalGeometry::with_block_size(1 << 20, XLOG_BLCKSZ));
+    }
+
     #[test]
     fn conversions_round_trip() {
-        for seg in [1u64 << 14, 1 << 20, 16 << 20] {
-            let g = WalGeometry::new(seg);
+        for (seg, blk) in [
+            (1u64 << 14, XLOG_BLCKSZ),
+            (1 << 20, XLOG_BLCKSZ),
+            (16 << 20, XLOG_BLCKSZ),
+            (1 << 12, 1024),
+            (1 << 11, 1024),
+            (1 << 16, 2048),
+        ] {
+            let g = WalGeometry::with_block_size(seg, blk);
             for pos in (0..4 * seg).step_by(977) {
                 let start = g.bytepos_to_recptr(pos);
-                assert_eq!(g.recptr_to_bytepos(start), pos, "seg {seg} pos {pos}");
+                assert_eq!(g.recptr_to_bytepos(start), pos, "seg {seg} blk {blk} pos {pos}");
                 let end = g.bytepos_to_endrecptr(pos);
                 assert_eq!(g.recptr_to_bytepos(end), pos, "seg {seg} pos {pos}");
                 assert!(end <= start);
@@ -294,13 +339,14 @@ mod tests {
     #[test]
     fn first_records_after_initdb_have_exact_lsns() {
         use crate::heap::Tuple;
+        use crate::ids::{BlockNumber, Xid};
         use crate::wal::{CheckPoint, RecordBody, Wal};
         let mut w = Wal::new(WalGeometry::new(1 << 24));
-        let c = CheckPoint { redo: Lsn(0x28), tli: Tli(1), prev_tli: Tli(1), next_xid: 3 };
-        let tuple = Tuple { key: 1, payload: 7, xmin: 3, xmax: 0, infomask: 0 };
+        let c = CheckPoint { redo: Lsn(0x28), tli: Tli(1), prev_tli: Tli(1), next_xid: Xid(3) };
+        let tuple = Tuple { key: 1, payload: 7, xmin: Xid(3), xmax: Xid::INVALID, infomask: 0 };
         let bodies = [
             RecordBody::CheckpointShutdown(c),
-            RecordBody::HeapInsert { block: 0, offnum: 1, tuple, image: None },
+            RecordBody::HeapInsert { block: BlockNumber(0), offnum: 1, tuple, image: None },
             RecordBody::Commit,
             RecordBody::Abort,
         ];
@@ -309,7 +355,7 @@ mod tests {
         let got: Vec<(String, String)> = bodies
             .into_iter()
             .map(|b| {
-                let r = w.insert(Tli(1), 3, b);
+                let r = w.insert(Tli(1), Xid(3), b);
                 (r.lsn.to_string(), r.end.to_string())
             })
             .collect();

@@ -4,12 +4,13 @@
 //! Each PostgreSQL part lives in the module named after it, and adds an
 //! `impl Node` block: the processes (`backend`, `checkpointer`, `recovery`,
 //! `walsender`, `walreceiver`, `walwriter`, `bgwriter`, `pgarch`), the
-//! buffer read/write path (`bufmgr`) and tuple visibility with hint bits
-//! (`visibility`). This file holds what they share: the node's state,
-//! starting, stopping and crashing the server (and the crash images a power
-//! loss chooses among), WAL insert/flush, transaction IDs, and the
-//! synchronous-replication state the walsenders and backends share
-//! (`WalSndCtl`, SyncRepReleaseWaiters, `synchronous_transfer`).
+//! buffer read/write path (`bufmgr`), tuple visibility with hint bits
+//! (`visibility`), the synchronous-replication state the walsenders and
+//! backends share (`walsndctl`: `WalSndCtl`, SyncRepReleaseWaiters,
+//! `synchronous_transfer`) and the crash images a power loss chooses among
+//! (`crash_image`). This file holds what they share: the node's state,
+//! starting, stopping and crashing the server, WAL insert/flush and
+//! transaction IDs.
 
 use crate::backend::Backend;
 use crate::buffer::BufferPool;
@@ -17,19 +18,20 @@ use crate::checkpointer::Checkpointer;
 use crate::clog::Clog;
 use crate::control::{ControlFileData, DbState};
 use crate::event::{CrashKind, Effects};
-use crate::heap::{Page, Xid};
-use crate::ids::Tli;
+use crate::heap::Page;
+use crate::ids::{Tli, Xid};
 use crate::log::{Log, Process};
 use crate::lsn::{Lsn, WalGeometry};
 use crate::marks::Mark;
 use crate::recovery::Startup;
-use crate::settings::{FileKind, Settings};
-use crate::settings::{Rules, SynchronousCommit, SynchronousTransfer};
+use crate::settings::Settings;
+use crate::settings::{SynchronousCommit, SynchronousTransfer};
 use crate::slog;
 use crate::storage::{BlockFile, HasLsn};
-use crate::syncrep::{ReportedPositions, SlotView, StandbyNames, WaitMode, WalSndCtl, WalSndState};
+use crate::syncrep::{ReportedPositions, StandbyNames, WaitMode, WalSndCtl};
 use crate::timeline::History;
 use crate::wal::{Record, RecordBody, Wal};
+use crate::walsndctl::WalSndInfo;
 
 impl HasLsn for Page {
     fn lsn(&self) -> Lsn {
@@ -123,39 +125,6 @@ pub struct Ctx<'a> {
     pub env: Env<'a>,
     pub log: &'a mut Log,
     pub fx: &'a mut Effects,
-}
-
-/// A standby as its primary's walsender sees it (`WalSnd`): who it is and
-/// the positions it last reported.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-pub struct WalSndInfo {
-    /// Index in `WalSndCtl->walsnds` (InitWalSenderSlot takes the lowest
-    /// free one); `Node::walsenders` is kept in slot order.
-    pub slot: usize,
-    pub peer: NodeId,
-    pub name: String,
-    pub reported: ReportedPositions,
-    /// `WALSNDSTATE_STREAMING`: the walsender has caught up once. Only
-    /// such standbys can be synchronous (SyncRepGetCandidateStandbys).
-    pub streaming: bool,
-    /// The walsender's `announce_next_takeover` (syncrep.c): log when it
-    /// next finds itself synchronous.
-    pub announce_next_takeover: bool,
-}
-
-impl WalSndInfo {
-    /// A walsender just past START_REPLICATION: catching up, nothing
-    /// reported yet.
-    pub fn new(peer: NodeId, name: String) -> WalSndInfo {
-        WalSndInfo {
-            slot: 0,
-            peer,
-            name,
-            reported: ReportedPositions::default(),
-            streaming: false,
-            announce_next_takeover: true,
-        }
-    }
 }
 
 /// A server.
@@ -257,16 +226,12 @@ impl Node {
     /// `initdb`: an empty table, and WAL that starts with a shutdown
     /// checkpoint on timeline 1.
     pub fn initdb(id: NodeId, settings: &Settings) -> Node {
-        let geometry = WalGeometry::new(settings.wal_segment_size.0);
+        let geometry = WalGeometry::with_block_size(settings.wal_segment_size.0, settings.wal_block_size.0);
         let mut wal = Wal::new(geometry);
         let redo = wal.insert_lsn();
-        let ckpt = crate::wal::CheckPoint {
-            redo,
-            tli: Tli(1),
-            prev_tli: Tli(1),
-            next_xid: crate::heap::FIRST_NORMAL_XID,
-        };
-        let lsn = wal.insert(Tli(1), 0, RecordBody::CheckpointShutdown(ckpt)).lsn;
+        let ckpt =
+            crate::wal::CheckPoint { redo, tli: Tli(1), prev_tli: Tli(1), next_xid: Xid::FIRST_NORMAL };
+        let lsn = wal.insert(Tli(1), Xid::INVALID, RecordBody::CheckpointShutdown(ckpt)).lsn;
         wal.flush_upto(Lsn(u64::MAX));
         let control = ControlFileData {
             system_identifier: 7_000_000_000_000_000_001,
@@ -371,6 +336,15 @@ impl Node {
         self.startup.as_ref().is_some_and(|s| s.standby)
     }
 
+    /// A primary, possibly in fast shutdown (not a standby shutting down).
+    pub fn is_primary_or_shutting_down(&self) -> bool {
+        match self.status {
+            Status::Production => true,
+            Status::ShuttingDown => self.startup.is_none(),
+            _ => false,
+        }
+    }
+
     // ---------------------------------------------------------------
     // WAL
     // ---------------------------------------------------------------
@@ -408,178 +382,13 @@ impl Node {
     }
 
     // ---------------------------------------------------------------
-    // Synchronous replication
-    // ---------------------------------------------------------------
-
-    /// Whether this server would make anything wait for a standby: a
-    /// primary with `synchronous_standby_names` set (SyncRepRequested and
-    /// `WalSndCtl->sync_standbys_defined`).
-    pub fn sync_rep_active(&self) -> bool {
-        self.is_primary_or_shutting_down() && !self.single_user && self.walsndctl.sync_standbys_defined
-    }
-
-    /// A primary, possibly in fast shutdown (not a standby shutting down).
-    pub fn is_primary_or_shutting_down(&self) -> bool {
-        match self.status {
-            Status::Production => true,
-            Status::ShuttingDown => self.startup.is_none(),
-            _ => false,
-        }
-    }
-
-    /// `WalSnd->state` of walsender `w`: catchup until it caught up once,
-    /// then streaming; stopping once its server shuts down
-    /// (WalSndInitStopping).
-    pub fn walsender_state(&self, w: &WalSndInfo) -> WalSndState {
-        if self.status == Status::ShuttingDown {
-            WalSndState::Stopping
-        } else if w.streaming {
-            WalSndState::Streaming
-        } else {
-            WalSndState::Catchup
-        }
-    }
-
-    /// The walsender slots as the sync-rep functions read them.
-    pub fn slot_views(&self) -> Vec<SlotView<'_>> {
-        self.walsenders
-            .iter()
-            .map(|w| SlotView {
-                slot: w.slot,
-                name: &w.name,
-                state: self.walsender_state(w),
-                pos: w.reported,
-            })
-            .collect()
-    }
-
-    /// A walsender starts for `peer` (InitWalSenderSlot): it takes the
-    /// lowest free slot, or with `rules.walsender_takes_lowest_free_slot`
-    /// off the one after the highest in use (connection order).
-    pub fn add_walsender(&mut self, mut w: WalSndInfo, rules: &Rules) {
-        w.slot = if rules.walsender_takes_lowest_free_slot {
-            (0..).find(|i| !self.walsenders.iter().any(|x| x.slot == *i)).expect("a free slot")
-        } else {
-            self.walsenders.iter().map(|x| x.slot + 1).max().unwrap_or(0)
-        };
-        let at = self.walsenders.iter().position(|x| x.slot > w.slot).unwrap_or(self.walsenders.len());
-        self.walsenders.insert(at, w);
-    }
-
-    /// Whether a sync-rep waiter for `lsn` in `mode` is released: nothing
-    /// to wait for, or `WalSndCtl->lsn[mode]` has reached it
-    /// (SyncRepWaitForLSN, SyncRepWakeQueue). With
-    /// `rules.sync_released_positions_only_advance` off, the position is
-    /// recomputed from the standbys' current reports instead.
-    pub fn sync_released(&self, rules: &Rules, lsn: Lsn, mode: WaitMode) -> bool {
-        if !self.sync_rep_active() {
-            return true;
-        }
-        if rules.sync_released_positions_only_advance {
-            return lsn <= self.walsndctl.released(mode);
-        }
-        let need_flush = rules.sync_candidates_need_flush_position;
-        self.gucs.names.release_position(&self.slot_views(), mode, need_flush).is_some_and(|p| p >= lsn)
-    }
-
-    /// What SyncRepReleaseWaiters would do for the walsender serving
-    /// `peer`: the new `WalSndCtl` (released positions only advance), the
-    /// walsender's new `announce_next_takeover`, and the line to log.
-    pub fn release_outcome(&self, peer: NodeId, rules: &Rules) -> (WalSndCtl, bool, Option<String>) {
-        let mut ctl = self.walsndctl;
-        let Some(me) = self.walsenders.iter().position(|w| w.peer == peer) else {
-            return (ctl, true, None);
-        };
-        let w = &self.walsenders[me];
-        if !self.is_primary_or_shutting_down() {
-            // A cascading walsender does not run SyncRepReleaseWaiters.
-            return (ctl, w.announce_next_takeover, None);
-        }
-        let names = &self.gucs.names;
-        let state = self.walsender_state(w);
-        if names.priority(&w.name) == 0
-            || !matches!(state, WalSndState::Streaming | WalSndState::Stopping)
-            || w.reported.flush == Lsn(0)
-        {
-            return (ctl, true, None);
-        }
-        let need_flush = rules.sync_candidates_need_flush_position;
-        let (ptr, am_sync) = names.sync_rec_ptr(&self.slot_views(), me, need_flush);
-        let mut announce = w.announce_next_takeover;
-        let mut line = None;
-        if announce && am_sync {
-            announce = false;
-            line = Some(if names.is_quorum() {
-                format!("standby \"{}\" is now a candidate for quorum synchronous standby", w.name)
-            } else {
-                format!(
-                    "standby \"{}\" is now a synchronous standby with priority {}",
-                    w.name,
-                    names.priority(&w.name)
-                )
-            });
-        }
-        match ptr {
-            Some(p) if am_sync => {
-                for mode in [WaitMode::Write, WaitMode::Flush, WaitMode::Apply] {
-                    let l = &mut ctl.lsn[mode as usize];
-                    *l = (*l).max(p.get(mode));
-                }
-            }
-            _ => announce = !am_sync,
-        }
-        (ctl, announce, line)
-    }
-
-    /// SyncRepReleaseWaiters, run by the walsender serving `peer` when a
-    /// reply arrives: announce a takeover, advance the released positions.
-    pub fn release_waiters(&mut self, peer: NodeId, rules: &Rules, log: &mut Log) {
-        let (ctl, announce, line) = self.release_outcome(peer, rules);
-        // SyncRepReleaseWaiters: walsndctl->lsn[mode] only advances.
-        for mode in [WaitMode::Write, WaitMode::Flush, WaitMode::Apply] {
-            debug_assert!(ctl.released(mode) >= self.walsndctl.released(mode), "released {mode:?} went back");
-        }
-        self.walsndctl = ctl;
-        if let Some(w) = self.walsenders.iter_mut().find(|w| w.peer == peer) {
-            w.announce_next_takeover = announce;
-        }
-        if let Some(line) = line {
-            slog!(log, self.id, Process::WalSender(peer), Log, "{}", line);
-        }
-    }
-
-    /// SyncRepUpdateSyncStandbysDefined (the checkpointer, at start and
-    /// after a reload): when `synchronous_standby_names` becomes empty,
-    /// every waiter is woken (SyncRepWakeQueue(true)).
-    pub fn update_sync_standbys_defined(&mut self) {
-        let defined = self.gucs.names.is_sync();
-        if defined == self.walsndctl.sync_standbys_defined {
-            return;
-        }
-        if !defined {
-            for b in &mut self.backends {
-                b.wake();
-            }
-        }
-        self.walsndctl.sync_standbys_defined = defined;
-    }
-
-    /// `synchronous_transfer`: must a file write of something with `lsn`
-    /// wait for the sync standby? Returns the LSN to wait for.
-    pub fn transfer_wait(&self, env: Env<'_>, lsn: Lsn, what: FileKind) -> Option<Lsn> {
-        let covered = self.gucs.synchronous_transfer.covers_data() && env.settings.design.covers(what);
-        (covered && !self.in_recovery() && !self.sync_released(&env.settings.rules, lsn, WaitMode::Flush))
-            .then_some(lsn)
-    }
-
-    // ---------------------------------------------------------------
     // Transaction IDs (varsup.c, procarray.c)
     // ---------------------------------------------------------------
 
     /// A new transaction ID (GetNewTransactionId).
     pub fn assign_xid(&mut self) -> Xid {
         let xid = self.next_xid;
-        self.next_xid += 1;
+        self.next_xid = xid.next();
         self.running.push(xid);
         xid
     }
@@ -670,103 +479,6 @@ impl Node {
             return;
         }
         self.begin_recovery(ctx);
-    }
-
-    /// The WAL ends a power loss may keep, the unsynced data and CLOG pages,
-    /// and the number of distinct images (`u64::MAX`: 2^60 or more). An
-    /// unsynced pg_control write (`rules.fsync_control_file` off) is one
-    /// more page that reached the disk or not.
-    fn crash_image_space(&self) -> (Vec<Lsn>, u32, u32, u64) {
-        let (flush, write) = (self.wal.flush_lsn(), self.wal.write_lsn());
-        let mut wal_ends = vec![flush];
-        wal_ends.extend(self.wal.records().iter().map(|r| r.end).filter(|&e| e > flush && e <= write));
-        let (kd, kc) = (self.data.unsynced().len() as u32, self.clog.file.unsynced().len() as u32);
-        let bits = kd + kc + u32::from(self.control_unsynced.is_some());
-        let total = if bits >= 60 { u64::MAX } else { (wal_ends.len() as u64).saturating_mul(1 << bits) };
-        (wal_ends, kd, kc, total)
-    }
-
-    /// After a step, with `rules.fsync_control_file` off: pg_control changed
-    /// since `before` by a write without fsync, so its durable image stays
-    /// where it was (the oldest lost update's predecessor); `synced`: the
-    /// writer synced it after all (pg_rewind and base backups sync what
-    /// they copy).
-    pub fn note_control_write(&mut self, before: ControlFileData, synced: bool) {
-        if self.control == before {
-            return;
-        }
-        if synced || self.control_unsynced == Some(self.control) {
-            self.control_unsynced = None;
-        } else if self.control_unsynced.is_none() {
-            self.control_unsynced = Some(before);
-        }
-    }
-
-    /// How many distinct crash images a power loss now chooses among, with
-    /// `faults.crash_images = bound` (the arguments `0..` that number give
-    /// each once).
-    pub fn crash_image_count(&self, bound: u32) -> u64 {
-        self.crash_image_space().3.min(u64::from(bound.max(1)))
-    }
-
-    /// The writes that reached the disk before a power loss, as crash image
-    /// `arg` of at most `bound` (`faults.crash_images`): a subset of the
-    /// unsynced data and CLOG pages, and the unflushed WAL up to one of its
-    /// record ends. Image 0 of an enumeration is "nothing reached the
-    /// disk" (what a power loss without crash images leaves).
-    pub fn reach_disk(&mut self, arg: u64, bound: u32, ctx: &mut Ctx<'_>) {
-        let (wal_ends, kd, kc, total) = self.crash_image_space();
-        let bound = u64::from(bound.max(1));
-        let (image, mut x) = if total <= bound {
-            let i = arg % total;
-            (i, i)
-        } else {
-            // Sampled: N images, each a hash of its number, but image 0 is
-            // always "nothing reached the disk" (the single image's), so
-            // the images include the default's.
-            let i = arg % bound;
-            (i, if i == 0 { 0 } else { mix(i ^ 0x696d_6167_6573) })
-        };
-        let w = (x % wal_ends.len() as u64) as usize;
-        x /= wal_ends.len() as u64;
-        // One bit per unsynced page, 48 from each word of a mixed stream.
-        let mut next_bit = {
-            let mut word = x;
-            let mut n = 0u32;
-            move || {
-                if n > 0 && n.is_multiple_of(48) {
-                    word = mix(word ^ u64::from(n));
-                }
-                let b = (word >> (n % 48)) & 1 == 1;
-                n += 1;
-                b
-            }
-        };
-        let data_bits: Vec<bool> = (0..kd).map(|_| next_bit()).collect();
-        let clog_bits: Vec<bool> = (0..kc).map(|_| next_bit()).collect();
-        let control = self.control_unsynced.is_some().then(&mut next_bit);
-        self.data.sync_some(|i| data_bits[i]);
-        self.clog.file.sync_some(|i| clog_bits[i]);
-        self.wal.flush_upto(wal_ends[w]);
-        if control == Some(true) {
-            self.control_unsynced = None;
-        }
-        slog!(
-            ctx.log,
-            self.id,
-            Process::Postmaster,
-            Log,
-            "crash image {image} of {}: {} of {kd} unsynced data pages and {} of {kc} CLOG pages reached the disk{}, WAL to {}",
-            if total == u64::MAX { "2^60+".to_string() } else { total.min(bound).to_string() },
-            data_bits.iter().filter(|&&b| b).count(),
-            clog_bits.iter().filter(|&&b| b).count(),
-            match control {
-                Some(true) => ", pg_control's unsynced update too",
-                Some(false) => ", pg_control's unsynced update did not",
-                None => "",
-            },
-            wal_ends[w]
-        );
     }
 
     /// Crash: shared memory and every process are gone; with power loss,
@@ -866,159 +578,5 @@ impl Node {
         };
         self.checkpointer.request(kind);
         self.status = Status::ShuttingDown;
-    }
-}
-
-/// SplitMix64's finaliser: a fixed, platform-independent mixing of a number.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A primary with `synchronous_standby_names = names` and walsenders
-    /// for `standbys` (peer, name, flush), all streaming, in that order.
-    fn primary(names: &str, standbys: &[(NodeId, &str, u64)]) -> (Node, Rules) {
-        let settings = Settings { synchronous_standby_names: names.into(), ..Settings::default() };
-        let rules = settings.rules.clone();
-        let mut n = Node::initdb(NodeId(0), &settings);
-        n.status = Status::Production;
-        n.update_sync_standbys_defined();
-        for &(peer, name, flush) in standbys {
-            let mut w = WalSndInfo::new(peer, name.into());
-            w.streaming = true;
-            w.reported = ReportedPositions { write: Lsn(flush), flush: Lsn(flush), apply: Lsn(flush) };
-            n.add_walsender(w, &rules);
-        }
-        (n, rules)
-    }
-
-    fn reply(n: &mut Node, peer: NodeId, flush: u64, rules: &Rules, log: &mut Log) {
-        let w = n.walsenders.iter_mut().find(|w| w.peer == peer).unwrap();
-        w.reported = ReportedPositions { write: Lsn(flush), flush: Lsn(flush), apply: Lsn(flush) };
-        n.release_waiters(peer, rules, log);
-    }
-
-    /// WalSndCtl->lsn[mode] only advances: once node2 (sync) released up
-    /// to 0/100 and went away, node3 (now sync, at 0/50) does not take the
-    /// released position back, so a commit ending at 0/80 returns at once.
-    /// Recomputing from current reports (the old model) makes it wait.
-    #[test]
-    fn released_positions_only_advance() {
-        let (mut n, rules) =
-            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x50)]);
-        let mut log = Log::new(true);
-        n.release_waiters(NodeId(1), &rules, &mut log);
-        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
-        n.walsenders.retain(|w| w.peer != NodeId(1));
-        reply(&mut n, NodeId(2), 0x50, &rules, &mut log);
-        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
-        assert!(n.sync_released(&rules, Lsn(0x80), WaitMode::Flush));
-        assert!(!n.sync_released(&rules, Lsn(0x101), WaitMode::Flush));
-        let old = Rules { sync_released_positions_only_advance: false, ..rules.clone() };
-        assert!(!n.sync_released(&old, Lsn(0x80), WaitMode::Flush), "the planted bug makes it wait");
-        // A restart resets shared memory.
-        n.walsndctl = WalSndCtl::default();
-        n.update_sync_standbys_defined();
-        assert!(!n.sync_released(&rules, Lsn(0x80), WaitMode::Flush));
-    }
-
-    /// Only a synchronous walsender releases, and it logs its takeover
-    /// once; in ANY mode every candidate is a quorum candidate.
-    #[test]
-    fn takeover_lines_and_who_releases() {
-        let (mut n, rules) =
-            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x200)]);
-        let mut log = Log::new(true);
-        n.release_waiters(NodeId(2), &rules, &mut log);
-        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0), "node3 is only potential");
-        n.release_waiters(NodeId(1), &rules, &mut log);
-        n.release_waiters(NodeId(1), &rules, &mut log);
-        let lines: Vec<String> = log.drain().map(|l| l.message).collect();
-        assert_eq!(lines, ["standby \"node2\" is now a synchronous standby with priority 1"]);
-        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
-
-        let (mut n, rules) =
-            primary("ANY 1 (node2, node3)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x200)]);
-        n.release_waiters(NodeId(1), &rules, &mut log);
-        n.release_waiters(NodeId(2), &rules, &mut log);
-        let lines: Vec<String> = log.drain().map(|l| l.message).collect();
-        assert_eq!(
-            lines,
-            [
-                "standby \"node2\" is now a candidate for quorum synchronous standby",
-                "standby \"node3\" is now a candidate for quorum synchronous standby"
-            ]
-        );
-        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x200), "ANY 1: the latest");
-    }
-
-    /// A reconnecting walsender takes the lowest free slot, so with equal
-    /// priorities ('*') the standby that left and came back is the
-    /// synchronous one again; in connection order it would not be.
-    #[test]
-    fn reconnecting_walsender_takes_the_lowest_free_slot() {
-        let (mut n, rules) =
-            primary("FIRST 1 (*)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x100)]);
-        let mut log = Log::new(false);
-        n.walsenders.retain(|w| w.peer != NodeId(1));
-        let mut w = WalSndInfo::new(NodeId(1), "node2".into());
-        w.streaming = true;
-        w.reported.flush = Lsn(0x100);
-        let mut off = n.clone();
-        n.add_walsender(w.clone(), &rules);
-        assert_eq!(
-            n.walsenders.iter().map(|w| (w.slot, w.peer)).collect::<Vec<_>>(),
-            [(0, NodeId(1)), (1, NodeId(2))]
-        );
-        n.release_waiters(NodeId(1), &rules, &mut log);
-        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100), "node2 is sync again");
-        let conn_order = Rules { walsender_takes_lowest_free_slot: false, ..rules.clone() };
-        off.add_walsender(w, &conn_order);
-        assert_eq!(
-            off.walsenders.iter().map(|w| (w.slot, w.peer)).collect::<Vec<_>>(),
-            [(1, NodeId(2)), (2, NodeId(1))]
-        );
-        off.release_waiters(NodeId(1), &rules, &mut log);
-        assert_eq!(off.walsndctl.released(WaitMode::Flush), Lsn(0), "node3 stays sync");
-    }
-
-    /// A walsender that caught up but has not reported a flush position
-    /// is no candidate: node2 (priority 1) at 0/0 does not displace node3.
-    #[test]
-    fn caught_up_without_flush_is_no_candidate() {
-        let (mut n, rules) =
-            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0), (NodeId(2), "node3", 0x80)]);
-        let mut log = Log::new(false);
-        n.release_waiters(NodeId(2), &rules, &mut log);
-        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x80));
-        let (mut n, _) =
-            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0), (NodeId(2), "node3", 0x80)]);
-        let off = Rules { sync_candidates_need_flush_position: false, ..rules };
-        n.release_waiters(NodeId(2), &off, &mut log);
-        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0), "the planted bug picks node2 at 0/0");
-    }
-
-    /// Clearing synchronous_standby_names wakes every waiter, even if the
-    /// names come back before it runs (SyncRepUpdateSyncStandbysDefined).
-    #[test]
-    fn clearing_the_names_wakes_every_waiter() {
-        let (mut n, rules) = primary("FIRST 1 (node2)", &[]);
-        let env = Env { settings: &Settings::default(), archive: &Default::default() };
-        let op = crate::event::Op { client: 0, kind: crate::event::OpKind::Insert, key: 1, payload: 1 };
-        n.backends[0] =
-            Backend::SyncRepWait { xid: 900, op, end: Lsn(0x100), mode: WaitMode::Flush, woken: false };
-        assert!(!n.backend_ready(0, env, true));
-        n.gucs.names = StandbyNames::Async;
-        n.update_sync_standbys_defined();
-        n.gucs.names = StandbyNames::parse("FIRST 1 (node2)").unwrap();
-        n.update_sync_standbys_defined();
-        assert!(n.backend_ready(0, env, true));
-        assert!(!n.sync_released(&rules, Lsn(0x100), WaitMode::Flush));
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::cluster::Cluster;
 use crate::event::CrashKind;
-use crate::ids::{NodeId, Tli};
+use crate::ids::{NodeId, Tli, Xid};
 use crate::log::Process;
 use crate::node::Status;
 use crate::script::Failback;
@@ -248,7 +248,7 @@ impl Cluster {
             }
             Action::SwitchWal => {
                 let node = &mut self.nodes[n];
-                let end = node.xlog_insert(0, RecordBody::Switch).end;
+                let end = node.xlog_insert(Xid::INVALID, RecordBody::Switch).end;
                 node.wal.flush_upto(end);
                 slog!(
                     self.log,

@@ -20,7 +20,7 @@ use crate::control::DbState;
 use crate::event::{Check, RefusalKind};
 use crate::heap::{Page, Row, Tuple};
 use crate::ids::Tli;
-use crate::ids::Xid;
+use crate::ids::{BlockNumber, Xid};
 use crate::log::Process;
 use crate::lsn::Lsn;
 use crate::node::{Ctx, Node, Status};
@@ -430,7 +430,7 @@ impl Node {
         self.tli = new_tli;
         self.walrcv.target_tli = new_tli;
         let body = RecordBody::EndOfRecovery { tli: new_tli, prev_tli: parent };
-        let end = self.xlog_insert(0, body).end;
+        let end = self.xlog_insert(Xid::INVALID, body).end;
         self.wal.flush_upto(end);
         self.standby_signal = false;
         self.upstream = None;
@@ -460,7 +460,7 @@ impl Node {
 
     /// Applies one record (ApplyWalRecord and the rmgr redo routines).
     fn redo(&mut self, rec: &Record, ctx: &mut Ctx<'_>) {
-        self.next_xid = self.next_xid.max(rec.xid + 1);
+        self.next_xid = self.next_xid.max(rec.xid.next());
         // The replay timeline changes only at a shutdown checkpoint or an
         // end-of-recovery record naming a new one (ApplyWalRecord,
         // checkTimeLineSwitch), not with each record's page.
@@ -579,7 +579,7 @@ impl Node {
     fn redo_heap(
         &mut self,
         rec: &Record,
-        block: u32,
+        block: BlockNumber,
         image: &Option<Arc<Page>>,
         ctx: &mut Ctx<'_>,
         apply: impl FnOnce(&mut Page) -> Result<(), String>,
@@ -645,7 +645,7 @@ pub fn rows_implied_by_wal(wal: &Wal, rel_pages: u32) -> Vec<Row> {
         .pages
         .iter()
         .flatten()
-        .filter(|t| is_committed(t.xmin) && !(t.xmax != 0 && is_committed(t.xmax)))
+        .filter(|t| is_committed(t.xmin) && !(t.xmax.is_valid() && is_committed(t.xmax)))
         .map(|t| (t.key, t.payload))
         .collect();
     rows.sort_unstable();
@@ -669,8 +669,8 @@ mod tests {
         let mut settings = Settings::default();
         settings.rules.redo_checks_checkpoint_timeline = check;
         let mut n = Node::initdb(NodeId(0), &settings);
-        let c = CheckPoint { redo: n.wal.insert_lsn(), tli: Tli(2), prev_tli: Tli(1), next_xid: 3 };
-        n.wal.insert(Tli(2), 0, RecordBody::CheckpointOnline(c));
+        let c = CheckPoint { redo: n.wal.insert_lsn(), tli: Tli(2), prev_tli: Tli(1), next_xid: Xid(3) };
+        n.wal.insert(Tli(2), Xid(0), RecordBody::CheckpointOnline(c));
         n.wal.flush_upto(Lsn(u64::MAX));
         n.control.state = DbState::InProduction;
         let (mut log, mut fx) = (Log::new(true), Effects::default());

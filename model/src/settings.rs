@@ -185,7 +185,14 @@ pub struct Settings {
     /// `synchronous_transfer` (2013 proposal): commit | data_flush | all.
     pub synchronous_transfer: SynchronousTransfer,
     /// `wal_segment_size` (initdb --wal-segsize), bytes or with a unit.
+    /// The model allows segments below PostgreSQL's 1 MB minimum, down to
+    /// two WAL pages (docs/model.md).
     pub wal_segment_size: Bytes,
+    /// `wal_block_size`: the WAL page size (`XLOG_BLCKSZ`, PostgreSQL's
+    /// `configure --with-wal-blocksize`, 1..64 kB; read-only on a real
+    /// server). Defaults to 1 kB so that segments can be small
+    /// (docs/model.md); the real server's is 8 kB.
+    pub wal_block_size: Bytes,
     /// `shared_buffers`, in 8 kB buffers as PostgreSQL counts them.
     pub shared_buffers: u32,
     /// `max_wal_size`: WAL written since the last checkpoint's REDO that
@@ -252,11 +259,12 @@ impl Default for Settings {
             full_page_writes: true,
             synchronous_standby_names: "*".to_string(),
             synchronous_transfer: SynchronousTransfer::Commit,
-            wal_segment_size: Bytes(1 << 20),
+            wal_segment_size: Bytes(4 << 10),
+            wal_block_size: Bytes(1 << 10),
             shared_buffers: 16,
-            max_wal_size: WalSize(Bytes(2 << 20)),
-            min_wal_size: WalSize(Bytes(2 << 20)),
-            wal_keep_size: WalSize(Bytes(0)),
+            max_wal_size: WalSize(Bytes(8 << 10)),
+            min_wal_size: WalSize(Bytes(8 << 10)),
+            wal_keep_size: WalSize(Bytes(8 << 10)),
             max_slot_wal_keep_size: -1,
             archive_mode: ArchiveMode::Off,
             archive_command: true,
@@ -386,7 +394,7 @@ pub struct WorkloadSettings {
 
 impl Default for WorkloadSettings {
     fn default() -> Self {
-        WorkloadSettings { clients: 4, key_space: 100_000, update_percent: 20, select_percent: 10 }
+        WorkloadSettings { clients: 4, key_space: 2_000, update_percent: 20, select_percent: 10 }
     }
 }
 
@@ -682,11 +690,22 @@ impl Settings {
         fn bad(key: impl Into<String>, message: impl Into<String>) -> Result<(), InvalidSetting> {
             Err(InvalidSetting { key: key.into(), message: message.into() })
         }
+        let blk = self.wal_block_size.0;
+        if !blk.is_power_of_two() || !(1 << 10..=8 * XLOG_BLCKSZ).contains(&blk) {
+            return bad(
+                "wal_block_size",
+                format!("{} is not a power of two between 1kB and 64kB", self.wal_block_size),
+            );
+        }
         let seg = self.wal_segment_size.0;
-        if !seg.is_power_of_two() || !(2 * XLOG_BLCKSZ..=1 << 30).contains(&seg) {
+        if !seg.is_power_of_two() || !(2 * blk..=1 << 30).contains(&seg) {
             return bad(
                 "wal_segment_size",
-                format!("{} is not a power of two between 16kB and 1GB", self.wal_segment_size),
+                format!(
+                    "{} is not a power of two between two WAL pages (2 × wal_block_size = {}) and 1GB",
+                    self.wal_segment_size,
+                    Bytes(2 * blk)
+                ),
             );
         }
         if self.shared_buffers < 2 || self.shared_buffers > 1 << 16 {
@@ -862,6 +881,25 @@ mod tests {
     fn validation_names_the_key() {
         let s = Settings { wal_segment_size: Bytes(3000), ..Settings::default() };
         assert_eq!(s.validate().unwrap_err().key, "wal_segment_size");
+        // A segment must hold two WAL pages; pages are 1..64 kB powers of two.
+        let s = Settings {
+            wal_segment_size: Bytes(16 << 10),
+            wal_block_size: Bytes(16 << 10),
+            ..Settings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().key, "wal_segment_size");
+        for blk in [512, 3 << 10, 128 << 10] {
+            let s = Settings { wal_block_size: Bytes(blk), ..Settings::default() };
+            assert_eq!(s.validate().unwrap_err().key, "wal_block_size", "{blk}");
+        }
+        let mut s = Settings {
+            wal_segment_size: Bytes(16 << 10),
+            wal_block_size: Bytes(8 << 10),
+            ..Settings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().key, "max_wal_size", "8kB is less than one 16kB segment");
+        s.max_wal_size = WalSize(Bytes(32 << 10));
+        s.validate().unwrap();
         let mut s = Settings::default();
         s.workload.update_percent = 101;
         assert_eq!(s.validate().unwrap_err().key, "workload.update_percent");

@@ -7,6 +7,7 @@
 //! what later lets crash-image enumeration pick which unsynced writes
 //! survived.
 
+use crate::ids::BlockNumber;
 use crate::lsn::Lsn;
 
 /// Something stored in a block that carries an LSN (heap pages, CLOG pages).
@@ -22,7 +23,7 @@ pub struct BlockFile<T> {
     os: Vec<T>,
     durable: Vec<T>,
     /// Blocks written since the last fsync, in write order, each once.
-    unsynced: Vec<u32>,
+    unsynced: Vec<BlockNumber>,
     /// Membership flags for `unsynced`.
     is_unsynced: Vec<bool>,
     /// Upper bound of the LSNs of blocks in the OS cache (exact after
@@ -68,49 +69,49 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
     }
 
     /// What a read returns.
-    pub fn read(&self, blk: u32) -> &T {
-        &self.os[blk as usize]
+    pub fn read(&self, blk: BlockNumber) -> &T {
+        &self.os[blk.index()]
     }
 
     /// What is on disk.
-    pub fn durable(&self, blk: u32) -> &T {
-        &self.durable[blk as usize]
+    pub fn durable(&self, blk: BlockNumber) -> &T {
+        &self.durable[blk.index()]
     }
 
     /// A write reaches the OS cache.
-    pub fn write(&mut self, blk: u32, data: T) {
+    pub fn write(&mut self, blk: BlockNumber, data: T) {
         self.max_lsn_os = self.max_lsn_os.max(data.lsn());
-        self.os[blk as usize] = data;
-        if !self.is_unsynced[blk as usize] {
-            self.is_unsynced[blk as usize] = true;
+        self.os[blk.index()] = data;
+        if !self.is_unsynced[blk.index()] {
+            self.is_unsynced[blk.index()] = true;
             self.unsynced.push(blk);
         }
     }
 
     /// [`BlockFile::write`] of a copy of `data`, reusing the block's
     /// storage (`clone_from`).
-    pub fn write_from(&mut self, blk: u32, data: &T) {
+    pub fn write_from(&mut self, blk: BlockNumber, data: &T) {
         self.max_lsn_os = self.max_lsn_os.max(data.lsn());
-        self.os[blk as usize].clone_from(data);
-        if !self.is_unsynced[blk as usize] {
-            self.is_unsynced[blk as usize] = true;
+        self.os[blk.index()].clone_from(data);
+        if !self.is_unsynced[blk.index()] {
+            self.is_unsynced[blk.index()] = true;
             self.unsynced.push(blk);
         }
     }
 
     /// Grows the file by one block (both images), returning its number.
-    pub fn extend(&mut self, data: T) -> u32 {
+    pub fn extend(&mut self, data: T) -> BlockNumber {
         self.os.push(data.clone());
         self.durable.push(data);
         self.is_unsynced.push(false);
-        self.os.len() as u32 - 1
+        BlockNumber::from_index(self.os.len() - 1)
     }
 
     /// fsync: every unsynced write becomes durable.
     pub fn fsync(&mut self) {
         for blk in self.unsynced.drain(..) {
-            self.is_unsynced[blk as usize] = false;
-            self.durable[blk as usize].clone_from(&self.os[blk as usize]);
+            self.is_unsynced[blk.index()] = false;
+            self.durable[blk.index()].clone_from(&self.os[blk.index()]);
         }
     }
 
@@ -121,8 +122,8 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
         let list = std::mem::take(&mut self.unsynced);
         for (i, blk) in list.into_iter().enumerate() {
             if reached(i) {
-                self.is_unsynced[blk as usize] = false;
-                self.durable[blk as usize].clone_from(&self.os[blk as usize]);
+                self.is_unsynced[blk.index()] = false;
+                self.durable[blk.index()].clone_from(&self.os[blk.index()]);
             } else {
                 self.unsynced.push(blk);
             }
@@ -130,27 +131,27 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
     }
 
     /// Writes not yet fsynced, oldest first.
-    pub fn unsynced(&self) -> &[u32] {
+    pub fn unsynced(&self) -> &[BlockNumber] {
         &self.unsynced
     }
 
     /// Power loss: the OS cache is gone; unsynced writes are lost.
     pub fn lose_unsynced(&mut self) {
         for blk in self.unsynced.drain(..) {
-            self.is_unsynced[blk as usize] = false;
-            self.os[blk as usize].clone_from(&self.durable[blk as usize]);
+            self.is_unsynced[blk.index()] = false;
+            self.os[blk.index()].clone_from(&self.durable[blk.index()]);
         }
         self.recompute_max_lsn();
     }
 
     /// Replaces both images block for block (a base backup or pg_rewind
     /// copy), as if written and fsynced.
-    pub fn replace_block(&mut self, blk: u32, data: T) {
+    pub fn replace_block(&mut self, blk: BlockNumber, data: T) {
         self.max_lsn_os = self.max_lsn_os.max(data.lsn());
-        self.os[blk as usize] = data.clone();
-        self.durable[blk as usize] = data;
-        if self.is_unsynced[blk as usize] {
-            self.is_unsynced[blk as usize] = false;
+        self.os[blk.index()] = data.clone();
+        self.durable[blk.index()] = data;
+        if self.is_unsynced[blk.index()] {
+            self.is_unsynced[blk.index()] = false;
             self.unsynced.retain(|&b| b != blk);
         }
     }
@@ -163,7 +164,7 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
 
     /// The block with the highest LSN in the OS cache, if that LSN is above
     /// `bound`: O(1) while the cached upper bound is at or below `bound`.
-    pub fn highest_above(&mut self, bound: Lsn) -> Option<(u32, Lsn)> {
+    pub fn highest_above(&mut self, bound: Lsn) -> Option<(BlockNumber, Lsn)> {
         if self.max_lsn_os <= bound {
             return None;
         }
@@ -171,15 +172,21 @@ impl<T: Clone + Default + HasLsn> BlockFile<T> {
     }
 
     /// Exact highest LSN in the OS cache and the block that has it.
-    pub fn recompute_max_lsn(&mut self) -> Option<(u32, Lsn)> {
+    pub fn recompute_max_lsn(&mut self) -> Option<(BlockNumber, Lsn)> {
         let best = self
             .os
             .iter()
             .enumerate()
-            .map(|(i, b)| (i as u32, b.lsn()))
+            .map(|(i, b)| (BlockNumber::from_index(i), b.lsn()))
             .max_by_key(|&(i, l)| (l, std::cmp::Reverse(i)));
         self.max_lsn_os = best.map_or(Lsn(0), |b| b.1);
         best
+    }
+
+    /// Exact highest LSN of a block in the OS cache (what reads return),
+    /// without touching the cached bound.
+    pub fn max_lsn_read(&self) -> Lsn {
+        self.os.iter().map(HasLsn::lsn).max().unwrap_or(Lsn(0))
     }
 
     /// Highest LSN of a durable block.
@@ -203,17 +210,17 @@ mod tests {
     #[test]
     fn fsync_and_power_loss() {
         let mut f: BlockFile<B> = BlockFile::new(3);
-        f.write(2, B(5));
-        f.write(0, B(7));
-        f.write(2, B(9));
-        assert_eq!(f.unsynced(), &[2, 0]);
+        f.write(BlockNumber(2), B(5));
+        f.write(BlockNumber(0), B(7));
+        f.write(BlockNumber(2), B(9));
+        assert_eq!(f.unsynced(), &[BlockNumber(2), BlockNumber(0)]);
         assert_eq!(f.max_lsn_os(), Lsn(9));
         f.fsync();
-        assert_eq!(f.durable(2), &B(9));
-        f.write(1, B(11));
+        assert_eq!(f.durable(BlockNumber(2)), &B(9));
+        f.write(BlockNumber(1), B(11));
         f.lose_unsynced();
-        assert_eq!(f.read(1), &B(0));
-        assert_eq!(f.read(2), &B(9));
+        assert_eq!(f.read(BlockNumber(1)), &B(0));
+        assert_eq!(f.read(BlockNumber(2)), &B(9));
         assert_eq!(f.max_lsn_os(), Lsn(9));
         assert_eq!(f.max_lsn_durable(), Lsn(9));
     }
@@ -221,13 +228,16 @@ mod tests {
     #[test]
     fn some_unsynced_writes_reach_the_disk() {
         let mut f: BlockFile<B> = BlockFile::new(3);
-        f.write(2, B(5));
-        f.write(0, B(7));
-        f.write(1, B(9));
+        f.write(BlockNumber(2), B(5));
+        f.write(BlockNumber(0), B(7));
+        f.write(BlockNumber(1), B(9));
         f.sync_some(|i| i == 1);
-        assert_eq!(f.unsynced(), &[2, 1]);
+        assert_eq!(f.unsynced(), &[BlockNumber(2), BlockNumber(1)]);
         f.lose_unsynced();
-        assert_eq!((f.read(0), f.read(1), f.read(2)), (&B(7), &B(0), &B(0)));
+        assert_eq!(
+            (f.read(BlockNumber(0)), f.read(BlockNumber(1)), f.read(BlockNumber(2))),
+            (&B(7), &B(0), &B(0))
+        );
     }
 
     #[test]
@@ -241,14 +251,14 @@ mod tests {
         // The same blocks, reached two ways: one file's bound is stale
         // (a copied-over block lowered the top LSN), the other's exact.
         let mut a: BlockFile<B> = BlockFile::new(2);
-        a.replace_block(1, B(8));
-        a.replace_block(1, B(3));
+        a.replace_block(BlockNumber(1), B(8));
+        a.replace_block(BlockNumber(1), B(3));
         let mut b: BlockFile<B> = BlockFile::new(2);
-        b.replace_block(1, B(3));
+        b.replace_block(BlockNumber(1), B(3));
         assert_ne!(a.max_lsn_os(), b.max_lsn_os(), "the caches differ");
         assert_eq!(a, b);
         assert_eq!(fp(&a), fp(&b));
-        b.write(0, B(1));
+        b.write(BlockNumber(0), B(1));
         assert_ne!(a, b);
         assert_ne!(fp(&a), fp(&b), "a real difference still shows");
     }
@@ -256,14 +266,14 @@ mod tests {
     #[test]
     fn highest_above_sees_every_way_a_block_changes() {
         let mut f: BlockFile<B> = BlockFile::new(3);
-        f.write(1, B(4));
+        f.write(BlockNumber(1), B(4));
         assert_eq!(f.highest_above(Lsn(4)), None);
-        assert_eq!(f.highest_above(Lsn(3)), Some((1, Lsn(4))));
+        assert_eq!(f.highest_above(Lsn(3)), Some((BlockNumber(1), Lsn(4))));
         // A copied block (pg_rewind, base backup) must raise the bound too.
-        f.replace_block(2, B(8));
-        assert_eq!(f.highest_above(Lsn(4)), Some((2, Lsn(8))));
+        f.replace_block(BlockNumber(2), B(8));
+        assert_eq!(f.highest_above(Lsn(4)), Some((BlockNumber(2), Lsn(8))));
         // Replaced by an older page: the stale bound is recomputed, not believed.
-        f.replace_block(2, B(1));
+        f.replace_block(BlockNumber(2), B(1));
         assert_eq!(f.highest_above(Lsn(4)), None);
         assert_eq!(f.max_lsn_os(), Lsn(4));
     }

@@ -42,7 +42,7 @@ impl Node {
                     mask |= HEAP_XMIN_INVALID;
                 }
             }
-            if tup.xmax != 0 && mask & (HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID) == 0 {
+            if tup.xmax.is_valid() && mask & (HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID) == 0 {
                 if self.hint_committed(tup.xmax, ctx) {
                     mask |= HEAP_XMAX_COMMITTED;
                 } else if self.xid_aborted(tup.xmax) && !self.xid_in_progress(tup.xmax) {
@@ -61,7 +61,7 @@ impl Node {
         if needs_fpi && !self.in_recovery() {
             let blk = self.buffers.frame(f).tag.expect("resident");
             let image = std::sync::Arc::new(self.buffers.frame(f).page.clone());
-            let end = self.xlog_insert(0, RecordBody::FpiForHint { block: blk, image }).end;
+            let end = self.xlog_insert(Xid::INVALID, RecordBody::FpiForHint { block: blk, image }).end;
             self.buffers.frame_mut(f).page.lsn = end;
             slog!(
                 ctx.log,
@@ -92,8 +92,7 @@ impl Node {
         if !ctx.env.settings.rules.hint_bits_wait_for_commit_flush {
             return true;
         }
-        let per = ctx.env.settings.cluster.clog_xids_per_page;
-        let group_lsn = self.clog.page(xid / per).lsn;
+        let group_lsn = self.clog.page(self.clog.page_of(xid)).lsn;
         !self.wal.needs_flush(group_lsn)
     }
 
@@ -106,7 +105,7 @@ impl Node {
     /// hint bits first, then the CLOG (HeapTupleSatisfiesMVCC). Sorted.
     pub fn visible_rows(&self) -> Vec<Row> {
         let mut rows = Vec::new();
-        for blk in 0..self.data.len() {
+        for blk in BlockNumber::all(self.data.len()) {
             rows.extend(self.visible_rows_of_page(self.current_page(blk)));
         }
         rows.sort_unstable();
@@ -124,7 +123,7 @@ impl Node {
             } else {
                 self.xid_committed(t.xmin)
             };
-            let deleted = t.xmax != 0
+            let deleted = t.xmax.is_valid()
                 && if t.infomask & HEAP_XMAX_COMMITTED != 0 {
                     true
                 } else if t.infomask & HEAP_XMAX_INVALID != 0 {

@@ -160,7 +160,7 @@ impl RemovedWal {
     /// bits: just tuples and commits).
     pub fn apply(&mut self, rec: &Record) {
         fn page(pages: &mut Vec<Vec<Tuple>>, b: BlockNumber) -> &mut Vec<Tuple> {
-            let b = b as usize;
+            let b = b.index();
             if pages.len() <= b {
                 pages.resize(b + 1, Vec::new());
             }
@@ -195,7 +195,7 @@ impl RemovedWal {
             },
             RecordBody::FpiForHint { block, image } => image.tuples.clone_into(page(pages, *block)),
             RecordBody::Commit => {
-                let (w, bit) = ((rec.xid / 64) as usize, rec.xid % 64);
+                let (w, bit) = (rec.xid.index() / 64, rec.xid.index() % 64);
                 if self.committed.len() <= w {
                     self.committed.resize(w + 1, 0);
                 }
@@ -206,15 +206,15 @@ impl RemovedWal {
     }
 
     pub fn is_committed(&self, xid: Xid) -> bool {
-        self.committed.get((xid / 64) as usize).is_some_and(|w| w & (1 << (xid % 64)) != 0)
+        self.committed.get(xid.index() / 64).is_some_and(|w| w & (1 << (xid.index() % 64)) != 0)
     }
 
     /// The rows block `blk` holds by this replay alone (commit status from
     /// `committed` only), in page order; what `rows_implied_by_wal`
     /// collects when `self` is the whole WAL's replay.
-    pub fn visible_rows_of_block(&self, blk: usize) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.pages.get(blk).into_iter().flatten().filter_map(move |t| {
-            (self.is_committed(t.xmin) && !(t.xmax != 0 && self.is_committed(t.xmax)))
+    pub fn visible_rows_of_block(&self, blk: BlockNumber) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.pages.get(blk.index()).into_iter().flatten().filter_map(move |t| {
+            (self.is_committed(t.xmin) && !(t.xmax.is_valid() && self.is_committed(t.xmax)))
                 .then_some((t.key, t.payload))
         })
     }
@@ -584,7 +584,7 @@ mod tests {
         let seg = 1u64 << 14;
         let mut w = Wal::new(WalGeometry::new(seg));
         for x in 0..1000u32 {
-            w.insert(Tli(1), x, RecordBody::Commit);
+            w.insert(Tli(1), Xid(x), RecordBody::Commit);
         }
         assert_eq!((w.first_index(), w.end_index()), (0, 1000));
         assert_eq!((w.kept_from(), w.segment_removed(Lsn(0))), (Lsn(0), false));
@@ -608,15 +608,17 @@ mod tests {
         assert!(w.records_before(Lsn(2 * seg)).is_empty());
         assert_eq!(w.records().len(), 1000 - gone);
         assert_eq!(w.get(gone - 1), None);
-        assert_eq!(w.get(gone).map(|r| r.xid), Some(gone as u32));
+        assert_eq!(w.get(gone).map(|r| r.xid), Some(Xid(gone as u32)));
         let base = w.removed_base();
         assert!(
-            base.is_committed(0) && base.is_committed(gone as u32 - 1) && !base.is_committed(gone as u32)
+            base.is_committed(Xid(0))
+                && base.is_committed(Xid(gone as u32 - 1))
+                && !base.is_committed(Xid(gone as u32))
         );
         assert_eq!(w.remove_before(Lsn(2 * seg)), None, "already removed");
         assert_eq!(w.remove_before(Lsn(9 * seg)), None, "not past the flushed segment");
         // Everything: the last record's start and end outlive it.
-        let sw = w.insert(Tli(1), 0, RecordBody::Switch).clone();
+        let sw = w.insert(Tli(1), Xid(0), RecordBody::Switch).clone();
         w.flush_upto(sw.end);
         assert_eq!(w.remove_before(Lsn(9 * seg)), Some((2, sw.end.0 / seg - 1)));
         assert!(w.records().is_empty());
@@ -627,8 +629,8 @@ mod tests {
     #[test]
     fn a_process_crash_loses_what_was_not_written() {
         let mut w = Wal::new(WalGeometry::new(1 << 20));
-        let first = w.insert(Tli(1), 3, RecordBody::Commit).clone();
-        w.insert(Tli(1), 4, RecordBody::Commit);
+        let first = w.insert(Tli(1), Xid(3), RecordBody::Commit).clone();
+        w.insert(Tli(1), Xid(4), RecordBody::Commit);
         w.write_upto(first.end);
         w.lose_unwritten();
         assert_eq!((w.end(), w.end_index(), w.last_start()), (first.end, 1, first.lsn));
@@ -644,33 +646,39 @@ mod tests {
     /// its 5-byte image header.
     #[test]
     fn record_sizes_names_and_blocks_are_pinned() {
-        let tuple = Tuple { key: 1, payload: 2, xmin: 3, xmax: 0, infomask: 0 };
+        let tuple = Tuple { key: 1, payload: 2, xmin: Xid(3), xmax: Xid::INVALID, infomask: 0 };
         let page = Arc::new(Page { lsn: Lsn(0), tuples: vec![tuple, tuple] });
         assert_eq!(page.image_len(), 24 + 2 * 76);
         let img = 24 + 2 * 76 + 5;
-        let c = CheckPoint { redo: Lsn(40), tli: Tli(1), prev_tli: Tli(1), next_xid: 3 };
+        let c = CheckPoint { redo: Lsn(40), tli: Tli(1), prev_tli: Tli(1), next_xid: Xid(3) };
         let cases: Vec<(RecordBody, u64, &str, Option<BlockNumber>)> = vec![
             (
-                RecordBody::HeapInsert { block: 4, offnum: 1, tuple, image: None },
+                RecordBody::HeapInsert { block: BlockNumber(4), offnum: 1, tuple, image: None },
                 24 + 21 + 5 + 68,
                 "Heap/INSERT",
-                Some(4),
+                Some(BlockNumber(4)),
             ),
             (
-                RecordBody::HeapInsert { block: 4, offnum: 1, tuple, image: Some(page.clone()) },
+                RecordBody::HeapInsert { block: BlockNumber(4), offnum: 1, tuple, image: Some(page.clone()) },
                 24 + 21 + 5 + 68 + img,
                 "Heap/INSERT",
-                Some(4),
-            ),
-            (
-                RecordBody::HeapUpdate { block: 5, old_offnum: 1, new_offnum: 2, tuple, image: None },
-                24 + 21 + 16 + 68,
-                "Heap/HOT_UPDATE",
-                Some(5),
+                Some(BlockNumber(4)),
             ),
             (
                 RecordBody::HeapUpdate {
-                    block: 5,
+                    block: BlockNumber(5),
+                    old_offnum: 1,
+                    new_offnum: 2,
+                    tuple,
+                    image: None,
+                },
+                24 + 21 + 16 + 68,
+                "Heap/HOT_UPDATE",
+                Some(BlockNumber(5)),
+            ),
+            (
+                RecordBody::HeapUpdate {
+                    block: BlockNumber(5),
                     old_offnum: 1,
                     new_offnum: 2,
                     tuple,
@@ -678,31 +686,31 @@ mod tests {
                 },
                 24 + 21 + 16 + 68 + img,
                 "Heap/HOT_UPDATE",
-                Some(5),
+                Some(BlockNumber(5)),
             ),
             (
-                RecordBody::HeapPrune { block: 6, offnums: Arc::from([1u16, 3]), image: None },
+                RecordBody::HeapPrune { block: BlockNumber(6), offnums: Arc::from([1u16, 3]), image: None },
                 24 + 21 + 8 + 2 * 2,
                 "Heap2/PRUNE",
-                Some(6),
+                Some(BlockNumber(6)),
             ),
             (
                 RecordBody::HeapPrune {
-                    block: 6,
+                    block: BlockNumber(6),
                     offnums: Arc::from([1u16, 3, 4]),
                     image: Some(page.clone()),
                 },
                 24 + 21 + 8 + 3 * 2 + img,
                 "Heap2/PRUNE",
-                Some(6),
+                Some(BlockNumber(6)),
             ),
             (RecordBody::Commit, 24 + 10, "Transaction/COMMIT", None),
             (RecordBody::Abort, 24 + 10, "Transaction/ABORT", None),
             (
-                RecordBody::FpiForHint { block: 7, image: page.clone() },
+                RecordBody::FpiForHint { block: BlockNumber(7), image: page.clone() },
                 24 + 21 + img,
                 "XLOG/FPI_FOR_HINT",
-                Some(7),
+                Some(BlockNumber(7)),
             ),
             (RecordBody::CheckpointOnline(c), 24 + 90, "XLOG/CHECKPOINT_ONLINE", None),
             (RecordBody::CheckpointShutdown(c), 24 + 90, "XLOG/CHECKPOINT_SHUTDOWN", None),
@@ -721,31 +729,34 @@ mod tests {
 
     #[test]
     fn removed_wal_grows_its_table_to_the_block_changed() {
-        let tuple = Tuple { key: 9, payload: 8, xmin: 5, xmax: 0, infomask: 0 };
+        let tuple = Tuple { key: 9, payload: 8, xmin: Xid(5), xmax: Xid::INVALID, infomask: 0 };
         let rec = |block, body| Record {
             lsn: Lsn(40),
             end: Lsn(80),
             tli: Tli(1),
             prev: Lsn(0),
-            xid: 5,
+            xid: Xid(5),
             body: match body {
                 0 => RecordBody::HeapInsert { block, offnum: 1, tuple, image: None },
                 _ => RecordBody::Commit,
             },
         };
         let mut r = RemovedWal::default();
-        r.apply(&rec(2, 0));
+        r.apply(&rec(BlockNumber(2), 0));
         assert_eq!(r.pages, [vec![], vec![], vec![tuple]]);
-        r.apply(&rec(0, 0));
+        r.apply(&rec(BlockNumber(0), 0));
         assert_eq!(r.pages.len(), 3, "an earlier block does not shrink the table");
         assert_eq!(r.pages[0], [tuple]);
-        assert!(!r.is_committed(5));
-        r.apply(&rec(0, 1));
-        assert!(r.is_committed(5) && !r.is_committed(4) && !r.is_committed(69));
+        assert!(!r.is_committed(Xid(5)));
+        r.apply(&rec(BlockNumber(0), 1));
+        assert!(r.is_committed(Xid(5)) && !r.is_committed(Xid(4)) && !r.is_committed(Xid(69)));
         // A hint-bit full-page image replaces the block's tuples.
         let hinted = Tuple { infomask: 1, ..tuple };
         let image = Arc::new(Page { lsn: Lsn(0), tuples: vec![hinted, tuple] });
-        r.apply(&Record { body: RecordBody::FpiForHint { block: 1, image }, ..rec(0, 1) });
+        r.apply(&Record {
+            body: RecordBody::FpiForHint { block: BlockNumber(1), image },
+            ..rec(BlockNumber(0), 1)
+        });
         assert_eq!(r.pages[1], [hinted, tuple]);
     }
 
@@ -753,12 +764,12 @@ mod tests {
     fn positions_advance_and_truncate() {
         let g = WalGeometry::new(1 << 20);
         let mut w = Wal::new(g);
-        let c = CheckPoint { redo: Lsn(40), tli: Tli(1), prev_tli: Tli(1), next_xid: 3 };
-        let r = w.insert(Tli(1), 0, RecordBody::CheckpointShutdown(c)).clone();
+        let c = CheckPoint { redo: Lsn(40), tli: Tli(1), prev_tli: Tli(1), next_xid: Xid(3) };
+        let r = w.insert(Tli(1), Xid(0), RecordBody::CheckpointShutdown(c)).clone();
         assert_eq!(r.lsn, Lsn(40));
         assert_eq!(r.end, Lsn(40 + 120));
         assert_eq!(w.insert_lsn(), r.end);
-        w.insert(Tli(1), 3, RecordBody::Commit);
+        w.insert(Tli(1), Xid(3), RecordBody::Commit);
         w.write_upto(Lsn(u64::MAX));
         w.flush_upto(r.end);
         assert_eq!(w.flush_lsn(), r.end);
@@ -773,8 +784,8 @@ mod tests {
     fn switch_skips_to_next_segment() {
         let g = WalGeometry::new(1 << 20);
         let mut w = Wal::new(g);
-        w.insert(Tli(1), 3, RecordBody::Commit);
-        let s = w.insert(Tli(1), 0, RecordBody::Switch).clone();
+        w.insert(Tli(1), Xid(3), RecordBody::Commit);
+        let s = w.insert(Tli(1), Xid(0), RecordBody::Switch).clone();
         assert_eq!(s.end, Lsn(1 << 20));
         assert_eq!(w.insert_lsn(), Lsn((1 << 20) + 40));
     }

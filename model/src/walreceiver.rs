@@ -14,11 +14,12 @@ use crate::ids::Tli;
 use crate::log::Process;
 use crate::lsn::Lsn;
 use crate::network::{Conn, Msg};
-use crate::node::{Node, Status, WalSndInfo};
+use crate::node::{Node, Status};
 use crate::slog;
 use crate::syncrep::ReportedPositions;
 use crate::violation::{Invariant, Violation};
 use crate::wal::{Record, RecordBody};
+use crate::walsndctl::WalSndInfo;
 
 pub use crate::node::{RefusalMemo, WalRcv};
 
@@ -414,7 +415,7 @@ impl Cluster {
         if up.wal.segment_removed(last_start) && up.history.tli_of_point(up.tli, last_start) == mine.tli {
             return None;
         }
-        let on_disk = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap_or(Lsn(0));
+        let on_disk = n.data.max_lsn_read();
         Some(Violation {
             invariant: Invariant::NoSilentDivergence,
             node: Some(d),
@@ -507,6 +508,7 @@ fn framing_error_inside(rec: &Record, at: Lsn) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::Xid;
     use crate::testkit::{quiesced, settle};
 
     /// A quiesced primary and standby whose connection was dropped.
@@ -567,7 +569,7 @@ mod tests {
         c.refuse(NodeId(1), RefusalKind::AheadOfFlush, "test".into());
         assert!(!c.can_connect(&c.nodes[1]), "nothing changed");
         let tli = c.nodes[0].tli;
-        c.nodes[0].wal.insert(tli, 0, RecordBody::Abort);
+        c.nodes[0].wal.insert(tli, Xid(0), RecordBody::Abort);
         let end = c.nodes[0].wal.end();
         c.nodes[0].wal.flush_upto(end);
         assert!(c.can_connect(&c.nodes[1]), "the upstream flushed more");
@@ -577,7 +579,7 @@ mod tests {
     fn streaming_may_start_exactly_at_the_upstreams_flush_position() {
         let mut c = quiesced(1, 300);
         let tli = c.nodes[0].tli;
-        c.nodes[0].wal.insert(tli, 0, RecordBody::Switch);
+        c.nodes[0].wal.insert(tli, Xid(0), RecordBody::Switch);
         let end = c.nodes[0].wal.end();
         c.nodes[0].wal.flush_upto(end);
         settle(&mut c);
@@ -614,7 +616,7 @@ mod tests {
     #[test]
     fn replaying_another_history_at_the_replay_position_is_reported() {
         let (mut c, reader, last_start) = diverged_at_the_last_replayed_record();
-        let next = c.nodes[0].wal.insert(Tli(2), 0, RecordBody::Abort).clone();
+        let next = c.nodes[0].wal.insert(Tli(2), Xid(0), RecordBody::Abort).clone();
         assert_eq!(next.lsn.0, reader.0.next_multiple_of(8), "starts at the reader");
         let v = c.receive_wal(NodeId(1), NodeId(0), vec![next]).expect("silent divergence");
         assert_eq!((v.invariant, v.node), (Invariant::NoSilentDivergence, Some(NodeId(1))));
@@ -626,7 +628,7 @@ mod tests {
         let mut c = disconnected();
         let reader = c.nodes[1].startup.as_ref().unwrap().replayed;
         let tli = c.nodes[0].tli;
-        let next = c.nodes[0].wal.insert(tli, 0, RecordBody::Abort).clone();
+        let next = c.nodes[0].wal.insert(tli, Xid(0), RecordBody::Abort).clone();
         assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![next.clone()]), None);
         assert_eq!(c.nodes[1].wal.records().last(), Some(&next));
         assert!(next.lsn >= reader);
@@ -636,7 +638,7 @@ mod tests {
     fn a_record_spanning_the_replay_position_does_not_parse() {
         let (mut c, reader, last_start) = diverged_at_the_last_replayed_record();
         c.nodes[0].wal.truncate(last_start);
-        let big = c.nodes[0].wal.insert(Tli(2), 0, RecordBody::Switch).clone();
+        let big = c.nodes[0].wal.insert(Tli(2), Xid(0), RecordBody::Switch).clone();
         assert!(big.lsn < reader && big.end > reader);
         assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![big]), None);
         let why = c.nodes[1].startup.as_ref().unwrap().read_error.clone().expect("cannot read");

@@ -66,6 +66,9 @@ impl Cluster {
             })
             .map(|c| c.downstream)
             .collect();
+        if !done.is_empty() {
+            self.invalidate_enabled();
+        }
         for d in done {
             let tli = self.conns[self.conn_index(d).expect("listed")].tli;
             slog!(
@@ -219,6 +222,7 @@ impl Cluster {
             // Runs every step: the cheap test (still in catchup) first.
             let fresh = self.nodes[u.index()].walsenders.iter().any(|w| w.peer == d && !w.streaming);
             if fresh && self.on_current_timeline(c) && !self.walsender_ready(c) {
+                self.invalidate_enabled();
                 let w = self.nodes[u.index()].walsenders.iter_mut().find(|w| w.peer == d).expect("listed");
                 w.streaming = true;
                 self.nodes[d.index()].synced_to = Some(u);
@@ -240,6 +244,7 @@ impl Cluster {
         let mut i = 0;
         while i < self.conns.len() {
             if pred(&self.conns[i]) {
+                self.invalidate_enabled();
                 let c = self.conns.remove(i);
                 self.nodes[c.upstream.index()].walsenders.retain(|w| w.peer != c.downstream);
                 // An exiting walreceiver flushes what it wrote (WalRcvDie).
@@ -281,6 +286,7 @@ impl Cluster {
             });
             if done {
                 let id = node.id;
+                self.invalidate_enabled();
                 self.drop_conns_where(|c| c.touches(id), "server shut down");
                 self.with_node(n, |node, ctx| node.finish_shutdown(ctx));
             }

@@ -75,7 +75,8 @@ fn imports(code: &str, modules: &BTreeSet<String>, macros: &BTreeMap<&str, &str>
     found
 }
 
-fn model_graph() -> Graph {
+/// Each file of `model/src` but `lib.rs` and `testkit.rs`, by module name.
+fn model_sources() -> BTreeMap<String, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut texts = BTreeMap::new();
     for entry in std::fs::read_dir(&src).unwrap() {
@@ -88,6 +89,11 @@ fn model_graph() -> Graph {
             texts.insert(name, std::fs::read_to_string(&path).unwrap());
         }
     }
+    texts
+}
+
+fn model_graph() -> Graph {
+    let texts = model_sources();
     let modules: BTreeSet<String> = texts.keys().cloned().collect();
     // #[macro_export] macros live at the crate root; attribute them to their file.
     let mut macros = BTreeMap::new();
@@ -201,6 +207,52 @@ fn the_checker_finds_a_planted_cycle_and_allows_a_pair() {
     );
     let got: Vec<String> = imports(&code, &modules, &macros).into_iter().collect();
     assert_eq!(got, ["a", "b", "c", "e"]);
+}
+
+/// The simulator's settings a file's code reads: `scheduler.*`, `log.*`
+/// and the fault rates (every `faults.*` but `crash_images`, which shapes
+/// the power-loss event itself), as `.scheduler`, `.log.` or `.faults.x`.
+fn simulator_settings_read(code: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for section in ["scheduler", "log", "faults"] {
+        let pat = format!("settings.{section}");
+        for (i, _) in code.match_indices(&pat) {
+            let rest = &code[i + pat.len()..];
+            let field: String = rest
+                .strip_prefix('.')
+                .unwrap_or("")
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !(section == "faults" && field == "crash_images") {
+                found.insert(format!("{section}.{field}"));
+            }
+        }
+    }
+    found
+}
+
+/// docs/architecture.md, "Settings: the model's and the simulator's": the
+/// model reads none of the settings that belong to the simulator (which
+/// event to pick, how often faults strike, how the log looks), so they can
+/// leave the model crate without touching its code. `settings.rs` defines
+/// and validates them.
+#[test]
+fn the_model_reads_no_simulator_setting() {
+    let mut reads = Vec::new();
+    for (m, text) in model_sources() {
+        if m != "settings" {
+            for s in simulator_settings_read(&production_code(&text)) {
+                reads.push(format!("{m}.rs reads {s}"));
+            }
+        }
+    }
+    assert!(reads.is_empty(), "the model reads the simulator's settings:\n{}", reads.join("\n"));
+    // The finder sees a planted read, and lets crash_images and the
+    // model's own sections through.
+    let planted = "fn f(c: &Cluster) { c.settings.faults.power_loss; c.settings.scheduler.weights; env.settings.log.lsn_format; c.settings.faults.crash_images; c.settings.rules.wal_before_data; }";
+    let got: Vec<String> = simulator_settings_read(planted).into_iter().collect();
+    assert_eq!(got, ["faults.power_loss", "log.lsn_format", "scheduler.weights"]);
 }
 
 #[test]

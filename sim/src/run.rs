@@ -407,7 +407,7 @@ impl Runner {
             {
                 return self.end(Err(Stop::Stuck(format!("cut at {cap} events"))));
             }
-            self.cluster.enabled(&mut self.enabled);
+            self.cluster.enabled_cached(&mut self.enabled);
             if self.enabled.is_empty() && self.phase == Phase::Main && self.cluster.is_idle() {
                 // Nothing mid-flight (e.g. the load was stopped): the main
                 // phase is over early, not stuck.

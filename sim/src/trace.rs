@@ -166,8 +166,13 @@ impl Trace {
 
     /// The settings the run used.
     pub fn settings(&self) -> Result<Settings, TraceError> {
-        let table: toml::Table =
+        let mut table: toml::Table =
             toml::from_str(&self.config_toml).map_err(|e| TraceError::Config(one_line(e)))?;
+        // Files written before `wal_block_size` existed ran with 8 kB WAL
+        // pages (today's default is 1 kB): they replay as recorded.
+        if !table.contains_key("wal_block_size") {
+            table.insert("wal_block_size".into(), toml::Value::String("8kB".into()));
+        }
         config::settings_from_table(table, None, &[]).map_err(|e| TraceError::Config(e.0))
     }
 

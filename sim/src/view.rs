@@ -91,7 +91,7 @@ pub struct ControlView {
 
 impl NodeView {
     pub fn of(cluster: &Cluster, n: &Node) -> NodeView {
-        let max_os = (0..n.data.len()).map(|b| n.data.read(b).lsn).max().unwrap_or(Lsn(0));
+        let max_os = n.data.max_lsn_read();
         NodeView {
             node: n.name.clone(),
             status: role_name(n),
