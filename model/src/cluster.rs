@@ -942,6 +942,11 @@ mod tests {
             // Now and then a fault, so every kind of invalidation runs.
             let kind = FaultKind::ALL[i % FaultKind::ALL.len()];
             c.enabled_faults(kind, &mut faults);
+            if fresh.is_empty() {
+                // Everything waits (the run is over); enough steps ran.
+                assert!(i > 2_000, "the run ended after only {i} steps");
+                break;
+            }
             let ev = if i % 97 == 0 && !faults.is_empty() {
                 faults[i % faults.len()]
             } else {
