@@ -507,7 +507,9 @@ mod step_lookahead_tests {
         // after the fork moves every later WAL position, so the same
         // events without it lose the coincidence; fresh runs without it
         // fail the same way with far fewer events.
-        let sc = crate::scenario::load("history-file-before-start", toml::Table::new(), &[]).unwrap();
+        // (The key space the finding was found with, as its corpus entry.)
+        let sets = ["workload.key_space=100000".to_string()];
+        let sc = crate::scenario::load("history-file-before-start", toml::Table::new(), &sets).unwrap();
         let first = run_seed(&sc.settings, 2, RECORD, &mut NoObserver);
         assert_eq!(first.invariant(), Some(Invariant::NoSilentDivergence));
         let table = config::to_table(&sc.settings);
