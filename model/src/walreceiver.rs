@@ -671,4 +671,27 @@ mod tests {
             }
         }
     }
+
+    /// Where a standby reads into the middle of a record of another
+    /// history, the error names what PostgreSQL's xlogreader would have
+    /// read there: inside a tuple's md5 text, a hex digit taken for the
+    /// resource manager ID (one nibble of the payload per 8 bytes of
+    /// offset); elsewhere, a length field.
+    #[test]
+    fn a_framing_error_names_the_byte_read_there() {
+        use crate::heap::Tuple;
+        let tuple = Tuple { key: 1, payload: 0xFEDC_BA98_7654_3210, xmin: 3, xmax: 0, infomask: 0 };
+        let rec =
+            |body| Record { lsn: Lsn(0x1000), end: Lsn(0x1100), tli: Tli(1), prev: Lsn(0), xid: 3, body };
+        let insert = rec(RecordBody::HeapInsert { block: 0, offnum: 1, tuple, image: None });
+        assert_eq!(framing_error_inside(&insert, Lsn(0x1000)), "invalid resource manager ID 48 at 0/1000");
+        assert_eq!(framing_error_inside(&insert, Lsn(0x1008)), "invalid resource manager ID 49 at 0/1008");
+        assert_eq!(framing_error_inside(&insert, Lsn(0x1050)), "invalid resource manager ID 97 at 0/1050");
+        assert_eq!(framing_error_inside(&insert, Lsn(0x1080)), "invalid resource manager ID 48 at 0/1080");
+        let commit = rec(RecordBody::Commit);
+        assert_eq!(
+            framing_error_inside(&commit, Lsn(0x1020)),
+            "invalid record length at 0/1020: wanted 24, got 8"
+        );
+    }
 }
