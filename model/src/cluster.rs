@@ -759,4 +759,113 @@ mod tests {
             assert_eq!(a.finish(), b.finish(), "value {v:#x}");
         }
     }
+
+    fn attempt(node: &str) -> crate::script::FailbackAttempt {
+        crate::script::FailbackAttempt {
+            node: node.into(),
+            strategy: crate::script::Failback::Naive,
+            at: 0,
+            upstream: "node1".into(),
+            result: AttemptResult::Pending,
+            messages: Vec::new(),
+            end_of_wal: Lsn(0),
+            fork_point: None,
+            upstream_position: Lsn(0),
+        }
+    }
+
+    /// A refusal is booked once per run of the same refusal on a node: the
+    /// same kind and text again is not booked, another text or kind is, and
+    /// another node's refusals in between do not hide a node's last one.
+    /// The node's latest failback attempt is refused with the message.
+    #[test]
+    fn refusals_are_booked_once_per_repeat_and_refuse_the_attempt() {
+        use crate::event::RefusalKind as K;
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.attempts = vec![attempt("node2"), attempt("node3"), attempt("node2")];
+        let booked = |c: &Cluster| {
+            c.refusals.iter().map(|r| (r.node.clone(), r.kind, r.message.clone())).collect::<Vec<_>>()
+        };
+        c.book_refusal(NodeId(1), K::AheadOfFlush, "a");
+        c.book_refusal(NodeId(1), K::AheadOfFlush, "a");
+        c.book_refusal(NodeId(2), K::AheadOfFlush, "a");
+        c.book_refusal(NodeId(1), K::AheadOfFlush, "a");
+        c.book_refusal(NodeId(1), K::AheadOfFlush, "b");
+        c.book_refusal(NodeId(1), K::NotInHistory, "b");
+        let n = |s: &str| s.to_string();
+        assert_eq!(
+            booked(&c),
+            [
+                (n("node2"), K::AheadOfFlush, n("a")),
+                (n("node3"), K::AheadOfFlush, n("a")),
+                (n("node2"), K::AheadOfFlush, n("b")),
+                (n("node2"), K::NotInHistory, n("b")),
+            ]
+        );
+        let results: Vec<_> = c.attempts.iter().map(|a| (a.result, a.messages.clone())).collect();
+        assert_eq!(
+            results,
+            [
+                (AttemptResult::Pending, vec![]),
+                (AttemptResult::Refused, vec![n("a")]),
+                (AttemptResult::Refused, vec![n("a"), n("b")]),
+            ]
+        );
+        // The latest attempt's result is what is set, on that node only.
+        c.set_attempt_result(NodeId(1), AttemptResult::Stuck);
+        let results: Vec<_> = c.attempts.iter().map(|a| a.result).collect();
+        assert_eq!(results, [AttemptResult::Pending, AttemptResult::Refused, AttemptResult::Stuck]);
+    }
+
+    /// A pending attempt becomes `Streaming` once its node streams the
+    /// current timeline, not while its walreceiver is refused, and an
+    /// attempt that ended stays as it ended.
+    #[test]
+    fn a_pending_attempt_streams_once_its_node_streams_the_current_timeline() {
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.attempts = vec![attempt("node2"), attempt("node3")];
+        c.attempts[1].result = AttemptResult::Failed;
+        c.nodes[1].walrcv.refused = Some(crate::node::RefusalMemo {
+            upstream: NodeId(0),
+            upstream_flush: Lsn(0),
+            upstream_tli: crate::ids::Tli(1),
+            local_end: Lsn(0),
+        });
+        c.update_attempts();
+        assert_eq!(c.attempts[0].result, AttemptResult::Pending, "refused");
+        c.nodes[1].walrcv.refused = None;
+        c.update_attempts();
+        let results: Vec<_> = c.attempts.iter().map(|a| a.result).collect();
+        assert_eq!(results, [AttemptResult::Streaming, AttemptResult::Failed]);
+        // Not streaming at all: stays pending.
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.attempts = vec![attempt("node2"), attempt("node3")];
+        c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
+        c.update_attempts();
+        let results: Vec<_> = c.attempts.iter().map(|a| a.result).collect();
+        assert_eq!(results, [AttemptResult::Pending, AttemptResult::Streaming]);
+    }
+
+    /// What a stuck run prints for each blocked process; nothing when all
+    /// is idle.
+    #[test]
+    fn waits_name_each_blocked_process() {
+        let mut c = crate::testkit::quiesced(1, 100);
+        assert_eq!(c.waits(), Vec::<String>::new());
+        c.nodes[0].status = Status::ShuttingDown;
+        c.nodes[1].startup.as_mut().unwrap().read_error = Some("invalid record length".into());
+        assert_eq!(
+            c.waits(),
+            [
+                "node1: fast shutdown cannot finish",
+                "node2 startup process cannot read WAL, retrying forever: invalid record length",
+            ]
+        );
+        let mut c = crate::testkit::quiesced(1, 100);
+        let step = crate::script::Step::new(crate::script::Action::Checkpoint, "node2");
+        Arc::make_mut(&mut c.settings).operator = vec![step];
+        assert_eq!(c.waits(), ["operator step 1 (CHECKPOINT on node2) cannot run"]);
+        c.script.in_progress = Some(crate::operator::Completion::Down(NodeId(1)));
+        assert_eq!(c.waits(), ["operator step 1 (CHECKPOINT on node2) has not finished"]);
+    }
 }

@@ -625,4 +625,43 @@ mod tests {
         assert_eq!(c.operator_ready(false), None, "one event short");
         assert_eq!(c.operator_ready(true), Some(0), "nothing else can happen");
     }
+
+    /// A reload logs "parameter … changed" only for a value that changed,
+    /// and the node runs with the new values.
+    #[test]
+    fn a_reload_logs_only_the_parameters_it_changed() {
+        use crate::settings::{SynchronousCommit, SynchronousTransfer};
+        let mut c = quiesced(1, 100);
+        c.log = crate::log::Log::new(true);
+        let lines = |c: &mut Cluster, s: &Step| {
+            c.reload(NodeId(0), s);
+            c.log.drain().map(|l| l.message).collect::<Vec<_>>()
+        };
+        let g = c.nodes[0].gucs.clone();
+        let mut same = step(Action::Reload, "node1");
+        same.synchronous_standby_names = Some(g.synchronous_standby_names.clone());
+        same.synchronous_commit = Some(g.synchronous_commit);
+        same.synchronous_transfer = Some(g.synchronous_transfer);
+        assert_eq!(lines(&mut c, &same), ["received SIGHUP, reloading configuration files"]);
+        let mut new = same.clone();
+        new.synchronous_standby_names = Some("FIRST 1 (node2)".into());
+        new.synchronous_commit = Some(SynchronousCommit::Local);
+        new.synchronous_transfer = Some(SynchronousTransfer::All);
+        assert_eq!(
+            lines(&mut c, &new),
+            [
+                "received SIGHUP, reloading configuration files",
+                "parameter \"synchronous_standby_names\" changed to \"FIRST 1 (node2)\"",
+                "parameter \"synchronous_commit\" changed to \"local\"",
+                "parameter \"synchronous_transfer\" changed to \"all\"",
+            ]
+        );
+        let g = &c.nodes[0].gucs;
+        assert_eq!(g.synchronous_standby_names, "FIRST 1 (node2)");
+        assert_eq!(
+            (g.synchronous_commit, g.synchronous_transfer),
+            (SynchronousCommit::Local, SynchronousTransfer::All)
+        );
+        assert_eq!(lines(&mut c, &new).len(), 1, "the same again changes nothing");
+    }
 }
