@@ -694,4 +694,26 @@ mod tests {
             "invalid record length at 0/1020: wanted 24, got 8"
         );
     }
+
+    /// How far a walsender may send: a primary its flushed WAL (or all it
+    /// inserted with the rule off); a cascading standby the larger of its
+    /// received-and-flushed and replayed WAL, or only what it replayed
+    /// once its walreceiver is gone (GetStandbyFlushRecPtr).
+    #[test]
+    fn send_upto_is_flush_on_a_primary_and_replay_or_flush_on_a_cascading_standby() {
+        let mut c = quiesced(1, 200);
+        let p = &mut c.nodes[0];
+        let tli = p.tli;
+        let end = p.wal.insert(tli, 0, RecordBody::Abort).end;
+        let flushed = p.wal.flush_lsn();
+        assert!(flushed < end);
+        assert_eq!((p.send_upto(true, true), p.send_upto(false, true)), (flushed, end));
+        let s = &mut c.nodes[1];
+        let flushed = s.wal.flush_lsn();
+        let replayed = Lsn(flushed.0 - 8);
+        s.startup.as_mut().unwrap().replayed = replayed;
+        assert_eq!(s.send_upto(true, true), flushed);
+        assert_eq!(s.send_upto(true, false), replayed);
+        assert_eq!(s.send_upto(false, false), replayed);
+    }
 }
