@@ -868,4 +868,59 @@ mod tests {
         c.script.in_progress = Some(crate::operator::Completion::Down(NodeId(1)));
         assert_eq!(c.waits(), ["operator step 1 (CHECKPOINT on node2) has not finished"]);
     }
+
+    /// A partition fault is offered once per unordered pair of running
+    /// nodes not already cut off from each other, never a node from itself.
+    #[test]
+    fn partitions_are_offered_once_per_pair_of_running_nodes() {
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.set_quiesce(false);
+        let mut out = Vec::new();
+        let pairs = |c: &Cluster, out: &mut Vec<Event>| {
+            c.enabled_faults(FaultKind::Partition, out);
+            out.iter()
+                .map(|e| match *e {
+                    Event::Partition { node, peer } => (node.0, peer.0),
+                    _ => panic!("{e:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&c, &mut out), [(0, 1), (0, 2), (1, 2)]);
+        c.partitions.cut(NodeId(2), NodeId(0));
+        c.nodes[1].status = Status::Down;
+        assert_eq!(pairs(&c, &mut out), Vec::<(u8, u8)>::new());
+        c.set_quiesce(true);
+        c.partitions.heal_all();
+        c.nodes[1].status = Status::Production;
+        assert_eq!(pairs(&c, &mut out), Vec::<(u8, u8)>::new(), "no faults while quiescing");
+    }
+
+    /// Idle: the script is done and no node has work left — not while a
+    /// shutdown is unfinished or a backend waits.
+    #[test]
+    fn idle_needs_the_script_done_and_every_node_at_rest() {
+        let mut c = crate::testkit::quiesced(1, 100);
+        assert!(c.is_idle());
+        c.nodes[0].status = Status::ShuttingDown;
+        assert!(!c.is_idle(), "a shutdown in progress");
+        let mut c = crate::testkit::quiesced(1, 100);
+        Arc::make_mut(&mut c.settings).operator =
+            vec![crate::script::Step::new(crate::script::Action::Checkpoint, "node1")];
+        assert!(!c.is_idle(), "a step left");
+    }
+
+    /// pg_stat_replication on the primary: one row per walsender, each
+    /// with its own connection's sent position.
+    #[test]
+    fn walsender_rows_show_each_connections_own_sent_position() {
+        let mut c = crate::testkit::quiesced(2, 200);
+        let flushed = c.nodes[0].wal.flush_lsn().to_string();
+        for conn in c.conns.iter_mut().filter(|x| x.downstream == NodeId(2)) {
+            conn.sent = Lsn(0x100);
+        }
+        let rows = c.walsender_rows(NodeId(0));
+        let sent: Vec<_> = rows.iter().map(|r| (r.application_name.as_str(), r.sent_lsn.clone())).collect();
+        assert_eq!(sent, [("node2", Some(flushed)), ("node3", Some("0/100".to_string()))]);
+        assert_eq!(rows.iter().map(|r| r.sync_state).collect::<Vec<_>>(), ["sync", "potential"]);
+    }
 }
