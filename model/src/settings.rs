@@ -979,4 +979,12 @@ mod tests {
         up.upstream = Some("node3".into());
         assert_eq!(check(|s| s.operator = vec![up.clone()]), err("operator[0].upstream"));
     }
+
+    /// The names settings print under (trace files, `config` output).
+    #[test]
+    fn policy_and_transfer_names() {
+        assert_eq!((SchedulerPolicy::Random.name(), SchedulerPolicy::Pct.name()), ("random", "pct"));
+        let t = [SynchronousTransfer::Commit, SynchronousTransfer::DataFlush, SynchronousTransfer::All];
+        assert_eq!(t.map(|t| t.name()), ["commit", "data_flush", "all"]);
+    }
 }
