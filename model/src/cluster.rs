@@ -923,4 +923,27 @@ mod tests {
         assert_eq!(sent, [("node2", Some(flushed)), ("node3", Some("0/100".to_string()))]);
         assert_eq!(rows.iter().map(|r| r.sync_state).collect::<Vec<_>>(), ["sync", "potential"]);
     }
+
+    /// pg_control written without fsync is remembered (its durable image
+    /// stays behind) only under the planted bug `fsync_control_file =
+    /// false`; with the rule on, every write is durable.
+    #[test]
+    fn control_writes_are_unsynced_only_without_fsync_control_file() {
+        for fsync in [true, false] {
+            let mut c = crate::testkit::quiesced_with(1, 0, |s| s.rules.fsync_control_file = fsync);
+            c.set_quiesce(false);
+            let mut evs = Vec::new();
+            let (mut changed, mut unsynced) = (0, 0);
+            for i in 0..600u64 {
+                c.enabled(&mut evs);
+                let ev = evs[(i as usize * 7) % evs.len()];
+                let before: Vec<_> = c.nodes.iter().map(|n| n.control).collect();
+                c.apply(ev, i).expect("no violation");
+                changed += c.nodes.iter().zip(&before).filter(|(n, b)| n.control != **b).count();
+                unsynced += c.nodes.iter().filter(|n| n.control_unsynced.is_some()).count();
+            }
+            assert!(changed > 0, "pg_control was written");
+            assert_eq!(unsynced > 0, !fsync, "fsync_control_file = {fsync}");
+        }
+    }
 }
