@@ -664,4 +664,56 @@ mod tests {
         );
         assert_eq!(lines(&mut c, &new).len(), 1, "the same again changes nothing");
     }
+
+    /// The HA tool's primary: the newest-timeline node accepting writes,
+    /// other than the one asked about.
+    #[test]
+    fn the_current_primary_is_a_production_node_other_than_the_one_excluded() {
+        let mut c = quiesced(1, 100);
+        assert_eq!(c.current_primary(None), Some(NodeId(0)));
+        assert_eq!(c.current_primary(Some(NodeId(1))), Some(NodeId(0)));
+        assert_eq!(c.current_primary(Some(NodeId(0))), None, "the standby is not a primary");
+        c.nodes[0].status = Status::Down;
+        assert_eq!(c.current_primary(None), None);
+    }
+
+    /// pg_create_physical_replication_slot then pg_drop_replication_slot:
+    /// the slot is gone; dropping it again is an ERROR.
+    #[test]
+    fn a_dropped_slot_is_gone_and_dropping_it_again_errs() {
+        let mut c = quiesced(1, 100);
+        c.log = crate::log::Log::new(true);
+        c.create_slot(NodeId(0), "s");
+        assert_eq!(c.nodes[0].slots.len(), 1);
+        c.drop_slot(NodeId(0), "other");
+        assert_eq!(c.nodes[0].slots.len(), 1);
+        c.drop_slot(NodeId(0), "s");
+        assert!(c.nodes[0].slots.is_empty());
+        let lines: Vec<_> = c.log.drain().map(|l| (l.level, l.message)).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[1], (crate::log::Level::Error, "replication slot \"other\" does not exist".into()));
+    }
+
+    /// recoveryPausesHere: a pause request holds replay only on a
+    /// consistent standby that is not being promoted.
+    #[test]
+    fn replay_pauses_only_on_a_consistent_standby_not_promoting() {
+        let mut c = quiesced(1, 100);
+        c.nodes[0].replay_pause = true;
+        c.nodes[1].replay_pause = true;
+        assert!(!c.nodes[0].replay_paused(), "a primary");
+        assert!(c.nodes[1].replay_paused());
+        let st = c.nodes[1].startup.as_mut().unwrap();
+        st.consistent = false;
+        assert!(!c.nodes[1].replay_paused(), "not consistent");
+        let st = c.nodes[1].startup.as_mut().unwrap();
+        (st.consistent, st.promote) = (true, true);
+        assert!(!c.nodes[1].replay_paused(), "being promoted");
+        let st = c.nodes[1].startup.as_mut().unwrap();
+        (st.promote, st.standby) = (false, false);
+        assert!(!c.nodes[1].replay_paused(), "crash recovery");
+        c.nodes[1].replay_pause = false;
+        c.nodes[1].startup.as_mut().unwrap().standby = true;
+        assert!(!c.nodes[1].replay_paused(), "no request");
+    }
 }
