@@ -1021,4 +1021,15 @@ mod tests {
         assert!(n.backend_ready(0, env, true));
         assert!(!n.sync_released(&rules, Lsn(0x100), WaitMode::Flush));
     }
+
+    /// The crash-image sampler's `mix` is SplitMix64's output function
+    /// (the same as the client's): its reference values. Which images a
+    /// power loss samples depends on it.
+    #[test]
+    fn crash_image_mix_is_splitmix64() {
+        assert_eq!(mix(0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(mix(0x9E37_79B9_7F4A_7C15), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(mix(1), 0x910A_2DEC_8902_5CC1);
+        assert_eq!(mix(12_345), 0x2211_8258_A9D1_11A0);
+    }
 }
