@@ -153,7 +153,13 @@ mod tests {
             .filter(|&f| !c.nodes[0].buffers.frame(f).page.tuples.is_empty())
             .collect();
         assert!(!frames.is_empty());
-        let (mut xmin_hinted, mut xmax_hinted) = (0, 0);
+        // One tuple deleted by a transaction that aborted.
+        let aborted = 100_000;
+        let n = &mut c.nodes[0];
+        n.clog.set(aborted, crate::clog::XidStatus::Aborted, crate::lsn::Lsn(0));
+        let t = n.buffers.frame_mut(frames[0]).page.tuples.iter_mut().find(|t| t.xmax == 0).unwrap();
+        t.xmax = aborted;
+        let (mut xmin_hinted, mut xmax_hinted, mut xmax_invalid) = (0, 0, 0);
         for f in frames {
             let n = &mut c.nodes[0];
             for t in &mut n.buffers.frame_mut(f).page.tuples {
@@ -176,6 +182,7 @@ mod tests {
                     xmax_hinted += 1;
                 } else if t.xmax != 0 && n.xid_aborted(t.xmax) {
                     want |= HEAP_XMAX_INVALID;
+                    xmax_invalid += 1;
                 }
                 assert_eq!(t.infomask, want, "{t:?}");
             }
@@ -183,6 +190,9 @@ mod tests {
             c.with_node(0, |n, ctx| n.set_hint_bits(f, Process::Backend(0), ctx));
             assert!(!c.nodes[0].buffers.frame(f).dirty, "nothing new to hint");
         }
-        assert!(xmin_hinted > 0 && xmax_hinted > 0, "{xmin_hinted} {xmax_hinted}");
+        assert!(
+            xmin_hinted > 0 && xmax_hinted > 0 && xmax_invalid > 0,
+            "{xmin_hinted} {xmax_hinted} {xmax_invalid}"
+        );
     }
 }

@@ -715,5 +715,9 @@ mod tests {
         assert_eq!(s.send_upto(true, true), flushed);
         assert_eq!(s.send_upto(true, false), replayed);
         assert_eq!(s.send_upto(false, false), replayed);
+        // Promoted, its end-of-recovery checkpoint still to come (the
+        // startup process not gone yet): a primary sends what it flushed.
+        s.status = Status::Production;
+        assert_eq!(s.send_upto(true, false), flushed);
     }
 }
