@@ -305,6 +305,12 @@ mod tests {
         let mut c = base.clone();
         c.nodes[0].walsenders.iter_mut().for_each(|w| w.announce_next_takeover = true);
         assert!(c.status_reply_due(&c.nodes[1]), "announces the synchronous standby");
+        // No longer a candidate (reloaded names leave it out): the next
+        // reply re-arms the takeover announcement, with no line to log.
+        let mut c = base.clone();
+        c.nodes[0].gucs.names = crate::syncrep::StandbyNames::parse("FIRST 1 (other)").unwrap();
+        assert!(!c.nodes[0].walsenders[0].announce_next_takeover);
+        assert!(c.status_reply_due(&c.nodes[1]), "re-arms the announcement");
         let mut c = base.clone();
         let released = c.nodes[0].walsndctl.lsn[0];
         assert!(released > Lsn(0));
