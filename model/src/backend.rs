@@ -475,4 +475,34 @@ mod tests {
         w.reported.flush = Lsn(end.0 - 8);
         assert_eq!(c.nodes[0].holders_of(end), (0b011, 0b111), "node3 wrote but did not flush");
     }
+
+    /// A backend blocked before its DML runs once what it waits for is
+    /// over (a transaction ended, the synchronous standby confirmed), and
+    /// `ps` shows what it waits for meanwhile.
+    #[test]
+    fn a_blocked_backend_runs_once_its_wait_is_over() {
+        let mut c = quiesced(1, 200);
+        let op = Op { client: 0, kind: OpKind::Insert, key: 1, payload: 2 };
+        let released = c.nodes[0].walsndctl.released(WaitMode::Flush);
+        assert!(released > Lsn(0));
+        let ready = |c: &crate::cluster::Cluster| {
+            c.nodes[0].backend_ready(0, Env { settings: &c.settings, archive: &c.archive }, false)
+        };
+        let block =
+            |c: &mut crate::cluster::Cluster, wait| c.nodes[0].backends[0] = Backend::Blocked { op, wait };
+        block(&mut c, Wait::SyncRep { lsn: released, mode: WaitMode::Flush });
+        assert!(ready(&c), "confirmed up to {released}");
+        block(&mut c, Wait::SyncRep { lsn: Lsn(released.0 + 8), mode: WaitMode::Flush });
+        assert!(!ready(&c));
+        assert_eq!(
+            c.waits(),
+            [format!("node1 client backend 0 waiting for {} (wait_event=SyncRep)", Lsn(released.0 + 8))]
+        );
+        block(&mut c, Wait::Xact { xid: Xid(4242) });
+        c.nodes[0].running.push(Xid(4242));
+        assert!(!ready(&c));
+        assert_eq!(c.waits(), ["node1 client backend 0 waiting for transaction 4242"]);
+        c.nodes[0].running.retain(|&x| x != Xid(4242));
+        assert!(ready(&c));
+    }
 }

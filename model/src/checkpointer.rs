@@ -687,4 +687,97 @@ mod tests {
             assert_eq!(c.nodes[i].checkpointer.requested, Some(kind), "node{}", i + 1);
         }
     }
+
+    /// Runs `f` on a fresh primary (initdb) with a logging context.
+    fn on_node<R>(
+        settings: &crate::settings::Settings,
+        n: &mut Node,
+        f: impl FnOnce(&mut Node, &mut Ctx<'_>) -> R,
+    ) -> (R, Vec<String>) {
+        let (mut log, mut fx) = (crate::log::Log::new(true), crate::event::Effects::default());
+        let archive = crate::archive::Archive::default();
+        let mut ctx =
+            Ctx { env: crate::node::Env { settings, archive: &archive }, log: &mut log, fx: &mut fx };
+        let r = f(n, &mut ctx);
+        (r, log.drain().map(|l| l.message).collect())
+    }
+
+    /// KeepLogSeg: a slot holds WAL from its restart_lsn's segment, but no
+    /// more than max_slot_wal_keep_size behind the checkpoint;
+    /// wal_keep_size holds that many segments behind it.
+    #[test]
+    fn keep_log_seg_holds_slots_within_max_slot_wal_keep_size() {
+        use crate::node::ReplSlot;
+        use crate::settings::WalSize;
+        let mut s = crate::testkit::real_geometry();
+        assert_eq!(s.wal_segment_size.0, 1 << 20);
+        let mut n = Node::initdb(crate::ids::NodeId(0), &s);
+        let at = Lsn(10 << 20);
+        assert_eq!(n.keep_log_seg(at, &s), u64::MAX, "nothing held");
+        s.wal_keep_size = WalSize(crate::settings::Bytes(3 << 20));
+        assert_eq!(n.keep_log_seg(at, &s), 7);
+        s.wal_keep_size = WalSize(crate::settings::Bytes(0));
+        n.slots = vec![ReplSlot { name: "s".into(), restart_lsn: Lsn((1 << 20) + 100), invalidated: false }];
+        s.max_slot_wal_keep_size = -1;
+        assert_eq!(n.keep_log_seg(at, &s), 1);
+        s.max_slot_wal_keep_size = 2;
+        assert_eq!(n.keep_log_seg(at, &s), 8);
+        s.max_slot_wal_keep_size = 9;
+        assert_eq!(n.keep_log_seg(at, &s), 1, "exactly max_slot_wal_keep_size behind");
+        s.max_slot_wal_keep_size = 8;
+        assert_eq!(n.keep_log_seg(at, &s), 2);
+        s.max_slot_wal_keep_size = -1;
+        s.wal_keep_size = WalSize(crate::settings::Bytes(3 << 20));
+        assert_eq!(n.keep_log_seg(at, &s), 1, "the slot holds more");
+    }
+
+    /// A slot whose restart_lsn lies before the oldest kept segment is
+    /// invalidated, with PostgreSQL's line; one exactly at it is not.
+    #[test]
+    fn slots_before_the_oldest_kept_segment_are_invalidated() {
+        use crate::node::ReplSlot;
+        let s = crate::testkit::real_geometry();
+        let mut n = Node::initdb(crate::ids::NodeId(0), &s);
+        let slot =
+            |name: &str, at: u64| ReplSlot { name: name.into(), restart_lsn: Lsn(at), invalidated: false };
+        n.slots = vec![slot("behind", (8 << 20) - 8), slot("at", 8 << 20)];
+        let ((), lines) = on_node(&s, &mut n, |n, ctx| n.invalidate_obsolete_slots(8, ctx));
+        assert_eq!(
+            lines,
+            ["invalidating slot \"behind\" because its restart_lsn 0/7FFFF8 exceeds max_slot_wal_keep_size"]
+        );
+        assert_eq!(
+            n.slots[0],
+            ReplSlot { name: "behind".into(), restart_lsn: Lsn::INVALID, invalidated: true }
+        );
+        assert_eq!(n.slots[1], slot("at", 8 << 20));
+    }
+
+    /// RemoveOldXlogFiles: every segment before REDO's goes (recycled while
+    /// below min_wal_size ahead of REDO, removed beyond), named as
+    /// PostgreSQL names the files.
+    #[test]
+    fn old_wal_before_the_redo_segment_is_removed() {
+        let s = crate::testkit::real_geometry();
+        let mut n = Node::initdb(crate::ids::NodeId(0), &s);
+        for _ in 0..5 {
+            n.wal.insert(Tli(1), Xid(0), RecordBody::Switch);
+        }
+        let end = n.wal.insert(Tli(1), Xid(0), RecordBody::Abort).end;
+        n.wal.flush_upto(end);
+        assert_eq!(n.wal.geometry().segno(end), 5);
+        let redo = Lsn((4 << 20) + 40);
+        let ((), lines) = on_node(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(4 << 20));
+        assert_eq!(
+            lines,
+            [
+                "attempting to remove WAL segments older than log file 000000010000000000000003",
+                "removing write-ahead log file \"000000010000000000000000\"",
+                "removing write-ahead log file \"000000010000000000000001\"",
+                "removing write-ahead log file \"000000010000000000000002\"",
+                "removing write-ahead log file \"000000010000000000000003\"",
+            ]
+        );
+    }
 }

@@ -351,4 +351,93 @@ mod tests {
         }
         assert_eq!(lazy.clone(), lazy);
     }
+
+    /// `mix` is SplitMix64's output function: its reference values (the
+    /// first outputs of a SplitMix64 generator seeded with 0, and more).
+    /// Which key and payload a drawn argument gives is part of every
+    /// seed's history.
+    #[test]
+    fn mix_is_splitmix64() {
+        assert_eq!(mix(0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(mix(0x9E37_79B9_7F4A_7C15), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(mix(1), 0x910A_2DEC_8902_5CC1);
+        assert_eq!(mix(12_345), 0x2211_8258_A9D1_11A0);
+        let w = WorkloadSettings::default();
+        assert_eq!(Ledger::new(1).make_op(0, 12_345, &w).payload, 0x2211_8258_A9D1_11A0);
+    }
+
+    fn ack(key: u32, payload: u64, commit_end: u64, on: u16) -> Ack {
+        Ack {
+            op: Op { client: 0, kind: OpKind::Insert, key, payload },
+            record: CommitRecord {
+                node: NodeId(0),
+                commit_end: Lsn(commit_end),
+                durable_on: on,
+                written_on: on,
+            },
+        }
+    }
+
+    /// A node whose data was replaced (base backup, rewind) no longer owes
+    /// the acknowledged commits it held: `check_node` does not ask it for
+    /// them, and still asks every other node.
+    #[test]
+    fn a_forgotten_node_no_longer_owes_its_acknowledged_commits() {
+        let mut l = Ledger::new(1);
+        l.on_ack(&ack(1, 7, 100, 0b011));
+        l.forget_node(NodeId(1));
+        assert_eq!(l.check_node(NodeId(1), "node2", &[]), None);
+        let lost = l.check_node(NodeId(0), "node1", &[]).unwrap();
+        assert!(lost.contains("row id=1") && lost.contains("flushed on node1"), "{lost}");
+        // Written only (not flushed) on node 3: forgotten as well.
+        let mut l = Ledger::new(1);
+        l.on_ack(&Ack {
+            record: CommitRecord { durable_on: 0b001, written_on: 0b101, ..ack(1, 7, 100, 0).record },
+            ..ack(1, 7, 100, 0)
+        });
+        l.forget_node(NodeId(2));
+        assert_eq!(l.check_node(NodeId(2), "node3", &[]), None);
+        assert!(l.check_node(NodeId(0), "node1", &[]).is_some());
+    }
+
+    /// `forget_after` drops only the commits whose record ends past the
+    /// point, and only on that node.
+    #[test]
+    fn forget_after_drops_only_commits_past_the_point_on_that_node() {
+        let mut l = Ledger::new(1);
+        l.on_ack(&ack(1, 7, 100, 0b011));
+        l.on_ack(&ack(2, 8, 200, 0b011));
+        l.forget_after(NodeId(1), Lsn(100));
+        let rows = [(1, 7), (2, 8)];
+        assert_eq!(l.check_node(NodeId(1), "node2", &rows[..1]), None);
+        let lost = l.check_node(NodeId(1), "node2", &rows[1..]).unwrap();
+        assert!(lost.contains("row id=1"), "{lost}");
+        let lost = l.check_node(NodeId(0), "node1", &rows[..1]).unwrap();
+        assert!(lost.contains("row id=2"), "{lost}");
+    }
+
+    /// The drawn argument's last two decimal digits choose the kind
+    /// (default mix: 20 % updates of an owned row, 10 % selects, the rest
+    /// inserts); its bits above the eighth choose the key.
+    #[test]
+    fn make_op_chooses_kind_and_key_from_the_argument() {
+        let w = WorkloadSettings { key_space: 100_000, ..WorkloadSettings::default() };
+        let mut l = Ledger::new(1);
+        let op = |l: &Ledger, arg: u64| {
+            let o = l.make_op(0, arg, &w);
+            (o.kind, o.key)
+        };
+        assert_eq!(op(&l, 1010), (OpKind::Insert, 4), "no owned row to update yet");
+        assert_eq!(op(&l, 1025), (OpKind::Select, 5));
+        assert_eq!(op(&l, 1050), (OpKind::Insert, 5));
+        assert_eq!(op(&l, 1019), (OpKind::Insert, 4));
+        l.on_ack(&ack(42, 7, 100, 1));
+        assert_eq!(op(&l, 1010), (OpKind::Update, 42));
+        assert_eq!(op(&l, 1019), (OpKind::Update, 42));
+        assert_eq!(op(&l, 1020), (OpKind::Select, 4));
+        assert_eq!(op(&l, 1029), (OpKind::Select, 5));
+        assert_eq!(op(&l, 1030), (OpKind::Insert, 5));
+        assert_eq!(op(&l, (99_999 << 8) + 50), (OpKind::Insert, 100_000));
+        assert_eq!(op(&l, (100_000 << 8) + 50), (OpKind::Insert, 1));
+    }
 }

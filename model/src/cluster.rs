@@ -974,4 +974,191 @@ mod tests {
         c.script.load_stopped = true;
         c.enabled_cached(&mut evs);
     }
+
+    fn attempt(node: &str) -> crate::script::FailbackAttempt {
+        crate::script::FailbackAttempt {
+            node: node.into(),
+            strategy: crate::script::Failback::Naive,
+            at: 0,
+            upstream: "node1".into(),
+            result: AttemptResult::Pending,
+            messages: Vec::new(),
+            end_of_wal: Lsn(0),
+            fork_point: None,
+            upstream_position: Lsn(0),
+        }
+    }
+
+    /// A refusal is booked once per run of the same refusal on a node: the
+    /// same kind and text again is not booked, another text or kind is, and
+    /// another node's refusals in between do not hide a node's last one.
+    /// The node's latest failback attempt is refused with the message.
+    #[test]
+    fn refusals_are_booked_once_per_repeat_and_refuse_the_attempt() {
+        use crate::event::RefusalKind as K;
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.attempts = vec![attempt("node2"), attempt("node3"), attempt("node2")];
+        let booked = |c: &Cluster| {
+            c.refusals.iter().map(|r| (r.node.clone(), r.kind, r.message.clone())).collect::<Vec<_>>()
+        };
+        c.book_refusal(NodeId(1), K::AheadOfFlush, "a");
+        c.book_refusal(NodeId(1), K::AheadOfFlush, "a");
+        c.book_refusal(NodeId(2), K::AheadOfFlush, "a");
+        c.book_refusal(NodeId(1), K::AheadOfFlush, "a");
+        c.book_refusal(NodeId(1), K::AheadOfFlush, "b");
+        c.book_refusal(NodeId(1), K::NotInHistory, "b");
+        let n = |s: &str| s.to_string();
+        assert_eq!(
+            booked(&c),
+            [
+                (n("node2"), K::AheadOfFlush, n("a")),
+                (n("node3"), K::AheadOfFlush, n("a")),
+                (n("node2"), K::AheadOfFlush, n("b")),
+                (n("node2"), K::NotInHistory, n("b")),
+            ]
+        );
+        let results: Vec<_> = c.attempts.iter().map(|a| (a.result, a.messages.clone())).collect();
+        assert_eq!(
+            results,
+            [
+                (AttemptResult::Pending, vec![]),
+                (AttemptResult::Refused, vec![n("a")]),
+                (AttemptResult::Refused, vec![n("a"), n("b")]),
+            ]
+        );
+        // The latest attempt's result is what is set, on that node only.
+        c.set_attempt_result(NodeId(1), AttemptResult::Stuck);
+        let results: Vec<_> = c.attempts.iter().map(|a| a.result).collect();
+        assert_eq!(results, [AttemptResult::Pending, AttemptResult::Refused, AttemptResult::Stuck]);
+    }
+
+    /// A pending attempt becomes `Streaming` once its node streams the
+    /// current timeline, not while its walreceiver is refused, and an
+    /// attempt that ended stays as it ended.
+    #[test]
+    fn a_pending_attempt_streams_once_its_node_streams_the_current_timeline() {
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.attempts = vec![attempt("node2"), attempt("node3")];
+        c.attempts[1].result = AttemptResult::Failed;
+        c.nodes[1].walrcv.refused = Some(crate::node::RefusalMemo {
+            upstream: NodeId(0),
+            upstream_flush: Lsn(0),
+            upstream_tli: crate::ids::Tli(1),
+            local_end: Lsn(0),
+        });
+        c.update_attempts();
+        assert_eq!(c.attempts[0].result, AttemptResult::Pending, "refused");
+        c.nodes[1].walrcv.refused = None;
+        c.update_attempts();
+        let results: Vec<_> = c.attempts.iter().map(|a| a.result).collect();
+        assert_eq!(results, [AttemptResult::Streaming, AttemptResult::Failed]);
+        // Not streaming at all: stays pending.
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.attempts = vec![attempt("node2"), attempt("node3")];
+        c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
+        c.update_attempts();
+        let results: Vec<_> = c.attempts.iter().map(|a| a.result).collect();
+        assert_eq!(results, [AttemptResult::Pending, AttemptResult::Streaming]);
+    }
+
+    /// What a stuck run prints for each blocked process; nothing when all
+    /// is idle.
+    #[test]
+    fn waits_name_each_blocked_process() {
+        let mut c = crate::testkit::quiesced(1, 100);
+        assert_eq!(c.waits(), Vec::<String>::new());
+        c.nodes[0].status = Status::ShuttingDown;
+        c.nodes[1].startup.as_mut().unwrap().read_error = Some("invalid record length".into());
+        assert_eq!(
+            c.waits(),
+            [
+                "node1: fast shutdown cannot finish",
+                "node2 startup process cannot read WAL, retrying forever: invalid record length",
+            ]
+        );
+        let mut c = crate::testkit::quiesced(1, 100);
+        let step = crate::script::Step::new(crate::script::Action::Checkpoint, "node2");
+        Arc::make_mut(&mut c.settings).operator = vec![step];
+        assert_eq!(c.waits(), ["operator step 1 (CHECKPOINT on node2) cannot run"]);
+        c.script.in_progress = Some(crate::operator::Completion::Down(NodeId(1)));
+        assert_eq!(c.waits(), ["operator step 1 (CHECKPOINT on node2) has not finished"]);
+    }
+
+    /// A partition fault is offered once per unordered pair of running
+    /// nodes not already cut off from each other, never a node from itself.
+    #[test]
+    fn partitions_are_offered_once_per_pair_of_running_nodes() {
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.set_quiesce(false);
+        let mut out = Vec::new();
+        let pairs = |c: &Cluster, out: &mut Vec<Event>| {
+            c.enabled_faults(FaultKind::Partition, out);
+            out.iter()
+                .map(|e| match *e {
+                    Event::Partition { node, peer } => (node.0, peer.0),
+                    _ => panic!("{e:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&c, &mut out), [(0, 1), (0, 2), (1, 2)]);
+        c.partitions.cut(NodeId(2), NodeId(0));
+        c.nodes[1].status = Status::Down;
+        assert_eq!(pairs(&c, &mut out), Vec::<(u8, u8)>::new());
+        c.set_quiesce(true);
+        c.partitions.heal_all();
+        c.nodes[1].status = Status::Production;
+        assert_eq!(pairs(&c, &mut out), Vec::<(u8, u8)>::new(), "no faults while quiescing");
+    }
+
+    /// Idle: the script is done and no node has work left — not while a
+    /// shutdown is unfinished or a backend waits.
+    #[test]
+    fn idle_needs_the_script_done_and_every_node_at_rest() {
+        let mut c = crate::testkit::quiesced(1, 100);
+        assert!(c.is_idle());
+        c.nodes[0].status = Status::ShuttingDown;
+        assert!(!c.is_idle(), "a shutdown in progress");
+        let mut c = crate::testkit::quiesced(1, 100);
+        Arc::make_mut(&mut c.settings).operator =
+            vec![crate::script::Step::new(crate::script::Action::Checkpoint, "node1")];
+        assert!(!c.is_idle(), "a step left");
+    }
+
+    /// pg_stat_replication on the primary: one row per walsender, each
+    /// with its own connection's sent position.
+    #[test]
+    fn walsender_rows_show_each_connections_own_sent_position() {
+        let mut c = crate::testkit::quiesced(2, 200);
+        let flushed = c.nodes[0].wal.flush_lsn().to_string();
+        for conn in c.conns.iter_mut().filter(|x| x.downstream == NodeId(2)) {
+            conn.sent = Lsn(0x100);
+        }
+        let rows = c.walsender_rows(NodeId(0));
+        let sent: Vec<_> = rows.iter().map(|r| (r.application_name.as_str(), r.sent_lsn.clone())).collect();
+        assert_eq!(sent, [("node2", Some(flushed)), ("node3", Some("0/100".to_string()))]);
+        assert_eq!(rows.iter().map(|r| r.sync_state).collect::<Vec<_>>(), ["sync", "potential"]);
+    }
+
+    /// pg_control written without fsync is remembered (its durable image
+    /// stays behind) only under the planted bug `fsync_control_file =
+    /// false`; with the rule on, every write is durable.
+    #[test]
+    fn control_writes_are_unsynced_only_without_fsync_control_file() {
+        for fsync in [true, false] {
+            let mut c = crate::testkit::quiesced_with(1, 0, |s| s.rules.fsync_control_file = fsync);
+            c.set_quiesce(false);
+            let mut evs = Vec::new();
+            let (mut changed, mut unsynced) = (0, 0);
+            for i in 0..600u64 {
+                c.enabled(&mut evs);
+                let ev = evs[(i as usize * 7) % evs.len()];
+                let before: Vec<_> = c.nodes.iter().map(|n| n.control).collect();
+                c.apply(ev, i).expect("no violation");
+                changed += c.nodes.iter().zip(&before).filter(|(n, b)| n.control != **b).count();
+                unsynced += c.nodes.iter().filter(|n| n.control_unsynced.is_some()).count();
+            }
+            assert!(changed > 0, "pg_control was written");
+            assert_eq!(unsynced > 0, !fsync, "fsync_control_file = {fsync}");
+        }
+    }
 }

@@ -167,4 +167,20 @@ mod tests {
         }
         assert_eq!(Process::Startup.pid(NodeId(0)), 1004, "as in the golden logs' source lines");
     }
+
+    /// Each level prints as PostgreSQL's elog level name.
+    #[test]
+    fn levels_print_as_postgres_names_them() {
+        let all = [
+            Level::Debug,
+            Level::Log,
+            Level::Detail,
+            Level::Error,
+            Level::Fatal,
+            Level::Panic,
+            Level::Warning,
+        ];
+        let names: Vec<_> = all.iter().map(|l| l.name()).collect();
+        assert_eq!(names, ["DEBUG", "LOG", "DETAIL", "ERROR", "FATAL", "PANIC", "WARNING"]);
+    }
 }

@@ -363,4 +363,13 @@ mod tests {
         let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         assert_eq!(got, want);
     }
+
+    /// The LSN printed right after a marker in a server log line.
+    #[test]
+    fn after_reads_the_lsn_following_a_marker() {
+        let line = "FATAL:  requested starting point 0/3000000 on timeline 1 is not in this server's history";
+        assert_eq!(Lsn::after(line, "requested starting point "), Some(Lsn(0x300_0000)));
+        assert_eq!(Lsn::after(line, "on timeline "), None, "no %X/%X there");
+        assert_eq!(Lsn::after(line, "diverged at "), None, "no marker");
+    }
 }

@@ -104,3 +104,27 @@ impl Partitions {
         &self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cuts are unordered pairs; `heal` mends one, `heal_all` (the start of
+    /// the quiesce phase) every one.
+    #[test]
+    fn partitions_cut_heal_and_heal_all() {
+        let (a, b, c) = (NodeId(0), NodeId(1), NodeId(2));
+        let mut p = Partitions::default();
+        p.cut(b, a);
+        p.cut(a, b);
+        p.cut(c, a);
+        assert_eq!(p.pairs(), &[(a, b), (a, c)]);
+        assert!(p.is_cut(a, b) && p.is_cut(b, a) && p.is_cut(a, c) && !p.is_cut(b, c));
+        p.heal(b, a);
+        assert!(!p.is_cut(a, b) && p.is_cut(a, c));
+        p.cut(b, c);
+        p.heal_all();
+        assert!(p.pairs().is_empty());
+        assert!(!p.is_cut(a, c) && !p.is_cut(b, c));
+    }
+}

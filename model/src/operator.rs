@@ -478,4 +478,242 @@ mod tests {
         assert!(!c.step_possible(&s), "crash recovery");
         assert!(!c.step_possible(&step(Action::Promote, "node1")), "a primary");
     }
+
+    /// Each `when` condition of an operator step, at its boundary, on a
+    /// quiesced primary (node1) and streaming standby (node2).
+    #[test]
+    fn step_conditions_hold_exactly_at_their_boundaries() {
+        use crate::script::{Condition as C, Failback};
+        use crate::wal::RecordBody;
+        let on = |cond, node: &str| {
+            let mut s = step(Action::StopLoad, node);
+            s.when = Some(cond);
+            s
+        };
+        let base = quiesced(1, 100);
+        let mut c = base.clone();
+        assert!(c.step_possible(&on(C::NodeReplayedAll, "node2")));
+        assert!(c.step_possible(&on(C::NodeReplayedUpstream, "node2")));
+        assert!(c.step_possible(&on(C::StandbyCaughtUp, "node1")));
+        assert!(!c.step_possible(&on(C::PrimaryPassedEndOfWal, "node2")), "exactly at its end");
+        assert!(c.step_possible(&on(C::StandbysStreaming, "node1")));
+        assert!(c.step_possible(&on(C::ArchiverCaughtUp, "node1")));
+        assert!(!c.step_possible(&on(C::NodeDown, "node2")));
+        assert!(!c.step_possible(&on(C::NodeKnowsNewerTimeline, "node2")));
+
+        // The primary's WAL one record further, flushed.
+        let tli = c.nodes[0].tli;
+        let end = c.nodes[0].wal.insert(tli, Xid(0), RecordBody::Switch).end;
+        c.nodes[0].wal.write_upto(end);
+        c.nodes[0].wal.flush_upto(end);
+        assert!(c.step_possible(&on(C::PrimaryPassedEndOfWal, "node2")));
+        assert!(!c.step_possible(&on(C::StandbyCaughtUp, "node1")));
+        assert!(c.step_possible(&on(C::NodeReplayedAll, "node2")), "all of its own WAL");
+        assert!(!c.step_possible(&on(C::NodeReplayedUpstream, "node2")));
+
+        // node2 has a record it has not replayed; its upstream no more.
+        let mut c = base.clone();
+        c.nodes[1].startup.as_mut().unwrap().next -= 1;
+        assert!(!c.step_possible(&on(C::NodeReplayedAll, "node2")));
+        assert!(!c.step_possible(&on(C::NodeReplayedUpstream, "node2")));
+
+        // A standby flushed past its upstream's checkpoint: exactly at it
+        // is not past it.
+        let mut c = base.clone();
+        let flushed = c.nodes[1].wal.flush_lsn();
+        c.nodes[0].control.checkpoint = Lsn(flushed.0 - 1);
+        assert!(c.step_possible(&on(C::StandbyFlushedPastCheckpoint, "node1")));
+        c.nodes[0].control.checkpoint = flushed;
+        assert!(!c.step_possible(&on(C::StandbyFlushedPastCheckpoint, "node1")));
+
+        // Walsenders not streaming; a standby without upstream.
+        let mut c = base.clone();
+        c.nodes[0].walsenders.iter_mut().for_each(|w| w.streaming = false);
+        assert!(!c.step_possible(&on(C::StandbysStreaming, "node1")));
+        c.nodes[1].upstream = None;
+        assert!(c.step_possible(&on(C::StandbysStreaming, "node1")));
+
+        let mut c = base.clone();
+        c.nodes[1].status = Status::Down;
+        assert!(c.step_possible(&on(C::NodeDown, "node2")));
+        c.nodes[1].history.add_child(Tli(2), Tli(1), Lsn(0x100), "x");
+        assert!(c.step_possible(&on(C::NodeKnowsNewerTimeline, "node2")));
+
+        // pg_rewind's source must have checkpointed on its own timeline;
+        // other strategies do not wait for it.
+        let mut c = base.clone();
+        let mut rw = on(C::RewindSourceCheckpointed, "node2");
+        rw.strategy = Some(Failback::Rewind);
+        assert!(c.step_possible(&rw));
+        c.nodes[0].control.tli = Tli(c.nodes[0].tli.0 + 1);
+        assert!(!c.step_possible(&rw));
+        rw.strategy = Some(Failback::Naive);
+        assert!(c.step_possible(&rw));
+    }
+
+    /// What each action needs of its node.
+    #[test]
+    fn each_action_applies_only_where_postgres_allows_it() {
+        let base = quiesced(1, 100);
+        let mut c = base.clone();
+        let ok = |c: &Cluster, a: Action, node: &str| c.step_possible(&step(a, node));
+        for a in [Action::StopFast, Action::Checkpoint, Action::StopImmediate, Action::PowerLoss] {
+            assert!(ok(&c, a, "node1") && ok(&c, a, "node2"), "{a:?}");
+        }
+        assert!(ok(&c, Action::SwitchWal, "node1") && !ok(&c, Action::SwitchWal, "node2"));
+        assert!(ok(&c, Action::Query, "node1") && ok(&c, Action::Query, "node2"));
+        assert!(ok(&c, Action::Reload, "node1") && ok(&c, Action::Reload, "node2"));
+        assert!(ok(&c, Action::PauseReplay, "node2") && !ok(&c, Action::PauseReplay, "node1"));
+        assert!(ok(&c, Action::ResumeReplay, "node2") && !ok(&c, Action::ResumeReplay, "node1"));
+        assert!(!ok(&c, Action::Start, "node2") && !ok(&c, Action::Failback, "node2"));
+        let mut slot = step(Action::CreateSlot, "node1");
+        assert!(!c.step_possible(&slot), "no slot named");
+        slot.slot = Some("s".into());
+        assert!(c.step_possible(&slot));
+        c.nodes[1].startup.as_mut().unwrap().promote = true;
+        assert!(!ok(&c, Action::PauseReplay, "node2"), "being promoted");
+
+        // A stopped standby: only start and failback apply.
+        let mut c = base.clone();
+        c.nodes[1].status = Status::Down;
+        c.nodes[1].startup = None;
+        for a in [
+            Action::StopFast,
+            Action::Checkpoint,
+            Action::StopImmediate,
+            Action::PowerLoss,
+            Action::Reload,
+            Action::Query,
+            Action::SwitchWal,
+        ] {
+            assert!(!ok(&c, a, "node2"), "{a:?}");
+        }
+        let mut slot = step(Action::CreateSlot, "node2");
+        slot.slot = Some("s".into());
+        assert!(!c.step_possible(&slot));
+        assert!(ok(&c, Action::Start, "node2") && ok(&c, Action::Failback, "node2"));
+        let mut fb = step(Action::Failback, "node2");
+        fb.upstream = Some("node2".into());
+        assert!(!c.step_possible(&fb), "its own upstream");
+        fb.upstream = Some("none".into());
+        assert!(!c.step_possible(&fb), "no upstream");
+        // A primary shutting down takes no fast stop or CHECKPOINT.
+        c.nodes[0].status = Status::ShuttingDown;
+        assert!(!ok(&c, Action::StopFast, "node1") && !ok(&c, Action::Checkpoint, "node1"));
+        assert!(ok(&c, Action::StopImmediate, "node1"));
+    }
+
+    /// A step waits for `after_commits` acknowledged commits and
+    /// `after_events` events since the previous step (or nothing else to
+    /// do), both inclusive.
+    #[test]
+    fn a_step_runs_once_its_commits_and_events_are_reached() {
+        let mut c = quiesced(1, 300);
+        let acks = c.ledger.acks;
+        assert!(acks > 0);
+        let mut s = step(Action::StopLoad, "node1");
+        s.after_commits = acks;
+        s.after_events = c.now - c.script.last_done_at;
+        std::sync::Arc::make_mut(&mut c.settings).operator = vec![s.clone()];
+        assert_eq!(c.operator_ready(false), Some(0));
+        s.after_commits = acks + 1;
+        std::sync::Arc::make_mut(&mut c.settings).operator = vec![s.clone()];
+        assert_eq!(c.operator_ready(true), None, "one commit short");
+        s.after_commits = acks;
+        s.after_events += 1;
+        std::sync::Arc::make_mut(&mut c.settings).operator = vec![s.clone()];
+        assert_eq!(c.operator_ready(false), None, "one event short");
+        assert_eq!(c.operator_ready(true), Some(0), "nothing else can happen");
+    }
+
+    /// A reload logs "parameter … changed" only for a value that changed,
+    /// and the node runs with the new values.
+    #[test]
+    fn a_reload_logs_only_the_parameters_it_changed() {
+        use crate::settings::{SynchronousCommit, SynchronousTransfer};
+        let mut c = quiesced(1, 100);
+        c.log = crate::log::Log::new(true);
+        let lines = |c: &mut Cluster, s: &Step| {
+            c.reload(NodeId(0), s);
+            c.log.drain().map(|l| l.message).collect::<Vec<_>>()
+        };
+        let g = c.nodes[0].gucs.clone();
+        let mut same = step(Action::Reload, "node1");
+        same.synchronous_standby_names = Some(g.synchronous_standby_names.clone());
+        same.synchronous_commit = Some(g.synchronous_commit);
+        same.synchronous_transfer = Some(g.synchronous_transfer);
+        assert_eq!(lines(&mut c, &same), ["received SIGHUP, reloading configuration files"]);
+        let mut new = same.clone();
+        new.synchronous_standby_names = Some("FIRST 1 (node2)".into());
+        new.synchronous_commit = Some(SynchronousCommit::Local);
+        new.synchronous_transfer = Some(SynchronousTransfer::All);
+        assert_eq!(
+            lines(&mut c, &new),
+            [
+                "received SIGHUP, reloading configuration files",
+                "parameter \"synchronous_standby_names\" changed to \"FIRST 1 (node2)\"",
+                "parameter \"synchronous_commit\" changed to \"local\"",
+                "parameter \"synchronous_transfer\" changed to \"all\"",
+            ]
+        );
+        let g = &c.nodes[0].gucs;
+        assert_eq!(g.synchronous_standby_names, "FIRST 1 (node2)");
+        assert_eq!(
+            (g.synchronous_commit, g.synchronous_transfer),
+            (SynchronousCommit::Local, SynchronousTransfer::All)
+        );
+        assert_eq!(lines(&mut c, &new).len(), 1, "the same again changes nothing");
+    }
+
+    /// The HA tool's primary: the newest-timeline node accepting writes,
+    /// other than the one asked about.
+    #[test]
+    fn the_current_primary_is_a_production_node_other_than_the_one_excluded() {
+        let mut c = quiesced(1, 100);
+        assert_eq!(c.current_primary(None), Some(NodeId(0)));
+        assert_eq!(c.current_primary(Some(NodeId(1))), Some(NodeId(0)));
+        assert_eq!(c.current_primary(Some(NodeId(0))), None, "the standby is not a primary");
+        c.nodes[0].status = Status::Down;
+        assert_eq!(c.current_primary(None), None);
+    }
+
+    /// pg_create_physical_replication_slot then pg_drop_replication_slot:
+    /// the slot is gone; dropping it again is an ERROR.
+    #[test]
+    fn a_dropped_slot_is_gone_and_dropping_it_again_errs() {
+        let mut c = quiesced(1, 100);
+        c.log = crate::log::Log::new(true);
+        c.create_slot(NodeId(0), "s");
+        assert_eq!(c.nodes[0].slots.len(), 1);
+        c.drop_slot(NodeId(0), "other");
+        assert_eq!(c.nodes[0].slots.len(), 1);
+        c.drop_slot(NodeId(0), "s");
+        assert!(c.nodes[0].slots.is_empty());
+        let lines: Vec<_> = c.log.drain().map(|l| (l.level, l.message)).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[1], (crate::log::Level::Error, "replication slot \"other\" does not exist".into()));
+    }
+
+    /// recoveryPausesHere: a pause request holds replay only on a
+    /// consistent standby that is not being promoted.
+    #[test]
+    fn replay_pauses_only_on_a_consistent_standby_not_promoting() {
+        let mut c = quiesced(1, 100);
+        c.nodes[0].replay_pause = true;
+        c.nodes[1].replay_pause = true;
+        assert!(!c.nodes[0].replay_paused(), "a primary");
+        assert!(c.nodes[1].replay_paused());
+        let st = c.nodes[1].startup.as_mut().unwrap();
+        st.consistent = false;
+        assert!(!c.nodes[1].replay_paused(), "not consistent");
+        let st = c.nodes[1].startup.as_mut().unwrap();
+        (st.consistent, st.promote) = (true, true);
+        assert!(!c.nodes[1].replay_paused(), "being promoted");
+        let st = c.nodes[1].startup.as_mut().unwrap();
+        (st.promote, st.standby) = (false, false);
+        assert!(!c.nodes[1].replay_paused(), "crash recovery");
+        c.nodes[1].replay_pause = false;
+        c.nodes[1].startup.as_mut().unwrap().standby = true;
+        assert!(!c.nodes[1].replay_paused(), "no request");
+    }
 }

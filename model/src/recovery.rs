@@ -694,4 +694,58 @@ mod tests {
         assert_eq!(why, "unexpected timeline ID 2 (should be 1) in online checkpoint record");
         assert_eq!(replay_foreign_checkpoint(false), None, "with the check off, redo goes on");
     }
+
+    /// validateRecoveryParameters/StartupXLOG's checks of the requested
+    /// timeline: the latest checkpoint must lie before the fork, and the
+    /// minimum recovery point's last byte (`minRecoveryPoint - 1`) on its
+    /// timeline; a minimum recovery point exactly at the fork is fine.
+    #[test]
+    fn the_requested_timeline_must_contain_checkpoint_and_min_recovery_point() {
+        let settings = Settings::default();
+        assert!(settings.rules.startup_checks_timeline_fork);
+        let node = || {
+            let mut n = Node::initdb(NodeId(1), &settings);
+            n.history.add_child(Tli(2), Tli(1), Lsn(0x300_0000), "no recovery target specified");
+            n
+        };
+        let check = |n: &mut Node| {
+            let (mut log, mut fx) = (Log::new(true), Effects::default());
+            let mut ctx = Ctx {
+                env: Env { settings: &settings, archive: &Default::default() },
+                log: &mut log,
+                fx: &mut fx,
+            };
+            let ok = n.check_recovery_target(Tli(2), &mut ctx);
+            (ok, n.failed.clone())
+        };
+        let mut n = node();
+        assert!(n.control.checkpoint < Lsn(0x300_0000));
+        assert_eq!(check(&mut n), (true, None));
+        n.control.min_recovery_point = Lsn(0x300_0000);
+        n.control.min_recovery_point_tli = Tli(1);
+        assert_eq!(check(&mut n), (true, None), "ends exactly at the fork");
+        n.control.min_recovery_point = Lsn(0x300_0008);
+        assert_eq!(
+            check(&mut n),
+            (
+                false,
+                Some(
+                    "requested timeline 2 does not contain minimum recovery point 0/3000008 on timeline 1"
+                        .into()
+                )
+            )
+        );
+        let mut n = node();
+        n.control.checkpoint = Lsn(0x300_0000);
+        assert_eq!(
+            check(&mut n),
+            (
+                false,
+                Some(
+                    "requested timeline 2 is not a child of this server's history: Latest checkpoint is at 0/3000000 on timeline 1, but in the history of the requested timeline, the server forked off from that timeline at 0/3000000."
+                        .into()
+                )
+            )
+        );
+    }
 }

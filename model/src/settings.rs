@@ -937,4 +937,92 @@ mod tests {
         assert_eq!(with(3).unwrap_err(), "cluster.clog_xids_per_page");
         assert_eq!(with(32_769).unwrap_err(), "cluster.clog_xids_per_page");
     }
+
+    /// Every numeric bound of `validate`, at the limit (accepted) and just
+    /// outside (refused, naming the key).
+    #[test]
+    fn every_bound_is_accepted_at_the_limit_and_refused_just_outside() {
+        fn check(set: impl Fn(&mut Settings)) -> Result<(), String> {
+            let mut s = crate::testkit::real_geometry();
+            set(&mut s);
+            s.validate().map_err(|e| e.key)
+        }
+        let err = |k: &str| Err(k.to_string());
+        assert_eq!(check(|s| s.wal_segment_size = Bytes(16 << 10)), Ok(()));
+        assert_eq!(check(|s| s.wal_segment_size = Bytes(8 << 10)), err("wal_segment_size"));
+        let huge = |s: &mut Settings, seg: u64| {
+            s.wal_segment_size = Bytes(seg);
+            s.max_wal_size = WalSize(Bytes(4 << 30));
+        };
+        assert_eq!(check(|s| huge(s, 1 << 30)), Ok(()));
+        assert_eq!(check(|s| huge(s, 2 << 30)), err("wal_segment_size"));
+        assert_eq!(check(|s| s.shared_buffers = 2), Ok(()));
+        assert_eq!(check(|s| s.shared_buffers = 1), err("shared_buffers"));
+        assert_eq!(check(|s| s.shared_buffers = 65_536), Ok(()));
+        assert_eq!(check(|s| s.shared_buffers = 65_537), err("shared_buffers"));
+        assert_eq!(check(|s| s.max_wal_size = WalSize(s.wal_segment_size)), Ok(()));
+        assert_eq!(check(|s| s.max_wal_size = WalSize(Bytes(s.wal_segment_size.0 - 1))), err("max_wal_size"));
+        assert_eq!(check(|s| s.cluster.standbys = 8), Ok(()));
+        assert_eq!(check(|s| s.cluster.standbys = 9), err("cluster.standbys"));
+        assert_eq!(check(|s| s.cluster.rel_pages = 1), Ok(()));
+        assert_eq!(check(|s| s.cluster.rel_pages = 0), err("cluster.rel_pages"));
+        assert_eq!(check(|s| s.cluster.rel_pages = 65_536), Ok(()));
+        assert_eq!(check(|s| s.cluster.rel_pages = 65_537), err("cluster.rel_pages"));
+        assert_eq!(check(|s| s.workload.clients = 1), Ok(()));
+        assert_eq!(check(|s| s.workload.clients = 0), err("workload.clients"));
+        assert_eq!(check(|s| s.workload.clients = 64), Ok(()));
+        assert_eq!(check(|s| s.workload.clients = 65), err("workload.clients"));
+        assert_eq!(check(|s| s.workload.key_space = 1), Ok(()));
+        assert_eq!(check(|s| s.workload.key_space = 0), err("workload.key_space"));
+        let mix = |s: &mut Settings, u: u8, r: u8| {
+            s.workload.update_percent = u;
+            s.workload.select_percent = r;
+        };
+        assert_eq!(check(|s| mix(s, 100, 0)), Ok(()));
+        assert_eq!(check(|s| mix(s, 40, 60)), Ok(()));
+        assert_eq!(check(|s| mix(s, 41, 60)), err("workload.select_percent"));
+        let no_faults = |s: &mut Settings| {
+            let f = &mut s.faults;
+            (f.process_crash, f.power_loss, f.disconnect, f.partition, f.archive_command) =
+                (0.0, 0.0, 0.0, 0.0, 0.0);
+        };
+        assert_eq!(check(|s| (no_faults(s), s.faults.partition = 1.0).1), Ok(()));
+        assert_eq!(check(|s| (no_faults(s), s.faults.partition = 1.01).1), err("faults.partition"));
+        assert_eq!(check(|s| (no_faults(s), s.faults.power_loss = -0.01).1), err("faults.power_loss"));
+        assert_eq!(check(|s| (no_faults(s), s.faults.disconnect = 0.5, s.faults.partition = 0.5).2), Ok(()));
+        assert_eq!(
+            check(|s| (no_faults(s), s.faults.disconnect = 0.5, s.faults.partition = 0.6).2),
+            err("faults")
+        );
+        assert_eq!(check(|s| s.scheduler.steps = 1), Ok(()));
+        assert_eq!(check(|s| s.scheduler.steps = 0), err("scheduler.steps"));
+        assert_eq!(check(|s| s.scheduler.pct_depth = 1), Ok(()));
+        assert_eq!(check(|s| s.scheduler.pct_depth = 0), err("scheduler.pct_depth"));
+        assert_eq!(check(|s| s.scheduler.pct_depth = 64), Ok(()));
+        assert_eq!(check(|s| s.scheduler.pct_depth = 65), err("scheduler.pct_depth"));
+        assert_eq!(check(|s| s.scheduler.pct_steps = 1), Ok(()));
+        assert_eq!(check(|s| s.scheduler.pct_steps = 0), err("scheduler.pct_steps"));
+        assert_eq!(check(|s| s.scheduler.weights.heal = 0), err("scheduler.weights.heal"));
+        assert_eq!(check(|s| s.scheduler.weights.backend = 0), err("scheduler.weights.backend"));
+        let steps = |n: usize| vec![crate::script::Step::new(crate::script::Action::Checkpoint, "node1"); n];
+        assert_eq!(check(|s| s.operator = steps(200)), Ok(()));
+        assert_eq!(check(|s| s.operator = steps(201)), err("operator"));
+        let mut up = crate::script::Step::new(crate::script::Action::Checkpoint, "node2");
+        assert_eq!(check(|s| s.operator = vec![up.clone()]), Ok(()));
+        up.node = "node3".into();
+        assert_eq!(check(|s| s.operator = vec![up.clone()]), err("operator[0].node"));
+        up.node = "node1".into();
+        up.upstream = Some("none".into());
+        assert_eq!(check(|s| s.operator = vec![up.clone()]), Ok(()));
+        up.upstream = Some("node3".into());
+        assert_eq!(check(|s| s.operator = vec![up.clone()]), err("operator[0].upstream"));
+    }
+
+    /// The names settings print under (trace files, `config` output).
+    #[test]
+    fn policy_and_transfer_names() {
+        assert_eq!((SchedulerPolicy::Random.name(), SchedulerPolicy::Pct.name()), ("random", "pct"));
+        let t = [SynchronousTransfer::Commit, SynchronousTransfer::DataFlush, SynchronousTransfer::All];
+        assert_eq!(t.map(|t| t.name()), ["commit", "data_flush", "all"]);
+    }
 }

@@ -42,3 +42,19 @@ pub(crate) fn settle(c: &mut Cluster) {
     }
     assert!(c.is_idle(), "quiesced: {:?}", c.waits());
 }
+
+/// The defaults before issue 11 (PostgreSQL's own WAL geometry: 8 kB WAL
+/// pages, 1 MB segments, `max_wal_size`/`min_wal_size` 2 MB, no
+/// `wal_keep_size`, 100,000 keys): for unit tests whose exact positions
+/// and sizes were written against it.
+pub(crate) fn real_geometry() -> Settings {
+    use crate::settings::{Bytes, WalSize};
+    let mut s = Settings::default();
+    s.wal_block_size = Bytes(8 << 10);
+    s.wal_segment_size = Bytes(1 << 20);
+    s.max_wal_size = WalSize(Bytes(2 << 20));
+    s.min_wal_size = WalSize(Bytes(2 << 20));
+    s.wal_keep_size = WalSize(Bytes(0));
+    s.workload.key_space = 100_000;
+    s
+}

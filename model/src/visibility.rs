@@ -135,3 +135,64 @@ impl Node {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::quiesced;
+
+    /// SetHintBits on a page whose hints were cleared: every committed
+    /// xmin and xmax gets its "committed" hint, every aborted one its
+    /// "invalid" hint, and the buffer is dirtied; a second call changes
+    /// nothing.
+    #[test]
+    fn set_hint_bits_caches_each_ended_transaction() {
+        let mut c = quiesced(0, 400);
+        let frames: Vec<usize> = (0..c.nodes[0].buffers.frames().len())
+            .filter(|&f| !c.nodes[0].buffers.frame(f).page.tuples.is_empty())
+            .collect();
+        assert!(!frames.is_empty());
+        // One tuple deleted by a transaction that aborted.
+        let aborted = Xid(100_000);
+        let n = &mut c.nodes[0];
+        n.clog.set(aborted, crate::clog::XidStatus::Aborted, crate::lsn::Lsn(0));
+        let t =
+            n.buffers.frame_mut(frames[0]).page.tuples.iter_mut().find(|t| t.xmax == Xid::INVALID).unwrap();
+        t.xmax = aborted;
+        let (mut xmin_hinted, mut xmax_hinted, mut xmax_invalid) = (0, 0, 0);
+        for f in frames {
+            let n = &mut c.nodes[0];
+            for t in &mut n.buffers.frame_mut(f).page.tuples {
+                t.infomask = 0;
+            }
+            n.buffers.frame_mut(f).dirty = false;
+            c.with_node(0, |n, ctx| n.set_hint_bits(f, Process::Backend(0), ctx));
+            let n = &c.nodes[0];
+            assert!(n.buffers.frame(f).dirty);
+            for t in &n.buffers.frame(f).page.tuples {
+                let mut want = 0;
+                if n.xid_committed(t.xmin) {
+                    want |= HEAP_XMIN_COMMITTED;
+                    xmin_hinted += 1;
+                } else if n.xid_aborted(t.xmin) {
+                    want |= HEAP_XMIN_INVALID;
+                }
+                if t.xmax.is_valid() && n.xid_committed(t.xmax) {
+                    want |= HEAP_XMAX_COMMITTED;
+                    xmax_hinted += 1;
+                } else if t.xmax.is_valid() && n.xid_aborted(t.xmax) {
+                    want |= HEAP_XMAX_INVALID;
+                    xmax_invalid += 1;
+                }
+                assert_eq!(t.infomask, want, "{t:?}");
+            }
+            c.nodes[0].buffers.frame_mut(f).dirty = false;
+            c.with_node(0, |n, ctx| n.set_hint_bits(f, Process::Backend(0), ctx));
+            assert!(!c.nodes[0].buffers.frame(f).dirty, "nothing new to hint");
+        }
+        assert!(
+            xmin_hinted > 0 && xmax_hinted > 0 && xmax_invalid > 0,
+            "{xmin_hinted} {xmax_hinted} {xmax_invalid}"
+        );
+    }
+}

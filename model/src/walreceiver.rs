@@ -673,4 +673,61 @@ mod tests {
             }
         }
     }
+
+    /// Where a standby reads into the middle of a record of another
+    /// history, the error names what PostgreSQL's xlogreader would have
+    /// read there: inside a tuple's md5 text, a hex digit taken for the
+    /// resource manager ID (one nibble of the payload per 8 bytes of
+    /// offset); elsewhere, a length field.
+    #[test]
+    fn a_framing_error_names_the_byte_read_there() {
+        use crate::heap::Tuple;
+        let tuple =
+            Tuple { key: 1, payload: 0xFEDC_BA98_7654_3210, xmin: Xid(3), xmax: Xid::INVALID, infomask: 0 };
+        let rec = |body| Record {
+            lsn: Lsn(0x1000),
+            end: Lsn(0x1100),
+            tli: Tli(1),
+            prev: Lsn(0),
+            xid: Xid(3),
+            body,
+        };
+        let insert =
+            rec(RecordBody::HeapInsert { block: crate::ids::BlockNumber(0), offnum: 1, tuple, image: None });
+        assert_eq!(framing_error_inside(&insert, Lsn(0x1000)), "invalid resource manager ID 48 at 0/1000");
+        assert_eq!(framing_error_inside(&insert, Lsn(0x1008)), "invalid resource manager ID 49 at 0/1008");
+        assert_eq!(framing_error_inside(&insert, Lsn(0x1050)), "invalid resource manager ID 97 at 0/1050");
+        assert_eq!(framing_error_inside(&insert, Lsn(0x1080)), "invalid resource manager ID 48 at 0/1080");
+        let commit = rec(RecordBody::Commit);
+        assert_eq!(
+            framing_error_inside(&commit, Lsn(0x1020)),
+            "invalid record length at 0/1020: wanted 24, got 8"
+        );
+    }
+
+    /// How far a walsender may send: a primary its flushed WAL (or all it
+    /// inserted with the rule off); a cascading standby the larger of its
+    /// received-and-flushed and replayed WAL, or only what it replayed
+    /// once its walreceiver is gone (GetStandbyFlushRecPtr).
+    #[test]
+    fn send_upto_is_flush_on_a_primary_and_replay_or_flush_on_a_cascading_standby() {
+        let mut c = quiesced(1, 200);
+        let p = &mut c.nodes[0];
+        let tli = p.tli;
+        let end = p.wal.insert(tli, Xid(0), RecordBody::Abort).end;
+        let flushed = p.wal.flush_lsn();
+        assert!(flushed < end);
+        assert_eq!((p.send_upto(true, true), p.send_upto(false, true)), (flushed, end));
+        let s = &mut c.nodes[1];
+        let flushed = s.wal.flush_lsn();
+        let replayed = Lsn(flushed.0 - 8);
+        s.startup.as_mut().unwrap().replayed = replayed;
+        assert_eq!(s.send_upto(true, true), flushed);
+        assert_eq!(s.send_upto(true, false), replayed);
+        assert_eq!(s.send_upto(false, false), replayed);
+        // Promoted, its end-of-recovery checkpoint still to come (the
+        // startup process not gone yet): a primary sends what it flushed.
+        s.status = Status::Production;
+        assert_eq!(s.send_upto(true, false), flushed);
+    }
 }

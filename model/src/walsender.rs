@@ -293,3 +293,36 @@ impl Cluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ids::NodeId;
+    use crate::lsn::Lsn;
+    use crate::testkit::quiesced;
+
+    /// wal_receiver_status_interval: with nothing new received, a status
+    /// reply is an event only when it would change what the primary's
+    /// walsender did last — release waiters further, or announce the
+    /// standby as synchronous — and only over a live connection.
+    #[test]
+    fn a_status_reply_with_nothing_new_is_due_only_when_it_matters() {
+        let base = quiesced(1, 300);
+        assert!(!base.status_reply_due(&base.nodes[1]), "quiesced: the reply changes nothing");
+        let mut c = base.clone();
+        c.nodes[0].walsenders.iter_mut().for_each(|w| w.announce_next_takeover = true);
+        assert!(c.status_reply_due(&c.nodes[1]), "announces the synchronous standby");
+        // No longer a candidate (reloaded names leave it out): the next
+        // reply re-arms the takeover announcement, with no line to log.
+        let mut c = base.clone();
+        c.nodes[0].gucs.names = crate::syncrep::StandbyNames::parse("FIRST 1 (other)").unwrap();
+        assert!(!c.nodes[0].walsenders[0].announce_next_takeover);
+        assert!(c.status_reply_due(&c.nodes[1]), "re-arms the announcement");
+        let mut c = base.clone();
+        let released = c.nodes[0].walsndctl.lsn[0];
+        assert!(released > Lsn(0));
+        c.nodes[0].walsndctl.lsn = [Lsn(0); 3];
+        assert!(c.status_reply_due(&c.nodes[1]), "releases waiters up to {released}");
+        c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
+        assert!(!c.status_reply_due(&c.nodes[1]), "no connection");
+    }
+}

@@ -178,3 +178,26 @@ impl Cluster {
         !newer.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::{ArchiveMode, Settings};
+    use crate::testkit::quiesced;
+
+    /// XLogArchiveCheckDone: with archiving off nothing holds segments; with
+    /// `archive_mode = on` a standby does not archive (so holds none); with
+    /// `always`, or on a primary, the first segment not archived yet holds.
+    #[test]
+    fn the_oldest_segment_not_archived_holds_only_where_archiving_runs() {
+        let mut c = quiesced(1, 100);
+        c.nodes[0].archive_status.next_seg = 3;
+        c.nodes[1].archive_status.next_seg = 2;
+        let with = |mode| Settings { archive_mode: mode, ..Settings::default() };
+        let held = |c: &crate::cluster::Cluster, s: &Settings| {
+            (c.nodes[0].oldest_not_archived(s), c.nodes[1].oldest_not_archived(s))
+        };
+        assert_eq!(held(&c, &with(ArchiveMode::Off)), (None, None));
+        assert_eq!(held(&c, &with(ArchiveMode::On)), (Some(3), None));
+        assert_eq!(held(&c, &with(ArchiveMode::Always)), (Some(3), Some(2)));
+    }
+}

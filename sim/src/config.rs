@@ -462,4 +462,23 @@ mod tests {
         let s = settings_from_table(table, None, &[]).unwrap();
         assert_eq!(s, Settings::default());
     }
+
+    /// An operator step is written back with only what differs from a
+    /// step's defaults: `wait = true` (the default) is left out,
+    /// `wait = false` kept, and both read back as they were.
+    #[test]
+    fn operator_steps_round_trip_writing_only_non_defaults() {
+        use walsim_model::script::{Action, Step};
+        let mut s = Settings::default();
+        let waits = Step::new(Action::Checkpoint, "node1");
+        assert!(waits.wait);
+        let mut detached = waits.clone();
+        detached.wait = false;
+        s.operator = vec![waits, detached];
+        let text = toml::to_string(&s).unwrap();
+        assert_eq!(text.matches("wait = false").count(), 1, "{text}");
+        assert!(!text.contains("wait = true"), "{text}");
+        let back = settings_from_table(toml::from_str(&text).unwrap(), None, &[]).unwrap();
+        assert_eq!(back, s);
+    }
 }
