@@ -7,8 +7,11 @@
 //! - semantic ([`semantic`]): the run as a list of events, re-encoded into
 //!   draws after each edit, so an edit keeps the rest of the story: drop a
 //!   whole transaction, a client, a checkpoint, a process's activity (a
-//!   background writer ...), a fault, runs of events; drop operator steps
-//!   the failure does not need;
+//!   background writer ...), a fault, two of those at once (while the run
+//!   is small), runs of events; drop operator steps the failure does not
+//!   need — when the same events do not fail without a step, fresh runs
+//!   without it are searched (fixed seeds) and the shortest failing one is
+//!   shrunk by a look-ahead, kept only if it ends with fewer events;
 //! - config: switch off each fault kind (`[faults]` rates to 0), lower the
 //!   operator's triggers (`after_commits`, `after_events`: a step comes
 //!   earlier) and `workload.clients`, `cluster.rel_pages`,
@@ -55,6 +58,12 @@ const RESEEDS: u64 = 8;
 
 /// Replays a look-ahead may spend on one config change.
 const LOOKAHEAD: u64 = 2_000;
+
+/// Fresh seeds tried for an operator step the failure may not need when
+/// the same events do not fail without it (see
+/// `Shrinker::operator_pass`): a fresh run is cheap next to a look-ahead,
+/// and a failure that is a coincidence of positions is rare per seed.
+const STEP_RESEEDS: u64 = 256;
 
 const RECORD: RunOptions = RunOptions { record: true, log: false, max_events: None };
 
@@ -172,6 +181,8 @@ struct Shrinker {
     lookahead: bool,
     /// (knob, value) already judged by look-ahead.
     looked: BTreeSet<(usize, u64)>,
+    /// Operator scripts (as text) already judged by look-ahead.
+    looked_scripts: BTreeSet<String>,
     /// [`Shrinker::units`] of the best run.
     units_cache: Option<(bool, Rc<Vec<usize>>)>,
     /// [`Shrinker::tags`] of the best run.
@@ -192,6 +203,7 @@ impl Shrinker {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             lookahead: true,
             looked: BTreeSet::new(),
+            looked_scripts: BTreeSet::new(),
             units_cache: None,
             tags_cache: None,
             script_cache: None,

@@ -13,7 +13,7 @@
 //! was.
 
 use super::{Best, Shrinker};
-use crate::run::{Choice, NoObserver, Observer, Phase, RunOptions, RunResult, Runner, run_choices};
+use crate::run::{Choice, NoObserver, Observer, Phase, RunOptions, RunResult, Runner, run_choices, run_seed};
 use crate::scheduler::{ChoiceSource, Policy, ReplaySource, WeightedRandom, policy_for};
 use std::rc::Rc;
 use walsim_model::event::EventKind;
@@ -21,6 +21,9 @@ use walsim_model::ids::NodeId;
 use walsim_model::log::LogLine;
 use walsim_model::settings::SchedulerPolicy;
 use walsim_model::{Cluster, Event, Settings};
+
+/// Most groups [`Shrinker::pair_pass`] pairs up.
+const PAIR_GROUPS: usize = 48;
 
 /// One event of a run and its argument, if it took one.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -267,8 +270,100 @@ impl Shrinker {
                     _ => Some(*s),
                 })
                 .collect();
-            if let Some(c) = self.test_script(Some(table), &script) {
+            if let Some(c) = self.test_script(Some(table.clone()), &script) {
                 improved |= self.offer(c);
+            } else {
+                improved |= self.reseed_without_step(table);
+            }
+        }
+        improved
+    }
+
+    /// A step whose removal the same events do not survive may still be
+    /// one the failure does not need: the events were chosen with the step
+    /// there (a `pg_switch_wal()` moves every later WAL position, so a
+    /// failure that is a coincidence of positions is lost with it). Fresh
+    /// runs without the step (seeds `seed`, `seed + 1`, ...,
+    /// [`STEP_RESEEDS`](super::STEP_RESEEDS) of them) look for the same
+    /// invariant failing; the shortest that does is replayed under this shrink's seed
+    /// (validated, not assumed), shrunk within a small budget
+    /// ([`LOOKAHEAD`](super::LOOKAHEAD)) and kept if it ends with fewer
+    /// events than the best run. Each script is judged once; only the top-level
+    /// shrinker does this (not a look-ahead's).
+    fn reseed_without_step(&mut self, table: toml::Table) -> bool {
+        let key = table.get("operator").map(toml::Value::to_string).unwrap_or_default();
+        if !self.lookahead || !self.looked_scripts.insert(key) {
+            return false;
+        }
+        let Ok(settings) = crate::config::settings_from_table(table.clone(), None, &[]) else { return false };
+        // The shortest failing fresh run (the earliest seed of those as
+        // short): the cheapest start, and the nearest to a small run.
+        let mut shortest: Option<RunResult> = None;
+        for n in 0..super::STEP_RESEEDS {
+            if self.spent() {
+                return false;
+            }
+            self.attempts += 1;
+            let fresh = run_seed(&settings, self.seed.wrapping_add(n), super::RECORD, &mut NoObserver);
+            if fresh.invariant() == Some(self.target)
+                && shortest.as_ref().is_none_or(|s| fresh.events < s.events)
+            {
+                shortest = Some(fresh);
+            }
+        }
+        let Some(fresh) = shortest else { return false };
+        self.attempts += 1;
+        let choices = fresh.choices.expect("recorded");
+        let result = run_choices(&settings, self.seed, &choices, super::RECORD, &mut NoObserver);
+        if result.invariant() != Some(self.target) {
+            return false;
+        }
+        let knobs = super::knobs_of(&table).0;
+        let start = Best { table, settings, result };
+        let mut sub = Shrinker::new(self.target, self.seed, self.input.clone(), knobs, start);
+        sub.lookahead = false;
+        sub.max_attempts = super::LOOKAHEAD.min(self.max_attempts - self.attempts);
+        sub.run();
+        self.attempts += sub.attempts;
+        // A fresh run is another run: kept only if it has fewer events
+        // (not merely a smaller config), so a story is replaced only by a
+        // shorter one.
+        sub.best.result.events < self.best.result.events && self.offer(sub.best)
+    }
+
+    /// Drops two groups ([`groups`]) at once, each pair tried once per
+    /// best run (first group earliest in the list, the list's order): a
+    /// failure that is a coincidence of WAL positions on two nodes (a
+    /// record of one starting exactly where the other's WAL ends) survives
+    /// dropping a transaction on each node whose WAL is the same size, and
+    /// dropping either alone. Only while there are at most [`PAIR_GROUPS`]
+    /// groups (a quadratic pass, for runs already small).
+    fn pair_pass(&mut self) -> bool {
+        let mut improved = false;
+        let (mut i, mut j) = (0, 1);
+        loop {
+            let script = self.script();
+            let gs = groups(&script);
+            if gs.len() > PAIR_GROUPS || self.spent() {
+                break;
+            }
+            if j >= gs.len() {
+                i += 1;
+                j = i + 1;
+                if j >= gs.len() {
+                    break;
+                }
+            }
+            let mut both: Vec<usize> = gs[i].iter().chain(&gs[j]).copied().collect();
+            both.sort_unstable();
+            both.dedup();
+            if both.len() < script.len() && self.try_script(&without(&script, &both)) {
+                // The groups are renumbered: go on from the same first
+                // group.
+                improved = true;
+                j = i + 1;
+            } else {
+                j += 1;
             }
         }
         improved
@@ -296,6 +391,7 @@ impl Shrinker {
                 g += 1;
             }
         }
+        improved |= self.pair_pass();
         let mut size = self.script().len().next_power_of_two() / 2;
         while size >= 1 && !self.spent() {
             let step = if size > 4 { size / 2 } else { 1 };
@@ -394,5 +490,66 @@ mod tests {
         // The draws written for the edited run replay it exactly.
         let again = run_choices(&s, seed, sh.best.choices(), RunOptions::default(), &mut NoObserver);
         assert_eq!((again.trace_hash, again.events), (sh.best.result.trace_hash, sh.best.result.events));
+    }
+}
+
+#[cfg(test)]
+mod step_lookahead_tests {
+    use super::super::{Best, RECORD, Shrinker, knobs_of};
+    use super::*;
+    use crate::config;
+    use crate::run::run_seed;
+    use walsim_model::Invariant;
+
+    #[test]
+    fn a_step_the_events_need_but_the_failure_does_not_is_dropped_by_fresh_runs() {
+        // The history-file coincidence (seed 2): node1's pg_switch_wal()
+        // after the fork moves every later WAL position, so the same
+        // events without it lose the coincidence; fresh runs without it
+        // fail the same way with far fewer events.
+        // (The key space the finding was found with, as its corpus entry.)
+        let sets = ["workload.key_space=100000".to_string()];
+        let sc = crate::scenario::load("history-file-before-start", toml::Table::new(), &sets).unwrap();
+        let first = run_seed(&sc.settings, 2, RECORD, &mut NoObserver);
+        assert_eq!(first.invariant(), Some(Invariant::NoSilentDivergence));
+        let table = config::to_table(&sc.settings);
+        let knobs = knobs_of(&table).0;
+        let best = Best { table: table.clone(), settings: sc.settings.clone(), result: first.clone() };
+        let mut sh = Shrinker::new(Invariant::NoSilentDivergence, 2, table.clone(), knobs, best);
+        // Without the switch (step 1), its triggers at 0 and one main step:
+        // short fresh runs.
+        let mut without = table;
+        let ops = without.get_mut("operator").and_then(toml::Value::as_array_mut).unwrap();
+        assert_eq!(ops.remove(1).get("action").and_then(toml::Value::as_str), Some("switch_wal"));
+        for op in ops.iter_mut() {
+            let op = op.as_table_mut().unwrap();
+            op.remove("after_commits");
+            op.remove("after_events");
+        }
+        config::set_dotted(&mut without, "scheduler.steps", toml::Value::Integer(1)).unwrap();
+        // The premise: the same events under that script do not fail.
+        let script: Vec<Step> = sh
+            .script()
+            .iter()
+            .filter_map(|s| match s.ev {
+                Event::Operator { step: 1, .. } => None,
+                Event::Operator { node, step } if step > 1 => {
+                    Some(Step { ev: Event::Operator { node, step: step - 1 }, arg: s.arg })
+                }
+                _ => Some(*s),
+            })
+            .collect();
+        assert!(sh.test_script(Some(without.clone()), &script).is_none(), "the same events need the switch");
+        assert!(sh.reseed_without_step(without.clone()), "a fresh run without the switch is kept");
+        assert!(sh.best.result.events < first.events / 4, "{} events", sh.best.result.events);
+        let ops = sh.best.table.get("operator").and_then(toml::Value::as_array).unwrap();
+        assert!(ops.iter().all(|op| op.get("action").and_then(toml::Value::as_str) != Some("switch_wal")));
+        // Kept only after being replayed: the draws give the same failing run.
+        let again =
+            run_choices(&sh.best.settings, 2, sh.best.choices(), RunOptions::default(), &mut NoObserver);
+        assert_eq!(again.trace_hash, sh.best.result.trace_hash);
+        assert_eq!(again.invariant(), Some(Invariant::NoSilentDivergence));
+        // Judged once: the same script is not searched again.
+        assert!(!sh.reseed_without_step(without));
     }
 }
