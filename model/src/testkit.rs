@@ -49,12 +49,14 @@ pub(crate) fn settle(c: &mut Cluster) {
 /// and sizes were written against it.
 pub(crate) fn real_geometry() -> Settings {
     use crate::settings::{Bytes, WalSize};
-    let mut s = Settings::default();
-    s.wal_block_size = Bytes(8 << 10);
-    s.wal_segment_size = Bytes(1 << 20);
-    s.max_wal_size = WalSize(Bytes(2 << 20));
-    s.min_wal_size = WalSize(Bytes(2 << 20));
-    s.wal_keep_size = WalSize(Bytes(0));
+    let mut s = Settings {
+        wal_block_size: Bytes(8 << 10),
+        wal_segment_size: Bytes(1 << 20),
+        max_wal_size: WalSize(Bytes(2 << 20)),
+        min_wal_size: WalSize(Bytes(2 << 20)),
+        wal_keep_size: WalSize(Bytes(0)),
+        ..Settings::default()
+    };
     s.workload.key_space = 100_000;
     s
 }
