@@ -409,6 +409,31 @@ impl Effects {
     }
 }
 
+impl EventKind {
+    /// How often the weighted-random scheduler picks an event of this kind
+    /// (`[scheduler.weights]`; a fault is drawn by its own dice, weight 1
+    /// when it is among the enabled events).
+    pub fn weight(self, w: &crate::settings::Weights) -> u32 {
+        match self {
+            EventKind::Backend => w.backend,
+            EventKind::WalWriter => w.wal_writer,
+            EventKind::BgWriter => w.bgwriter,
+            EventKind::Checkpointer => w.checkpointer,
+            EventKind::CheckpointRequest => w.checkpoint_request,
+            EventKind::Startup => w.startup,
+            EventKind::Start => w.start,
+            EventKind::WalSender => w.walsender,
+            EventKind::Network => w.network,
+            EventKind::WalReceiver => w.walreceiver,
+            EventKind::Connect => w.connect,
+            EventKind::Operator => w.operator,
+            EventKind::Heal => w.heal,
+            EventKind::Fault => 1,
+            EventKind::Archiver => w.archiver,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

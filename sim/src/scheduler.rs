@@ -287,24 +287,7 @@ impl WeightedRandom {
     }
 
     fn weight(&self, kind: EventKind) -> u64 {
-        let w = &self.weights;
-        u64::from(match kind {
-            EventKind::Backend => w.backend,
-            EventKind::WalWriter => w.wal_writer,
-            EventKind::BgWriter => w.bgwriter,
-            EventKind::Checkpointer => w.checkpointer,
-            EventKind::CheckpointRequest => w.checkpoint_request,
-            EventKind::Startup => w.startup,
-            EventKind::Start => w.start,
-            EventKind::WalSender => w.walsender,
-            EventKind::Network => w.network,
-            EventKind::WalReceiver => w.walreceiver,
-            EventKind::Connect => w.connect,
-            EventKind::Operator => w.operator,
-            EventKind::Heal => w.heal,
-            EventKind::Fault => 1,
-            EventKind::Archiver => w.archiver,
-        })
+        u64::from(kind.weight(&self.weights))
     }
 }
 
