@@ -55,4 +55,6 @@ pub use invariants::{Invariant, Violation};
 pub use lsn::Lsn;
 pub use settings::Settings;
 #[cfg(test)]
+mod tests_scenarios;
+#[cfg(test)]
 mod tests_walks;

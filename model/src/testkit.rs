@@ -75,11 +75,13 @@ pub(crate) enum End {
     Stuck,
 }
 
-/// One walk: its ending, the marks it reached and (if asked) its log
-/// lines as `node process LEVEL: message`.
+/// One walk: its ending, the marks it reached, every refusal of the run,
+/// what still waits at the end, and (if asked) its log lines as `node process LEVEL: message`.
 pub(crate) struct Walk {
     pub(crate) end: End,
     pub(crate) marks: crate::marks::Marks,
+    pub(crate) refusals: Vec<crate::event::RefusalKind>,
+    pub(crate) waits: Vec<String>,
     pub(crate) lines: Vec<String>,
 }
 
@@ -200,7 +202,8 @@ pub(crate) fn walk(settings: &Settings, seed: u64, log: bool) -> Walk {
         (_, Some(r)) => End::Refused(r.kind),
         (end, None) => end,
     };
-    Walk { end, marks: c.marks(), lines }
+    let refusals = c.refusals.iter().map(|r| r.kind).collect();
+    Walk { end, marks: c.marks(), refusals, waits: c.waits(), lines }
 }
 
 /// Settings from `--set`-style assignments (TOML dotted keys, e.g.
