@@ -108,7 +108,9 @@ impl SplitMix {
 /// so not the same runs): the main phase of `scheduler.steps` steps (longer
 /// while the operator script is unfinished), faults at their configured
 /// rates; then the quiesce phase without faults or new transactions, and
-/// the final checks once idle. The model crate's oracle for behaviour that
+/// the final checks once idle. The enabled set comes from
+/// `Cluster::enabled_cached`, as in the simulator, so debug builds check
+/// the cache against the from-scratch set on every step. The model crate's oracle for behaviour that
 /// only a whole run shows: its unit tests drive it without the simulator.
 pub(crate) fn walk(settings: &Settings, seed: u64, log: bool) -> Walk {
     use crate::event::FaultKind;
@@ -137,7 +139,7 @@ pub(crate) fn walk(settings: &Settings, seed: u64, log: bool) -> Walk {
         if quiescing && taken >= quiesce {
             break End::Stuck;
         }
-        c.enabled(&mut evs);
+        c.enabled_cached(&mut evs);
         if evs.is_empty() && !quiescing && c.is_idle() {
             quiescing = true;
             c.set_quiesce(true);

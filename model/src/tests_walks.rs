@@ -375,3 +375,22 @@ fn crash_recovery_logs_what_postgres_logs_in_order() {
     }
     assert!(recoveries >= 3, "{recoveries} crash recoveries in 3 seeds");
 }
+
+#[test]
+#[should_panic(expected = "not enabled")]
+fn applying_an_event_the_model_did_not_offer_is_refused_in_debug_builds() {
+    // A stopped cluster's node cannot run its WAL writer: the scheduler may
+    // only apply what `enabled` offered, and `apply` asserts it.
+    let mut c = crate::testkit::quiesced(1, 200);
+    let mut evs = Vec::new();
+    c.enabled(&mut evs);
+    assert!(evs.is_empty(), "quiesced: nothing enabled");
+    let _ = c.apply(crate::event::Event::WalWriter { node: crate::ids::NodeId(0) }, 0);
+}
+
+#[test]
+fn a_streaming_standby_has_its_connection_listed() {
+    let c = crate::testkit::quiesced(2, 300);
+    let pairs: Vec<(u8, u8)> = c.connections().iter().map(|k| (k.upstream.0, k.downstream.0)).collect();
+    assert_eq!(pairs, [(0, 1), (0, 2)]);
+}
