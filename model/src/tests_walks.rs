@@ -87,6 +87,17 @@ const CONFIGS: &[(&str, &[&str])] = &[
     ),
     ("basebackup", &["failover.failback=\"basebackup\"", "faults.power_loss=0.005"]),
     (
+        "images",
+        &[
+            "cluster.standbys=0",
+            "operator=[]",
+            "synchronous_standby_names=\"\"",
+            "faults.power_loss=0.01",
+            "faults.process_crash=0.002",
+            "faults.crash_images=8",
+        ],
+    ),
+    (
         "apply",
         &[
             "synchronous_commit=\"remote_apply\"",
@@ -393,4 +404,22 @@ fn a_streaming_standby_has_its_connection_listed() {
     let c = crate::testkit::quiesced(2, 300);
     let pairs: Vec<(u8, u8)> = c.connections().iter().map(|k| (k.upstream.0, k.downstream.0)).collect();
     assert_eq!(pairs, [(0, 1), (0, 2)]);
+}
+
+#[test]
+fn power_losses_that_keep_part_of_the_unsynced_writes_lose_nothing() {
+    // faults.crash_images: a power loss keeps any subset of the pages
+    // written since their fsync and WAL up to any record end; recovery
+    // must still keep every acknowledged commit and be exact.
+    all_ok("images", 12, &[], &[Mark::PowerLossHitUnsyncedWrite]);
+}
+
+#[test]
+fn crash_images_find_a_pg_control_left_unsynced() {
+    caught("fsync_control_file", "images", Invariant::WalSegmentsKept, 10);
+}
+
+#[test]
+fn crash_images_find_data_written_before_its_wal() {
+    caught("wal_before_data", "images", Invariant::WalBeforeData, 5);
 }
