@@ -150,6 +150,7 @@ mod tests {
         assert_eq!(a.read_any_tli(&g, &h, Tli(2), 1).unwrap().0, "000000020000000000000001");
         assert_eq!(a.read_any_tli(&g, &h, Tli(1), 1).unwrap().0, "000000010000000000000001");
         assert!(a.read_any_tli(&g, &h, Tli(2), 2).is_none());
+        assert_eq!(a.history(Tli(2)), None, "no history file archived yet");
         a.store(History::file_name(Tli(2)), ArchivedFile::History(h.entries(Tli(2)).to_vec()));
         assert_eq!(a.newer_timelines(Tli(1)), vec![Tli(2)]);
         assert!(a.newer_timelines(Tli(2)).is_empty());
