@@ -780,4 +780,180 @@ mod tests {
             ]
         );
     }
+
+    /// [`on_node`], also returning the effects (marks, violations).
+    fn on_node_fx<R>(
+        settings: &crate::settings::Settings,
+        n: &mut Node,
+        f: impl FnOnce(&mut Node, &mut Ctx<'_>) -> R,
+    ) -> (R, Vec<String>, crate::event::Effects) {
+        let (mut log, mut fx) = (crate::log::Log::new(true), crate::event::Effects::default());
+        let archive = crate::archive::Archive::default();
+        let mut ctx =
+            Ctx { env: crate::node::Env { settings, archive: &archive }, log: &mut log, fx: &mut fx };
+        let r = f(n, &mut ctx);
+        (r, log.drain().map(|l| l.message).collect(), fx)
+    }
+
+    /// A fresh primary (PostgreSQL's geometry: 1 MB segments) whose WAL
+    /// reaches into segment 5, flushed; REDO at 0/400028, in segment 4.
+    fn primary_with_six_segments(s: &crate::settings::Settings) -> (Node, Lsn) {
+        let mut n = Node::initdb(crate::ids::NodeId(0), s);
+        for _ in 0..5 {
+            n.wal.insert(Tli(1), Xid(0), RecordBody::Switch);
+        }
+        let end = n.wal.insert(Tli(1), Xid(0), RecordBody::Abort).end;
+        n.wal.flush_upto(end);
+        assert_eq!(n.wal.geometry().segno(end), 5);
+        (n, Lsn((4 << 20) + 40))
+    }
+
+    fn seg_name(seg: u64) -> String {
+        format!("0000000100000000000000{seg:02X}")
+    }
+
+    /// XLOGfileslop: with `min_wal_size` = 4 MB, segments are recycled as
+    /// future ones while the next future segment (6: the insert position
+    /// is in 5) stays within REDO's segment + 4 - 1 = 7, so segments 0 and
+    /// 1 become 6 and 7, and 2 and 3 are removed.
+    #[test]
+    fn old_segments_are_recycled_up_to_min_wal_size_ahead_of_redo() {
+        let mut s = crate::testkit::real_geometry();
+        s.min_wal_size = crate::settings::WalSize(crate::settings::Bytes(4 << 20));
+        let (mut n, redo) = primary_with_six_segments(&s);
+        let ((), lines, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(4 << 20));
+        assert_eq!(
+            lines,
+            [
+                format!("attempting to remove WAL segments older than log file {}", seg_name(3)),
+                format!("recycled write-ahead log file \"{}\"", seg_name(0)),
+                format!("recycled write-ahead log file \"{}\"", seg_name(1)),
+                format!("removing write-ahead log file \"{}\"", seg_name(2)),
+                format!("removing write-ahead log file \"{}\"", seg_name(3)),
+            ]
+        );
+        assert!(fx.marks.contains(Mark::SegmentRemoved));
+        assert!(!fx.marks.contains(Mark::SlotHeldWal));
+        assert!(fx.violations.is_empty());
+    }
+
+    /// KeepLogSeg: a slot whose restart_lsn is in segment 2 keeps segments
+    /// 2 and 3 although REDO is in 4 (mark `slot_held_wal`); without the
+    /// rule, they go and `wal_segments_kept` names the slot's segment.
+    #[test]
+    fn a_slot_holds_wal_behind_redo_and_removing_it_is_a_violation() {
+        use crate::node::ReplSlot;
+        let slot = ReplSlot { name: "node2".into(), restart_lsn: Lsn((2 << 20) + 8), invalidated: false };
+        let mut s = crate::testkit::real_geometry();
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.slots = vec![slot.clone()];
+        let ((), lines, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(2 << 20));
+        assert_eq!(
+            lines[0],
+            format!("attempting to remove WAL segments older than log file {}", seg_name(1))
+        );
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(fx.marks.contains(Mark::SlotHeldWal));
+        assert!(fx.violations.is_empty(), "{:?}", fx.violations);
+        assert_eq!(n.slots, [slot.clone()], "max_slot_wal_keep_size = -1: no invalidation");
+
+        s.rules.keep_wal_for_standbys = false;
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.slots = vec![slot.clone()];
+        let ((), lines, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(4 << 20));
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert!(!fx.marks.contains(Mark::SlotHeldWal), "nothing was held");
+        let v: Vec<_> = fx.violations.iter().map(|v| (v.invariant, v.detail.as_str())).collect();
+        assert_eq!(
+            v,
+            [(
+                crate::violation::Invariant::WalSegmentsKept,
+                "node1: a checkpoint removed WAL segments up to 000000010000000000000003, but wal_keep_size (0B) and replication slots hold WAL from segment 000000010000000000000002 on: a standby or crash recovery that needs them finds them gone"
+            )]
+        );
+    }
+
+    /// `wal_keep_size` (3 MB: segments 1 on, behind the checkpoint's
+    /// segment 4) holds WAL although the slot, at REDO's segment, does
+    /// not: no `slot_held_wal` mark.
+    #[test]
+    fn wal_keep_size_holding_is_not_a_slot_holding() {
+        use crate::node::ReplSlot;
+        let mut s = crate::testkit::real_geometry();
+        s.wal_keep_size = crate::settings::WalSize(crate::settings::Bytes(3 << 20));
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.slots = vec![ReplSlot { name: "s".into(), restart_lsn: Lsn((4 << 20) + 8), invalidated: false }];
+        let ((), _, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(1 << 20));
+        assert!(!fx.marks.contains(Mark::SlotHeldWal));
+        assert!(fx.violations.is_empty());
+    }
+
+    /// With `max_slot_wal_keep_size` = 1 MB, a checkpoint in segment 4
+    /// keeps no more than segment 3 for a slot in segment 2: the slot is
+    /// invalidated and segments up to 2 go.
+    #[test]
+    fn a_checkpoint_invalidates_a_slot_beyond_max_slot_wal_keep_size() {
+        use crate::node::ReplSlot;
+        let mut s = crate::testkit::real_geometry();
+        s.max_slot_wal_keep_size = 1;
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.slots =
+            vec![ReplSlot { name: "node2".into(), restart_lsn: Lsn((2 << 20) + 8), invalidated: false }];
+        let ((), lines, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(
+            lines[0],
+            "invalidating slot \"node2\" because its restart_lsn 0/200008 exceeds max_slot_wal_keep_size"
+        );
+        assert!(n.slots[0].invalidated);
+        assert_eq!(n.wal.kept_from(), Lsn(3 << 20));
+        assert!(fx.violations.is_empty());
+    }
+
+    /// XLogArchiveCheckDone: segments from the oldest `.ready` one on stay;
+    /// without the rule they go, and `wal_segments_kept` says the archive
+    /// will never have them.
+    #[test]
+    fn segments_not_archived_yet_are_kept() {
+        let mut s = crate::testkit::real_geometry();
+        s.archive_mode = crate::settings::ArchiveMode::On;
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.status = Status::Production;
+        n.archive_status.next_seg = 2;
+        let ((), _, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(2 << 20));
+        assert!(fx.violations.is_empty(), "{:?}", fx.violations);
+
+        s.rules.remove_checks_archive_done = false;
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.status = Status::Production;
+        n.archive_status.next_seg = 2;
+        let ((), _, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(4 << 20));
+        let v: Vec<_> = fx.violations.iter().map(|v| v.detail.as_str()).collect();
+        assert_eq!(
+            v,
+            [
+                "node1: a checkpoint removed WAL segments up to 000000010000000000000003, but segments from 000000010000000000000002 on are not archived yet (archive_status .ready): the archive will never have them"
+            ]
+        );
+    }
+
+    /// A slot never reserved (no restart_lsn) or already invalidated is
+    /// left alone: no second "invalidating slot" line.
+    #[test]
+    fn only_reserved_valid_slots_are_invalidated() {
+        use crate::node::ReplSlot;
+        let s = crate::testkit::real_geometry();
+        let mut n = Node::initdb(crate::ids::NodeId(0), &s);
+        let unreserved = ReplSlot { name: "new".into(), restart_lsn: Lsn::INVALID, invalidated: false };
+        let done = ReplSlot { name: "old".into(), restart_lsn: Lsn::INVALID, invalidated: true };
+        n.slots = vec![unreserved.clone(), done.clone()];
+        let ((), lines) = on_node(&s, &mut n, |n, ctx| n.invalidate_obsolete_slots(8, ctx));
+        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(n.slots, [unreserved, done]);
+    }
 }
