@@ -505,4 +505,85 @@ mod tests {
         c.nodes[0].running.retain(|&x| x != Xid(4242));
         assert!(ready(&c));
     }
+
+    const OP: Op = Op { client: 1, kind: OpKind::Insert, key: 7, payload: 70 };
+
+    /// What `ps` shows: a blocked session its wait, a session in
+    /// SyncRepWaitForLSN "waiting for" its commit's end; others nothing.
+    /// SyncRepWakeQueue(true) only touches sessions in that wait.
+    #[test]
+    fn wait_idle_and_wake_follow_the_state() {
+        let sync =
+            Backend::SyncRepWait { xid: Xid(5), op: OP, end: Lsn(80), mode: WaitMode::Write, woken: false };
+        assert_eq!(sync.wait(), Some(Wait::SyncRep { lsn: Lsn(80), mode: WaitMode::Write }));
+        let blocked = Backend::Blocked { op: OP, wait: Wait::Xact { xid: Xid(4) } };
+        assert_eq!(blocked.wait(), Some(Wait::Xact { xid: Xid(4) }));
+        let in_xact = Backend::InXact { xid: Xid(5), op: OP };
+        let committing = Backend::Committing { xid: Xid(5), op: OP, end: Lsn(80) };
+        for b in [Backend::Idle, in_xact, committing] {
+            assert_eq!(b.wait(), None, "{b:?}");
+        }
+        assert!(Backend::Idle.is_idle());
+        for b in [sync, blocked, in_xact, committing] {
+            assert!(!b.is_idle(), "{b:?}");
+        }
+        let mut b = sync;
+        b.wake();
+        assert!(matches!(b, Backend::SyncRepWait { woken: true, .. }));
+        let mut b = in_xact;
+        b.wake();
+        assert_eq!(b, in_xact);
+    }
+
+    /// Fast shutdown terminates each session with PostgreSQL's FATAL line:
+    /// a blocked one or one with an open transaction fails (the open one
+    /// is aborted, in WAL and CLOG); one past its commit record commits
+    /// locally (flushed, CLOG) and leaves its client in doubt.
+    #[test]
+    fn terminating_a_backend_ends_its_transaction_by_its_state() {
+        let mut c = quiesced(1, 200);
+        const FATAL: &str = "terminating connection due to administrator command";
+        let (xid, commit_end) = {
+            let n = &mut c.nodes[0];
+            let xid = n.assign_xid();
+            let end = n.xlog_insert(xid, RecordBody::Commit).end;
+            (xid, end)
+        };
+        assert!(c.nodes[0].wal.flush_lsn() < commit_end);
+        c.nodes[0].backends[0] = Backend::Committing { xid, op: OP, end: commit_end };
+        let ((), lines, fx) = crate::testkit::logged(&mut c, 0, |n, ctx| n.terminate_backend(0, ctx));
+        let n = &c.nodes[0];
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1], FATAL);
+        assert!(n.wal.flush_lsn() >= commit_end, "the commit record is flushed");
+        assert_eq!(n.clog.get(xid), XidStatus::Committed);
+        assert!(!n.running.contains(&xid));
+        assert_eq!(fx.in_doubt, [(1, OP)]);
+        assert!(fx.failed.is_empty());
+        assert_eq!(n.backends[0], Backend::Idle);
+
+        let xid = c.nodes[0].assign_xid();
+        assert!(c.nodes[0].running.contains(&xid));
+        c.nodes[0].backends[0] = Backend::InXact { xid, op: OP };
+        let ((), lines, fx) = crate::testkit::logged(&mut c, 0, |n, ctx| n.terminate_backend(0, ctx));
+        let n = &c.nodes[0];
+        assert_eq!(lines, [FATAL]);
+        let last = n.wal.records().last().unwrap();
+        assert_eq!((last.xid, last.body.name()), (xid, "Transaction/ABORT"));
+        assert_eq!(n.clog.get(xid), XidStatus::Aborted);
+        assert!(!n.running.contains(&xid));
+        assert_eq!(fx.failed, [(1, OP, Failure::Terminated)]);
+        assert!(fx.in_doubt.is_empty());
+
+        let end = c.nodes[0].wal.end();
+        c.nodes[0].backends[0] = Backend::Blocked { op: OP, wait: Wait::Xact { xid: Xid(4) } };
+        let ((), lines, fx) = crate::testkit::logged(&mut c, 0, |n, ctx| n.terminate_backend(0, ctx));
+        assert_eq!(lines, [FATAL]);
+        assert_eq!(fx.failed, [(1, OP, Failure::Terminated)]);
+        assert_eq!(c.nodes[0].wal.end(), end, "nothing logged");
+
+        let ((), lines, fx) = crate::testkit::logged(&mut c, 0, |n, ctx| n.terminate_backend(0, ctx));
+        assert_eq!(lines, [FATAL]);
+        assert!(fx.failed.is_empty() && fx.in_doubt.is_empty());
+    }
 }

@@ -60,3 +60,23 @@ pub(crate) fn real_geometry() -> Settings {
     s.workload.key_space = 100_000;
     s
 }
+
+/// Runs `f` on node `i` of `c` with logging on and fresh effects (the
+/// cluster's own log and effects are left alone). Returns what `f`
+/// returned, the messages logged and the effects.
+pub(crate) fn logged<R>(
+    c: &mut Cluster,
+    i: usize,
+    f: impl FnOnce(&mut crate::node::Node, &mut crate::node::Ctx<'_>) -> R,
+) -> (R, Vec<String>, crate::event::Effects) {
+    let (mut log, mut fx) = (crate::log::Log::new(true), crate::event::Effects::default());
+    let settings = c.settings().clone();
+    let archive = c.archive.clone();
+    let mut ctx = crate::node::Ctx {
+        env: crate::node::Env { settings: &settings, archive: &archive },
+        log: &mut log,
+        fx: &mut fx,
+    };
+    let r = f(&mut c.nodes[i], &mut ctx);
+    (r, log.drain().map(|l| l.message).collect(), fx)
+}
