@@ -586,4 +586,150 @@ mod tests {
         assert_eq!(lines, [FATAL]);
         assert!(fx.failed.is_empty() && fx.in_doubt.is_empty());
     }
+
+    /// One step of backend `b` on node1, logged.
+    fn step(
+        c: &mut crate::cluster::Cluster,
+        b: usize,
+        op: Option<Op>,
+    ) -> (Vec<String>, crate::event::Effects) {
+        let ((), lines, fx) = crate::testkit::logged(c, 0, |n, ctx| n.backend_step(b, op, ctx));
+        (lines, fx)
+    }
+
+    /// The seed experiment's transactions on a lone primary, step by step:
+    /// INSERT (a full-page image as the page's first change since REDO),
+    /// COMMIT's record, its flush and acknowledgement; a second INSERT of
+    /// the key fails on the unique index after its heap tuple is in; an
+    /// UPDATE of the row waits for nobody, sets the old version's xmax,
+    /// and blocks an INSERT of the same key until it ends; an UPDATE of a
+    /// key with no row reports UPDATE 0; a SELECT logs nothing.
+    #[test]
+    fn a_session_runs_inserts_updates_and_selects_step_by_step() {
+        let mut c = quiesced(0, 100);
+        let key = 999_999; // block 999_999 % 32 = 31
+        assert_eq!(c.nodes[0].data.len(), 32);
+        let ins = |client: u8, payload: u64| Op { client, kind: OpKind::Insert, key, payload };
+        let md5 = crate::heap::md5_text;
+        c.nodes[0].redo_ptr = c.nodes[0].wal.insert_lsn();
+
+        // INSERT: the heap record, with an image of the page.
+        let (lines, _) = step(&mut c, 0, Some(ins(0, 5)));
+        let n = &c.nodes[0];
+        let Backend::InXact { xid, .. } = n.backends[0] else { panic!("{:?}", n.backends[0]) };
+        let rec = n.wal.records().last().unwrap();
+        let RecordBody::HeapInsert { block, offnum, tuple, image } = &rec.body else {
+            panic!("{:?}", rec.body)
+        };
+        assert_eq!((*block, *offnum, tuple.key, tuple.xmin), (BlockNumber(31), 1, key, xid));
+        assert!(image.is_some(), "first change since REDO");
+        assert_eq!(
+            lines,
+            [format!(
+                "xid {xid}: INSERT INTO test VALUES ({key}, '{}') in block 31, record ends at {}",
+                md5(5),
+                rec.end
+            )]
+        );
+        let f = n.buffers.lookup(BlockNumber(31)).unwrap();
+        assert_eq!(n.buffers.frame(f).page.lsn, rec.end);
+        assert!(n.buffers.frame(f).dirty);
+
+        // COMMIT: the record, then XLogFlush and the acknowledgement.
+        let (lines, fx) = step(&mut c, 0, None);
+        let end = c.nodes[0].wal.end();
+        assert_eq!(c.nodes[0].backends[0], Backend::Committing { xid, op: ins(0, 5), end });
+        assert_eq!(fx.commits_started, [ins(0, 5)]);
+        assert_eq!(lines, [format!("commit record of transaction {xid} ends at {end}")]);
+        let (lines, fx) = step(&mut c, 0, None);
+        let n = &c.nodes[0];
+        assert!(n.backends[0].is_idle());
+        assert_eq!(n.clog.get(xid), XidStatus::Committed);
+        assert!(!n.running.contains(&xid));
+        assert_eq!(n.wal.flush_lsn(), end);
+        assert_eq!(fx.acks.len(), 1);
+        assert_eq!(
+            (fx.acks[0].op, fx.acks[0].record),
+            (ins(0, 5), CommitRecord { node: NodeId(0), commit_end: end, durable_on: 1, written_on: 1 })
+        );
+        assert_eq!(
+            lines.last().unwrap(),
+            &format!("xid {xid}: COMMIT acknowledged (commit record ends at {end}, WAL flushed to {end})")
+        );
+
+        // The same key again: the tuple goes in, the index check fails.
+        let (lines, fx) = step(&mut c, 1, Some(ins(1, 6)));
+        let n = &c.nodes[0];
+        assert!(n.backends[1].is_idle());
+        assert_eq!(fx.failed, [(1, ins(1, 6), Failure::DuplicateKey)]);
+        let recs = n.wal.records();
+        let (heap, abort) = (&recs[recs.len() - 2], &recs[recs.len() - 1]);
+        assert_eq!((heap.body.name(), abort.body.name()), ("Heap/INSERT", "Transaction/ABORT"));
+        assert!(matches!(heap.body, RecordBody::HeapInsert { offnum: 2, image: None, .. }));
+        assert_eq!(n.clog.get(abort.xid), XidStatus::Aborted);
+        assert!(!n.running.contains(&abort.xid));
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "duplicate key value violates unique constraint \"test_pkey\" (Key (id)=({key}) already exists)"
+                ),
+                format!("abort record of transaction {} ends at {}", abort.xid, abort.end),
+            ]
+        );
+
+        // UPDATE the row: the new version at offset 3, the old one's xmax set.
+        let upd = Op { client: 0, kind: OpKind::Update, key, payload: 8 };
+        let (lines, _) = step(&mut c, 0, Some(upd));
+        let n = &c.nodes[0];
+        let Backend::InXact { xid: uxid, .. } = n.backends[0] else { panic!("{:?}", n.backends[0]) };
+        let rec = n.wal.records().last().unwrap();
+        assert!(
+            matches!(rec.body, RecordBody::HeapUpdate { old_offnum: 1, new_offnum: 3, image: None, .. }),
+            "{:?}",
+            rec.body
+        );
+        let f = n.buffers.lookup(BlockNumber(31)).unwrap();
+        assert_eq!(n.buffers.frame(f).page.tuples[0].xmax, uxid);
+        assert_eq!(
+            lines,
+            [format!(
+                "xid {uxid}: UPDATE test SET info = '{}' WHERE id = {key} in block 31, record ends at {}",
+                md5(8),
+                rec.end
+            )]
+        );
+
+        // An INSERT of the key waits for the updater (XactLockTableWait).
+        let (lines, _) = step(&mut c, 1, Some(ins(1, 9)));
+        assert_eq!(
+            c.nodes[0].backends[1],
+            Backend::Blocked { op: ins(1, 9), wait: Wait::Xact { xid: uxid } }
+        );
+        assert_eq!(lines, [format!("waiting for transaction {uxid}")]);
+        let env = |c: &crate::cluster::Cluster| {
+            c.nodes[0].backend_ready(1, Env { settings: &c.settings, archive: &c.archive }, false)
+        };
+        assert!(!env(&c));
+        assert!(!c.nodes[0].backend_starts_xact(1));
+        step(&mut c, 0, None);
+        step(&mut c, 0, None);
+        assert!(c.nodes[0].backends[0].is_idle());
+        assert!(env(&c), "the updater ended");
+        let (_, fx) = step(&mut c, 1, None);
+        assert_eq!(fx.failed, [(1, ins(1, 9), Failure::DuplicateKey)], "its row is there now");
+
+        // No row with that id: UPDATE 0, nothing logged in WAL.
+        let wal_end = c.nodes[0].wal.end();
+        let none = Op { client: 0, kind: OpKind::Update, key: key - 32, payload: 1 };
+        let (lines, fx) = step(&mut c, 0, Some(none));
+        assert_eq!(fx.failed, [(0, none, Failure::NoRow)]);
+        assert_eq!(lines, [format!("UPDATE test SET info = ... WHERE id = {}: UPDATE 0", key - 32)]);
+        let sel = Op { client: 0, kind: OpKind::Select, key, payload: 0 };
+        let (lines, fx) = step(&mut c, 0, Some(sel));
+        assert_eq!(lines, [format!("SELECT * FROM test WHERE id = {key} (block 31)")]);
+        assert!(fx.failed.is_empty() && fx.acks.is_empty());
+        assert!(c.nodes[0].backends[0].is_idle() && c.nodes[0].backend_starts_xact(0));
+        assert_eq!(c.nodes[0].wal.end(), wal_end);
+    }
 }
