@@ -80,3 +80,21 @@ pub(crate) fn logged<R>(
     let r = f(&mut c.nodes[i], &mut ctx);
     (r, log.drain().map(|l| l.message).collect(), fx)
 }
+
+/// Runs `f` on a node outside any cluster (an empty archive), with
+/// logging on. Returns what `f` returned and the messages logged.
+pub(crate) fn on_node<R>(
+    settings: &Settings,
+    n: &mut crate::node::Node,
+    f: impl FnOnce(&mut crate::node::Node, &mut crate::node::Ctx<'_>) -> R,
+) -> (R, Vec<String>) {
+    let (mut log, mut fx) = (crate::log::Log::new(true), crate::event::Effects::default());
+    let archive = crate::archive::Archive::default();
+    let mut ctx = crate::node::Ctx {
+        env: crate::node::Env { settings, archive: &archive },
+        log: &mut log,
+        fx: &mut fx,
+    };
+    let r = f(n, &mut ctx);
+    (r, log.drain().map(|l| l.message).collect())
+}

@@ -3,17 +3,13 @@
 
 use crate::ids::{BlockNumber, NodeId, Xid};
 use crate::lsn::{Lsn, Tli};
-use crate::node::{Ctx, Env, Node};
+use crate::node::Node;
 use crate::settings::Settings;
 use crate::wal::RecordBody;
 
 /// Runs `f` on `n` with logging on; returns the messages.
-fn logged(s: &Settings, n: &mut Node, f: impl FnOnce(&mut Node, &mut Ctx<'_>)) -> Vec<String> {
-    let (mut log, mut fx) = (crate::log::Log::new(true), crate::event::Effects::default());
-    let archive = crate::archive::Archive::default();
-    let mut ctx = Ctx { env: Env { settings: s, archive: &archive }, log: &mut log, fx: &mut fx };
-    f(n, &mut ctx);
-    log.drain().map(|l| l.message).collect()
+fn logged(s: &Settings, n: &mut Node, f: impl FnOnce(&mut Node, &mut crate::node::Ctx<'_>)) -> Vec<String> {
+    crate::testkit::on_node(s, n, f).1
 }
 
 /// A fresh node with everything durable, then three WAL records written
