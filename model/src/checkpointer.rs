@@ -857,7 +857,7 @@ mod tests {
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(fx.marks.contains(Mark::SlotHeldWal));
         assert!(fx.violations.is_empty(), "{:?}", fx.violations);
-        assert_eq!(n.slots, [slot.clone()], "max_slot_wal_keep_size = -1: no invalidation");
+        assert_eq!(n.slots, std::slice::from_ref(&slot), "max_slot_wal_keep_size = -1: no invalidation");
 
         s.rules.keep_wal_for_standbys = false;
         let (mut n, redo) = primary_with_six_segments(&s);
