@@ -1241,4 +1241,34 @@ mod tests {
             assert_eq!(lines, [format!("checkpoint starting: {cause}")]);
         }
     }
+
+    /// `synchronous_transfer = data_flush`: a checkpoint's buffer write
+    /// waits until the synchronous standby has flushed WAL up to the
+    /// page's LSN; the checkpointer shows the wait and is not ready until
+    /// the standby confirms, then finishes.
+    #[test]
+    fn a_checkpoint_write_waits_for_the_standby_under_synchronous_transfer() {
+        use crate::settings::SynchronousTransfer;
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| {
+            s.synchronous_transfer = SynchronousTransfer::DataFlush
+        });
+        run_checkpoint(&mut c, 0, CkptKind::Online);
+        let n = &mut c.nodes[0];
+        let f = (0..16).find(|&f| n.buffers.frame(f).tag.is_some()).unwrap();
+        let tli = n.tli;
+        let lsn = n.wal.insert(tli, Xid(0), RecordBody::Abort).end;
+        n.buffers.frame_mut(f).page.lsn = lsn;
+        n.buffers.frame_mut(f).dirty = true;
+        let completed = n.checkpointer.completed;
+        let (_, lines, _) = logged_checkpoint(&mut c, 0, CkptKind::Online);
+        let n = &c.nodes[0];
+        let ck = n.checkpointer.current.as_ref().expect("waiting");
+        let wait = Wait::Standby { lsn, what: FileKind::Data };
+        assert_eq!((ck.phase, ck.wait), (Phase::Buffers, Some(wait)));
+        assert_eq!(lines.last().unwrap(), &format!("waiting for {lsn} (synchronous_transfer, data page)"));
+        assert!(!c.with_node(0, |n, ctx| n.checkpointer_ready(ctx.env)));
+        crate::testkit::settle(&mut c);
+        assert_eq!(c.nodes[0].checkpointer.completed, completed + 1, "the standby confirmed");
+        assert!(!c.nodes[0].buffers.frame(f).dirty);
+    }
 }
