@@ -58,3 +58,5 @@ pub use settings::Settings;
 mod tests_crash_image;
 #[cfg(test)]
 mod tests_pgarch;
+#[cfg(test)]
+mod tests_xlogarchive;
