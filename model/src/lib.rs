@@ -59,4 +59,6 @@ mod tests_crash_image;
 #[cfg(test)]
 mod tests_pgarch;
 #[cfg(test)]
+mod tests_walwriter;
+#[cfg(test)]
 mod tests_xlogarchive;
