@@ -732,4 +732,147 @@ mod tests {
         assert!(c.nodes[0].backends[0].is_idle() && c.nodes[0].backend_starts_xact(0));
         assert_eq!(c.nodes[0].wal.end(), wal_end);
     }
+
+    /// heap_page_prune_opt: an UPDATE on a page with no room first removes
+    /// the dead tuples — inserted by an aborted transaction, or deleted by
+    /// a committed one; not those of running transactions, nor those
+    /// whose deleter aborted or still runs — in one PRUNE record (with
+    /// the page's image: its first change since REDO), then logs the
+    /// update against the compacted page's offsets.
+    #[test]
+    fn a_full_page_is_pruned_before_the_change() {
+        use crate::heap::{TUPLES_PER_PAGE, Tuple};
+        let mut c = quiesced(0, 100);
+        let key = 999_999; // block 31
+        let ((), _, _) = crate::testkit::logged(&mut c, 0, |n, ctx| {
+            n.read_buffer(BlockNumber(31), crate::log::Process::Backend(0), ctx).map(|_| ()).unwrap()
+        });
+        let n = &mut c.nodes[0];
+        let flushed = n.wal.flush_lsn();
+        let xid = |n: &mut Node, st: Option<XidStatus>| {
+            let x = n.assign_xid();
+            if let Some(st) = st {
+                n.clog.set(x, st, flushed);
+                n.end_xid(x);
+            }
+            x
+        };
+        let (cm, cm2, ab) = (
+            xid(n, Some(XidStatus::Committed)),
+            xid(n, Some(XidStatus::Committed)),
+            xid(n, Some(XidStatus::Aborted)),
+        );
+        let run = xid(n, None);
+        let t = |key, xmin, xmax| Tuple { key, payload: 1, xmin, xmax, infomask: 0 };
+        let mut tuples = vec![
+            t(1000, ab, Xid::INVALID), // dead: its inserter aborted
+            t(1001, cm, cm2),          // dead: deleted by a commit
+            t(key, cm, Xid::INVALID),  // the row to update
+            t(1003, run, Xid::INVALID),
+            t(1004, cm, ab),
+            t(1005, cm, run),
+        ];
+        tuples.extend((tuples.len()..TUPLES_PER_PAGE).map(|i| t(2000 + i as u32, cm, Xid::INVALID)));
+        let f = n.buffers.lookup(BlockNumber(31)).unwrap();
+        let at = n.wal.insert_lsn();
+        n.redo_ptr = at;
+        n.buffers.frame_mut(f).page = crate::heap::Page { lsn: at, tuples };
+        let start = n.wal.end_index();
+        let upd = Op { client: 0, kind: OpKind::Update, key, payload: 8 };
+        step(&mut c, 0, Some(upd));
+        let n = &c.nodes[0];
+        let recs = n.wal.from_index(start);
+        assert_eq!(recs.len(), 2, "{recs:?}");
+        let RecordBody::HeapPrune { block, offnums, image } = &recs[0].body else {
+            panic!("{:?}", recs[0].body)
+        };
+        assert_eq!((*block, &offnums[..]), (BlockNumber(31), &[1, 2][..]));
+        assert_eq!(image.as_ref().map(|p| p.tuples.len()), Some(TUPLES_PER_PAGE - 2), "the pruned page");
+        let Backend::InXact { xid: ux, .. } = n.backends[0] else { panic!() };
+        assert!(
+            matches!(
+                recs[1].body,
+                RecordBody::HeapUpdate { old_offnum: 1, new_offnum: 106, image: None, .. }
+            ),
+            "{:?}",
+            recs[1].body
+        );
+        let page = &n.buffers.frame(f).page;
+        assert_eq!(page.tuples.len(), TUPLES_PER_PAGE - 1);
+        assert_eq!((page.tuples[0].key, page.tuples[0].xmax), (key, ux));
+        assert_eq!(page.tuples[1].key, 1003, "a running inserter's tuple stays");
+        assert_eq!(page.lsn, recs[1].end);
+
+        // A full page with nothing dead: no PRUNE, the tuple is added.
+        let n = &mut c.nodes[0];
+        let tuples: Vec<_> = (0..TUPLES_PER_PAGE).map(|i| t(3000 + i as u32, cm, Xid::INVALID)).collect();
+        n.buffers.frame_mut(f).page.tuples = tuples;
+        let start = n.wal.end_index();
+        step(&mut c, 1, Some(Op { client: 1, kind: OpKind::Insert, key, payload: 9 }));
+        let n = &c.nodes[0];
+        let names: Vec<_> = n.wal.from_index(start).iter().map(|r| r.body.name()).collect();
+        assert_eq!(names, ["Heap/INSERT"]);
+        assert_eq!(n.buffers.frame(f).page.tuples.len(), TUPLES_PER_PAGE + 1);
+    }
+
+    /// `synchronous_commit = off`: the commit is marked in CLOG and
+    /// acknowledged as soon as its record is inserted, before any flush.
+    #[test]
+    fn an_asynchronous_commit_is_acknowledged_at_once() {
+        let mut c = quiesced(0, 100);
+        c.nodes[0].gucs.synchronous_commit = crate::settings::SynchronousCommit::Off;
+        step(&mut c, 0, Some(OP));
+        let Backend::InXact { xid, .. } = c.nodes[0].backends[0] else { panic!() };
+        let (lines, fx) = step(&mut c, 0, None);
+        let n = &c.nodes[0];
+        let end = n.wal.end();
+        assert!(n.backends[0].is_idle());
+        assert!(n.wal.flush_lsn() < end, "not flushed");
+        assert_eq!(n.clog.get(xid), XidStatus::Committed);
+        assert_eq!(n.clog.page(n.clog.page_of(xid)).lsn, end, "the CLOG page waits for the commit's WAL");
+        assert!(fx.commits_started.is_empty());
+        assert_eq!(fx.acks.len(), 1);
+        assert_eq!(fx.acks[0].record.durable_on, 0, "acknowledged before it was durable anywhere");
+        assert_eq!(lines[0], format!("commit record of transaction {xid} ends at {end}"));
+    }
+
+    /// SyncRepWaitForLSN: with a synchronous standby, the commit waits
+    /// after its local flush until the standby confirms; it is not ready
+    /// meanwhile, unless SyncRepWakeQueue released it. With
+    /// `synchronous_transfer = data_flush` commits do not wait.
+    #[test]
+    fn a_commit_waits_for_the_synchronous_standby() {
+        for transfer in
+            [crate::settings::SynchronousTransfer::Commit, crate::settings::SynchronousTransfer::DataFlush]
+        {
+            let mut c = crate::testkit::quiesced_with(1, 100, |s| s.synchronous_transfer = transfer);
+            step(&mut c, 0, Some(OP));
+            step(&mut c, 0, None);
+            let end = c.nodes[0].wal.end();
+            let (lines, fx) = step(&mut c, 0, None);
+            let n = &c.nodes[0];
+            assert_eq!(n.wal.flush_lsn(), end);
+            if transfer == crate::settings::SynchronousTransfer::DataFlush {
+                assert!(n.backends[0].is_idle());
+                assert_eq!(fx.acks.len(), 1);
+                continue;
+            }
+            assert!(matches!(n.backends[0], Backend::SyncRepWait { end: e, woken: false, .. } if e == end));
+            assert_eq!(lines, [format!("waiting for {end}")]);
+            assert!(fx.marks.contains(Mark::SyncRepWaited));
+            assert!(fx.acks.is_empty());
+            let ready = |c: &crate::cluster::Cluster| {
+                c.nodes[0].backend_ready(0, Env { settings: &c.settings, archive: &c.archive }, false)
+            };
+            assert!(!ready(&c));
+            let mut woken = c.clone();
+            woken.nodes[0].backends[0].wake();
+            assert!(ready(&woken), "released by SyncRepWakeQueue");
+            let (lines, fx) = step(&mut woken, 0, None);
+            assert_eq!(lines[0], format!("released from synchronous replication wait for {end}"));
+            assert_eq!(fx.acks.len(), 1);
+            crate::testkit::settle(&mut c);
+            assert!(c.nodes[0].backends[0].is_idle(), "the standby confirmed");
+        }
+    }
 }
