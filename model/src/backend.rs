@@ -875,4 +875,46 @@ mod tests {
             assert!(c.nodes[0].backends[0].is_idle(), "the standby confirmed");
         }
     }
+
+    /// The row an UPDATE finds is the version inserted by a committed
+    /// transaction and not deleted by one (no xmax, or its deleter
+    /// aborted): a version deleted by a commit, or inserted by an abort,
+    /// is no row.
+    #[test]
+    fn an_update_finds_only_the_live_version() {
+        use crate::heap::Tuple;
+        let mut c = quiesced(0, 100);
+        let ((), _, _) = crate::testkit::logged(&mut c, 0, |n, ctx| {
+            n.read_buffer(BlockNumber(31), crate::log::Process::Backend(0), ctx).map(|_| ()).unwrap()
+        });
+        let n = &mut c.nodes[0];
+        let flushed = n.wal.flush_lsn();
+        let mut ended = |st| {
+            let x = n.assign_xid();
+            n.clog.set(x, st, flushed);
+            n.end_xid(x);
+            x
+        };
+        let (cm, cm2, ab) =
+            (ended(XidStatus::Committed), ended(XidStatus::Committed), ended(XidStatus::Aborted));
+        let (deleted, undeleted, aborted) = (999_999, 999_999 - 32, 999_999 - 64); // block 31
+        let t = |key, xmin, xmax| Tuple { key, payload: 1, xmin, xmax, infomask: 0 };
+        let f = n.buffers.lookup(BlockNumber(31)).unwrap();
+        n.buffers.frame_mut(f).page.tuples =
+            vec![t(deleted, cm, cm2), t(undeleted, cm, ab), t(aborted, ab, Xid::INVALID)];
+        for key in [deleted, aborted] {
+            let op = Op { client: 0, kind: OpKind::Update, key, payload: 5 };
+            let (_, fx) = step(&mut c, 0, Some(op));
+            assert_eq!(fx.failed, [(0, op, Failure::NoRow)], "key {key}");
+        }
+        step(&mut c, 0, Some(Op { client: 0, kind: OpKind::Update, key: undeleted, payload: 5 }));
+        let n = &c.nodes[0];
+        assert!(matches!(n.backends[0], Backend::InXact { .. }));
+        let rec = n.wal.records().last().unwrap();
+        assert!(
+            matches!(rec.body, RecordBody::HeapUpdate { old_offnum: 2, new_offnum: 4, .. }),
+            "{:?}",
+            rec.body
+        );
+    }
 }
