@@ -813,6 +813,21 @@ mod tests {
         let names: Vec<_> = n.wal.from_index(start).iter().map(|r| r.body.name()).collect();
         assert_eq!(names, ["Heap/INSERT"]);
         assert_eq!(n.buffers.frame(f).page.tuples.len(), TUPLES_PER_PAGE + 1);
+
+        // Changed since REDO already: the PRUNE record has no image.
+        let n = &mut c.nodes[0];
+        assert!(n.buffers.frame(f).page.lsn > n.redo_ptr);
+        n.buffers.frame_mut(f).page.tuples.truncate(TUPLES_PER_PAGE);
+        n.buffers.frame_mut(f).page.tuples[5] = t(1000, ab, Xid::INVALID);
+        let start = n.wal.end_index();
+        step(&mut c, 2, Some(Op { client: 2, kind: OpKind::Insert, key: key - 32, payload: 9 }));
+        let recs = c.nodes[0].wal.from_index(start);
+        assert!(
+            matches!(&recs[0].body, RecordBody::HeapPrune { offnums, image: None, .. } if offnums[..] == [6]),
+            "{:?}",
+            recs[0].body
+        );
+        assert_eq!(recs[1].body.name(), "Heap/INSERT");
     }
 
     /// `synchronous_commit = off`: the commit is marked in CLOG and
