@@ -334,4 +334,25 @@ mod tests {
         assert_eq!(n.wal.end(), wal_end);
         assert_eq!(n.buffers.frame(f).page.tuples[0].infomask, HEAP_XMIN_COMMITTED);
     }
+
+    /// A hint bit once set is believed, never re-derived from the CLOG:
+    /// SetHintBits only looks at a tuple's xmin (xmax) while neither of
+    /// its two hints is set, so a page carrying hints that disagree with
+    /// this node's CLOG (a page image from another history) keeps them.
+    #[test]
+    fn set_hints_are_not_recomputed() {
+        let s = Settings::default();
+        let mut n = node();
+        let f = n.buffers.take_victim();
+        let tuples = vec![
+            tup(1, 11, 0, HEAP_XMIN_COMMITTED), // CLOG: aborted
+            tup(2, 10, 0, HEAP_XMIN_INVALID),   // CLOG: committed
+            tup(3, 10, 11, HEAP_XMIN_COMMITTED | HEAP_XMAX_COMMITTED),
+            tup(4, 10, 10, HEAP_XMIN_COMMITTED | HEAP_XMAX_INVALID),
+        ];
+        n.buffers.install(f, BlockNumber(1), Page { lsn: Lsn(0), tuples: tuples.clone() });
+        crate::testkit::on_node(&s, &mut n, |n, ctx| n.set_hint_bits(f, Process::Backend(0), ctx));
+        assert_eq!(n.buffers.frame(f).page.tuples, tuples);
+        assert!(!n.buffers.frame(f).dirty, "nothing changed");
+    }
 }
