@@ -355,4 +355,21 @@ mod tests {
         assert_eq!(n.buffers.frame(f).page.tuples, tuples);
         assert!(!n.buffers.frame(f).dirty, "nothing changed");
     }
+
+    /// A delete committed but not yet flushed gets no hint at all: not
+    /// "committed" (the rule), and certainly not "invalid" (it did not
+    /// abort), or the deleted row would come back.
+    #[test]
+    fn an_unflushed_delete_gets_no_xmax_hint() {
+        let s = Settings::default();
+        let mut n = node();
+        let tli = n.tli;
+        let end = n.wal.insert(tli, Xid(13), RecordBody::Commit).end;
+        n.clog.set(Xid(13), XidStatus::Committed, end);
+        let f = n.buffers.take_victim();
+        n.buffers.install(f, BlockNumber(1), Page { lsn: Lsn(0), tuples: vec![tup(1, 10, 13, 0)] });
+        crate::testkit::on_node(&s, &mut n, |n, ctx| n.set_hint_bits(f, Process::Backend(0), ctx));
+        assert_eq!(n.buffers.frame(f).page.tuples[0].infomask, HEAP_XMIN_COMMITTED);
+        assert!(n.visible_rows_of_page(&n.buffers.frame(f).page).next().is_none(), "deleted");
+    }
 }
