@@ -150,8 +150,44 @@ mod tests {
         assert_eq!(a.read_any_tli(&g, &h, Tli(2), 1).unwrap().0, "000000020000000000000001");
         assert_eq!(a.read_any_tli(&g, &h, Tli(1), 1).unwrap().0, "000000010000000000000001");
         assert!(a.read_any_tli(&g, &h, Tli(2), 2).is_none());
+        assert_eq!(a.history(Tli(2)), None, "no history file archived yet");
         a.store(History::file_name(Tli(2)), ArchivedFile::History(h.entries(Tli(2)).to_vec()));
         assert_eq!(a.newer_timelines(Tli(1)), vec![Tli(2)]);
         assert!(a.newer_timelines(Tli(2)).is_empty());
+    }
+
+    #[test]
+    fn the_archive_is_a_directory_of_named_files_overwritten_by_name() {
+        let g = WalGeometry::new(1 << 14);
+        let mut w = Wal::new(g);
+        w.insert(Tli(1), Xid(3), RecordBody::Commit);
+        let recs: Arc<[Record]> = w.records().to_vec().into();
+        let mut a = Archive::default();
+        assert!(a.is_empty(), "a new archive holds no file");
+        assert_eq!(a.names().count(), 0);
+        let seg0 = g.wal_file_name(Tli(1), Lsn(0));
+        let seg1 = g.wal_file_name(Tli(1), Lsn(1 << 14));
+        // Stored out of order: names() lists them in file-name order,
+        // which for WAL files is timeline then segment order.
+        a.store(seg1.clone(), ArchivedFile::Segment(recs.clone()));
+        a.store(seg0.clone(), ArchivedFile::Segment(Arc::from(Vec::new())));
+        assert!(!a.is_empty());
+        assert_eq!(a.names().collect::<Vec<_>>(), ["000000010000000000000000", "000000010000000000000001"]);
+        assert_eq!(a.get(&seg1), Some(&ArchivedFile::Segment(recs.clone())));
+        assert_eq!(a.get("000000010000000000000002"), None);
+        // `cp` over an existing name replaces the file.
+        a.store(seg0.clone(), ArchivedFile::Segment(recs.clone()));
+        assert_eq!(a.names().count(), 2);
+        assert_eq!(a.segment(&seg0).map(<[Record]>::len), Some(1));
+        // A history file is not a segment, and a segment not a history.
+        let mut h = History::default();
+        h.add_child(Tli(2), Tli(1), Lsn(100), "x");
+        a.store(History::file_name(Tli(2)), ArchivedFile::History(h.entries(Tli(2)).to_vec()));
+        assert_eq!(a.segment("00000002.history"), None);
+        assert_eq!(a.history(Tli(2)).map(<[HistoryEntry]>::len), Some(1));
+        a.store(History::file_name(Tli(3)), ArchivedFile::Segment(recs));
+        assert_eq!(a.history(Tli(3)), None);
+        assert_eq!(a.names().nth(2), Some("00000002.history"));
+        assert_eq!(a.names().count(), 4);
     }
 }

@@ -193,4 +193,91 @@ mod tests {
             }
         }
     }
+
+    fn usages(p: &BufferPool) -> Vec<u8> {
+        p.frames().iter().map(|d| d.usage).collect()
+    }
+
+    /// StrategyGetBuffer's clock sweep, step by step against the real
+    /// one: from the hand, each frame with a usage count loses one and
+    /// the first found at zero is the victim; the hand stops after it.
+    #[test]
+    fn the_clock_sweep_decrements_usage_as_the_real_one() {
+        let mut p = BufferPool::new(4, 10);
+        for blk in 0..4 {
+            let f = p.take_victim();
+            assert_eq!(f, blk as usize, "empty frames first, in order");
+            p.install(f, BlockNumber(blk), Page::default());
+        }
+        assert_eq!((usages(&p), p.hand), (vec![1, 1, 1, 1], 0));
+        p.touch(0);
+        p.touch(0);
+        p.touch(2);
+        assert_eq!(usages(&p), [3, 1, 2, 1]);
+        // Hand 0: 3->2, 1->0, 2->1, 1->0, 2->1, then frame 1 at zero.
+        assert_eq!(p.peek_victim(), 1);
+        assert_eq!(p.take_victim(), 1);
+        assert_eq!((usages(&p), p.hand), (vec![1, 0, 1, 0], 2));
+        p.install(1, BlockNumber(7), Page::default());
+        assert_eq!(p.lookup(BlockNumber(1)), None, "the old block left the buffer table");
+        assert_eq!(p.lookup(BlockNumber(7)), Some(1));
+        // Hand 2: 1->0, then frame 3 at zero.
+        assert_eq!(p.take_peeked_victim(3), 3);
+        assert_eq!((usages(&p), p.hand), (vec![1, 1, 0, 0], 0));
+        p.install(3, BlockNumber(8), Page::default());
+        p.install(2, BlockNumber(9), Page::default());
+        p.touch(3);
+        // Hand 0: usages 1, 1, 1, 2: 1->0, 1->0, 1->0, 2->1, frame 0 at zero.
+        assert_eq!(p.take_victim(), 0);
+        assert_eq!((usages(&p), p.hand), (vec![0, 0, 0, 1], 1));
+        // Wrapping round: hand 3 over frames 3 and 0 to frame 1.
+        let mut p = BufferPool::new(4, 10);
+        for (f, u) in [(0, 1), (1, 0), (2, 1), (3, 1)] {
+            p.install(f, BlockNumber(f as u32), Page::default());
+            p.frames[f].usage = u;
+        }
+        p.hand = 3;
+        assert_eq!(p.take_victim(), 1);
+        assert_eq!((usages(&p), p.hand), (vec![0, 0, 1, 0], 2));
+        // Two full rounds before a frame at usage 2 reaches zero.
+        for (f, u) in [(0, 3), (1, 2), (2, 3), (3, 2)] {
+            p.frames[f].usage = u;
+        }
+        p.hand = 1;
+        assert_eq!(p.take_victim(), 1);
+        assert_eq!((usages(&p), p.hand), (vec![1, 0, 1, 0], 2));
+    }
+
+    /// A usage count saturates at BM_MAX_USAGE_COUNT (5); an empty frame
+    /// is taken before any used one; a crash empties the pool.
+    #[test]
+    fn usage_saturates_and_empty_frames_go_first() {
+        let mut p = BufferPool::new(3, 10);
+        p.install(1, BlockNumber(4), Page::default());
+        for _ in 0..10 {
+            p.touch(1);
+        }
+        assert_eq!(p.frame(1).usage, 5);
+        p.hand = 1;
+        assert_eq!(p.take_victim(), 2, "the first empty frame from the hand");
+        // The model has no freelist: the sweep passed frame 1 on its way.
+        assert_eq!((p.frame(1).usage, p.hand), (4, 0));
+        let page = Page { lsn: crate::lsn::Lsn(8), tuples: Vec::new() };
+        p.install_copy(2, BlockNumber(5), &page);
+        p.frame_mut(2).dirty = true;
+        assert_eq!(
+            p.frame(2),
+            &BufferDesc { tag: Some(BlockNumber(5)), dirty: true, usage: 1, page: page.clone() }
+        );
+        assert_eq!(p.resident_page(BlockNumber(5)), Some(&page));
+        assert_eq!(p.resident_page(BlockNumber(6)), None);
+        assert_eq!(p.dirty_frames().collect::<Vec<_>>(), [2]);
+        p.frame_mut(2).dirty = false;
+        p.install_copy(2, BlockNumber(6), &Page::default());
+        assert_eq!(p.lookup(BlockNumber(5)), None);
+        assert_eq!(p.lookup(BlockNumber(6)), Some(2));
+        p.clear();
+        assert_eq!(p, BufferPool::new(3, 10));
+        assert_eq!(p.lookup(BlockNumber(4)), None);
+    }
 }

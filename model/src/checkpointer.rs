@@ -780,4 +780,495 @@ mod tests {
             ]
         );
     }
+
+    /// [`on_node`], also returning the effects (marks, violations).
+    fn on_node_fx<R>(
+        settings: &crate::settings::Settings,
+        n: &mut Node,
+        f: impl FnOnce(&mut Node, &mut Ctx<'_>) -> R,
+    ) -> (R, Vec<String>, crate::event::Effects) {
+        let (mut log, mut fx) = (crate::log::Log::new(true), crate::event::Effects::default());
+        let archive = crate::archive::Archive::default();
+        let mut ctx =
+            Ctx { env: crate::node::Env { settings, archive: &archive }, log: &mut log, fx: &mut fx };
+        let r = f(n, &mut ctx);
+        (r, log.drain().map(|l| l.message).collect(), fx)
+    }
+
+    /// A fresh primary (PostgreSQL's geometry: 1 MB segments) whose WAL
+    /// reaches into segment 5, flushed; REDO at 0/400028, in segment 4.
+    fn primary_with_six_segments(s: &crate::settings::Settings) -> (Node, Lsn) {
+        let mut n = Node::initdb(crate::ids::NodeId(0), s);
+        for _ in 0..5 {
+            n.wal.insert(Tli(1), Xid(0), RecordBody::Switch);
+        }
+        let end = n.wal.insert(Tli(1), Xid(0), RecordBody::Abort).end;
+        n.wal.flush_upto(end);
+        assert_eq!(n.wal.geometry().segno(end), 5);
+        (n, Lsn((4 << 20) + 40))
+    }
+
+    fn seg_name(seg: u64) -> String {
+        format!("0000000100000000000000{seg:02X}")
+    }
+
+    /// XLOGfileslop: with `min_wal_size` = 4 MB, segments are recycled as
+    /// future ones while the next future segment (6: the insert position
+    /// is in 5) stays within REDO's segment + 4 - 1 = 7, so segments 0 and
+    /// 1 become 6 and 7, and 2 and 3 are removed.
+    #[test]
+    fn old_segments_are_recycled_up_to_min_wal_size_ahead_of_redo() {
+        let mut s = crate::testkit::real_geometry();
+        s.min_wal_size = crate::settings::WalSize(crate::settings::Bytes(4 << 20));
+        let (mut n, redo) = primary_with_six_segments(&s);
+        let ((), lines, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(4 << 20));
+        assert_eq!(
+            lines,
+            [
+                format!("attempting to remove WAL segments older than log file {}", seg_name(3)),
+                format!("recycled write-ahead log file \"{}\"", seg_name(0)),
+                format!("recycled write-ahead log file \"{}\"", seg_name(1)),
+                format!("removing write-ahead log file \"{}\"", seg_name(2)),
+                format!("removing write-ahead log file \"{}\"", seg_name(3)),
+            ]
+        );
+        assert!(fx.marks.contains(Mark::SegmentRemoved));
+        assert!(!fx.marks.contains(Mark::SlotHeldWal));
+        assert!(fx.violations.is_empty());
+    }
+
+    /// KeepLogSeg: a slot whose restart_lsn is in segment 2 keeps segments
+    /// 2 and 3 although REDO is in 4 (mark `slot_held_wal`); without the
+    /// rule, they go and `wal_segments_kept` names the slot's segment.
+    #[test]
+    fn a_slot_holds_wal_behind_redo_and_removing_it_is_a_violation() {
+        use crate::node::ReplSlot;
+        let slot = ReplSlot { name: "node2".into(), restart_lsn: Lsn((2 << 20) + 8), invalidated: false };
+        let mut s = crate::testkit::real_geometry();
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.slots = vec![slot.clone()];
+        let ((), lines, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(2 << 20));
+        assert_eq!(
+            lines[0],
+            format!("attempting to remove WAL segments older than log file {}", seg_name(1))
+        );
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(fx.marks.contains(Mark::SlotHeldWal));
+        assert!(fx.violations.is_empty(), "{:?}", fx.violations);
+        assert_eq!(n.slots, std::slice::from_ref(&slot), "max_slot_wal_keep_size = -1: no invalidation");
+
+        s.rules.keep_wal_for_standbys = false;
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.slots = vec![slot.clone()];
+        let ((), lines, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(4 << 20));
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert!(!fx.marks.contains(Mark::SlotHeldWal), "nothing was held");
+        let v: Vec<_> = fx.violations.iter().map(|v| (v.invariant, v.detail.as_str())).collect();
+        assert_eq!(
+            v,
+            [(
+                crate::violation::Invariant::WalSegmentsKept,
+                "node1: a checkpoint removed WAL segments up to 000000010000000000000003, but wal_keep_size (0B) and replication slots hold WAL from segment 000000010000000000000002 on: a standby or crash recovery that needs them finds them gone"
+            )]
+        );
+    }
+
+    /// `wal_keep_size` (3 MB: segments 1 on, behind the checkpoint's
+    /// segment 4) holds WAL although the slot, at REDO's segment, does
+    /// not: no `slot_held_wal` mark.
+    #[test]
+    fn wal_keep_size_holding_is_not_a_slot_holding() {
+        use crate::node::ReplSlot;
+        let mut s = crate::testkit::real_geometry();
+        s.wal_keep_size = crate::settings::WalSize(crate::settings::Bytes(3 << 20));
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.slots = vec![ReplSlot { name: "s".into(), restart_lsn: Lsn((4 << 20) + 8), invalidated: false }];
+        let ((), _, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(1 << 20));
+        assert!(!fx.marks.contains(Mark::SlotHeldWal));
+        assert!(fx.violations.is_empty());
+    }
+
+    /// With `max_slot_wal_keep_size` = 1 MB, a checkpoint in segment 4
+    /// keeps no more than segment 3 for a slot in segment 2: the slot is
+    /// invalidated and segments up to 2 go.
+    #[test]
+    fn a_checkpoint_invalidates_a_slot_beyond_max_slot_wal_keep_size() {
+        use crate::node::ReplSlot;
+        let mut s = crate::testkit::real_geometry();
+        s.max_slot_wal_keep_size = 1;
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.slots =
+            vec![ReplSlot { name: "node2".into(), restart_lsn: Lsn((2 << 20) + 8), invalidated: false }];
+        let ((), lines, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(
+            lines[0],
+            "invalidating slot \"node2\" because its restart_lsn 0/200008 exceeds max_slot_wal_keep_size"
+        );
+        assert!(n.slots[0].invalidated);
+        assert_eq!(n.wal.kept_from(), Lsn(3 << 20));
+        assert!(fx.violations.is_empty());
+    }
+
+    /// XLogArchiveCheckDone: segments from the oldest `.ready` one on stay;
+    /// without the rule they go, and `wal_segments_kept` says the archive
+    /// will never have them.
+    #[test]
+    fn segments_not_archived_yet_are_kept() {
+        let mut s = crate::testkit::real_geometry();
+        s.archive_mode = crate::settings::ArchiveMode::On;
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.status = Status::Production;
+        n.archive_status.next_seg = 2;
+        let ((), _, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(2 << 20));
+        assert!(fx.violations.is_empty(), "{:?}", fx.violations);
+
+        s.rules.remove_checks_archive_done = false;
+        let (mut n, redo) = primary_with_six_segments(&s);
+        n.status = Status::Production;
+        n.archive_status.next_seg = 2;
+        let ((), _, fx) = on_node_fx(&s, &mut n, |n, ctx| n.remove_old_wal(redo, redo, ctx));
+        assert_eq!(n.wal.kept_from(), Lsn(4 << 20));
+        let v: Vec<_> = fx.violations.iter().map(|v| v.detail.as_str()).collect();
+        assert_eq!(
+            v,
+            [
+                "node1: a checkpoint removed WAL segments up to 000000010000000000000003, but segments from 000000010000000000000002 on are not archived yet (archive_status .ready): the archive will never have them"
+            ]
+        );
+    }
+
+    /// A slot never reserved (no restart_lsn) or already invalidated is
+    /// left alone: no second "invalidating slot" line.
+    #[test]
+    fn only_reserved_valid_slots_are_invalidated() {
+        use crate::node::ReplSlot;
+        let s = crate::testkit::real_geometry();
+        let mut n = Node::initdb(crate::ids::NodeId(0), &s);
+        let unreserved = ReplSlot { name: "new".into(), restart_lsn: Lsn::INVALID, invalidated: false };
+        let done = ReplSlot { name: "old".into(), restart_lsn: Lsn::INVALID, invalidated: true };
+        n.slots = vec![unreserved.clone(), done.clone()];
+        let ((), lines) = on_node(&s, &mut n, |n, ctx| n.invalidate_obsolete_slots(8, ctx));
+        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(n.slots, [unreserved, done]);
+    }
+
+    /// Requests `kind` on node `i` and steps its checkpointer while it is
+    /// ready, with logging on: the steps taken, the messages, the effects.
+    fn logged_checkpoint(
+        c: &mut Cluster,
+        i: usize,
+        kind: CkptKind,
+    ) -> (u32, Vec<String>, crate::event::Effects) {
+        let s = c.settings().clone();
+        let (steps, lines, fx) = on_node_fx(&s, &mut c.nodes[i], |n, ctx| {
+            n.checkpointer.request(kind);
+            let mut steps = 0;
+            while n.checkpointer_ready(ctx.env) {
+                n.checkpointer_step(ctx);
+                steps += 1;
+                assert!(steps < 10_000, "the checkpoint ends");
+            }
+            steps
+        });
+        (steps, lines, fx)
+    }
+
+    /// CreateCheckPoint: REDO is the insert position when it starts; each
+    /// buffer dirty then is written once, one per step, unless it was
+    /// written meanwhile; the count and share of buffers written is
+    /// logged (2 of 16 = 12.5 %); the record is an online checkpoint that
+    /// pg_control then points at.
+    #[test]
+    fn a_checkpoint_writes_each_buffer_dirty_at_its_start_once() {
+        let mut c = quiesced(1, 300);
+        run_checkpoint(&mut c, 0, CkptKind::Online);
+        let s = c.settings().clone();
+        let n = &mut c.nodes[0];
+        assert_eq!((n.buffers.dirty_frames().count(), n.clog.dirty_pages().count()), (0, 0));
+        assert_eq!(n.buffers.frames().len(), 16);
+        // Blocks 0 to 2 resident (read in if need be), then dirtied.
+        on_node(&s, n, |n, ctx| {
+            for b in 0..3 {
+                n.read_buffer(crate::ids::BlockNumber(b), Process::Checkpointer, ctx).unwrap();
+            }
+        });
+        let used: Vec<usize> =
+            (0..3).map(|b| n.buffers.lookup(crate::ids::BlockNumber(b)).expect("resident")).collect();
+        for &f in &used {
+            n.buffers.frame_mut(f).dirty = true;
+        }
+        let tli = n.tli;
+        n.wal.insert(tli, Xid(0), RecordBody::Abort);
+        let insert = n.wal.insert_lsn();
+        let completed = n.checkpointer.completed;
+        let ((steps, redo), lines, _) = on_node_fx(&s, n, |n, ctx| {
+            n.checkpointer.request(CkptKind::Online);
+            n.checkpointer_step(ctx);
+            let redo = n.checkpointer.current.as_ref().expect("begun").redo;
+            assert_eq!(n.redo_ptr, redo, "RedoRecPtr moves at the start");
+            // The bgwriter writes the second of them while the checkpoint runs.
+            n.flush_buffer(used[1], Process::BgWriter, ctx).unwrap();
+            let mut steps = 1;
+            while n.checkpointer_ready(ctx.env) {
+                n.checkpointer_step(ctx);
+                steps += 1;
+            }
+            (steps, redo)
+        });
+        assert_eq!(redo, insert);
+        // Begin; CLOG (nothing dirty); the three (the second skipped); then
+        // fsync, the record, pg_control.
+        assert_eq!(steps, 1 + 1 + 3 + 1 + 1 + 1 + 1);
+        assert_eq!(n.checkpointer.completed, completed + 1);
+        assert_eq!(n.buffers.dirty_frames().count(), 0);
+        let ckpt_lines: Vec<_> = lines.iter().filter(|l| l.starts_with("checkpoint")).cloned().collect();
+        assert_eq!(
+            ckpt_lines,
+            [
+                "checkpoint starting: time".to_string(),
+                format!(
+                    "checkpoint complete: wrote 2 buffers (12.5%); lsn={}, redo lsn={redo}",
+                    n.control.checkpoint
+                )
+            ]
+        );
+        let rec = n.wal.record_at(n.control.checkpoint).unwrap();
+        assert!(matches!(rec.body, RecordBody::CheckpointOnline(ck) if ck.redo == redo), "{:?}", rec.body);
+        assert_eq!((n.control.redo, n.control.state), (redo, DbState::InProduction));
+    }
+
+    /// A fast shutdown's checkpoint writes a shutdown checkpoint record
+    /// and marks pg_control shut down; the primary waits for its
+    /// walsenders before it exits (shutdown_sends_all_wal), or exits at
+    /// once without that rule.
+    #[test]
+    fn the_shutdown_checkpoint_writes_a_shutdown_record() {
+        for sends_all in [true, false] {
+            let mut c = crate::testkit::quiesced_with(1, 300, |s| s.rules.shutdown_sends_all_wal = sends_all);
+            c.with_node(0, |n, ctx| n.begin_fast_shutdown(ctx));
+            let (_, lines, _) = logged_checkpoint(&mut c, 0, CkptKind::Shutdown);
+            let n = &c.nodes[0];
+            assert!(lines.contains(&"checkpoint starting: shutdown immediate".to_string()), "{lines:?}");
+            let rec = n.wal.record_at(n.control.checkpoint).unwrap();
+            assert_eq!(rec.body.name(), "XLOG/CHECKPOINT_SHUTDOWN");
+            assert_eq!(n.control.state, DbState::Shutdowned);
+            assert!(n.checkpointer.current.is_none());
+            if sends_all {
+                assert!(n.shutdown_ckpt_done);
+                assert_eq!(n.status, Status::ShuttingDown, "walsenders still send");
+            } else {
+                assert_eq!(n.status, Status::Down);
+                assert_eq!(lines.last().unwrap(), "database system is shut down");
+            }
+        }
+    }
+
+    /// Which checkpoint each state of the server may start.
+    #[test]
+    fn each_kind_of_checkpoint_starts_only_in_its_state() {
+        use CkptKind::*;
+        let kinds = [Online, Restartpoint, EndOfRecovery, Shutdown, ShutdownRestartpoint];
+        let may = |n: &Node| kinds.map(|k| n.may_start(k));
+        let mut c = quiesced(1, 200);
+        assert_eq!(may(&c.nodes[0]), [true, false, false, false, false], "a primary");
+        assert_eq!(may(&c.nodes[1]), [false, true, true, false, false], "a standby (in recovery)");
+        c.nodes[0].status = Status::ShuttingDown;
+        c.nodes[1].status = Status::ShuttingDown;
+        assert_eq!(may(&c.nodes[0]), [false, false, false, true, false]);
+        // A standby shutting down is still in recovery: a restartpoint
+        // request is still its kind of checkpoint.
+        assert_eq!(may(&c.nodes[1]), [false, true, false, false, true]);
+        c.nodes[0].status = Status::Down;
+        assert!(!c.with_node(0, |n, ctx| {
+            n.checkpointer.request(Online);
+            n.checkpointer_ready(ctx.env)
+        }));
+    }
+
+    /// A checkpoint under way makes a timed request useless; so does a
+    /// newer checkpoint replayed by crash recovery (not a standby): only
+    /// a standby restartpoints.
+    #[test]
+    fn a_timed_request_is_useless_during_a_checkpoint_or_crash_recovery() {
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| s.max_wal_size.0.0 = 2 << 20);
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        run_checkpoint(&mut c, 0, CkptKind::Online);
+        crate::testkit::settle(&mut c);
+        assert!(c.nodes[1].checkpoint_request_useful());
+        c.nodes[1].startup.as_mut().unwrap().standby = false;
+        assert!(!c.nodes[1].checkpoint_request_useful(), "crash recovery does not restartpoint");
+        c.nodes[1].startup.as_mut().unwrap().standby = true;
+        let tli = c.nodes[0].tli;
+        c.nodes[0].wal.insert(tli, Xid(0), RecordBody::Abort);
+        assert!(c.nodes[0].checkpoint_request_useful());
+        c.with_node(0, |n, ctx| {
+            n.checkpointer.request(CkptKind::Online);
+            n.checkpointer_step(ctx);
+        });
+        assert!(c.nodes[0].checkpointer.requested.is_none() && c.nodes[0].checkpointer.current.is_some());
+        assert!(!c.nodes[0].checkpoint_request_useful(), "one checkpoint at a time");
+    }
+
+    /// DELAY_CHKPT_START: a checkpoint waits, before writing anything, for
+    /// the sessions that had inserted their commit record but not yet
+    /// updated CLOG when it took REDO; not for later ones, and not
+    /// without the rule.
+    #[test]
+    fn a_checkpoint_waits_for_commits_in_progress_at_its_start() {
+        use crate::backend::Backend;
+        use crate::event::{Op, OpKind};
+        for rule in [true, false] {
+            let mut c =
+                crate::testkit::quiesced_with(1, 200, |s| s.rules.checkpoint_waits_for_commits = rule);
+            let op = Op { client: 0, kind: OpKind::Insert, key: 1, payload: 2 };
+            let end = c.nodes[0].wal.end();
+            c.nodes[0].backends[0] = Backend::Committing { xid: Xid(90), op, end };
+            let ready = c.with_node(0, |n, ctx| {
+                n.checkpointer.request(CkptKind::Online);
+                n.checkpointer_step(ctx);
+                n.checkpointer_ready(ctx.env)
+            });
+            let ck = c.nodes[0].checkpointer.current.as_ref().unwrap();
+            assert_eq!(ck.phase, Phase::Clog);
+            if rule {
+                assert!(!ready, "waits for xid 90");
+                assert_eq!(c.nodes[0].delaying_xid(ck), Some(Xid(90)));
+            } else {
+                assert!(ready);
+            }
+            c.nodes[0].backends[0] = Backend::Idle;
+            assert!(c.with_node(0, |n, ctx| n.checkpointer_ready(ctx.env)), "xid 90 finished");
+            // A commit that began after REDO does not hold it up.
+            c.nodes[0].backends[1] = Backend::Committing { xid: Xid(91), op, end };
+            assert!(c.with_node(0, |n, ctx| n.checkpointer_ready(ctx.env)));
+        }
+    }
+
+    /// CreateRestartPoint with nothing new replayed: "skipping
+    /// restartpoint", and minRecoveryPoint is raised to the replay
+    /// position once (rule `skipped_restartpoint_updates_min_recovery_point`).
+    #[test]
+    fn a_skipped_restartpoint_raises_min_recovery_point_to_the_replay_position() {
+        for rule in [true, false] {
+            let mut c = crate::testkit::quiesced_with(1, 300, |s| {
+                s.rules.skipped_restartpoint_updates_min_recovery_point = rule
+            });
+            run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+            let replayed = c.nodes[1].startup.as_ref().unwrap().replayed;
+            c.nodes[1].control.min_recovery_point = Lsn(replayed.0 - 8);
+            let before = c.nodes[1].checkpointer.completed;
+            let (_, lines, _) = logged_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+            let n = &c.nodes[1];
+            assert_eq!(n.checkpointer.completed, before, "skipped");
+            let mut expected =
+                vec![format!("skipping restartpoint, already performed at {}", n.control.checkpoint)];
+            if rule {
+                expected.push(format!("updated min recovery point to {replayed} on timeline 1"));
+                assert_eq!(n.control.min_recovery_point, replayed);
+            } else {
+                assert_eq!(n.control.min_recovery_point, Lsn(replayed.0 - 8));
+            }
+            assert_eq!(lines, expected);
+            // Already there: nothing to update.
+            let (_, lines, _) = logged_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+            assert_eq!(lines.len(), 1, "{lines:?}");
+        }
+    }
+
+    /// A restartpoint points pg_control at the replayed checkpoint, in
+    /// archive recovery, with minRecoveryPoint at least the record's end;
+    /// a shutdown restartpoint leaves it "shut down in recovery" and is
+    /// no `restartpoint` mark.
+    #[test]
+    fn a_restartpoint_sets_pg_control_from_the_replayed_checkpoint() {
+        for kind in [CkptKind::Restartpoint, CkptKind::ShutdownRestartpoint] {
+            let mut c = crate::testkit::quiesced_with(1, 300, |s| s.max_wal_size.0.0 = 2 << 20);
+            run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+            run_checkpoint(&mut c, 0, CkptKind::Online);
+            crate::testkit::settle(&mut c);
+            let (start, end, ckpt) = c.nodes[1].startup.as_ref().unwrap().last_checkpoint.unwrap();
+            c.nodes[1].control.min_recovery_point = Lsn(0);
+            if kind == CkptKind::ShutdownRestartpoint {
+                c.nodes[1].status = Status::ShuttingDown;
+            }
+            let (_, lines, fx) = logged_checkpoint(&mut c, 1, kind);
+            let n = &c.nodes[1];
+            assert_eq!((n.control.checkpoint, n.control.redo), (start, ckpt.redo));
+            assert_eq!(n.control.min_recovery_point, end, "raised to the record's end");
+            assert!(lines.contains(&format!("recovery restart point at {}", ckpt.redo)), "{lines:?}");
+            assert!(
+                lines.contains(&"restartpoint starting: time".to_string()) || kind != CkptKind::Restartpoint
+            );
+            if kind == CkptKind::Restartpoint {
+                assert_eq!(n.control.state, DbState::InArchiveRecovery);
+                assert!(fx.marks.contains(Mark::Restartpoint));
+            } else {
+                assert_eq!(n.control.state, DbState::ShutdownedInRecovery);
+                assert!(!fx.marks.contains(Mark::Restartpoint));
+                assert_eq!(n.status, Status::Down);
+            }
+        }
+        // A minRecoveryPoint beyond the record's end stays.
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| s.max_wal_size.0.0 = 2 << 20);
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        run_checkpoint(&mut c, 0, CkptKind::Online);
+        crate::testkit::settle(&mut c);
+        let (_, end, _) = c.nodes[1].startup.as_ref().unwrap().last_checkpoint.unwrap();
+        c.nodes[1].control.min_recovery_point = Lsn(end.0 + 800);
+        run_checkpoint(&mut c, 1, CkptKind::Restartpoint);
+        assert_eq!(c.nodes[1].control.min_recovery_point, Lsn(end.0 + 800));
+    }
+
+    /// LogCheckpointStart prints the cause "wal" for a checkpoint begun
+    /// with more WAL since REDO than max_wal_size, "time" otherwise.
+    #[test]
+    fn a_checkpoint_begun_beyond_max_wal_size_is_caused_by_wal() {
+        let small = crate::settings::WalSize(crate::settings::Bytes(8192));
+        for (over, cause) in [(0, "time"), (1, "wal")] {
+            let mut c = crate::testkit::quiesced_with(1, 300, |s| s.max_wal_size = small);
+            let insert = c.nodes[0].wal.insert_lsn().0;
+            c.nodes[0].redo_ptr = Lsn(insert - 8192 - over);
+            let s = c.settings().clone();
+            let ((), lines, _) = on_node_fx(&s, &mut c.nodes[0], |n, ctx| {
+                n.checkpointer.request(CkptKind::Online);
+                n.checkpointer_step(ctx);
+            });
+            assert_eq!(lines, [format!("checkpoint starting: {cause}")]);
+        }
+    }
+
+    /// `synchronous_transfer = data_flush`: a checkpoint's buffer write
+    /// waits until the synchronous standby has flushed WAL up to the
+    /// page's LSN; the checkpointer shows the wait and is not ready until
+    /// the standby confirms, then finishes.
+    #[test]
+    fn a_checkpoint_write_waits_for_the_standby_under_synchronous_transfer() {
+        use crate::settings::SynchronousTransfer;
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| {
+            s.synchronous_transfer = SynchronousTransfer::DataFlush
+        });
+        run_checkpoint(&mut c, 0, CkptKind::Online);
+        let n = &mut c.nodes[0];
+        let f = (0..16).find(|&f| n.buffers.frame(f).tag.is_some()).unwrap();
+        let tli = n.tli;
+        let lsn = n.wal.insert(tli, Xid(0), RecordBody::Abort).end;
+        n.buffers.frame_mut(f).page.lsn = lsn;
+        n.buffers.frame_mut(f).dirty = true;
+        let completed = n.checkpointer.completed;
+        let (_, lines, _) = logged_checkpoint(&mut c, 0, CkptKind::Online);
+        let n = &c.nodes[0];
+        let ck = n.checkpointer.current.as_ref().expect("waiting");
+        let wait = Wait::Standby { lsn, what: FileKind::Data };
+        assert_eq!((ck.phase, ck.wait), (Phase::Buffers, Some(wait)));
+        assert_eq!(lines.last().unwrap(), &format!("waiting for {lsn} (synchronous_transfer, data page)"));
+        assert!(!c.with_node(0, |n, ctx| n.checkpointer_ready(ctx.env)));
+        crate::testkit::settle(&mut c);
+        assert_eq!(c.nodes[0].checkpointer.completed, completed + 1, "the standby confirmed");
+        assert!(!c.nodes[0].buffers.frame(f).dirty);
+    }
 }

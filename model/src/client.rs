@@ -440,4 +440,122 @@ mod tests {
         assert_eq!(op(&l, (99_999 << 8) + 50), (OpKind::Insert, 100_000));
         assert_eq!(op(&l, (100_000 << 8) + 50), (OpKind::Insert, 1));
     }
+
+    fn op(client: u8, kind: OpKind, key: u32, payload: u64) -> Op {
+        Op { client, kind, key, payload }
+    }
+
+    /// Ledgers are equal when every compared field is: a difference in
+    /// any single one shows (the key count, a key's acknowledged write,
+    /// the owned rows, and the three counters).
+    #[test]
+    fn ledgers_differ_in_any_single_field() {
+        let base = || {
+            let mut l = Ledger::new(2);
+            l.on_ack(&ack(1, 7, 100, 0b01));
+            l
+        };
+        assert_eq!(base(), base());
+        let mut more_keys = base();
+        more_keys.on_commit_started(&op(1, OpKind::Insert, 2, 9));
+        let mut other_payload = Ledger::new(2);
+        other_payload.on_ack(&ack(1, 8, 100, 0b01));
+        let mut not_owned = Ledger::new(2);
+        not_owned.on_ack(&Ack { op: op(0, OpKind::Update, 1, 7), ..ack(1, 7, 100, 0b01) });
+        let mut acked_twice = base();
+        acked_twice.on_ack(&ack(1, 7, 100, 0b01));
+        let mut in_doubt = base();
+        in_doubt.on_commit_started(&op(1, OpKind::Insert, 1, 3));
+        let mut in_doubt_counted = in_doubt.clone();
+        in_doubt_counted.on_in_doubt(1, &op(1, OpKind::Insert, 1, 3));
+        let mut failed = base();
+        failed.on_failed(1, &op(1, OpKind::Insert, 1, 4), Failure::DuplicateKey);
+        let cases = [
+            ("keys", &more_keys),
+            ("acked write", &other_payload),
+            ("owned", &not_owned),
+            ("acks", &acked_twice),
+            ("in doubt", &in_doubt),
+            ("failures", &failed),
+        ];
+        for (what, other) in cases {
+            assert_ne!(&base(), other, "{what}");
+        }
+        assert_ne!(in_doubt, in_doubt_counted, "in_doubt_count");
+        // The same write in doubt twice is one possibility.
+        let mut twice = in_doubt.clone();
+        twice.on_commit_started(&op(1, OpKind::Insert, 1, 3));
+        assert_eq!(twice, in_doubt);
+        assert_eq!(twice.keys[&1].in_doubt, [3]);
+        assert_eq!(fp(&twice), fp(&in_doubt));
+        assert_ne!(fp(&base()), fp(&failed));
+    }
+
+    /// A client may update only rows it inserted and knows the fate of:
+    /// an insert acknowledged adds the key (once), a write left in doubt
+    /// or an UPDATE that found no row removes it; a duplicate-key failure
+    /// does not. Counters count each outcome.
+    #[test]
+    fn owned_rows_follow_what_the_client_knows() {
+        let mut l = Ledger::new(2);
+        l.on_ack(&Ack { op: op(1, OpKind::Insert, 5, 1), ..ack(5, 1, 10, 1) });
+        l.on_ack(&Ack { op: op(1, OpKind::Insert, 6, 1), ..ack(6, 1, 20, 1) });
+        l.on_ack(&Ack { op: op(1, OpKind::Insert, 5, 2), ..ack(5, 2, 30, 1) });
+        assert_eq!(l.owned[1], [5, 6]);
+        assert!(l.owned[0].is_empty());
+        assert_eq!((l.acks, l.acked_keys()), (3, 2));
+        l.on_failed(1, &op(1, OpKind::Insert, 5, 3), Failure::DuplicateKey);
+        assert_eq!(l.owned[1], [5, 6]);
+        l.on_failed(1, &op(1, OpKind::Update, 5, 3), Failure::NoRow);
+        assert_eq!(l.owned[1], [6]);
+        assert_eq!(l.failures, 2);
+        l.on_in_doubt(1, &op(1, OpKind::Update, 6, 4));
+        assert!(l.owned[1].is_empty());
+        assert_eq!(l.in_doubt_count, 1);
+        assert_eq!(l.keys[&6].in_doubt, [4], "the write may have happened");
+        // A key only ever in doubt has no acknowledged write.
+        l.on_commit_started(&op(0, OpKind::Insert, 9, 1));
+        assert_eq!(l.acked_keys(), 2);
+        // The next acknowledgement of the key settles its doubt.
+        l.on_ack(&ack(6, 5, 40, 1));
+        assert!(l.keys[&6].in_doubt.is_empty());
+    }
+
+    /// `check_node` asks each node for the acknowledged writes it held
+    /// (flushed or written), accepts a write in doubt instead, and says
+    /// what it found: no row, another value, or several rows.
+    #[test]
+    fn check_node_names_what_the_node_shows() {
+        let mut l = Ledger::new(1);
+        l.on_ack(&Ack {
+            record: CommitRecord { durable_on: 0b001, written_on: 0b011, ..ack(1, 7, 100, 0).record },
+            ..ack(1, 7, 100, 0)
+        });
+        l.on_ack(&ack(2, 8, 200, 0b100));
+        assert_eq!(l.check_node(NodeId(0), "node1", &[(1, 7)]), None);
+        assert_eq!(l.check_node(NodeId(2), "node3", &[(2, 8)]), None, "only key 2 was held there");
+        let msg = |found: &str, how: &str| {
+            format!(
+                "acknowledged commit lost: row id=1 info='{}' was acknowledged by node1 (commit record ending at 0/64, {how} on node2 at that moment), but node2 shows {found}",
+                md5_text(7)
+            )
+        };
+        assert_eq!(l.check_node(NodeId(1), "node2", &[]), Some(msg("no such row", "written")));
+        assert_eq!(
+            l.check_node(NodeId(1), "node2", &[(1, 9)]),
+            Some(msg(&format!("info = '{}'", md5_text(9)), "written"))
+        );
+        assert_eq!(
+            l.check_node(NodeId(1), "node2", &[(1, 7), (1, 7)]),
+            Some(msg("2 rows with that id", "written"))
+        );
+        assert_eq!(l.check_node(NodeId(1), "node2", &[(0, 3), (1, 7), (2, 5)]), None);
+        // A later write in doubt may be what the node shows.
+        l.on_commit_started(&op(0, OpKind::Update, 1, 9));
+        assert_eq!(l.check_node(NodeId(1), "node2", &[(1, 9)]), None);
+        // Power loss on node2: only written there, no longer owed.
+        l.on_power_loss(NodeId(1));
+        assert_eq!(l.check_node(NodeId(1), "node2", &[]), None);
+        assert!(l.check_node(NodeId(0), "node1", &[]).unwrap().contains("flushed on node1"));
+    }
 }

@@ -143,4 +143,45 @@ mod tests {
         assert_eq!(c.get(Xid(6)), XidStatus::InProgress);
         assert_eq!(c.get(Xid(1000)), XidStatus::InProgress);
     }
+
+    /// TransactionIdToPage / TransactionIdToPgIndex: with 4 transactions
+    /// per page, xid 9 is entry 1 of page 2. A page's group LSN only
+    /// rises, and a written page is clean until set again.
+    #[test]
+    fn pages_hold_xids_per_page_and_the_highest_lsn() {
+        let mut c = Clog::new(4);
+        assert_eq!(c.page_of(Xid(3)), BlockNumber(0));
+        assert_eq!(c.page_of(Xid(4)), BlockNumber(1));
+        assert_eq!(c.page_of(Xid(9)), BlockNumber(2));
+        c.set(Xid(9), XidStatus::Committed, Lsn(300));
+        assert_eq!(c.file.len(), 3, "ExtendCLOG zeroes every page up to xid 9's");
+        assert_eq!(c.dirty_pages().collect::<Vec<_>>(), [BlockNumber(2)]);
+        assert_eq!(
+            c.page(BlockNumber(2)).status,
+            [XidStatus::InProgress, XidStatus::Committed, XidStatus::InProgress, XidStatus::InProgress]
+        );
+        assert_eq!(c.get(Xid(8)), XidStatus::InProgress);
+        assert_eq!(c.get(Xid(10)), XidStatus::InProgress);
+        assert_eq!(c.get(Xid(1)), XidStatus::InProgress);
+        c.set(Xid(8), XidStatus::Aborted, Lsn(0));
+        assert_eq!(c.page(BlockNumber(2)).lsn, Lsn(300), "an abort does not lower the group LSN");
+        assert_eq!(c.page(BlockNumber(2)).lsn(), Lsn(300));
+        c.set(Xid(1), XidStatus::Committed, Lsn(200));
+        assert_eq!(c.get(Xid(1)), XidStatus::Committed);
+        assert_eq!(c.get(Xid(9)), XidStatus::Committed);
+        assert_eq!(c.get(Xid(8)), XidStatus::Aborted);
+        assert_eq!(c.dirty_pages().collect::<Vec<_>>(), [BlockNumber(0), BlockNumber(2)]);
+        c.write_page(BlockNumber(2));
+        assert_eq!(c.dirty_pages().collect::<Vec<_>>(), [BlockNumber(0)]);
+        assert_eq!(c.file.read(BlockNumber(2)), c.page(BlockNumber(2)));
+        assert_eq!(c.file.max_lsn_os(), Lsn(300), "the file knows the written page's LSN");
+        let copy = c.page(BlockNumber(2)).clone();
+        assert_eq!(&copy, c.page(BlockNumber(2)));
+        // Shared memory lost: page 0's unwritten commit is gone, page 2's
+        // written statuses remain, nothing is dirty.
+        c.reload();
+        assert_eq!(c.get(Xid(1)), XidStatus::InProgress);
+        assert_eq!((c.get(Xid(8)), c.get(Xid(9))), (XidStatus::Aborted, XidStatus::Committed));
+        assert_eq!(c.dirty_pages().count(), 0);
+    }
 }

@@ -471,4 +471,82 @@ mod tests {
         let codes: std::collections::BTreeSet<u64> = events.iter().map(Event::code).collect();
         assert_eq!(codes.len(), events.len());
     }
+
+    /// Every event names its node, its kind (the scheduler's weight
+    /// class: faults together, restoring from the archive as the startup
+    /// process) and prints as the trace shows it; codes carry the node.
+    #[test]
+    fn events_know_their_node_kind_and_text() {
+        let (n, p) = (NodeId(2), NodeId(1));
+        let table: [(Event, EventKind, &str); 20] = [
+            (Event::Backend { node: n, backend: 4 }, EventKind::Backend, "node3 backend 4"),
+            (Event::WalWriter { node: n }, EventKind::WalWriter, "node3 walwriter"),
+            (Event::BgWriter { node: n }, EventKind::BgWriter, "node3 bgwriter"),
+            (Event::Checkpointer { node: n }, EventKind::Checkpointer, "node3 checkpointer"),
+            (Event::RequestCheckpoint { node: n }, EventKind::CheckpointRequest, "node3 checkpoint request"),
+            (Event::Startup { node: n }, EventKind::Startup, "node3 startup"),
+            (Event::Start { node: n }, EventKind::Start, "node3 pg_ctl start"),
+            (
+                Event::Crash { node: n, kind: CrashKind::Immediate },
+                EventKind::Fault,
+                "node3 pg_ctl stop -m immediate",
+            ),
+            (Event::Crash { node: n, kind: CrashKind::PowerLoss }, EventKind::Fault, "node3 power loss"),
+            (Event::WalSender { node: n, standby: p }, EventKind::WalSender, "node3 walsender to node2"),
+            (Event::Deliver { node: n, from: p }, EventKind::Network, "network delivers node2 -> node3"),
+            (Event::WalReceiver { node: n }, EventKind::WalReceiver, "node3 walreceiver"),
+            (Event::Connect { node: n }, EventKind::Connect, "node3 walreceiver connects"),
+            (Event::Operator { node: n, step: 0 }, EventKind::Operator, "node3 operator step 1"),
+            (Event::Heal { node: n, peer: p }, EventKind::Heal, "partition node3 | node2 heals"),
+            (Event::Disconnect { node: n }, EventKind::Fault, "node3 replication connection drops"),
+            (Event::Partition { node: n, peer: p }, EventKind::Fault, "partition node3 | node2"),
+            (Event::Archiver { node: n }, EventKind::Archiver, "node3 archiver"),
+            (Event::RestoreWal { node: n }, EventKind::Startup, "node3 startup restore_command"),
+            (Event::ArchiveFailure { node: n }, EventKind::Fault, "node3 archive_command fails"),
+        ];
+        for (ev, kind, text) in table {
+            assert_eq!(ev.node(), n, "{ev:?}");
+            assert_eq!(ev.kind(), kind, "{ev:?}");
+            assert_eq!(ev.to_string(), text);
+            assert_eq!((ev.code() >> 48) & 0xFF, 2, "{ev:?}");
+        }
+        assert_eq!(Event::Backend { node: n, backend: 4 }.code(), (1 << 56) | (2 << 48) | 4);
+    }
+
+    /// What `ps` shows for each wait.
+    #[test]
+    fn waits_print_as_the_process_title() {
+        use crate::settings::FileKind;
+        use crate::syncrep::WaitMode;
+        assert_eq!(
+            Wait::SyncRep { lsn: Lsn(0x2D0C_99D8), mode: WaitMode::Flush }.to_string(),
+            "waiting for 0/2D0C99D8"
+        );
+        assert_eq!(Wait::Xact { xid: crate::ids::Xid(42) }.to_string(), "waiting for transaction 42");
+        assert_eq!(
+            Wait::Standby { lsn: Lsn(0x100), what: FileKind::Clog }.to_string(),
+            "waiting for 0/100 (synchronous_transfer, CLOG page)"
+        );
+    }
+
+    /// A step's effects are cleared before the next one, but the marks
+    /// reached stay for the whole run.
+    #[test]
+    fn clearing_effects_keeps_the_marks() {
+        let op = Op { client: 0, kind: OpKind::Insert, key: 1, payload: 2 };
+        let mut fx = Effects::default();
+        fx.commits_started.push(op);
+        fx.failed.push((0, op, Failure::Terminated));
+        fx.in_doubt.push((0, op));
+        fx.power_loss.push(NodeId(1));
+        fx.startup_failures.push((NodeId(1), "x".into()));
+        fx.marks.hit(crate::marks::Mark::Restartpoint);
+        fx.clear();
+        assert!(fx.commits_started.is_empty() && fx.failed.is_empty() && fx.in_doubt.is_empty());
+        assert!(fx.power_loss.is_empty() && fx.startup_failures.is_empty());
+        assert!(
+            fx.acks.is_empty() && fx.checks.is_empty() && fx.violations.is_empty() && fx.refusals.is_empty()
+        );
+        assert!(fx.marks.contains(crate::marks::Mark::Restartpoint));
+    }
 }

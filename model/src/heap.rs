@@ -156,4 +156,85 @@ mod tests {
         assert_eq!(row_hash((7, 0xDEAD_BEEF)), 1_322_040_006);
         assert_eq!(row_hash((3, 5)), -1_916_792_835);
     }
+
+    fn tuple(key: u32, xmin: u32) -> Tuple {
+        Tuple { key, payload: u64::from(key) * 10, xmin: Xid(xmin), xmax: Xid::INVALID, infomask: 0 }
+    }
+
+    /// A tuple takes 72 bytes (23-byte header aligned to 24, the int4 id,
+    /// the 32-character text with its 1-byte header, the timestamp, all
+    /// MAXALIGNed) plus its 4-byte line pointer; a page keeps 24 bytes of
+    /// header, so (8192 - 24) / 76 = 107 tuples fit.
+    #[test]
+    fn page_geometry_and_image_sizes() {
+        assert_eq!(TUPLE_SPACE, 76);
+        assert_eq!(TUPLES_PER_PAGE, 107);
+        let mut p = Page::default();
+        assert_eq!(p.image_len(), 24, "an empty page's image is its header");
+        assert_eq!(p.next_offnum(), 1, "offset numbers start at 1 (FirstOffsetNumber)");
+        p.tuples.push(tuple(1, 3));
+        p.tuples.push(tuple(2, 3));
+        p.tuples.push(tuple(3, 3));
+        assert_eq!(p.image_len(), 24 + 3 * 76);
+        assert_eq!(p.next_offnum(), 4);
+        // A full page's image: 24 + 107 * 76 = 8156 bytes; one tuple more
+        // could not fit, and the image never exceeds BLCKSZ.
+        p.tuples = (0..107).map(|k| tuple(k, 3)).collect();
+        assert_eq!(p.image_len(), 8156);
+        p.tuples.push(tuple(200, 3));
+        assert_eq!(p.image_len(), BLCKSZ);
+    }
+
+    /// heap_update clears the old version's xmax hint bits
+    /// (HEAP_XMAX_BITS) and keeps its xmin ones.
+    #[test]
+    fn set_xmax_drops_only_the_xmax_hint_bits() {
+        let mut t = tuple(1, 3);
+        t.infomask = HEAP_XMIN_COMMITTED | HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED;
+        t.set_xmax(Xid(9));
+        assert_eq!(t.xmax, Xid(9));
+        assert_eq!(t.infomask, HEAP_XMIN_COMMITTED);
+        let mut t = tuple(1, 3);
+        t.infomask = HEAP_XMIN_INVALID | HEAP_XMAX_INVALID;
+        t.set_xmax(Xid(10));
+        assert_eq!((t.xmax, t.infomask), (Xid(10), HEAP_XMIN_INVALID));
+    }
+
+    /// Pruning removes exactly the offsets named (1-based), keeps the
+    /// others in order, and refuses an offset that is not on the page.
+    #[test]
+    fn prune_removes_the_named_offsets_and_checks_them() {
+        let three = Page { lsn: Lsn(8), tuples: vec![tuple(1, 3), tuple(2, 4), tuple(3, 5)] };
+        let mut p = three.clone();
+        assert_eq!(p, three, "a clone is equal");
+        assert_eq!(p.prune(&[1, 3]), Ok(()));
+        assert_eq!(p.tuples, [tuple(2, 4)]);
+        assert_eq!(p.lsn, Lsn(8));
+        let mut p = three.clone();
+        assert_eq!(p.prune(&[3]), Ok(()), "the last offset is on the page");
+        assert_eq!(p.tuples, [tuple(1, 3), tuple(2, 4)]);
+        let mut p = three.clone();
+        assert_eq!(p.prune(&[2]), Ok(()));
+        assert_eq!(p.tuples, [tuple(1, 3), tuple(3, 5)]);
+        let mut p = three.clone();
+        assert_eq!(p.prune(&[0]), Err("invalid offset 0 to prune, page has 3 tuples".to_string()));
+        assert_eq!(p.prune(&[2, 4]), Err("invalid offset 4 to prune, page has 3 tuples".to_string()));
+        assert_eq!(p, three, "a refused prune changes nothing");
+        // clone_from gives the same page as clone.
+        let mut q = Page::default();
+        q.clone_from(&three);
+        assert_eq!(q, three);
+    }
+
+    /// `count(*), sum(hashtext(...))`: the count and the wrapping sum of
+    /// the rows' hashes.
+    #[test]
+    fn row_summary_counts_and_sums_the_hashes() {
+        assert_eq!(RowSummary::of(&[]), RowSummary { count: 0, sum: 0 });
+        let rows = [(0, 0), (1, 0), (3, 5)];
+        assert_eq!(
+            RowSummary::of(&rows),
+            RowSummary { count: 3, sum: 2_065_550_767 + 1_808_117_781 - 1_916_792_835 }
+        );
+    }
 }

@@ -58,3 +58,10 @@ pub use settings::Settings;
 mod tests_scenarios;
 #[cfg(test)]
 mod tests_walks;
+mod tests_crash_image;
+#[cfg(test)]
+mod tests_pgarch;
+#[cfg(test)]
+mod tests_walwriter;
+#[cfg(test)]
+mod tests_xlogarchive;

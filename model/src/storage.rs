@@ -277,4 +277,63 @@ mod tests {
         assert_eq!(f.highest_above(Lsn(4)), None);
         assert_eq!(f.max_lsn_os(), Lsn(4));
     }
+
+    /// Two files are equal when their OS images, durable images and
+    /// unsynced lists are: a difference in any one of the three shows.
+    #[test]
+    fn each_image_and_the_unsynced_list_count_for_equality() {
+        let mut base: BlockFile<B> = BlockFile::new(2);
+        base.write(BlockNumber(0), B(5));
+        // The OS image alone differs.
+        let mut os = BlockFile::new(2);
+        os.write(BlockNumber(0), B(6));
+        // The durable image alone differs (B(3) reached the disk first).
+        let mut durable = BlockFile::new(2);
+        durable.write(BlockNumber(0), B(3));
+        durable.fsync();
+        durable.write(BlockNumber(0), B(5));
+        // The unsynced list alone differs (block 1 rewritten as it was).
+        let mut unsynced = BlockFile::new(2);
+        unsynced.write(BlockNumber(0), B(5));
+        unsynced.write(BlockNumber(1), B(0));
+        for (what, other) in [("os", &os), ("durable", &durable), ("unsynced", &unsynced)] {
+            assert_ne!(&base, other, "{what}");
+        }
+        let mut same = BlockFile::new(2);
+        same.write_from(BlockNumber(0), &B(5));
+        assert_eq!(base, same);
+    }
+
+    #[test]
+    fn extending_copying_and_reading_blocks() {
+        let mut f: BlockFile<B> = BlockFile::new(0);
+        assert!(f.is_empty());
+        assert_eq!((f.len(), f.max_lsn_read(), f.max_lsn_durable()), (0, Lsn(0), Lsn(0)));
+        assert_eq!(f.extend(B(2)), BlockNumber(0));
+        assert_eq!(f.extend(B(1)), BlockNumber(1));
+        assert_eq!(f.extend(B(0)), BlockNumber(2));
+        assert!(!f.is_empty());
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.durable(BlockNumber(1)), &B(1), "a new block is on disk at once");
+        assert!(f.unsynced().is_empty());
+        // write_from joins the unsynced list once per block, like write.
+        f.write_from(BlockNumber(2), &B(7));
+        f.write_from(BlockNumber(1), &B(6));
+        f.write_from(BlockNumber(2), &B(8));
+        assert_eq!(f.unsynced(), &[BlockNumber(2), BlockNumber(1)]);
+        assert_eq!(f.read(BlockNumber(2)), &B(8));
+        assert_eq!(f.durable(BlockNumber(2)), &B(0));
+        assert_eq!((f.max_lsn_os(), f.max_lsn_read(), f.max_lsn_durable()), (Lsn(8), Lsn(8), Lsn(2)));
+        // A block copied over (rewind) is durable at once and leaves the
+        // unsynced list; the others stay in it.
+        f.replace_block(BlockNumber(2), B(4));
+        assert_eq!(f.unsynced(), &[BlockNumber(1)]);
+        assert_eq!((f.read(BlockNumber(2)), f.durable(BlockNumber(2))), (&B(4), &B(4)));
+        // The cached bound is still 8; the exact maximum of what reads
+        // return is 6, without touching the bound.
+        assert_eq!((f.max_lsn_os(), f.max_lsn_read()), (Lsn(8), Lsn(6)));
+        assert_eq!(f.max_lsn_durable(), Lsn(4));
+        assert_eq!(f.recompute_max_lsn(), Some((BlockNumber(1), Lsn(6))));
+        assert_eq!(f.max_lsn_os(), Lsn(6));
+    }
 }

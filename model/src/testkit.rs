@@ -214,4 +214,40 @@ pub(crate) fn settings(sets: &[&str]) -> Settings {
     let s: Settings = toml::from_str(&sets.join("\n")).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
     s.validate().unwrap_or_else(|e| panic!("{sets:?}: {e}"));
     s
+/// Runs `f` on node `i` of `c` with logging on and fresh effects (the
+/// cluster's own log and effects are left alone). Returns what `f`
+/// returned, the messages logged and the effects.
+pub(crate) fn logged<R>(
+    c: &mut Cluster,
+    i: usize,
+    f: impl FnOnce(&mut crate::node::Node, &mut crate::node::Ctx<'_>) -> R,
+) -> (R, Vec<String>, crate::event::Effects) {
+    let (mut log, mut fx) = (crate::log::Log::new(true), crate::event::Effects::default());
+    let settings = c.settings().clone();
+    let archive = c.archive.clone();
+    let mut ctx = crate::node::Ctx {
+        env: crate::node::Env { settings: &settings, archive: &archive },
+        log: &mut log,
+        fx: &mut fx,
+    };
+    let r = f(&mut c.nodes[i], &mut ctx);
+    (r, log.drain().map(|l| l.message).collect(), fx)
+}
+
+/// Runs `f` on a node outside any cluster (an empty archive), with
+/// logging on. Returns what `f` returned and the messages logged.
+pub(crate) fn on_node<R>(
+    settings: &Settings,
+    n: &mut crate::node::Node,
+    f: impl FnOnce(&mut crate::node::Node, &mut crate::node::Ctx<'_>) -> R,
+) -> (R, Vec<String>) {
+    let (mut log, mut fx) = (crate::log::Log::new(true), crate::event::Effects::default());
+    let archive = crate::archive::Archive::default();
+    let mut ctx = crate::node::Ctx {
+        env: crate::node::Env { settings, archive: &archive },
+        log: &mut log,
+        fx: &mut fx,
+    };
+    let r = f(n, &mut ctx);
+    (r, log.drain().map(|l| l.message).collect())
 }
