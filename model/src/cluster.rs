@@ -1161,4 +1161,79 @@ mod tests {
             assert_eq!(unsynced > 0, !fsync, "fsync_control_file = {fsync}");
         }
     }
+
+    /// With a synchronous standby named, commits wait for it
+    /// (SyncRepWaitForLSN): the run's marks show it. Without one, no
+    /// commit waits. A converged failback and each refusal booked are
+    /// marks too.
+    #[test]
+    fn a_runs_marks_show_sync_waits_converged_failbacks_and_refusals() {
+        use crate::event::RefusalKind;
+        use crate::marks::Mark;
+        let c = crate::testkit::quiesced(1, 200);
+        assert!(c.ledger.acked_keys() > 0, "commits were acknowledged");
+        assert!(c.marks().contains(Mark::SyncRepWaited));
+        let mut c = crate::testkit::quiesced(0, 200);
+        assert!(!c.marks().contains(Mark::SyncRepWaited), "no synchronous standby: nothing waits");
+        assert!(!c.marks().contains(Mark::FailbackConverged));
+        // Booked before the attempt: a refusal refuses the node's attempt.
+        c.book_refusal(NodeId(0), RefusalKind::NotInHistory, "x");
+        c.attempts = vec![attempt("node1")];
+        c.attempts[0].result = AttemptResult::Converged;
+        assert!(c.marks().contains(Mark::FailbackConverged));
+        assert!(c.marks().contains(Mark::Refused(RefusalKind::NotInHistory)));
+        assert!(!c.marks().contains(Mark::Refused(RefusalKind::NotAChild)));
+    }
+
+    /// The scheduler only applies what the model offered: debug builds
+    /// refuse an event that is not enabled (starting a running server).
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "the event is not enabled")]
+    fn applying_an_event_that_is_not_enabled_is_refused_in_debug_builds() {
+        let mut c = crate::testkit::quiesced(1, 50);
+        let _ = c.apply(Event::Start { node: NodeId(0) }, 0);
+    }
+
+    /// A fault is enabled too: `debug_is_enabled` accepts it (it is not
+    /// among `enabled`, but among `enabled_faults`).
+    #[test]
+    fn faults_count_as_enabled_and_other_events_do_not() {
+        let mut c = crate::testkit::quiesced(1, 50);
+        c.set_quiesce(false);
+        assert!(c.debug_is_enabled(Event::Crash { node: NodeId(1), kind: CrashKind::Immediate }));
+        assert!(c.debug_is_enabled(Event::Disconnect { node: NodeId(1) }));
+        assert!(!c.debug_is_enabled(Event::Start { node: NodeId(1) }), "node2 is running");
+        assert!(!c.debug_is_enabled(Event::Heal { node: NodeId(0), peer: NodeId(1) }), "no partition");
+    }
+
+    /// One streaming connection per standby, each from the primary.
+    #[test]
+    fn connections_list_one_stream_per_standby() {
+        let c = crate::testkit::quiesced(2, 100);
+        let pairs: Vec<_> = c.connections().iter().map(|x| (x.upstream.0, x.downstream.0)).collect();
+        assert_eq!(pairs, [(0, 1), (0, 2)]);
+    }
+
+    /// A server that is down is started again automatically (`Start`)
+    /// unless the operator stopped it or it cannot start (its startup
+    /// failed until an operator changes its files); nothing else of it
+    /// runs.
+    #[test]
+    fn a_down_node_restarts_unless_stopped_by_the_operator_or_failed() {
+        let mut c = crate::testkit::quiesced(1, 50);
+        let node = NodeId(1);
+        c.nodes[1].status = Status::Down;
+        let own = |c: &Cluster| {
+            let mut out = Vec::new();
+            c.enabled(&mut out);
+            out.into_iter().filter(|e| e.node() == node).collect::<Vec<_>>()
+        };
+        assert_eq!(own(&c), [Event::Start { node }]);
+        c.nodes[1].operator_stopped = true;
+        assert_eq!(own(&c), [], "pg_ctl stop: stays down");
+        c.nodes[1].operator_stopped = false;
+        c.nodes[1].failed = Some("PANIC".into());
+        assert_eq!(own(&c), [], "startup failed: stays down");
+    }
 }
