@@ -1236,4 +1236,26 @@ mod tests {
         c.nodes[1].failed = Some("PANIC".into());
         assert_eq!(own(&c), [], "startup failed: stays down");
     }
+
+    /// Only an idle backend's step draws an argument (the key and payload
+    /// of the transaction it starts), and a power loss when crash images
+    /// are drawn (`faults.crash_images`); nothing else does.
+    #[test]
+    fn arguments_are_drawn_by_new_transactions_and_power_loss_images() {
+        let mut c = crate::testkit::quiesced(1, 100);
+        c.set_quiesce(false);
+        let b = Event::Backend { node: NodeId(0), backend: 0 };
+        assert!(c.nodes[0].backends[0].is_idle());
+        assert!(c.takes_argument(&b), "an idle backend starts a transaction");
+        c.apply(b, 5).expect("no violation");
+        assert!(!c.nodes[0].backends[0].is_idle(), "in its transaction");
+        assert!(!c.takes_argument(&b), "a backend in a transaction draws nothing");
+        assert!(!c.takes_argument(&Event::WalWriter { node: NodeId(0) }));
+        let power = Event::Crash { node: NodeId(1), kind: CrashKind::PowerLoss };
+        let immediate = Event::Crash { node: NodeId(1), kind: CrashKind::Immediate };
+        assert!(!c.takes_argument(&power), "no crash images");
+        Arc::make_mut(&mut c.settings).faults.crash_images = 2;
+        assert!(c.takes_argument(&power), "which of the crash images");
+        assert!(!c.takes_argument(&immediate), "a process crash loses no OS cache");
+    }
 }

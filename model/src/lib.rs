@@ -54,3 +54,5 @@ pub use event::{CrashKind, Event, EventKind};
 pub use invariants::{Invariant, Violation};
 pub use lsn::Lsn;
 pub use settings::Settings;
+#[cfg(test)]
+mod tests_failback;
