@@ -1258,4 +1258,21 @@ mod tests {
         assert!(c.takes_argument(&power), "which of the crash images");
         assert!(!c.takes_argument(&immediate), "a process crash loses no OS cache");
     }
+
+    /// Every applied event counts: the event index that refusals and
+    /// failback attempts record.
+    #[test]
+    fn applied_events_are_counted() {
+        let mut c = crate::testkit::quiesced(1, 0);
+        let start = c.now;
+        c.set_quiesce(false);
+        let mut evs = Vec::new();
+        for i in 0..5u64 {
+            c.enabled(&mut evs);
+            c.apply(evs[0], i).expect("no violation");
+        }
+        assert_eq!(c.now, start + 5);
+        c.book_refusal(NodeId(1), crate::event::RefusalKind::AheadOfFlush, "x");
+        assert_eq!(c.refusals[0].at, start + 5);
+    }
 }
