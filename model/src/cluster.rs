@@ -1275,4 +1275,118 @@ mod tests {
         c.book_refusal(NodeId(1), crate::event::RefusalKind::AheadOfFlush, "x");
         assert_eq!(c.refusals[0].at, start + 5);
     }
+
+    /// `standby_covers_primary_data` is expected only where data-page
+    /// writes wait for a synchronous standby: `synchronous_transfer` set to
+    /// `data_flush` or `all` and a synchronous standby named.
+    #[test]
+    fn the_premise_is_expected_only_where_data_writes_wait_for_a_sync_standby() {
+        use crate::settings::SynchronousTransfer as T;
+        let expected = |t: T, names: &str| {
+            let c = crate::testkit::quiesced_with(1, 0, |s| {
+                s.synchronous_transfer = t;
+                s.synchronous_standby_names = names.into();
+            });
+            (c.premise_expected(None), c.premise_expected(Some(NodeId(0))))
+        };
+        assert_eq!(expected(T::Commit, "*"), (false, false));
+        assert_eq!(expected(T::All, "*"), (true, true));
+        assert_eq!(expected(T::DataFlush, "node2"), (true, true));
+        assert_eq!(expected(T::All, ""), (false, false), "no synchronous standby");
+        // Per node: a reload on node2 alone.
+        let mut c = crate::testkit::quiesced(1, 0);
+        c.nodes[1].gucs.synchronous_transfer = T::All;
+        assert!(!c.premise_expected(Some(NodeId(0))));
+        assert!(c.premise_expected(Some(NodeId(1))));
+        assert!(c.premise_expected(None), "some node");
+    }
+
+    /// Idle needs every backend idle, no checkpoint running, no crash
+    /// recovery (a standby's recovery is its normal state) and no startup
+    /// process stuck on unreadable WAL.
+    #[test]
+    fn idle_needs_idle_backends_no_checkpoint_no_crash_recovery_and_readable_wal() {
+        let fresh = || {
+            let c = crate::testkit::quiesced(1, 100);
+            assert!(c.is_idle());
+            c
+        };
+        let mut c = fresh();
+        c.set_quiesce(false);
+        c.apply(Event::Backend { node: NodeId(0), backend: 0 }, 3).expect("no violation");
+        assert!(!c.is_idle(), "a backend in a transaction");
+        let mut c = fresh();
+        c.nodes[0].checkpointer.request(crate::checkpointer::CkptKind::Online);
+        let mut evs = Vec::new();
+        c.enabled(&mut evs);
+        assert!(evs.contains(&Event::Checkpointer { node: NodeId(0) }));
+        c.apply(Event::Checkpointer { node: NodeId(0) }, 0).expect("no violation");
+        assert!(c.nodes[0].checkpointer.current.is_some());
+        assert!(!c.is_idle(), "a checkpoint running");
+        let mut c = fresh();
+        assert_eq!(c.nodes[1].status, Status::Recovery, "a standby recovers");
+        c.nodes[0].status = Status::Recovery;
+        assert!(!c.is_idle(), "the primary in crash recovery");
+        let mut c = fresh();
+        c.nodes[1].startup.as_mut().unwrap().read_error = Some("invalid record length".into());
+        assert!(!c.is_idle(), "a startup process retrying forever");
+    }
+
+    /// The same state has the same fingerprint; any difference in the
+    /// nodes, the archive or the quiesce switch changes it.
+    #[test]
+    fn fingerprints_tell_states_apart() {
+        let a = crate::testkit::quiesced(1, 100);
+        let b = crate::testkit::quiesced(1, 100);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let mut c = a.clone();
+        c.nodes[1].replay_pause = true;
+        assert_ne!(c.fingerprint(), a.fingerprint());
+        let mut c = a.clone();
+        c.set_quiesce(false);
+        assert_ne!(c.fingerprint(), a.fingerprint());
+        let a = crate::testkit::quiesced_with(1, 300, |s| s.archive_mode = crate::settings::ArchiveMode::On);
+        assert!(!a.archive.is_empty(), "segments were archived");
+        let mut c = a.clone();
+        c.archive = Default::default();
+        assert_ne!(c.fingerprint(), a.fingerprint(), "the archive is part of the state");
+    }
+
+    /// `sync_state` of the walsender serving a standby: the first listed
+    /// connected standby is `sync`, the next `potential`; a node with no
+    /// walsender for it has none.
+    #[test]
+    fn sync_state_of_each_walsender() {
+        let c = crate::testkit::quiesced(2, 200);
+        assert_eq!(c.sync_state_of(NodeId(0), NodeId(1)), Some("sync"));
+        assert_eq!(c.sync_state_of(NodeId(0), NodeId(2)), Some("potential"));
+        assert_eq!(c.sync_state_of(NodeId(0), NodeId(0)), None);
+        assert_eq!(c.sync_state_of(NodeId(1), NodeId(2)), None, "node2 serves no one");
+    }
+
+    /// FNV-1a 64 test vectors (the FNV reference's: "" and "a", "foobar"),
+    /// and every integer width hashed as its little-endian bytes, `usize`
+    /// and `isize` as 64 bits.
+    #[test]
+    fn stable_hasher_is_fnv1a_64_with_fixed_integer_widths() {
+        let fnv = |bytes: &[u8]| {
+            let mut h = StableHasher::default();
+            h.write(bytes);
+            h.finish()
+        };
+        assert_eq!(fnv(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv(b"foobar"), 0x8594_4171_f739_67e8);
+        let one = |f: &dyn Fn(&mut StableHasher)| {
+            let mut h = StableHasher::default();
+            f(&mut h);
+            h.finish()
+        };
+        assert_eq!(one(&|h| h.write_u32(0x0102_0304)), fnv(&0x0102_0304u32.to_le_bytes()));
+        assert_eq!(one(&|h| h.write_u16(0x0102)), fnv(&0x0102u16.to_le_bytes()));
+        assert_eq!(one(&|h| h.write_usize(0x0102_0304)), fnv(&0x0102_0304u64.to_le_bytes()));
+        assert_eq!(one(&|h| h.write_isize(-2)), fnv(&(-2i64).to_le_bytes()));
+        assert_eq!(one(&|h| h.write_i64(-3)), fnv(&(-3i64).to_le_bytes()));
+        assert_eq!(one(&|h| h.write_u64(7)), fnv(&7u64.to_le_bytes()));
+    }
 }

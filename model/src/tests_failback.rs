@@ -90,8 +90,12 @@ fn naive_failback_past_the_fork_is_refused_by_both_checks() {
     assert!(!m.contains(Mark::FailbackConverged));
     // node1 kept pages past the fork: the proposal's premise fails there
     // (only observed: stock PostgreSQL promises nothing of the kind).
+    // Each observed once, in the order first seen; neither is expected
+    // under `synchronous_transfer = commit`.
+    use crate::invariants::Invariant;
     let observed: Vec<_> = c.observations.iter().map(|o| o.invariant).collect();
-    assert!(observed.contains(&crate::invariants::Invariant::FailbackPremise), "{observed:?}");
+    assert_eq!(observed, [Invariant::StandbyCoversPrimaryData, Invariant::FailbackPremise]);
+    assert!(!c.premise_expected(None));
     assert_eq!(c.check_final(), Ok(()));
     assert_eq!(c.attempts[0].result, AttemptResult::Refused, "a refused attempt does not converge");
     assert!(!c.is_idle(), "node2's commits wait for their synchronous standby");
@@ -148,6 +152,10 @@ fn rewind_without_wal_log_hints_is_refused_after_crash_recovery() {
     assert_eq!(kinds(&c), [RefusalKind::RewindNeedsHints]);
     assert_eq!(c.refusals[0].message, msg);
     assert_eq!(c.refusals[0].at, a.at, "refused within the operator's step");
+    // Still open: the node's attempt was refused (its walreceiver never ran).
+    assert!(c.nodes[0].walrcv.refused.is_none());
+    let open: Vec<_> = c.open_refusals().into_iter().map(|r| r.kind).collect();
+    assert_eq!(open, [RefusalKind::RewindNeedsHints]);
     let n = &c.nodes[0];
     assert_eq!(n.status, Status::Down);
     assert!(n.control.state.is_clean_shutdown(), "single-user recovery shut it down cleanly");
