@@ -1389,4 +1389,55 @@ mod tests {
         assert_eq!(one(&|h| h.write_i64(-3)), fnv(&(-3i64).to_le_bytes()));
         assert_eq!(one(&|h| h.write_u64(7)), fnv(&7u64.to_le_bytes()));
     }
+
+    /// A primary with unsynced data pages and WAL written but not flushed,
+    /// crash images on (`faults.crash_images`), no standby.
+    fn with_unsynced_writes() -> Cluster {
+        let mut c = crate::testkit::quiesced_with(0, 0, |s| s.faults.crash_images = 1_000_000);
+        c.set_quiesce(false);
+        let mut evs = Vec::new();
+        for i in 0..5_000u64 {
+            let n = &c.nodes[0];
+            if n.data.unsynced().len() >= 2 && n.wal.write_lsn() > n.wal.flush_lsn() {
+                return c;
+            }
+            c.enabled(&mut evs);
+            evs.retain(|e| !matches!(e, Event::Checkpointer { .. }));
+            let ev = evs[(i as usize * 5) % evs.len()];
+            c.apply(ev, i.wrapping_mul(0x9E37_79B9)).expect("no violation");
+        }
+        panic!("no state with unsynced pages and unflushed WAL");
+    }
+
+    /// A power loss applies the crash image its argument picks: the last
+    /// image keeps everything written (every unsynced page and all WAL
+    /// written), image 0 nothing unsynced. A process crash (`pg_ctl stop
+    /// -m immediate`) picks no image: the OS cache survives it, still
+    /// unsynced.
+    #[test]
+    fn a_power_loss_keeps_what_its_crash_image_says_a_process_crash_no_image() {
+        let c = with_unsynced_writes();
+        let n = &c.nodes[0];
+        let (flush, write) = (n.wal.flush_lsn(), n.wal.write_lsn());
+        let unsynced = n.data.unsynced().len();
+        let last = n.crash_image_count(c.settings.faults.crash_images) - 1;
+        let power = Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss };
+        let mut all = c.clone();
+        all.apply(power, last).expect("no violation");
+        assert_eq!(all.nodes[0].wal.end(), write, "all written WAL reached the disk");
+        let mut none = c.clone();
+        none.apply(power, 0).expect("no violation");
+        assert_eq!(none.nodes[0].wal.end(), flush, "only flushed WAL survives");
+        assert_ne!(
+            all.nodes[0].data, none.nodes[0].data,
+            "{unsynced} unsynced pages reached the disk or not"
+        );
+        let mut crash = c.clone();
+        let before = c.nodes[0].data.unsynced();
+        crash
+            .apply(Event::Crash { node: NodeId(0), kind: CrashKind::Immediate }, last)
+            .expect("no violation");
+        assert_eq!(crash.nodes[0].data.unsynced(), before, "still in the OS cache, not synced");
+        assert_eq!(crash.nodes[0].wal.flush_lsn(), flush);
+    }
 }
