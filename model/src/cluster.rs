@@ -1440,4 +1440,56 @@ mod tests {
         assert_eq!(crash.nodes[0].data.unsynced(), before, "still in the OS cache, not synced");
         assert_eq!(crash.nodes[0].wal.flush_lsn(), flush);
     }
+
+    /// A server whose pg_control points at no checkpoint record cannot
+    /// start (xlogrecovery.c: PANIC "could not locate a valid checkpoint
+    /// record"): it stays down. During a failback attempt of that node
+    /// the failure is booked as a `startup_failed` refusal and the attempt
+    /// fails; without an attempt, nothing is booked.
+    #[test]
+    fn a_startup_failure_fails_the_nodes_failback_attempt() {
+        use crate::event::RefusalKind;
+        for with_attempt in [true, false] {
+            let mut c = crate::testkit::quiesced(1, 100);
+            c.set_quiesce(false);
+            c.apply(Event::Crash { node: NodeId(1), kind: CrashKind::Immediate }, 0).expect("no violation");
+            if with_attempt {
+                c.attempts = vec![attempt("node2")];
+            }
+            let bad = Lsn(c.nodes[1].control.checkpoint.0 + 8);
+            c.nodes[1].control.checkpoint = bad;
+            c.apply(Event::Start { node: NodeId(1) }, 0).expect("no violation");
+            let msg = format!("could not locate a valid checkpoint record at {bad}");
+            assert_eq!(c.nodes[1].status, Status::Down);
+            assert_eq!(c.nodes[1].failed.as_deref(), Some(msg.as_str()));
+            let booked: Vec<_> =
+                c.refusals.iter().map(|r| (r.node.as_str(), r.kind, r.message.as_str())).collect();
+            if with_attempt {
+                assert_eq!(booked, [("node2", RefusalKind::StartupFailed, msg.as_str())]);
+                assert_eq!(c.attempts[0].result, AttemptResult::Failed);
+            } else {
+                assert_eq!(booked, []);
+            }
+            let mut evs = Vec::new();
+            c.enabled(&mut evs);
+            assert!(!evs.contains(&Event::Start { node: NodeId(1) }), "not restarted");
+        }
+    }
+
+    /// Without crash images (the default), a power loss logs no crash
+    /// image: the logs stay as they were before the option existed.
+    #[test]
+    fn without_crash_images_a_power_loss_logs_none() {
+        let mut c = with_unsynced_writes();
+        Arc::make_mut(&mut c.settings).faults.crash_images = 0;
+        c.log = Log::new(true);
+        c.apply(Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss }, 7).expect("no violation");
+        let lines: Vec<_> = c.log.drain().map(|l| l.message).collect();
+        assert!(!lines.is_empty(), "the crash is logged");
+        assert!(!lines.iter().any(|l| l.contains("crash image")), "{lines:?}");
+        let mut c = with_unsynced_writes();
+        c.log = Log::new(true);
+        c.apply(Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss }, 7).expect("no violation");
+        assert!(c.log.drain().any(|l| l.message.starts_with("crash image 7 of ")), "with images, it is");
+    }
 }
