@@ -56,3 +56,5 @@ pub use lsn::Lsn;
 pub use settings::Settings;
 #[cfg(test)]
 mod tests_failback;
+#[cfg(test)]
+mod tests_operator;
