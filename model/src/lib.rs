@@ -58,3 +58,5 @@ pub use settings::Settings;
 mod tests_failback;
 #[cfg(test)]
 mod tests_operator;
+#[cfg(test)]
+mod tests_script;
