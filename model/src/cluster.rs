@@ -1492,4 +1492,24 @@ mod tests {
         c.apply(Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss }, 7).expect("no violation");
         assert!(c.log.drain().any(|l| l.message.starts_with("crash image 7 of ")), "with images, it is");
     }
+
+    /// A lost connection drops that standby's stream only; a partition
+    /// cuts the pair and drops the streams between them only (and heals
+    /// on `Heal`).
+    #[test]
+    fn disconnects_and_partitions_drop_only_their_own_streams() {
+        let streams = |c: &Cluster| c.connections().iter().map(|x| x.downstream.0).collect::<Vec<_>>();
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.set_quiesce(false);
+        assert_eq!(streams(&c), [1, 2]);
+        c.apply(Event::Disconnect { node: NodeId(1) }, 0).expect("no violation");
+        assert_eq!(streams(&c), [2]);
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.set_quiesce(false);
+        c.apply(Event::Partition { node: NodeId(0), peer: NodeId(2) }, 0).expect("no violation");
+        assert_eq!(streams(&c), [1]);
+        assert!(c.partitions.is_cut(NodeId(2), NodeId(0)));
+        c.apply(Event::Heal { node: NodeId(0), peer: NodeId(2) }, 0).expect("no violation");
+        assert!(c.partitions.pairs().is_empty());
+    }
 }
