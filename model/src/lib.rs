@@ -57,6 +57,8 @@ pub use settings::Settings;
 #[cfg(test)]
 mod tests_failback;
 #[cfg(test)]
+mod tests_node;
+#[cfg(test)]
 mod tests_operator;
 #[cfg(test)]
 mod tests_script;
