@@ -66,7 +66,9 @@ fn each_operator_action_does_what_its_command_does() {
         step(Action::PowerLoss, "node3"),
         step(Action::Start, "node3"),
         Step { when: Some(crate::script::Condition::StandbysStreaming), ..step(Action::StopFast, "node2") },
-        step(Action::Promote, "node3"),
+        step(Action::Start, "node2"),
+        Step { when: Some(crate::script::Condition::StandbysStreaming), ..step(Action::Promote, "node3") },
+        Step { after_events: 50, ..step(Action::StopFast, "node1") },
     ];
     let (n1, n2, n3) = (NodeId(0), NodeId(1), NodeId(2));
     let mut prev_done = 0;
@@ -160,12 +162,25 @@ fn each_operator_action_does_what_its_command_does() {
                 assert!(c.connections().iter().any(|x| x.downstream == n3), "node3 still streams");
             }
             16 => {
+                assert_eq!(c.nodes[1].status, Status::Recovery, "stopped, then started again");
+                assert!(c.nodes[1].is_standby() && !c.nodes[1].operator_stopped);
+            }
+            17 => {
                 assert_eq!(c.script.in_progress, Some(Completion::Production(n3)));
-                assert_eq!(c.nodes[1].status, Status::Down, "node2 finished its shutdown first");
-                assert_eq!(c.nodes[1].upstream, Some(n3), "repointed at the new primary");
-                assert_eq!(c.nodes[0].upstream, None, "the old primary is left alone");
                 assert!(c.nodes[2].promote_signal);
                 assert!(said("node3 received promote request"), "{lines:?}");
+                // node3's walreceiver stops; node2 is repointed at node3
+                // (its stream from node1 ends); node1 is left alone, and
+                // node3 keeps its own primary_conninfo.
+                assert_eq!(c.connections(), [], "no stream left");
+                assert_eq!(c.nodes[1].upstream, Some(n3));
+                assert_eq!(c.nodes[2].upstream, Some(n1));
+                assert_eq!(c.nodes[0].upstream, None);
+            }
+            18 => {
+                assert_eq!(c.nodes[2].status, Status::Production, "the promotion finished first");
+                assert_eq!(c.script.in_progress, Some(Completion::Down(n1)));
+                assert!(c.nodes[0].operator_stopped);
             }
             _ => unreachable!(),
         }
@@ -173,7 +188,8 @@ fn each_operator_action_does_what_its_command_does() {
         prev_done = c.script.last_done_at;
     });
     assert!(c.script_done());
-    assert_eq!(c.script.next, 17);
+    assert_eq!(c.script.next, 19);
+    assert_eq!(c.nodes[0].status, Status::Down, "the fast shutdown finished");
     let n = &c.nodes[2];
     assert_eq!((n.status, n.tli), (Status::Production, crate::ids::Tli(2)));
     assert_eq!(c.current_primary(None), Some(n3), "the newest timeline");
