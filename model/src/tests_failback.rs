@@ -240,3 +240,155 @@ fn truncating_at_the_fork_converges_under_synchronous_transfer_all() {
     assert_eq!(c.check_final(), Ok(()));
     assert_eq!(c.attempts[0].result, AttemptResult::Converged);
 }
+
+/// The failover story with an asynchronous standby, so the old primary
+/// keeps committing on timeline 1 for `events` events after the
+/// promotion: its checkpoints remove the segments around the fork point.
+/// Then pg_rewind (with `wal_log_hints`).
+fn rewind_after_long_split(events: u64, f: impl FnOnce(&mut Settings)) -> Cluster {
+    use crate::script::{Action, Condition, Step};
+    with(Failback::Rewind, |s| {
+        s.wal_log_hints = true;
+        s.synchronous_standby_names = String::new();
+        s.operator = vec![
+            Step { after_commits: 40, ..Step::new(Action::Promote, "node2") },
+            Step { after_events: events, ..Step::new(Action::StopImmediate, "node1") },
+            Step {
+                after_events: 20,
+                when: Some(Condition::RewindSourceCheckpointed),
+                ..Step::new(Action::Failback, "node1")
+            },
+        ];
+        f(s)
+    })
+}
+
+/// findLastCheckpoint reads the target's WAL backwards from the fork:
+/// when the segment holding the fork point is gone from its pg_wal,
+/// pg_rewind cannot open it and gives up (pg_fatal): the rejoin is
+/// refused until the WAL is back.
+#[test]
+fn rewind_refuses_when_the_targets_wal_at_the_fork_is_gone() {
+    let c = rewind_after_long_split(1500, |_| {});
+    let a = &c.attempts[0];
+    let fork = a.fork_point.unwrap();
+    let file = c.nodes[0].wal.geometry().wal_file_name(crate::ids::Tli(1), fork);
+    let missing = format!("pg_rewind: error: could not find previous WAL record at {fork}");
+    assert_eq!(
+        a.messages,
+        [
+            "pg_rewind: executing \"postgres\" for target server to complete crash recovery".to_string(),
+            format!("pg_rewind: servers diverged at WAL location {fork} on timeline 1"),
+            format!(
+                "pg_rewind: error: could not open file \"node1/pg_wal/{file}\": No such file or directory"
+            ),
+            missing.clone(),
+        ]
+    );
+    assert!(c.nodes[0].wal.kept_from() > fork, "the segment was removed");
+    assert_eq!(kinds(&c), [RefusalKind::RewindWalMissing]);
+    assert_eq!(c.refusals[0].message, missing);
+    assert_eq!(a.result, AttemptResult::Refused);
+    assert_eq!(c.nodes[0].status, Status::Down);
+}
+
+/// `--restore-target-wal` needs the target's `restore_command`.
+#[test]
+fn rewind_restoring_target_wal_needs_a_restore_command() {
+    let c = rewind_after_long_split(1500, |s| s.failover.restore_target_wal = true);
+    let a = &c.attempts[0];
+    assert_eq!(
+        a.messages.last().map(String::as_str),
+        Some("pg_rewind: error: restore_command is not set in the target cluster")
+    );
+    assert_eq!(a.messages.len(), 3);
+    assert_eq!(a.result, AttemptResult::Failed);
+    assert_eq!(c.refusals, []);
+}
+
+/// With `--restore-target-wal` and an archive holding every segment,
+/// pg_rewind fetches the target's removed segments, newest first, until
+/// one holds a checkpoint before the fork, and rewinds from there.
+#[test]
+fn rewind_restores_the_targets_removed_wal_from_the_archive() {
+    let c = rewind_after_long_split(1500, |s| {
+        s.failover.restore_target_wal = true;
+        s.archive_mode = crate::settings::ArchiveMode::On;
+        s.restore_command = true;
+    });
+    let a = &c.attempts[0];
+    let fork = a.fork_point.unwrap();
+    assert!(a.messages.len() >= 5, "{:?}", a.messages);
+    assert_eq!(a.messages[1], format!("pg_rewind: servers diverged at WAL location {fork} on timeline 1"));
+    let chkpt = Lsn::after(&a.messages[2], "pg_rewind: rewinding from last common checkpoint at ").unwrap();
+    assert!(chkpt < fork);
+    assert!(a.messages[3].starts_with("pg_rewind: copied "));
+    assert_eq!(a.messages[4], "pg_rewind: Done!");
+    assert!(!kinds(&c).contains(&RefusalKind::RewindWalMissing));
+}
+
+/// When the archive lacks a segment pg_rewind needs (here: nothing was
+/// archived, `archive_mode = off`), it says which file it could not
+/// restore, then cannot find the previous record: refused.
+#[test]
+fn rewind_refuses_when_the_archive_lacks_the_segment() {
+    let c = rewind_after_long_split(1500, |s| {
+        s.failover.restore_target_wal = true;
+        s.restore_command = true;
+    });
+    let a = &c.attempts[0];
+    let fork = a.fork_point.unwrap();
+    let n = &c.nodes[0];
+    // The newest segment before the oldest one kept.
+    let g = n.wal.geometry();
+    let seg = g.segno(n.wal.kept_from()) - 1;
+    let file = g.wal_file_name(crate::ids::Tli(1), Lsn(seg * g.segment_size()));
+    assert_eq!(a.messages[2], format!("pg_rewind: error: could not restore file \"{file}\" from archive"));
+    let searchptr = n.wal.records().first().map_or(fork, |r| r.prev.min(fork));
+    let missing = format!("pg_rewind: error: could not find previous WAL record at {searchptr}");
+    assert_eq!(a.messages[3], missing);
+    assert_eq!(kinds(&c), [RefusalKind::RewindWalMissing]);
+    assert_eq!(a.result, AttemptResult::Refused);
+}
+
+/// The default story (with `wal_log_hints`) run until only the failback
+/// step is left, node1 down.
+fn before_failback() -> Cluster {
+    let mut s = Settings { operator: default_story(), wal_log_hints: true, ..Settings::default() };
+    s.cluster.standbys = 1;
+    let mut c = Cluster::new(s, false);
+    let mut evs = Vec::new();
+    let mut i = 0u64;
+    while c.script.next < 2 || c.script.in_progress.is_some() {
+        c.enabled(&mut evs);
+        let ev = evs[(i as usize * 7) % evs.len()];
+        c.apply(ev, i).expect("no violation while running");
+        i += 1;
+        assert!(i < 100_000);
+    }
+    assert_eq!(c.nodes[0].status, Status::Down);
+    c
+}
+
+/// pg_rewind's `--source-server` is a libpq connection: a source cut off
+/// by a partition, or not accepting connections, fails the tool; the node
+/// is not started.
+#[test]
+fn rewind_fails_when_it_cannot_connect_to_the_source() {
+    let msg = "pg_rewind: error: could not connect to server: connection to node2 failed";
+    let mut c = before_failback();
+    c.partitions.cut(NodeId(1), NodeId(0));
+    c.failback(NodeId(0), Failback::Rewind, NodeId(1), false);
+    assert_eq!(c.attempts[0].messages, [msg]);
+    assert_eq!(c.attempts[0].result, AttemptResult::Failed);
+    assert_eq!(c.nodes[0].status, Status::Down);
+    let mut c = before_failback();
+    c.nodes[1].status = Status::ShuttingDown;
+    c.failback(NodeId(0), Failback::Rewind, NodeId(1), false);
+    assert_eq!(c.attempts[0].messages, [msg]);
+    // Reachable and accepting connections: it proceeds.
+    let mut c = before_failback();
+    c.failback(NodeId(0), Failback::Rewind, NodeId(1), false);
+    assert_eq!(c.attempts[0].messages.last().map(String::as_str), Some("pg_rewind: Done!"));
+    assert!(c.nodes[0].is_running(), "started as a standby");
+}
