@@ -1512,4 +1512,36 @@ mod tests {
         c.apply(Event::Heal { node: NodeId(0), peer: NodeId(2) }, 0).expect("no violation");
         assert!(c.partitions.pairs().is_empty());
     }
+
+    /// Under `synchronous_transfer = commit` the primary writes data pages
+    /// its synchronous standby has not flushed WAL for: observed once (not
+    /// a violation there), whatever other invariant was observed before.
+    #[test]
+    fn uncovered_data_is_observed_once_whatever_was_observed_before() {
+        use crate::invariants::Invariant;
+        for earlier in [false, true] {
+            let mut c = crate::testkit::quiesced(1, 0);
+            c.set_quiesce(false);
+            if earlier {
+                c.observe(Violation {
+                    invariant: Invariant::FailbackPremise,
+                    node: None,
+                    detail: "x".into(),
+                });
+            }
+            let mut evs = Vec::new();
+            for i in 0..3_000u64 {
+                c.enabled(&mut evs);
+                let ev = evs[(i as usize * 7) % evs.len()];
+                c.apply(ev, i).expect("not a violation under synchronous_transfer = commit");
+            }
+            let seen: Vec<_> = c.observations.iter().map(|o| o.invariant).collect();
+            let want: &[Invariant] = if earlier {
+                &[Invariant::FailbackPremise, Invariant::StandbyCoversPrimaryData]
+            } else {
+                &[Invariant::StandbyCoversPrimaryData]
+            };
+            assert_eq!(seen, want);
+        }
+    }
 }
