@@ -392,3 +392,34 @@ fn rewind_fails_when_it_cannot_connect_to_the_source() {
     assert_eq!(c.attempts[0].messages.last().map(String::as_str), Some("pg_rewind: Done!"));
     assert!(c.nodes[0].is_running(), "started as a standby");
 }
+
+/// The proposal's step without its premise (`synchronous_transfer =
+/// commit`): node1 wrote data pages past the fork, so once its WAL is cut
+/// back to the fork point a page on its disk is ahead of its WAL:
+/// `wal_before_data` fails, and `apply` reports it.
+#[test]
+fn truncating_without_the_premise_breaks_wal_before_data() {
+    let mut s = Settings { operator: default_story(), ..Settings::default() };
+    s.cluster.standbys = 1;
+    s.failover.failback = Failback::Truncate;
+    let mut c = Cluster::new(s, false);
+    let mut evs = Vec::new();
+    let mut i = 0u64;
+    let v = loop {
+        c.enabled(&mut evs);
+        let ev = evs[(i as usize * 7) % evs.len()];
+        if let Err(v) = c.apply(ev, i) {
+            break v;
+        }
+        i += 1;
+        assert!(i < 100_000, "no violation");
+    };
+    assert_eq!(v.invariant, crate::invariants::Invariant::WalBeforeData);
+    assert_eq!(v.node, Some(NodeId(0)));
+    let a = &c.attempts[0];
+    assert_eq!(a.strategy, Failback::Truncate);
+    let fork = a.fork_point.unwrap();
+    assert!(v.detail.starts_with("node1: block "), "{}", v.detail);
+    let flushed = Lsn::after(&v.detail, "but WAL is flushed only to ").expect("an LSN");
+    assert!(flushed <= fork, "node1's WAL ends at the fork: {flushed} <= {fork}");
+}
