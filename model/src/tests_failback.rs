@@ -194,8 +194,12 @@ fn rewind_with_wal_log_hints_rewinds_from_the_last_common_checkpoint() {
 /// node stays down.
 #[test]
 fn rewind_on_94devel_is_not_found() {
-    let c = with(Failback::Rewind, |s| s.server_version = ServerVersion::V94Devel);
+    let c = with(Failback::Rewind, |s| {
+        s.server_version = ServerVersion::V94Devel;
+        s.operator[2].slot = Some("fb".into());
+    });
     let a = &c.attempts[0];
+    assert_eq!(c.nodes[0].primary_slot_name.as_deref(), Some("fb"), "the step's slot, set first");
     assert_eq!(a.messages, ["pg_rewind: command not found (not in PostgreSQL 9.4's core)"]);
     assert_eq!(a.result, AttemptResult::Failed);
     assert_eq!(c.refusals, [], "a tool that fails is no refusal");

@@ -64,11 +64,12 @@ fn each_operator_action_does_what_its_command_does() {
         step(Action::StopImmediate, "node3"),
         Step { standby: true, ..step(Action::Start, "node3") },
         step(Action::PowerLoss, "node3"),
-        step(Action::Start, "node3"),
+        slot_step(Action::Start, "node3", ""),
         Step { when: Some(crate::script::Condition::StandbysStreaming), ..step(Action::StopFast, "node2") },
         step(Action::Start, "node2"),
         Step { when: Some(crate::script::Condition::StandbysStreaming), ..step(Action::Promote, "node3") },
         Step { after_events: 50, ..step(Action::StopFast, "node1") },
+        Step { standby: true, ..slot_step(Action::Start, "node1", "s1") },
     ];
     let (n1, n2, n3) = (NodeId(0), NodeId(1), NodeId(2));
     let mut prev_done = 0;
@@ -154,7 +155,10 @@ fn each_operator_action_does_what_its_command_does() {
                 assert_eq!((n.status, n.power_losses), (Status::Down, 1));
                 assert!(n.operator_stopped);
             }
-            14 => assert!(c.nodes[2].is_running()),
+            14 => {
+                assert!(c.nodes[2].is_running());
+                assert_eq!(c.nodes[2].primary_slot_name, None, "slot \"\": none");
+            }
             15 => {
                 assert_eq!(c.script.in_progress, Some(Completion::Down(n2)));
                 assert!(c.nodes[1].operator_stopped);
@@ -182,14 +186,21 @@ fn each_operator_action_does_what_its_command_does() {
                 assert_eq!(c.script.in_progress, Some(Completion::Down(n1)));
                 assert!(c.nodes[0].operator_stopped);
             }
+            19 => {
+                // `standby = true` creates standby.signal: node1 starts as
+                // a standby of the current primary, through slot s1.
+                let n = &c.nodes[0];
+                assert!(n.standby_signal && n.is_running() && !n.operator_stopped);
+                assert_eq!(n.upstream, Some(n3));
+                assert_eq!(n.primary_slot_name.as_deref(), Some("s1"));
+            }
             _ => unreachable!(),
         }
         assert_eq!(c.script.last_done_at == ran_at, c.script.in_progress.is_none(), "step {i}");
         prev_done = c.script.last_done_at;
     });
     assert!(c.script_done());
-    assert_eq!(c.script.next, 19);
-    assert_eq!(c.nodes[0].status, Status::Down, "the fast shutdown finished");
+    assert_eq!(c.script.next, 20);
     let n = &c.nodes[2];
     assert_eq!((n.status, n.tli), (Status::Production, crate::ids::Tli(2)));
     assert_eq!(c.current_primary(None), Some(n3), "the newest timeline");
