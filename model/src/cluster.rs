@@ -1544,4 +1544,35 @@ mod tests {
             assert_eq!(seen, want);
         }
     }
+
+    /// When a stream reaches the end of its timeline (the upstream was
+    /// promoted and everything of the old timeline was sent), the stream
+    /// ends and the standby's walreceiver flushes what it wrote (WalRcvDie):
+    /// its startup process may then replay more. The enabled set kept per
+    /// node sees it (every node is marked dirty), not only the event's.
+    #[test]
+    fn the_kept_enabled_set_sees_a_stream_ended_at_the_end_of_its_timeline() {
+        use crate::ids::{Tli, Xid};
+        let mut c = crate::testkit::quiesced(1, 200);
+        // node2 wrote a record it has not flushed: not replayable yet.
+        let n = &mut c.nodes[1];
+        let end = n.wal.insert(Tli(1), Xid(0), crate::wal::RecordBody::Commit).end;
+        n.wal.write_upto(end);
+        // node1 switched to timeline 2 where node2's stream stands.
+        let p = &mut c.nodes[0];
+        let switch = p.wal.end();
+        p.history.add_child(Tli(2), Tli(1), switch, "promotion");
+        p.tli = Tli(2);
+        let startup = Event::Startup { node: NodeId(1) };
+        let (mut kept, mut fresh) = (Vec::new(), Vec::new());
+        c.enabled_cached(&mut kept);
+        assert!(!kept.contains(&startup), "nothing flushed to replay");
+        c.end_finished_timelines();
+        assert_eq!(c.connections(), [], "the stream ended");
+        assert_eq!(c.nodes[1].wal.flush_lsn(), end, "what it wrote is flushed");
+        c.enabled(&mut fresh);
+        assert!(fresh.contains(&startup));
+        c.enabled_cached(&mut kept);
+        assert_eq!(kept, fresh);
+    }
 }
