@@ -1350,6 +1350,9 @@ mod tests {
         let mut c = a.clone();
         c.archive = Default::default();
         assert_ne!(c.fingerprint(), a.fingerprint(), "the archive is part of the state");
+        let mut c = a.clone();
+        c.archive.store("00000002.history".into(), crate::archive::ArchivedFile::History(Vec::new()));
+        assert_ne!(c.fingerprint(), a.fingerprint(), "one more archived file");
     }
 
     /// `sync_state` of the walsender serving a standby: the first listed
