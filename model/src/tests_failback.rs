@@ -185,6 +185,12 @@ fn rewind_with_wal_log_hints_rewinds_from_the_last_common_checkpoint() {
             .contains(" changed blocks, pg_xact, pg_wal and pg_control from node2; backup label at ")
     );
     assert_eq!(a.messages[4], "pg_rewind: Done!");
+    // The backup label names that checkpoint's REDO: the source checkpointed
+    // on its new timeline since (RewindSourceCheckpointed), later.
+    let rec = c.nodes[1].wal.record_at(chkpt).expect("the common checkpoint record");
+    let redo = rec.body.checkpoint().expect("a checkpoint").redo;
+    assert!(a.messages[3].ends_with(&format!("; backup label at {redo}")), "{}", a.messages[3]);
+    assert!(c.nodes[1].control.redo > redo);
     assert_eq!(c.check_final(), Ok(()));
     assert_eq!(c.attempts[0].result, AttemptResult::Converged);
     assert!(c.nodes[0].slots.is_empty(), "pg_replslot is not copied");
