@@ -433,3 +433,30 @@ fn truncating_without_the_premise_breaks_wal_before_data() {
     let flushed = Lsn::after(&v.detail, "but WAL is flushed only to ").expect("an LSN");
     assert!(flushed <= fork, "node1's WAL ends at the fork: {flushed} <= {fork}");
 }
+
+/// pg_rewind runs crash recovery on a target that was not shut down
+/// cleanly; when that fails (its pg_control points at no checkpoint
+/// record: PANIC), pg_rewind gives up and the node stays down.
+#[test]
+fn rewind_fails_when_single_user_crash_recovery_fails() {
+    let mut c = before_failback();
+    assert!(!c.nodes[0].control.state.is_clean_shutdown(), "stopped immediately");
+    let bad = Lsn(c.nodes[0].control.checkpoint.0 + 8);
+    c.nodes[0].control.checkpoint = bad;
+    c.failback(NodeId(0), Failback::Rewind, NodeId(1), false);
+    assert_eq!(
+        c.attempts[0].messages,
+        [
+            "pg_rewind: executing \"postgres\" for target server to complete crash recovery",
+            "pg_rewind: error: postgres single-user mode in target cluster failed",
+        ]
+    );
+    assert_eq!(c.attempts[0].result, AttemptResult::Failed);
+    let n = &c.nodes[0];
+    assert_eq!(n.status, Status::Down);
+    assert_eq!(
+        n.failed.as_deref(),
+        Some(format!("could not locate a valid checkpoint record at {bad}").as_str())
+    );
+    assert!(!n.single_user, "single-user mode ended");
+}
