@@ -1161,4 +1161,421 @@ mod tests {
             assert_eq!(unsynced > 0, !fsync, "fsync_control_file = {fsync}");
         }
     }
+
+    /// With a synchronous standby named, commits wait for it
+    /// (SyncRepWaitForLSN): the run's marks show it. Without one, no
+    /// commit waits. A converged failback and each refusal booked are
+    /// marks too.
+    #[test]
+    fn a_runs_marks_show_sync_waits_converged_failbacks_and_refusals() {
+        use crate::event::RefusalKind;
+        use crate::marks::Mark;
+        let c = crate::testkit::quiesced(1, 200);
+        assert!(c.ledger.acked_keys() > 0, "commits were acknowledged");
+        assert!(c.marks().contains(Mark::SyncRepWaited));
+        let mut c = crate::testkit::quiesced(0, 200);
+        assert!(!c.marks().contains(Mark::SyncRepWaited), "no synchronous standby: nothing waits");
+        assert!(!c.marks().contains(Mark::FailbackConverged));
+        // Booked before the attempt: a refusal refuses the node's attempt.
+        c.book_refusal(NodeId(0), RefusalKind::NotInHistory, "x");
+        c.attempts = vec![attempt("node1")];
+        c.attempts[0].result = AttemptResult::Converged;
+        assert!(c.marks().contains(Mark::FailbackConverged));
+        assert!(c.marks().contains(Mark::Refused(RefusalKind::NotInHistory)));
+        assert!(!c.marks().contains(Mark::Refused(RefusalKind::NotAChild)));
+    }
+
+    /// The scheduler only applies what the model offered: debug builds
+    /// refuse an event that is not enabled (starting a running server).
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "the event is not enabled")]
+    fn applying_an_event_that_is_not_enabled_is_refused_in_debug_builds() {
+        let mut c = crate::testkit::quiesced(1, 50);
+        let _ = c.apply(Event::Start { node: NodeId(0) }, 0);
+    }
+
+    /// A fault is enabled too: `debug_is_enabled` accepts it (it is not
+    /// among `enabled`, but among `enabled_faults`).
+    #[test]
+    fn faults_count_as_enabled_and_other_events_do_not() {
+        let mut c = crate::testkit::quiesced(1, 50);
+        c.set_quiesce(false);
+        assert!(c.debug_is_enabled(Event::Crash { node: NodeId(1), kind: CrashKind::Immediate }));
+        assert!(c.debug_is_enabled(Event::Disconnect { node: NodeId(1) }));
+        assert!(!c.debug_is_enabled(Event::Start { node: NodeId(1) }), "node2 is running");
+        assert!(!c.debug_is_enabled(Event::Heal { node: NodeId(0), peer: NodeId(1) }), "no partition");
+    }
+
+    /// One streaming connection per standby, each from the primary.
+    #[test]
+    fn connections_list_one_stream_per_standby() {
+        let c = crate::testkit::quiesced(2, 100);
+        let pairs: Vec<_> = c.connections().iter().map(|x| (x.upstream.0, x.downstream.0)).collect();
+        assert_eq!(pairs, [(0, 1), (0, 2)]);
+    }
+
+    /// A server that is down is started again automatically (`Start`)
+    /// unless the operator stopped it or it cannot start (its startup
+    /// failed until an operator changes its files); nothing else of it
+    /// runs.
+    #[test]
+    fn a_down_node_restarts_unless_stopped_by_the_operator_or_failed() {
+        let mut c = crate::testkit::quiesced(1, 50);
+        let node = NodeId(1);
+        c.nodes[1].status = Status::Down;
+        let own = |c: &Cluster| {
+            let mut out = Vec::new();
+            c.enabled(&mut out);
+            out.into_iter().filter(|e| e.node() == node).collect::<Vec<_>>()
+        };
+        assert_eq!(own(&c), [Event::Start { node }]);
+        c.nodes[1].operator_stopped = true;
+        assert_eq!(own(&c), [], "pg_ctl stop: stays down");
+        c.nodes[1].operator_stopped = false;
+        c.nodes[1].failed = Some("PANIC".into());
+        assert_eq!(own(&c), [], "startup failed: stays down");
+    }
+
+    /// Only an idle backend's step draws an argument (the key and payload
+    /// of the transaction it starts), and a power loss when crash images
+    /// are drawn (`faults.crash_images`); nothing else does.
+    #[test]
+    fn arguments_are_drawn_by_new_transactions_and_power_loss_images() {
+        let mut c = crate::testkit::quiesced(1, 100);
+        c.set_quiesce(false);
+        let b = Event::Backend { node: NodeId(0), backend: 0 };
+        assert!(c.nodes[0].backends[0].is_idle());
+        assert!(c.takes_argument(&b), "an idle backend starts a transaction");
+        c.apply(b, 5).expect("no violation");
+        assert!(!c.nodes[0].backends[0].is_idle(), "in its transaction");
+        assert!(!c.takes_argument(&b), "a backend in a transaction draws nothing");
+        assert!(!c.takes_argument(&Event::WalWriter { node: NodeId(0) }));
+        let power = Event::Crash { node: NodeId(1), kind: CrashKind::PowerLoss };
+        let immediate = Event::Crash { node: NodeId(1), kind: CrashKind::Immediate };
+        assert!(!c.takes_argument(&power), "no crash images");
+        Arc::make_mut(&mut c.settings).faults.crash_images = 2;
+        assert!(c.takes_argument(&power), "which of the crash images");
+        assert!(!c.takes_argument(&immediate), "a process crash loses no OS cache");
+    }
+
+    /// Every applied event counts: the event index that refusals and
+    /// failback attempts record.
+    #[test]
+    fn applied_events_are_counted() {
+        let mut c = crate::testkit::quiesced(1, 0);
+        let start = c.now;
+        c.set_quiesce(false);
+        let mut evs = Vec::new();
+        for i in 0..5u64 {
+            c.enabled(&mut evs);
+            c.apply(evs[0], i).expect("no violation");
+        }
+        assert_eq!(c.now, start + 5);
+        c.book_refusal(NodeId(1), crate::event::RefusalKind::AheadOfFlush, "x");
+        assert_eq!(c.refusals[0].at, start + 5);
+    }
+
+    /// `standby_covers_primary_data` is expected only where data-page
+    /// writes wait for a synchronous standby: `synchronous_transfer` set to
+    /// `data_flush` or `all` and a synchronous standby named.
+    #[test]
+    fn the_premise_is_expected_only_where_data_writes_wait_for_a_sync_standby() {
+        use crate::settings::SynchronousTransfer as T;
+        let expected = |t: T, names: &str| {
+            let c = crate::testkit::quiesced_with(1, 0, |s| {
+                s.synchronous_transfer = t;
+                s.synchronous_standby_names = names.into();
+            });
+            (c.premise_expected(None), c.premise_expected(Some(NodeId(0))))
+        };
+        assert_eq!(expected(T::Commit, "*"), (false, false));
+        assert_eq!(expected(T::All, "*"), (true, true));
+        assert_eq!(expected(T::DataFlush, "node2"), (true, true));
+        assert_eq!(expected(T::All, ""), (false, false), "no synchronous standby");
+        // Per node: a reload on node2 alone.
+        let mut c = crate::testkit::quiesced(1, 0);
+        c.nodes[1].gucs.synchronous_transfer = T::All;
+        assert!(!c.premise_expected(Some(NodeId(0))));
+        assert!(c.premise_expected(Some(NodeId(1))));
+        assert!(c.premise_expected(None), "some node");
+    }
+
+    /// Idle needs every backend idle, no checkpoint running, no crash
+    /// recovery (a standby's recovery is its normal state) and no startup
+    /// process stuck on unreadable WAL.
+    #[test]
+    fn idle_needs_idle_backends_no_checkpoint_no_crash_recovery_and_readable_wal() {
+        let fresh = || {
+            let c = crate::testkit::quiesced(1, 100);
+            assert!(c.is_idle());
+            c
+        };
+        let mut c = fresh();
+        c.set_quiesce(false);
+        c.apply(Event::Backend { node: NodeId(0), backend: 0 }, 3).expect("no violation");
+        assert!(!c.is_idle(), "a backend in a transaction");
+        let mut c = fresh();
+        c.nodes[0].checkpointer.request(crate::checkpointer::CkptKind::Online);
+        let mut evs = Vec::new();
+        c.enabled(&mut evs);
+        assert!(evs.contains(&Event::Checkpointer { node: NodeId(0) }));
+        c.apply(Event::Checkpointer { node: NodeId(0) }, 0).expect("no violation");
+        assert!(c.nodes[0].checkpointer.current.is_some());
+        assert!(!c.is_idle(), "a checkpoint running");
+        let mut c = fresh();
+        assert_eq!(c.nodes[1].status, Status::Recovery, "a standby recovers");
+        c.nodes[0].status = Status::Recovery;
+        assert!(!c.is_idle(), "the primary in crash recovery");
+        let mut c = fresh();
+        c.nodes[1].startup.as_mut().unwrap().read_error = Some("invalid record length".into());
+        assert!(!c.is_idle(), "a startup process retrying forever");
+    }
+
+    /// The same state has the same fingerprint; any difference in the
+    /// nodes, the archive or the quiesce switch changes it.
+    #[test]
+    fn fingerprints_tell_states_apart() {
+        let a = crate::testkit::quiesced(1, 100);
+        let b = crate::testkit::quiesced(1, 100);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let mut c = a.clone();
+        c.nodes[1].replay_pause = true;
+        assert_ne!(c.fingerprint(), a.fingerprint());
+        let mut c = a.clone();
+        c.set_quiesce(false);
+        assert_ne!(c.fingerprint(), a.fingerprint());
+        let a = crate::testkit::quiesced_with(1, 300, |s| s.archive_mode = crate::settings::ArchiveMode::On);
+        assert!(!a.archive.is_empty(), "segments were archived");
+        let mut c = a.clone();
+        c.archive = Default::default();
+        assert_ne!(c.fingerprint(), a.fingerprint(), "the archive is part of the state");
+        let mut c = a.clone();
+        c.archive.store("00000002.history".into(), crate::archive::ArchivedFile::History(Vec::new()));
+        assert_ne!(c.fingerprint(), a.fingerprint(), "one more archived file");
+    }
+
+    /// `sync_state` of the walsender serving a standby: the first listed
+    /// connected standby is `sync`, the next `potential`; a node with no
+    /// walsender for it has none.
+    #[test]
+    fn sync_state_of_each_walsender() {
+        let c = crate::testkit::quiesced(2, 200);
+        assert_eq!(c.sync_state_of(NodeId(0), NodeId(1)), Some("sync"));
+        assert_eq!(c.sync_state_of(NodeId(0), NodeId(2)), Some("potential"));
+        assert_eq!(c.sync_state_of(NodeId(0), NodeId(0)), None);
+        assert_eq!(c.sync_state_of(NodeId(1), NodeId(2)), None, "node2 serves no one");
+    }
+
+    /// FNV-1a 64 test vectors (the FNV reference's: "" and "a", "foobar"),
+    /// and every integer width hashed as its little-endian bytes, `usize`
+    /// and `isize` as 64 bits.
+    #[test]
+    fn stable_hasher_is_fnv1a_64_with_fixed_integer_widths() {
+        let fnv = |bytes: &[u8]| {
+            let mut h = StableHasher::default();
+            h.write(bytes);
+            h.finish()
+        };
+        assert_eq!(fnv(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv(b"foobar"), 0x8594_4171_f739_67e8);
+        let one = |f: &dyn Fn(&mut StableHasher)| {
+            let mut h = StableHasher::default();
+            f(&mut h);
+            h.finish()
+        };
+        assert_eq!(one(&|h| h.write_u32(0x0102_0304)), fnv(&0x0102_0304u32.to_le_bytes()));
+        assert_eq!(one(&|h| h.write_u16(0x0102)), fnv(&0x0102u16.to_le_bytes()));
+        assert_eq!(one(&|h| h.write_usize(0x0102_0304)), fnv(&0x0102_0304u64.to_le_bytes()));
+        assert_eq!(one(&|h| h.write_isize(-2)), fnv(&(-2i64).to_le_bytes()));
+        assert_eq!(one(&|h| h.write_i64(-3)), fnv(&(-3i64).to_le_bytes()));
+        assert_eq!(one(&|h| h.write_u64(7)), fnv(&7u64.to_le_bytes()));
+    }
+
+    /// A primary with unsynced data pages and WAL written but not flushed,
+    /// crash images on (`faults.crash_images`), no standby.
+    fn with_unsynced_writes() -> Cluster {
+        let mut c = crate::testkit::quiesced_with(0, 0, |s| s.faults.crash_images = 1_000_000);
+        c.set_quiesce(false);
+        let mut evs = Vec::new();
+        for i in 0..5_000u64 {
+            let n = &c.nodes[0];
+            if n.data.unsynced().len() >= 2 && n.wal.write_lsn() > n.wal.flush_lsn() {
+                return c;
+            }
+            c.enabled(&mut evs);
+            evs.retain(|e| !matches!(e, Event::Checkpointer { .. }));
+            let ev = evs[(i as usize * 5) % evs.len()];
+            c.apply(ev, i.wrapping_mul(0x9E37_79B9)).expect("no violation");
+        }
+        panic!("no state with unsynced pages and unflushed WAL");
+    }
+
+    /// A power loss applies the crash image its argument picks: the last
+    /// image keeps everything written (every unsynced page and all WAL
+    /// written), image 0 nothing unsynced. A process crash (`pg_ctl stop
+    /// -m immediate`) picks no image: the OS cache survives it, still
+    /// unsynced.
+    #[test]
+    fn a_power_loss_keeps_what_its_crash_image_says_a_process_crash_no_image() {
+        let c = with_unsynced_writes();
+        let n = &c.nodes[0];
+        let (flush, write) = (n.wal.flush_lsn(), n.wal.write_lsn());
+        let unsynced = n.data.unsynced().len();
+        let last = n.crash_image_count(c.settings.faults.crash_images) - 1;
+        let power = Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss };
+        let mut all = c.clone();
+        all.apply(power, last).expect("no violation");
+        assert_eq!(all.nodes[0].wal.end(), write, "all written WAL reached the disk");
+        let mut none = c.clone();
+        none.apply(power, 0).expect("no violation");
+        assert_eq!(none.nodes[0].wal.end(), flush, "only flushed WAL survives");
+        assert_ne!(
+            all.nodes[0].data, none.nodes[0].data,
+            "{unsynced} unsynced pages reached the disk or not"
+        );
+        let mut crash = c.clone();
+        let before = c.nodes[0].data.unsynced();
+        crash
+            .apply(Event::Crash { node: NodeId(0), kind: CrashKind::Immediate }, last)
+            .expect("no violation");
+        assert_eq!(crash.nodes[0].data.unsynced(), before, "still in the OS cache, not synced");
+        assert_eq!(crash.nodes[0].wal.flush_lsn(), flush);
+    }
+
+    /// A server whose pg_control points at no checkpoint record cannot
+    /// start (xlogrecovery.c: PANIC "could not locate a valid checkpoint
+    /// record"): it stays down. During a failback attempt of that node
+    /// the failure is booked as a `startup_failed` refusal and the attempt
+    /// fails; without an attempt, nothing is booked.
+    #[test]
+    fn a_startup_failure_fails_the_nodes_failback_attempt() {
+        use crate::event::RefusalKind;
+        for with_attempt in [true, false] {
+            let mut c = crate::testkit::quiesced(1, 100);
+            c.set_quiesce(false);
+            c.apply(Event::Crash { node: NodeId(1), kind: CrashKind::Immediate }, 0).expect("no violation");
+            if with_attempt {
+                c.attempts = vec![attempt("node2")];
+            }
+            let bad = Lsn(c.nodes[1].control.checkpoint.0 + 8);
+            c.nodes[1].control.checkpoint = bad;
+            c.apply(Event::Start { node: NodeId(1) }, 0).expect("no violation");
+            let msg = format!("could not locate a valid checkpoint record at {bad}");
+            assert_eq!(c.nodes[1].status, Status::Down);
+            assert_eq!(c.nodes[1].failed.as_deref(), Some(msg.as_str()));
+            let booked: Vec<_> =
+                c.refusals.iter().map(|r| (r.node.as_str(), r.kind, r.message.as_str())).collect();
+            if with_attempt {
+                assert_eq!(booked, [("node2", RefusalKind::StartupFailed, msg.as_str())]);
+                assert_eq!(c.attempts[0].result, AttemptResult::Failed);
+            } else {
+                assert_eq!(booked, []);
+            }
+            let mut evs = Vec::new();
+            c.enabled(&mut evs);
+            assert!(!evs.contains(&Event::Start { node: NodeId(1) }), "not restarted");
+        }
+    }
+
+    /// Without crash images (the default), a power loss logs no crash
+    /// image: the logs stay as they were before the option existed.
+    #[test]
+    fn without_crash_images_a_power_loss_logs_none() {
+        let mut c = with_unsynced_writes();
+        Arc::make_mut(&mut c.settings).faults.crash_images = 0;
+        c.log = Log::new(true);
+        c.apply(Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss }, 7).expect("no violation");
+        let lines: Vec<_> = c.log.drain().map(|l| l.message).collect();
+        assert!(!lines.is_empty(), "the crash is logged");
+        assert!(!lines.iter().any(|l| l.contains("crash image")), "{lines:?}");
+        let mut c = with_unsynced_writes();
+        c.log = Log::new(true);
+        c.apply(Event::Crash { node: NodeId(0), kind: CrashKind::PowerLoss }, 7).expect("no violation");
+        assert!(c.log.drain().any(|l| l.message.starts_with("crash image 7 of ")), "with images, it is");
+    }
+
+    /// A lost connection drops that standby's stream only; a partition
+    /// cuts the pair and drops the streams between them only (and heals
+    /// on `Heal`).
+    #[test]
+    fn disconnects_and_partitions_drop_only_their_own_streams() {
+        let streams = |c: &Cluster| c.connections().iter().map(|x| x.downstream.0).collect::<Vec<_>>();
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.set_quiesce(false);
+        assert_eq!(streams(&c), [1, 2]);
+        c.apply(Event::Disconnect { node: NodeId(1) }, 0).expect("no violation");
+        assert_eq!(streams(&c), [2]);
+        let mut c = crate::testkit::quiesced(2, 100);
+        c.set_quiesce(false);
+        c.apply(Event::Partition { node: NodeId(0), peer: NodeId(2) }, 0).expect("no violation");
+        assert_eq!(streams(&c), [1]);
+        assert!(c.partitions.is_cut(NodeId(2), NodeId(0)));
+        c.apply(Event::Heal { node: NodeId(0), peer: NodeId(2) }, 0).expect("no violation");
+        assert!(c.partitions.pairs().is_empty());
+    }
+
+    /// Under `synchronous_transfer = commit` the primary writes data pages
+    /// its synchronous standby has not flushed WAL for: observed once (not
+    /// a violation there), whatever other invariant was observed before.
+    #[test]
+    fn uncovered_data_is_observed_once_whatever_was_observed_before() {
+        use crate::invariants::Invariant;
+        for earlier in [false, true] {
+            let mut c = crate::testkit::quiesced(1, 0);
+            c.set_quiesce(false);
+            if earlier {
+                c.observe(Violation {
+                    invariant: Invariant::FailbackPremise,
+                    node: None,
+                    detail: "x".into(),
+                });
+            }
+            let mut evs = Vec::new();
+            for i in 0..3_000u64 {
+                c.enabled(&mut evs);
+                let ev = evs[(i as usize * 7) % evs.len()];
+                c.apply(ev, i).expect("not a violation under synchronous_transfer = commit");
+            }
+            let seen: Vec<_> = c.observations.iter().map(|o| o.invariant).collect();
+            let want: &[Invariant] = if earlier {
+                &[Invariant::FailbackPremise, Invariant::StandbyCoversPrimaryData]
+            } else {
+                &[Invariant::StandbyCoversPrimaryData]
+            };
+            assert_eq!(seen, want);
+        }
+    }
+
+    /// When a stream reaches the end of its timeline (the upstream was
+    /// promoted and everything of the old timeline was sent), the stream
+    /// ends and the standby's walreceiver flushes what it wrote (WalRcvDie):
+    /// its startup process may then replay more. The enabled set kept per
+    /// node sees it (every node is marked dirty), not only the event's.
+    #[test]
+    fn the_kept_enabled_set_sees_a_stream_ended_at_the_end_of_its_timeline() {
+        use crate::ids::{Tli, Xid};
+        let mut c = crate::testkit::quiesced(1, 200);
+        // node2 wrote a record it has not flushed: not replayable yet.
+        let n = &mut c.nodes[1];
+        let end = n.wal.insert(Tli(1), Xid(0), crate::wal::RecordBody::Commit).end;
+        n.wal.write_upto(end);
+        // node1 switched to timeline 2 where node2's stream stands.
+        let p = &mut c.nodes[0];
+        let switch = p.wal.end();
+        p.history.add_child(Tli(2), Tli(1), switch, "promotion");
+        p.tli = Tli(2);
+        let startup = Event::Startup { node: NodeId(1) };
+        let (mut kept, mut fresh) = (Vec::new(), Vec::new());
+        c.enabled_cached(&mut kept);
+        assert!(!kept.contains(&startup), "nothing flushed to replay");
+        c.end_finished_timelines();
+        assert_eq!(c.connections(), [], "the stream ended");
+        assert_eq!(c.nodes[1].wal.flush_lsn(), end, "what it wrote is flushed");
+        c.enabled(&mut fresh);
+        assert!(fresh.contains(&startup));
+        c.enabled_cached(&mut kept);
+        assert_eq!(kept, fresh);
+    }
 }

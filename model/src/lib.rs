@@ -65,3 +65,10 @@ mod tests_pgarch;
 mod tests_walwriter;
 #[cfg(test)]
 mod tests_xlogarchive;
+mod tests_failback;
+#[cfg(test)]
+mod tests_node;
+#[cfg(test)]
+mod tests_operator;
+#[cfg(test)]
+mod tests_script;

@@ -183,4 +183,101 @@ mod tests {
         let names: Vec<_> = all.iter().map(|l| l.name()).collect();
         assert_eq!(names, ["DEBUG", "LOG", "DETAIL", "ERROR", "FATAL", "PANIC", "WARNING"]);
     }
+
+    /// The pseudo-pids of node1: the postmaster at 1000, its auxiliary
+    /// processes 1001–1009, the walsender serving the standby of id `i` at
+    /// 1010 + i, client backend `b` at 1100 + b; node2's are 2000 on.
+    #[test]
+    fn pids_follow_the_fixed_layout() {
+        let n = NodeId(0);
+        let table = [
+            (Process::Postmaster, 1000),
+            (Process::Checkpointer, 1001),
+            (Process::BgWriter, 1002),
+            (Process::WalWriter, 1003),
+            (Process::Startup, 1004),
+            (Process::WalReceiver, 1005),
+            (Process::Archiver, 1006),
+            (Process::Operator, 1009),
+            (Process::WalSender(NodeId(1)), 1011),
+            (Process::WalSender(NodeId(2)), 1012),
+            (Process::Backend(0), 1100),
+            (Process::Backend(3), 1103),
+        ];
+        for (p, pid) in table {
+            assert_eq!(p.pid(n), pid, "{p:?}");
+        }
+        assert_eq!(Process::Backend(2).pid(NodeId(1)), 2102);
+        assert_eq!(Process::WalSender(NodeId(0)).pid(NodeId(2)), 3010);
+    }
+
+    /// `%b` as PostgreSQL prints each backend type (the operator's lines
+    /// are walsim's own).
+    #[test]
+    fn backend_types_print_as_postgres_names_them() {
+        let names: Vec<_> = [
+            Process::Postmaster,
+            Process::Backend(1),
+            Process::Checkpointer,
+            Process::BgWriter,
+            Process::WalWriter,
+            Process::Startup,
+            Process::WalSender(NodeId(1)),
+            Process::WalReceiver,
+            Process::Operator,
+            Process::Archiver,
+        ]
+        .iter()
+        .map(|p| p.backend_type())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "postmaster",
+                "client backend",
+                "checkpointer",
+                "background writer",
+                "walwriter",
+                "startup",
+                "walsender",
+                "walreceiver",
+                "operator",
+                "archiver"
+            ]
+        );
+    }
+
+    /// A log keeps lines only when enabled; draining takes them, in order,
+    /// and leaves it empty.
+    #[test]
+    fn a_log_keeps_lines_only_when_enabled() {
+        let mut off = Log::new(false);
+        assert!(!off.enabled());
+        crate::slog!(off, NodeId(0), Process::Startup, Log, "redo starts at {}", 7);
+        off.push(NodeId(0), Process::Startup, Level::Log, format_args!("x"));
+        assert_eq!(off.drain().count(), 0);
+        let mut on = Log::new(true);
+        assert!(on.enabled());
+        crate::slog!(on, NodeId(1), Process::Startup, Log, "redo starts at {}", 7);
+        on.push(NodeId(0), Process::Checkpointer, Level::Debug, format_args!("y{}", 1));
+        let lines: Vec<_> = on.drain().collect();
+        assert_eq!(
+            lines,
+            [
+                LogLine {
+                    node: NodeId(1),
+                    process: Process::Startup,
+                    level: Level::Log,
+                    message: "redo starts at 7".into()
+                },
+                LogLine {
+                    node: NodeId(0),
+                    process: Process::Checkpointer,
+                    level: Level::Debug,
+                    message: "y1".into()
+                },
+            ]
+        );
+        assert_eq!(on.drain().count(), 0, "drained");
+    }
 }

@@ -372,4 +372,131 @@ mod tests {
         assert_eq!(Lsn::after(line, "on timeline "), None, "no %X/%X there");
         assert_eq!(Lsn::after(line, "diverged at "), None, "no marker");
     }
+
+    /// `XLogRecPtrIsInvalid`: only 0/0 is invalid.
+    #[test]
+    fn only_zero_is_an_invalid_lsn() {
+        assert!(!Lsn::INVALID.is_valid());
+        assert!(!Lsn(0).is_valid());
+        assert!(Lsn(1).is_valid());
+        assert!(Lsn(0x28).is_valid());
+    }
+
+    /// A whole string is one LSN (surrounding blanks allowed), in either
+    /// print style; each half has 1 to 8 hex digits, separated by `/`.
+    #[test]
+    fn parse_takes_a_whole_lsn_of_one_to_eight_hex_digits_each_side() {
+        assert_eq!(Lsn::parse("  0/3000148\n"), Some(Lsn(0x300_0148)));
+        assert_eq!(Lsn::parse("0/03000148"), Some(Lsn(0x300_0148)), "%X/%08X");
+        assert_eq!(Lsn::parse("FFFFFFFF/FFFFFFFF"), Some(Lsn(u64::MAX)), "eight digits each side");
+        assert_eq!(Lsn::parse("12/345"), Some(Lsn((0x12 << 32) | 0x345)));
+        assert_eq!(Lsn::parse("aB/cD"), Some(Lsn((0xab << 32) | 0xcd)), "either case");
+        for bad in
+            ["", "/28", "0/", "0-28", "028", "100000000/0", "0/100000000", "0/28x", "0/28 0/30", "x0/28"]
+        {
+            assert_eq!(Lsn::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    /// `parse_prefix` reads an LSN at the start of a text and says how
+    /// many bytes it used; what follows is left alone.
+    #[test]
+    fn parse_prefix_reports_the_bytes_it_used() {
+        assert_eq!(Lsn::parse_prefix("0/28"), Some((Lsn(0x28), 4)));
+        assert_eq!(Lsn::parse_prefix("1A/2B3C, then"), Some((Lsn((0x1a << 32) | 0x2b3c), 7)));
+        assert_eq!(Lsn::parse_prefix("12345678/9ABCDEF0."), Some((Lsn(0x1234_5678_9abc_def0), 17)));
+        assert_eq!(Lsn::parse_prefix("3/4/5"), Some((Lsn((3 << 32) | 4), 3)));
+        assert_eq!(Lsn::parse_prefix(" 0/28"), None, "no leading blank");
+        assert_eq!(Lsn::parse_prefix("123456789/0"), None, "nine digits");
+        assert_eq!(Lsn::parse_prefix("0/123456789"), None, "nine digits");
+        assert_eq!(Lsn::parse_prefix("0/g"), None);
+        assert_eq!(Lsn::parse_prefix("0:28"), None);
+    }
+
+    /// Every LSN of a log line, in order, with the punctuation around
+    /// them (commas, parentheses, a final period, colon or semicolon)
+    /// ignored; words that are not LSNs are skipped.
+    #[test]
+    fn find_all_picks_every_lsn_of_a_line() {
+        let line = "redo at 0/2000028;\tcheckpoint (0/3000060,1/28) ends: 0/4000000. done";
+        assert_eq!(
+            Lsn::find_all(line),
+            [Lsn(0x200_0028), Lsn(0x300_0060), Lsn((1 << 32) | 0x28), Lsn(0x400_0000)]
+        );
+        assert_eq!(Lsn::find_all("new timeline 2 forked off at 0/5000000:"), [Lsn(0x500_0000)]);
+        assert_eq!(Lsn::find_all("no position here"), []);
+    }
+
+    /// Both print styles show the high half unpadded; the padded one
+    /// zero-pads the low half to eight digits.
+    #[test]
+    fn both_print_styles_show_both_halves() {
+        let l = Lsn((0x1f << 32) | 0x60);
+        assert_eq!(l.fmt_with(LsnFormat::Classic).to_string(), "1F/60");
+        assert_eq!(l.fmt_with(LsnFormat::Padded).to_string(), "1F/00000060");
+        assert_eq!(l.to_string(), "1F/60");
+        assert_eq!(Lsn(0).fmt_with(LsnFormat::Padded).to_string(), "0/00000000");
+    }
+
+    /// A segment of 4 pages of 1 kB: a long header (40 bytes) on the first
+    /// page, short ones (24) on the three others, so 4 × 1000 − 16 = 3984
+    /// usable bytes. Every conversion, at and around each boundary.
+    #[test]
+    fn positions_at_page_and_segment_boundaries_are_exact() {
+        let g = WalGeometry::with_block_size(4096, 1024);
+        assert_eq!((g.block_size(), g.segment_size(), g.usable_bytes_in_page()), (1024, 4096, 1000));
+        // (usable byte position, record start, record end)
+        let table = [
+            (0, 40, 0),
+            (1, 41, 41),
+            (983, 1023, 1023),
+            // 984 = 1024 − 40: the first page is full.
+            (984, 1024 + 24, 1024),
+            (985, 1024 + 25, 1024 + 25),
+            (1983, 2047, 2047),
+            (1984, 2048 + 24, 2048),
+            (2984, 3072 + 24, 3072),
+            (3983, 4095, 4095),
+            // 3984: the segment is full; the next starts with a long header.
+            (3984, 4096 + 40, 4096),
+            (3985, 4096 + 41, 4096 + 41),
+            (3984 + 984, 5120 + 24, 5120),
+            (3 * 3984 + 1990, 3 * 4096 + 2048 + 30, 3 * 4096 + 2048 + 30),
+        ];
+        for (pos, start, end) in table {
+            assert_eq!(g.bytepos_to_recptr(pos), Lsn(start), "start of {pos}");
+            assert_eq!(g.bytepos_to_endrecptr(pos), Lsn(end), "end of {pos}");
+            assert_eq!(g.recptr_to_bytepos(Lsn(start)), pos, "position of {start}");
+            assert_eq!(g.recptr_to_bytepos(Lsn(end)), pos, "position of {end}");
+        }
+        // Inside a page header: the position of the page's first byte.
+        assert_eq!(g.recptr_to_bytepos(Lsn(20)), 0);
+        assert_eq!(g.recptr_to_bytepos(Lsn(1024 + 10)), 984);
+        assert_eq!(g.recptr_to_bytepos(Lsn(4096 + 39)), 3984);
+    }
+
+    /// Segment numbers, starts and what an `XLOG_SWITCH` skips to.
+    #[test]
+    fn segment_numbers_starts_and_the_next_segment() {
+        let g = WalGeometry::with_block_size(4096, 1024);
+        assert_eq!(g.segno(Lsn(0)), 0);
+        assert_eq!(g.segno(Lsn(4095)), 0);
+        assert_eq!(g.segno(Lsn(4096)), 1);
+        assert_eq!(g.segno(Lsn(3 * 4096 + 7)), 3);
+        assert_eq!(g.segment_start(Lsn(3 * 4096 + 7)), Lsn(3 * 4096));
+        assert_eq!(g.segment_start(Lsn(4096)), Lsn(4096));
+        assert_eq!(g.segment_start(Lsn(4095)), Lsn(0));
+        // 3984 usable bytes a segment: the next segment of 0/C07 (segment
+        // 3) starts at usable byte 4 × 3984, that is at 0/4028.
+        assert_eq!(g.bytepos_of_next_segment(Lsn(3 * 4096 + 7)), 4 * 3984);
+        assert_eq!(g.bytepos_to_recptr(g.bytepos_of_next_segment(Lsn(3 * 4096 + 7))), Lsn(4 * 4096 + 40));
+        assert_eq!(g.bytepos_of_next_segment(Lsn(40)), 3984);
+        // 8 kB pages, 1 MB segments: 128 × 8168 − 16 = 1,045,488 usable
+        // bytes a segment.
+        let g = WalGeometry::new(1 << 20);
+        assert_eq!((g.block_size(), g.segment_size(), g.usable_bytes_in_page()), (8192, 1 << 20, 8168));
+        assert_eq!(g.bytepos_of_next_segment(Lsn(0x10_0028)), 2 * 1_045_488);
+        assert_eq!(g.bytepos_to_recptr(2 * 1_045_488), Lsn(0x20_0028));
+        assert_eq!(g.segno(Lsn(0x5243_8570)), 0x524);
+    }
 }

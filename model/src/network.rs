@@ -127,4 +127,17 @@ mod tests {
         assert!(p.pairs().is_empty());
         assert!(!p.is_cut(a, c) && !p.is_cut(b, c));
     }
+
+    /// A connection joins its two ends, either way round, and touches
+    /// each of them; no other pair or node.
+    #[test]
+    fn a_connection_joins_and_touches_only_its_two_ends() {
+        let (a, b, c) = (NodeId(0), NodeId(1), NodeId(2));
+        let x = Conn::new(a, b, 0, Lsn(0x28), Tli(1));
+        assert!(x.joins(a, b) && x.joins(b, a));
+        assert!(!x.joins(a, c) && !x.joins(c, a) && !x.joins(b, c) && !x.joins(c, b));
+        assert!(!x.joins(a, a) && !x.joins(b, b));
+        assert!(x.touches(a) && x.touches(b) && !x.touches(c));
+        assert_eq!((x.sent, x.received, x.cursor), (Lsn(0x28), Lsn(0x28), 0));
+    }
 }

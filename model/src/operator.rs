@@ -716,4 +716,23 @@ mod tests {
         c.nodes[1].startup.as_mut().unwrap().standby = true;
         assert!(!c.nodes[1].replay_paused(), "no request");
     }
+
+    /// `after_events` counts from the end of the previous step, not from
+    /// the start of the run.
+    #[test]
+    fn after_events_count_from_the_previous_step() {
+        let mut c = quiesced(1, 300);
+        assert!(c.now > 20);
+        c.script.last_done_at = c.now - 10;
+        let mut s = step(Action::StopLoad, "node1");
+        s.after_commits = 0;
+        s.after_events = 11;
+        std::sync::Arc::make_mut(&mut c.settings).operator = vec![s.clone()];
+        assert_eq!(c.operator_ready(false), None, "10 events since the previous step");
+        s.after_events = 10;
+        std::sync::Arc::make_mut(&mut c.settings).operator = vec![s];
+        assert_eq!(c.operator_ready(false), Some(0));
+        c.script.in_progress = Some(Completion::Down(NodeId(1)));
+        assert_eq!(c.operator_ready(true), None, "the previous step has not finished");
+    }
 }
