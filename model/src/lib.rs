@@ -54,3 +54,6 @@ pub use event::{CrashKind, Event, EventKind};
 pub use invariants::{Invariant, Violation};
 pub use lsn::Lsn;
 pub use settings::Settings;
+
+#[cfg(test)]
+mod tests_recovery;

@@ -1,0 +1,325 @@
+//! Crash recovery, standby startup and promotion (recovery.rs), driven
+//! through the cluster: which recovery a start begins with
+//! (InitWalRecovery), where replay starts, and how it ends.
+
+use crate::archive::ArchivedFile;
+use crate::cluster::Cluster;
+use crate::control::DbState;
+use crate::event::{CrashKind, Event};
+use crate::heap::Tuple;
+use crate::ids::{BlockNumber, NodeId, Tli, Xid};
+use crate::log::Log;
+use crate::lsn::Lsn;
+use crate::node::Status;
+use crate::recovery::StartupPhase;
+use crate::settings::Settings;
+use crate::testkit::{quiesced, quiesced_with, settle};
+use crate::timeline::HistoryEntry;
+use crate::wal::{CheckPoint, RecordBody};
+
+/// The lines logged since the last call, as `nodeN process LEVEL: message`.
+fn lines(c: &mut Cluster) -> Vec<String> {
+    c.log
+        .drain()
+        .map(|l| format!("{} {} {}: {}", l.node.name(), l.process.backend_type(), l.level.name(), l.message))
+        .collect()
+}
+
+fn has(lines: &[String], line: &str) -> bool {
+    lines.iter().any(|l| l == line)
+}
+
+fn count(lines: &[String], line: &str) -> usize {
+    lines.iter().filter(|l| *l == line).count()
+}
+
+/// `kill -9` of node `i` (logging from here on).
+fn crash(c: &mut Cluster, i: u8) {
+    c.log = Log::new(true);
+    c.set_quiesce(false);
+    c.apply(Event::Crash { node: NodeId(i), kind: CrashKind::Immediate }, 0).expect("no violation");
+}
+
+/// `pg_ctl start` of node `i`; returns the lines it logged.
+fn start(c: &mut Cluster, i: u8) -> Vec<String> {
+    lines(c);
+    c.apply(Event::Start { node: NodeId(i) }, 0).expect("no violation");
+    lines(c)
+}
+
+/// One startup-process step of node `i`.
+fn startup_step(c: &mut Cluster, i: u8) -> Vec<String> {
+    assert!(c.nodes[usize::from(i)].startup_ready(), "the startup process can step");
+    c.apply(Event::Startup { node: NodeId(i) }, 0).expect("no violation");
+    lines(c)
+}
+
+/// The end of the checkpoint record pg_control names.
+fn checkpoint_end(c: &Cluster, i: usize) -> Lsn {
+    let n = &c.nodes[i];
+    n.wal.record_at(n.control.checkpoint).expect("checkpoint record").end
+}
+
+/// A standby made from a base backup of a cleanly shut down primary:
+/// pg_control says "shut down", so with `standby.signal` it enters archive
+/// recovery (standby mode) at once, without crash recovery; minRecoveryPoint
+/// is initialised to the checkpoint's REDO and is reached at once (replay
+/// starts at the end of the checkpoint record).
+#[test]
+fn a_standby_from_a_base_backup_enters_standby_mode_at_once() {
+    let mut s = Settings { operator: Vec::new(), ..Settings::default() };
+    s.cluster.standbys = 1;
+    let mut c = Cluster::new(s, true);
+    let l = lines(&mut c);
+    let end = checkpoint_end(&c, 1);
+    let n = &c.nodes[1];
+    assert_eq!(n.status, Status::Recovery);
+    assert_eq!(n.control.state, DbState::InArchiveRecovery);
+    assert_eq!(n.control.min_recovery_point, n.control.redo, "initialised to the checkpoint's REDO");
+    assert_eq!(n.control.min_recovery_point_tli, Tli(1));
+    let st = n.startup.as_ref().expect("startup process");
+    assert!(st.standby && st.archive_requested && st.consistent && !st.promote);
+    assert_eq!(st.phase, StartupPhase::Redo);
+    // initdb's shutdown checkpoint has REDO at itself: replay starts with
+    // the record after it.
+    assert_eq!(n.wal.get(0).map(|r| r.lsn), Some(n.control.checkpoint));
+    assert_eq!(st.next, 1);
+    assert_eq!((st.replayed, st.replayed_start), (end, n.control.checkpoint));
+    assert!(has(&l, "node2 startup LOG: entering standby mode"), "{l:#?}");
+    assert!(has(&l, &format!("node2 startup LOG: consistent recovery state reached at {end}")), "{l:#?}");
+    assert!(!l.iter().any(|l| l.contains("automatic recovery in progress")), "{l:#?}");
+    // The primary was not in recovery at all.
+    assert!(c.nodes[0].startup.is_none());
+    assert!(!has(&l, "node1 startup LOG: entering standby mode"));
+}
+
+/// A standby that crashed restarts straight into archive recovery: its
+/// pg_control has a valid minRecoveryPoint (and says "in archive
+/// recovery", not "shut down").
+#[test]
+fn a_crashed_standby_restarts_in_standby_mode() {
+    let mut c = quiesced(1, 300);
+    crash(&mut c, 1);
+    let n = &c.nodes[1];
+    assert!(n.control.min_recovery_point.is_valid());
+    assert_eq!(n.control.state, DbState::InArchiveRecovery);
+    assert!(!n.control.backup_end_required);
+    let l = start(&mut c, 1);
+    let n = &c.nodes[1];
+    assert_eq!(n.control.state, DbState::InArchiveRecovery);
+    assert!(n.startup.as_ref().is_some_and(|s| s.standby && s.archive_requested));
+    assert!(has(&l, "node2 startup LOG: entering standby mode"), "{l:#?}");
+    assert!(!l.iter().any(|l| l.contains("automatic recovery in progress")), "{l:#?}");
+    settle(&mut c);
+    assert!(c.nodes[1].is_standby());
+}
+
+/// A crashed primary restarted with `standby.signal` (pg_control: "in
+/// production", no minRecoveryPoint) first does crash recovery through all
+/// of its local WAL (InArchiveRecovery is false, minRecoveryPoint stays
+/// unset), then switches to archive recovery at the end of pg_wal
+/// (SwitchIntoArchiveRecovery), where minRecoveryPoint is set and reached.
+#[test]
+fn a_crashed_primary_restarted_as_standby_does_crash_recovery_first() {
+    for newer_history in [false, true] {
+        let mut c = quiesced(1, 300);
+        crash(&mut c, 0);
+        let end = c.nodes[0].wal.end();
+        {
+            let n = &mut c.nodes[0];
+            assert_eq!(n.control.state, DbState::InProduction);
+            assert!(!n.control.min_recovery_point.is_valid());
+            n.standby_signal = true;
+            n.upstream = Some(NodeId(1));
+            if newer_history {
+                // A history file of a timeline 2 forking after this node's
+                // WAL: the target timeline is 2.
+                n.history.add_child(Tli(2), Tli(1), Lsn(end.0 + 0x10_0000), "no recovery target specified");
+            }
+        }
+        let l = start(&mut c, 0);
+        // Logged only when the target is newer than pg_control's timeline.
+        let target_lines: Vec<_> =
+            l.iter().filter(|l| l.contains("crash recovery starts in timeline")).collect();
+        let expected = ["node1 startup LOG: crash recovery starts in timeline 1 and has target timeline 2"];
+        assert_eq!(target_lines, expected[..usize::from(newer_history)], "{l:#?}");
+        assert!(has(&l, "node1 startup LOG: entering standby mode"), "{l:#?}");
+        assert!(
+            has(
+                &l,
+                "node1 startup LOG: database system was not properly shut down; automatic recovery in progress"
+            ),
+            "{l:#?}"
+        );
+        let n = &c.nodes[0];
+        assert_eq!(n.walrcv.target_tli, if newer_history { Tli(2) } else { Tli(1) });
+        assert_eq!(n.control.state, DbState::InCrashRecovery);
+        assert_eq!(n.control.min_recovery_point, Lsn(0), "crash recovery leaves minRecoveryPoint unset");
+        let st = n.startup.as_ref().expect("startup process");
+        assert!(!st.standby && st.archive_requested && !st.consistent);
+        assert!(!n.is_standby());
+        // Replay all local WAL, one record per step; "redo starts at" once.
+        let first = n.wal.get(st.next).expect("WAL after the checkpoint").lsn;
+        let mut all = Vec::new();
+        while !c.nodes[0].is_standby() {
+            all.extend(startup_step(&mut c, 0));
+        }
+        assert_eq!(count(&all, &format!("node1 startup LOG: redo starts at {first}")), 1, "{all:#?}");
+        assert_eq!(all.iter().filter(|l| l.contains("redo starts at")).count(), 1);
+        assert!(has(&all, &format!("node1 startup LOG: invalid record length at {end}: wanted 24, got 0")));
+        assert!(has(&all, "node1 startup DEBUG: reached end of WAL in pg_wal, entering archive recovery"));
+        assert!(has(&all, &format!("node1 startup LOG: consistent recovery state reached at {end}")));
+        assert!(!all.iter().any(|l| l.contains("redo done")), "{all:#?}");
+        let n = &c.nodes[0];
+        assert_eq!(n.control.state, DbState::InArchiveRecovery);
+        assert_eq!((n.control.min_recovery_point, n.control.min_recovery_point_tli), (end, Tli(1)));
+        let st = n.startup.as_ref().expect("still recovering");
+        assert!(st.standby && st.consistent && st.local_wal_ended);
+        assert_eq!(st.replayed, end);
+        assert_eq!(n.status, Status::Recovery);
+    }
+}
+
+/// A standby that crashed and was restarted without `standby.signal`:
+/// archive recovery is not requested, so it does crash recovery although
+/// its pg_control has a minRecoveryPoint, and then opens for writes on its
+/// timeline. A `promote` file left behind does nothing outside standby
+/// mode (only standby mode looks for it).
+#[test]
+fn a_crashed_standby_started_without_standby_signal_does_crash_recovery() {
+    let mut c = quiesced(1, 300);
+    crash(&mut c, 1);
+    {
+        let n = &mut c.nodes[1];
+        assert!(n.control.min_recovery_point.is_valid());
+        n.standby_signal = false;
+        n.upstream = None;
+        n.promote_signal = true;
+    }
+    let l = start(&mut c, 1);
+    assert!(!has(&l, "node2 startup LOG: entering standby mode"), "{l:#?}");
+    assert!(has(
+        &l,
+        "node2 startup LOG: database system was not properly shut down; automatic recovery in progress"
+    ));
+    let n = &c.nodes[1];
+    assert_eq!(n.control.state, DbState::InCrashRecovery);
+    let st = n.startup.as_ref().expect("startup process");
+    assert!(!st.standby && !st.archive_requested && !st.promote);
+    settle(&mut c);
+    let l = lines(&mut c);
+    let n = &c.nodes[1];
+    assert_eq!(n.status, Status::Production);
+    assert_eq!(n.tli, Tli(1), "not promoted: {l:#?}");
+    assert!(!n.history.has(Tli(2)));
+    assert!(!l.iter().any(|l| l.contains("selected new timeline ID")), "{l:#?}");
+    assert!(has(&l, "node2 postmaster LOG: database system is ready to accept connections"));
+}
+
+/// Crash recovery of a primary without `standby.signal` does not look at
+/// the archive for history files, even with `restore_command` set
+/// (restoreTimeLineHistoryFiles runs in archive recovery only).
+#[test]
+fn crash_recovery_restores_no_history_file() {
+    let mut c = quiesced_with(0, 100, |s| s.restore_command = true);
+    let entries = vec![HistoryEntry { tli: Tli(1), switchpoint: Lsn(0x10_0000), reason: "x".into() }];
+    c.archive.store("00000002.history".into(), ArchivedFile::History(entries));
+    crash(&mut c, 0);
+    let l = start(&mut c, 0);
+    assert!(!l.iter().any(|l| l.contains("restored log file")), "{l:#?}");
+    assert!(!c.nodes[0].history.has(Tli(2)));
+    assert_eq!(c.nodes[0].walrcv.target_tli, Tli(1));
+}
+
+/// An online checkpoint's REDO lies before its record: crash recovery
+/// replays from REDO (the records between REDO and the checkpoint record
+/// too), not from the record after the checkpoint.
+#[test]
+fn crash_recovery_replays_from_an_online_checkpoints_redo() {
+    let mut c = quiesced(0, 0);
+    let (redo, ckpt_lsn) = {
+        let n = &mut c.nodes[0];
+        let xid = n.assign_xid();
+        let tuple = Tuple { key: 1, payload: 7, xmin: xid, xmax: Xid::INVALID, infomask: 0 };
+        let redo = n
+            .xlog_insert(xid, RecordBody::HeapInsert { block: BlockNumber(0), offnum: 1, tuple, image: None })
+            .lsn;
+        n.xlog_insert(xid, RecordBody::Commit);
+        n.end_xid(xid);
+        let ckpt = CheckPoint { redo, tli: Tli(1), prev_tli: Tli(1), next_xid: n.next_xid };
+        let ckpt_lsn = n.xlog_insert(Xid::INVALID, RecordBody::CheckpointOnline(ckpt)).lsn;
+        n.wal.flush_upto(Lsn(u64::MAX));
+        n.control.checkpoint = ckpt_lsn;
+        n.control.redo = redo;
+        (redo, ckpt_lsn)
+    };
+    assert!(redo < ckpt_lsn);
+    crash(&mut c, 0);
+    start(&mut c, 0);
+    let l = startup_step(&mut c, 0);
+    assert_eq!(l, [format!("node1 startup LOG: redo starts at {redo}")]);
+    settle(&mut c);
+    let n = &c.nodes[0];
+    assert_eq!(n.status, Status::Production);
+    assert_eq!(n.visible_rows(), [(1, 7)], "the insert before the checkpoint record was replayed");
+}
+
+/// Crash recovery reads all WAL in pg_wal, also what was written but not
+/// yet fsynced (an immediate crash leaves it in the OS cache, and without
+/// the data-directory sync it is not made durable first): replay is not
+/// held back at the flush position as a standby's is.
+#[test]
+fn crash_recovery_replays_written_but_unflushed_wal() {
+    let mut c = quiesced_with(0, 0, |s| s.rules.sync_data_directory_after_crash = false);
+    let end = {
+        let n = &mut c.nodes[0];
+        let xid = n.assign_xid();
+        let tuple = Tuple { key: 5, payload: 9, xmin: xid, xmax: Xid::INVALID, infomask: 0 };
+        n.xlog_insert(xid, RecordBody::HeapInsert { block: BlockNumber(0), offnum: 1, tuple, image: None });
+        let end = n.xlog_insert(xid, RecordBody::Commit).end;
+        n.end_xid(xid);
+        n.wal.write_upto(end);
+        end
+    };
+    crash(&mut c, 0);
+    let n = &c.nodes[0];
+    assert_eq!((n.wal.end(), n.wal.write_lsn()), (end, end));
+    assert!(n.wal.flush_lsn() < end, "not fsynced");
+    start(&mut c, 0);
+    for _ in 0..2 {
+        startup_step(&mut c, 0);
+    }
+    assert_eq!(c.nodes[0].startup.as_ref().map(|s| s.replayed), Some(end));
+    startup_step(&mut c, 0);
+    assert_eq!(c.nodes[0].startup.as_ref().map(|s| s.phase), Some(StartupPhase::EndOfRecovery));
+    // (The end-of-recovery checkpoint would now write the page before its
+    // WAL is durable: the WAL-before-data violation this planted bug is
+    // about.)
+}
+
+/// The startup process takes no step once crash recovery has reached the
+/// end of WAL (the end-of-recovery checkpoint runs), nor while its server
+/// shuts down.
+#[test]
+fn the_startup_process_waits_during_the_end_of_recovery_checkpoint_and_shutdown() {
+    let mut c = quiesced(0, 100);
+    crash(&mut c, 0);
+    start(&mut c, 0);
+    while c.nodes[0].startup.as_ref().is_some_and(|s| s.phase == StartupPhase::Redo) {
+        startup_step(&mut c, 0);
+    }
+    let n = &c.nodes[0];
+    assert_eq!(n.startup.as_ref().map(|s| s.phase), Some(StartupPhase::EndOfRecovery));
+    assert!(n.xlog_insert_allowed(), "the end-of-recovery checkpoint may insert WAL");
+    assert!(!n.startup_ready());
+    // A standby in fast shutdown: the startup process is still there, with
+    // WAL to replay, but does not replay it.
+    let mut c = quiesced(1, 100);
+    let n = &mut c.nodes[1];
+    assert!(n.is_standby());
+    n.startup.as_mut().unwrap().next -= 1;
+    assert!(n.startup_ready(), "a record to replay");
+    assert!(!n.xlog_insert_allowed());
+    n.status = Status::ShuttingDown;
+    assert!(!n.startup_ready());
+}
