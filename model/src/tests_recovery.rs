@@ -389,3 +389,146 @@ fn the_startup_process_waits_during_the_end_of_recovery_checkpoint_and_shutdown(
     n.status = Status::ShuttingDown;
     assert!(!n.startup_ready());
 }
+
+/// The old primary (node1) stops, node2 is promoted, node3 follows it.
+/// Returns the cluster, quiesced, and the lines logged.
+fn failover(f: impl FnOnce(&mut Settings)) -> (Cluster, Vec<String>) {
+    use crate::script::{Action, Step};
+    let mut c = quiesced_with(2, 200, f);
+    std::sync::Arc::make_mut(&mut c.settings).operator =
+        vec![Step::new(Action::StopImmediate, "node1"), Step::new(Action::Promote, "node2")];
+    c.log = Log::new(true);
+    settle(&mut c);
+    let l = lines(&mut c);
+    (c, l)
+}
+
+/// Promotion (StartupXLOG after redo): replay ends at the end of local
+/// WAL, the new timeline is the newest known + 1, its history file ends
+/// timeline 1 at the end of the last record replayed, an end-of-recovery
+/// record of timeline 2 starts there, and the server opens for writes,
+/// out of recovery. A standby of the new primary fetches the history file
+/// and switches timeline where the end-of-recovery record is.
+#[test]
+fn promotion_starts_a_timeline_that_a_standby_follows() {
+    let (c, l) = failover(|_| {});
+    let n = &c.nodes[1];
+    let eor =
+        n.wal.records().iter().find(|r| matches!(r.body, RecordBody::EndOfRecovery { .. })).expect("EOR");
+    let switchpoint = eor.lsn;
+    assert_eq!(eor.body, RecordBody::EndOfRecovery { tli: Tli(2), prev_tli: Tli(1) });
+    assert_eq!(eor.tli, Tli(2));
+    let last_replayed = n.wal.records().iter().rev().find(|r| r.end <= switchpoint).expect("replayed").lsn;
+    for line in [
+        format!("node2 startup LOG: invalid record length at {switchpoint}: wanted 24, got 0"),
+        format!("node2 startup LOG: redo done at {last_replayed}"),
+        "node2 startup LOG: selected new timeline ID: 2".to_string(),
+        "node2 startup LOG: archive recovery complete".to_string(),
+        "node2 postmaster LOG: database system is ready to accept connections".to_string(),
+        "node3 walreceiver LOG: fetching timeline history file for timeline 2".to_string(),
+        format!("node3 startup DEBUG: switched to timeline 2 at {switchpoint}"),
+    ] {
+        assert!(has(&l, &line), "{line} in {l:#?}");
+    }
+    assert_eq!((n.status, n.tli, n.control.state), (Status::Production, Tli(2), DbState::InProduction));
+    assert!(n.startup.is_none() && !n.standby_signal && !n.promote_signal && n.upstream.is_none());
+    assert_eq!(n.control.min_recovery_point, Lsn(0));
+    assert_eq!(n.history.render(Tli(2)), format!("1\t{switchpoint}\tno recovery target specified\n"));
+    assert!(n.archive_status.history_ready.is_empty() && c.archive.is_empty(), "archive_mode is off");
+    let s = &c.nodes[2];
+    assert_eq!((s.tli, s.walrcv.target_tli), (Tli(2), Tli(2)));
+    assert_eq!(s.history.render(Tli(2)), n.history.render(Tli(2)));
+    assert!(s.startup.as_ref().is_some_and(|st| st.replayed > switchpoint));
+}
+
+/// With `archive_mode = on` the new timeline's history file is marked
+/// `.ready` at promotion (writeTimeLineHistory's XLogArchiveNotify) and
+/// so archived.
+#[test]
+fn a_promoted_server_archives_its_history_file() {
+    let (c, _) = failover(|s| s.archive_mode = crate::settings::ArchiveMode::On);
+    assert!(c.archive.history(Tli(2)).is_some(), "{:?}", c.archive.names().collect::<Vec<_>>());
+    assert_eq!(c.archive.history(Tli(2)), Some(c.nodes[1].history.entries(Tli(2))));
+}
+
+/// A standby replaying its primary's shutdown checkpoint (a fast stop)
+/// stays on its timeline: a shutdown checkpoint switches timeline only
+/// when it names another one.
+#[test]
+fn a_shutdown_checkpoint_of_the_same_timeline_switches_nothing() {
+    use crate::script::{Action, Step};
+    let mut c = quiesced(1, 200);
+    std::sync::Arc::make_mut(&mut c.settings).operator = vec![Step::new(Action::StopFast, "node1")];
+    c.log = Log::new(true);
+    settle(&mut c);
+    let l = lines(&mut c);
+    let n = &c.nodes[1];
+    let last = n.wal.records().last().expect("WAL");
+    assert!(matches!(last.body, RecordBody::CheckpointShutdown(_)), "{:?}", last.body);
+    assert_eq!(n.startup.as_ref().map(|s| s.replayed), Some(last.end), "replayed");
+    assert_eq!(n.tli, Tli(1));
+    assert!(!l.iter().any(|l| l.contains("switched to timeline")), "{l:#?}");
+}
+
+/// checkTimeLineSwitch on a standby about to replay the end-of-recovery
+/// record of timeline 2 (rewound to just before it): PostgreSQL's PANICs
+/// when the switch does not follow the replay timeline, is not in the
+/// recovery target's history, or comes before minRecoveryPoint while
+/// minRecoveryPoint lies on an older timeline. Returns the failure.
+fn switch_with(check: bool, f: impl FnOnce(&mut crate::node::Node, Lsn)) -> Option<String> {
+    let (mut c, _) = failover(|s| s.rules.redo_checks_checkpoint_timeline = check);
+    let n = &mut c.nodes[2];
+    let k =
+        n.wal.records().iter().position(|r| matches!(r.body, RecordBody::EndOfRecovery { .. })).expect("EOR");
+    let (prev, eor) = (n.wal.records()[k - 1].clone(), n.wal.records()[k].clone());
+    let st = n.startup.as_mut().expect("standby");
+    st.next = n.wal.first_index() + k;
+    (st.replayed, st.replayed_start) = (prev.end, prev.lsn);
+    n.tli = Tli(1);
+    n.control.min_recovery_point = prev.end;
+    n.control.min_recovery_point_tli = Tli(1);
+    f(n, eor.lsn);
+    c.with_node(2, |n, ctx| n.startup_step(ctx));
+    let n = &c.nodes[2];
+    assert_eq!(n.failed.is_none(), n.tli == Tli(2), "switched unless failed");
+    n.failed.clone()
+}
+
+#[test]
+fn a_timeline_switch_is_checked_against_history_and_min_recovery_point() {
+    assert_eq!(switch_with(true, |_, _| {}), None);
+    assert_eq!(
+        switch_with(true, |n, _| n.tli = Tli(3)),
+        Some("unexpected previous timeline ID 1 (current timeline ID 3) in checkpoint record".into())
+    );
+    assert_eq!(
+        switch_with(true, |n, _| n.walrcv.target_tli = Tli(1)),
+        Some("unexpected timeline ID 2 (after 1) in checkpoint record".into())
+    );
+    // minRecoveryPoint exactly at the switch: reached, fine.
+    assert_eq!(switch_with(true, |n, eor| n.control.min_recovery_point = eor), None);
+    let beyond = |n: &mut crate::node::Node, eor: Lsn| n.control.min_recovery_point = Lsn(eor.0 + 0x100);
+    let msg = |eor: Lsn| {
+        format!(
+            "unexpected timeline ID 2 in checkpoint record, before reaching minimum recovery point {} on timeline 1",
+            Lsn(eor.0 + 0x100)
+        )
+    };
+    let mut at = Lsn(0);
+    let why = switch_with(true, |n, eor| {
+        at = eor;
+        beyond(n, eor)
+    });
+    assert_eq!(why, Some(msg(at)));
+    // ... unless minRecoveryPoint is on the new timeline itself.
+    assert_eq!(
+        switch_with(true, |n, eor| {
+            beyond(n, eor);
+            n.control.min_recovery_point_tli = Tli(2);
+        }),
+        None
+    );
+    // Without the checks (the planted bug) nothing is refused.
+    assert_eq!(switch_with(false, |n, _| n.walrcv.target_tli = Tli(1)), None);
+    assert_eq!(switch_with(false, beyond), None);
+}
