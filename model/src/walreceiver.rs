@@ -730,4 +730,103 @@ mod tests {
         s.status = Status::Production;
         assert_eq!(s.send_upto(true, false), flushed);
     }
+
+    /// START_REPLICATION through a slot the upstream does not have is
+    /// refused with ReplicationSlotAcquire's ERROR; through one it has, it
+    /// streams.
+    #[test]
+    fn streaming_through_a_missing_slot_is_refused() {
+        let mut c = disconnected();
+        c.nodes[1].primary_slot_name = Some("nope".into());
+        c.connect(NodeId(1));
+        let refused: Vec<_> = c.fx.refusals.iter().map(|r| (r.1, r.2.clone())).collect();
+        assert_eq!(
+            refused,
+            [(RefusalKind::SlotDoesNotExist, "ERROR: replication slot \"nope\" does not exist".into())]
+        );
+        assert!(c.nodes[1].walrcv.refused.is_some());
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+        let mut c = disconnected();
+        c.nodes[0].slots.push(crate::node::ReplSlot {
+            name: "s".into(),
+            restart_lsn: Lsn(0),
+            invalidated: false,
+        });
+        c.nodes[1].primary_slot_name = Some("s".into());
+        c.connect(NodeId(1));
+        assert!(c.fx.refusals.is_empty(), "{:?}", c.fx.refusals);
+        assert!(c.conns.iter().any(|x| x.downstream == NodeId(1)));
+    }
+
+    /// A standby whose next segment its upstream already removed is refused
+    /// at START_REPLICATION (the walsender's first read fails): "requested
+    /// WAL segment %s has already been removed", naming the segment file
+    /// of the start point.
+    #[test]
+    fn streaming_from_a_removed_segment_is_refused() {
+        let mut c = disconnected();
+        let (start, tli) = c.nodes[1].streaming_start();
+        let p = &mut c.nodes[0];
+        for _ in 0..3 {
+            p.wal.insert(tli, Xid(0), RecordBody::Switch);
+        }
+        let end = p.wal.end();
+        p.wal.flush_upto(end);
+        assert!(p.wal.remove_before(end).is_some());
+        assert!(p.wal.segment_removed(start));
+        let seg = p.wal.geometry().wal_file_name(tli, start);
+        c.connect(NodeId(1));
+        let refused: Vec<_> = c.fx.refusals.iter().map(|r| (r.1, r.2.clone())).collect();
+        let msg = format!("ERROR: requested WAL segment {seg} has already been removed");
+        assert_eq!(refused, [(RefusalKind::SegmentRemoved, msg)]);
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+    }
+
+    /// What the reader finds where its own WAL ends: a record that starts
+    /// later (a gap) reads as zeroes there, one with a prev-link that is
+    /// not the last record is refused (xlogreader's messages); a record
+    /// already there is taken as received again, not appended twice.
+    /// Without the framing checks (the planted bug) both are appended.
+    #[test]
+    fn received_wal_must_continue_the_standbys_own() {
+        for checks in [true, false] {
+            let mut c = crate::testkit::quiesced_with(1, 300, |s| s.rules.wal_reader_checks_framing = checks);
+            c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
+            let n = &c.nodes[1];
+            let (end, last) = (n.wal.end(), n.wal.last_start());
+            let tli = n.tli;
+            let at = |lsn: u64, prev: Lsn| Record {
+                lsn: Lsn(lsn),
+                end: Lsn(lsn + 40),
+                tli,
+                prev,
+                xid: Xid(0),
+                body: RecordBody::Abort,
+            };
+            // Already there: nothing changes.
+            let mine = n.wal.records().last().unwrap().clone();
+            assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![mine]), None);
+            assert_eq!(c.nodes[1].wal.end(), end);
+            assert!(c.nodes[1].startup.as_ref().unwrap().read_error.is_none());
+            let mut gap = c.clone();
+            gap.receive_wal(NodeId(1), NodeId(0), vec![at(end.0 + 64, last)]);
+            let mut bad_prev = c.clone();
+            bad_prev.receive_wal(NodeId(1), NodeId(0), vec![at(end.0, Lsn(8))]);
+            let why = |c: &Cluster| c.nodes[1].startup.as_ref().unwrap().read_error.clone();
+            if checks {
+                assert_eq!(why(&gap), Some(format!("invalid record length at {end}: wanted 24, got 0")));
+                assert_eq!(why(&bad_prev), Some(format!("record with incorrect prev-link 0/8 at {end}")));
+                assert_eq!((gap.nodes[1].wal.end(), bad_prev.nodes[1].wal.end()), (end, end));
+            } else {
+                assert_eq!((why(&gap), why(&bad_prev)), (None, None));
+                assert_eq!(gap.nodes[1].wal.end(), Lsn(end.0 + 104));
+                assert_eq!(bad_prev.nodes[1].wal.end(), Lsn(end.0 + 40));
+            }
+            // The right record is appended and written (not yet flushed).
+            c.receive_wal(NodeId(1), NodeId(0), vec![at(end.0, last)]);
+            let w = &c.nodes[1].wal;
+            assert_eq!((w.end(), w.write_lsn()), (Lsn(end.0 + 40), Lsn(end.0 + 40)));
+            assert_eq!(w.flush_lsn(), end);
+        }
+    }
 }
