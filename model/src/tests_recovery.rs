@@ -532,3 +532,72 @@ fn a_timeline_switch_is_checked_against_history_and_min_recovery_point() {
     assert_eq!(switch_with(false, |n, _| n.walrcv.target_tli = Tli(1)), None);
     assert_eq!(switch_with(false, beyond), None);
 }
+
+/// After the failover, the old primary (node1) is restarted as a standby
+/// of the new one (node2). `ahead`: its WAL goes on past the switch point
+/// into the next segment (it wrote WAL node2 never received).
+fn old_primary_rejoins(ahead: bool) -> (Cluster, Vec<String>, Lsn) {
+    let (mut c, _) = failover(|_| {});
+    let sp = c.nodes[1].history.switch_point(Tli(2), Tli(1)).expect("timeline 2 forked from 1");
+    let n = &mut c.nodes[0];
+    assert_eq!(n.status, Status::Down);
+    assert_eq!(n.wal.end(), sp, "node2 had received all of node1's WAL");
+    if ahead {
+        n.wal.insert(Tli(1), Xid(0), RecordBody::Switch);
+        let end = n.wal.end();
+        n.wal.flush_upto(end);
+    }
+    n.standby_signal = true;
+    n.upstream = Some(NodeId(1));
+    n.operator_stopped = false;
+    settle(&mut c);
+    let l = lines(&mut c);
+    (c, l, sp)
+}
+
+/// An old primary whose WAL ends at the switch point streams the rest of
+/// timeline 1 (nothing), then follows timeline 2.
+#[test]
+fn an_old_primary_not_ahead_follows_the_new_timeline() {
+    let (c, l, _) = old_primary_rejoins(false);
+    let n = &c.nodes[0];
+    assert!(c.refusals.is_empty(), "{:?}", c.refusals);
+    assert_eq!((n.tli, n.walrcv.target_tli), (Tli(2), Tli(2)));
+    assert!(has(&l, "node1 walreceiver LOG: fetching timeline history file for timeline 2"), "{l:#?}");
+    assert!(has(&l, "node1 startup LOG: new target timeline is 2"), "{l:#?}");
+}
+
+/// An old primary ahead of the switch point asks to stream timeline 1 from
+/// a point past where timeline 2 forked: the walsender refuses
+/// (StartReplication: "requested starting point %X/%X on timeline %u is
+/// not in this server's history", DETAIL "This server's history forked
+/// from timeline %u at %X/%X."), and the startup process will not adopt
+/// timeline 2 (rescanLatestTimeLine: "new timeline %u forked off current
+/// database system timeline %u before current recovery point %X/%X").
+#[test]
+fn an_old_primary_ahead_of_the_switch_point_is_refused() {
+    let (c, l, sp) = old_primary_rejoins(true);
+    let n = &c.nodes[0];
+    let end = n.wal.end();
+    let start = n.wal.geometry().segment_start(end);
+    assert!(start > sp);
+    let msg = format!("requested starting point {start} on timeline 1 is not in this server's history");
+    let detail = format!("This server's history forked from timeline 1 at {sp}.");
+    assert!(has(&l, &format!("node2 walsender ERROR: {msg}")), "{l:#?}");
+    assert!(has(&l, &format!("node2 walsender DETAIL: {detail}")), "{l:#?}");
+    let fork = format!(
+        "new timeline 2 forked off current database system timeline 1 before current recovery point {end}"
+    );
+    assert!(has(&l, &format!("node1 startup LOG: {fork}")), "{l:#?}");
+    let refusals: Vec<_> = c.refusals.iter().map(|r| (r.node.as_str(), r.kind, r.message.clone())).collect();
+    use crate::event::RefusalKind as K;
+    assert_eq!(
+        refusals,
+        [
+            ("node1", K::NotInHistory, format!("ERROR: {msg} DETAIL: {detail}")),
+            ("node1", K::ForkedBeforeRecoveryPoint, fork),
+        ]
+    );
+    assert_eq!((n.tli, n.walrcv.target_tli), (Tli(1), Tli(1)));
+    assert!(!c.conns.iter().any(|x| x.downstream == NodeId(0)));
+}
