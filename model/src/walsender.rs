@@ -325,4 +325,57 @@ mod tests {
         c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
         assert!(!c.status_reply_due(&c.nodes[1]), "no connection");
     }
+
+    /// WalSndSegmentOpen on a historic timeline: the segment holding the
+    /// switch point is read from the next timeline's file (which holds the
+    /// same WAL up to the switch); earlier segments from the timeline's
+    /// own; the current timeline's from its own.
+    #[test]
+    fn a_historic_timelines_last_segment_is_the_next_timelines_file() {
+        use crate::ids::Tli;
+        use crate::script::{Action, Step};
+        let mut c = quiesced(2, 200);
+        std::sync::Arc::make_mut(&mut c.settings).operator =
+            vec![Step::new(Action::StopImmediate, "node1"), Step::new(Action::Promote, "node2")];
+        crate::testkit::settle(&mut c);
+        let up = &c.nodes[1];
+        assert_eq!(up.tli, Tli(2));
+        let sp = up.history.switch_point(Tli(2), Tli(1)).expect("forked");
+        let g = *up.wal.geometry();
+        let file = |tli, lsn| c.walsender_segment_file(NodeId(1), tli, lsn);
+        assert_eq!(file(Tli(1), sp), g.wal_file_name(Tli(2), sp));
+        let seg_start = g.segment_start(sp);
+        assert_eq!(file(Tli(1), seg_start), g.wal_file_name(Tli(2), seg_start));
+        let before = Lsn(seg_start.0 - 1);
+        assert_eq!(file(Tli(1), before), g.wal_file_name(Tli(1), before));
+        assert_eq!(file(Tli(2), sp), g.wal_file_name(Tli(2), sp));
+        assert_ne!(g.wal_file_name(Tli(1), sp), g.wal_file_name(Tli(2), sp));
+    }
+
+    /// PhysicalConfirmReceivedLocation: a standby's flush reports move its
+    /// slot's restart_lsn to the flushed position; an invalidated slot
+    /// stays as it is.
+    #[test]
+    fn flush_reports_advance_the_standbys_slot() {
+        let c = crate::testkit::quiesced_with(1, 300, |s| s.cluster.replication_slots = true);
+        let flushed = c.nodes[1].wal.flush_lsn();
+        assert_eq!(c.nodes[0].walsenders[0].reported.flush, flushed);
+        let slot = &c.nodes[0].slots[0];
+        assert_eq!((slot.name.as_str(), slot.restart_lsn), ("node2", flushed));
+        assert!(flushed > c.nodes[0].wal.records()[0].end, "moved on from the backup's REDO");
+        // An invalidated slot does not move.
+        let mut c = crate::testkit::quiesced_with(1, 0, |s| s.cluster.replication_slots = true);
+        let before = c.nodes[0].slots[0].restart_lsn;
+        c.nodes[0].slots[0].invalidated = true;
+        c.set_quiesce(false);
+        let mut evs = Vec::new();
+        for i in 0..300u64 {
+            c.enabled(&mut evs);
+            let ev = evs[(i as usize * 7) % evs.len()];
+            c.apply(ev, i).expect("no violation");
+        }
+        crate::testkit::settle(&mut c);
+        assert!(c.nodes[0].walsenders[0].reported.flush > before);
+        assert_eq!(c.nodes[0].slots[0].restart_lsn, before);
+    }
 }
