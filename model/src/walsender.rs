@@ -378,4 +378,43 @@ mod tests {
         assert!(c.nodes[0].walsenders[0].reported.flush > before);
         assert_eq!(c.nodes[0].slots[0].restart_lsn, before);
     }
+
+    /// A walsender whose standby has everything has nothing to do, also
+    /// when every segment before its position was removed (its next read
+    /// is not of a removed segment).
+    #[test]
+    fn a_caught_up_walsender_after_segment_removal_is_idle() {
+        let mut c = quiesced(1, 300);
+        let p = &mut c.nodes[0];
+        let tli = p.tli;
+        p.wal.insert(tli, crate::ids::Xid(0), crate::wal::RecordBody::Switch);
+        let end = p.wal.end();
+        p.wal.flush_upto(end);
+        crate::testkit::settle(&mut c);
+        assert_eq!(c.nodes[1].wal.flush_lsn(), end);
+        assert!(c.nodes[0].wal.remove_before(end).is_some());
+        let p = &c.nodes[0];
+        assert_eq!(p.wal.first_index(), p.wal.end_index(), "no record retained");
+        let conn = c.conns.iter().find(|x| x.downstream == NodeId(1)).expect("streaming");
+        assert_eq!(conn.cursor, p.wal.first_index());
+        assert!(!c.walsender_ready(conn));
+    }
+
+    /// A cascading standby's walsender sends up to what its server
+    /// replayed, or also what its walreceiver flushed while one is
+    /// connected to its own upstream (GetStandbyFlushRecPtr).
+    #[test]
+    fn a_cascading_walsender_counts_received_wal_only_while_receiving() {
+        let mut c = quiesced(2, 200);
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        c.nodes[2].upstream = Some(NodeId(1));
+        crate::testkit::settle(&mut c);
+        assert!(c.conns.iter().any(|x| x.upstream == NodeId(1) && x.downstream == NodeId(2)), "cascading");
+        let flushed = c.nodes[1].wal.flush_lsn();
+        let replayed = Lsn(flushed.0 - 8);
+        c.nodes[1].startup.as_mut().unwrap().replayed = replayed;
+        assert_eq!(c.sendable_upto(&c.nodes[1]), flushed, "receiving from node1");
+        c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
+        assert_eq!(c.sendable_upto(&c.nodes[1]), replayed, "no walreceiver");
+    }
 }
