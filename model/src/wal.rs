@@ -897,4 +897,49 @@ mod tests {
             ]
         );
     }
+
+    /// The implied-table cache after truncation: records replaced by others
+    /// (a crash losing WAL, then new WAL) must not leave the lost ones'
+    /// effects behind, even when the record count comes back to where the
+    /// cache was; truncating nothing, or removing every segment the cache
+    /// covers, keeps it.
+    #[test]
+    fn the_implied_cache_forgets_truncated_records() {
+        let mut w = Wal::new(WalGeometry::new(1 << 14));
+        let tuple = Tuple { key: 1, payload: 10, xmin: Xid(3), xmax: Xid::INVALID, infomask: 0 };
+        w.insert(Tli(1), Xid(0), RecordBody::Abort);
+        let kept = w.end();
+        w.insert(
+            Tli(1),
+            Xid(3),
+            RecordBody::HeapInsert { block: BlockNumber(0), offnum: 1, tuple, image: None },
+        );
+        w.insert(Tli(1), Xid(3), RecordBody::Commit);
+        w.refresh_implied();
+        let rows = |w: &Wal| w.implied().map(|i| i.visible_rows_of_block(BlockNumber(0)).collect::<Vec<_>>());
+        assert_eq!(rows(&w), Some(vec![(1, 10)]));
+        w.truncate(w.end());
+        assert_eq!(rows(&w), Some(vec![(1, 10)]), "nothing truncated: still valid");
+        w.truncate(kept);
+        w.insert(Tli(1), Xid(4), RecordBody::Abort);
+        w.insert(Tli(1), Xid(5), RecordBody::Abort);
+        assert_eq!(w.end_index(), 3);
+        assert_eq!(rows(&w), None, "the cache was of other records");
+        w.refresh_implied();
+        assert_eq!(rows(&w), Some(vec![]));
+        assert!(!w.implied().unwrap().is_committed(Xid(3)));
+        // Every record removed with its segment: the cache still covers it.
+        w.insert(
+            Tli(1),
+            Xid(3),
+            RecordBody::HeapInsert { block: BlockNumber(0), offnum: 1, tuple, image: None },
+        );
+        w.insert(Tli(1), Xid(3), RecordBody::Commit);
+        w.insert(Tli(1), Xid(0), RecordBody::Switch);
+        w.flush_upto(w.end());
+        w.refresh_implied();
+        assert!(w.remove_before(w.end()).is_some());
+        assert_eq!((w.first_index(), w.end_index()), (6, 6));
+        assert_eq!(rows(&w), Some(vec![(1, 10)]));
+    }
 }
