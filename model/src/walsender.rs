@@ -296,7 +296,7 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
-    use crate::ids::NodeId;
+    use crate::ids::{NodeId, Tli};
     use crate::lsn::Lsn;
     use crate::testkit::quiesced;
 
@@ -332,7 +332,6 @@ mod tests {
     /// own; the current timeline's from its own.
     #[test]
     fn a_historic_timelines_last_segment_is_the_next_timelines_file() {
-        use crate::ids::Tli;
         use crate::script::{Action, Step};
         let mut c = quiesced(2, 200);
         std::sync::Arc::make_mut(&mut c.settings).operator =
@@ -416,5 +415,77 @@ mod tests {
         assert_eq!(c.sendable_upto(&c.nodes[1]), flushed, "receiving from node1");
         c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
         assert_eq!(c.sendable_upto(&c.nodes[1]), replayed, "no walreceiver");
+    }
+
+    /// A connection streaming a historic timeline ends once everything up
+    /// to the switch point was sent: not while the record ending exactly
+    /// at the switch point is still to send, and as soon as the next
+    /// record to send is past it.
+    #[test]
+    fn a_historic_timeline_ends_after_its_last_record() {
+        use crate::network::Conn;
+        use crate::script::{Action, Step};
+        let mut c = quiesced(2, 200);
+        std::sync::Arc::make_mut(&mut c.settings).operator =
+            vec![Step::new(Action::StopImmediate, "node1"), Step::new(Action::Promote, "node2")];
+        crate::testkit::settle(&mut c);
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        let up = &c.nodes[1];
+        let sp = up.history.switch_point(Tli(2), Tli(1)).expect("promoted");
+        let last = up.wal.index_at(sp) - 1;
+        assert_eq!(
+            up.wal.get(last).map(|r| r.end),
+            Some(sp),
+            "the last record of timeline 1 ends at the switch"
+        );
+        let conn = |cursor| Conn::new(NodeId(1), NodeId(2), cursor, sp, Tli(1));
+        c.conns.push(conn(last));
+        c.end_finished_timelines();
+        assert_eq!(
+            c.conns.iter().filter(|x| x.downstream == NodeId(2)).count(),
+            1,
+            "its last record is still to send"
+        );
+        c.conns.retain(|x| x.downstream != NodeId(2));
+        c.conns.push(conn(last + 1));
+        c.end_finished_timelines();
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(2)), "everything up to the switch was sent");
+    }
+
+    /// A standby that lagged behind the promoted one streams the rest of
+    /// the old timeline from it, up to the switch point and no further,
+    /// then "end of WAL reached on timeline 1", and follows timeline 2:
+    /// it ends with the new primary's WAL.
+    #[test]
+    fn a_lagging_standby_gets_the_old_timeline_to_its_end_then_the_new_one() {
+        use crate::event::Event;
+        use crate::script::{Action, Step};
+        let mut c = quiesced(2, 200);
+        c.set_quiesce(false);
+        c.partitions.cut(NodeId(2), NodeId(0));
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        let mut evs = Vec::new();
+        for i in 0..200u64 {
+            c.enabled(&mut evs);
+            let ev = evs[(i as usize * 7) % evs.len()];
+            c.apply(ev, i).expect("no violation");
+        }
+        let behind = c.nodes[2].wal.end();
+        assert!(behind < c.nodes[1].wal.end(), "node3 lags behind node2");
+        std::sync::Arc::make_mut(&mut c.settings).operator =
+            vec![Step::new(Action::StopImmediate, "node1"), Step::new(Action::Promote, "node2")];
+        c.apply(Event::Operator { node: NodeId(0), step: 0 }, 0).expect("no violation");
+        c.log = crate::log::Log::new(true);
+        crate::testkit::settle(&mut c);
+        let lines: Vec<String> = c.log.drain().map(|l| format!("{}: {}", l.node.name(), l.message)).collect();
+        let (p, s) = (&c.nodes[1], &c.nodes[2]);
+        let sp = p.history.switch_point(Tli(2), Tli(1)).expect("promoted");
+        assert!(behind < sp, "node3 had not all of timeline 1");
+        assert_eq!((p.tli, s.tli), (Tli(2), Tli(2)));
+        assert_eq!(s.wal.end(), p.wal.end());
+        let from = s.wal.records()[0].lsn.max(p.wal.records()[0].lsn);
+        assert_eq!(s.wal.records_from(from), p.wal.records_from(from));
+        let ended = "node3: replication terminated by primary server: end of WAL reached on timeline 1";
+        assert_eq!(lines.iter().filter(|l| *l == ended).count(), 1, "{lines:#?}");
     }
 }
