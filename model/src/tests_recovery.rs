@@ -601,3 +601,97 @@ fn an_old_primary_ahead_of_the_switch_point_is_refused() {
     assert_eq!((n.tli, n.walrcv.target_tli), (Tli(1), Tli(1)));
     assert!(!c.conns.iter().any(|x| x.downstream == NodeId(0)));
 }
+
+/// What a WAL stream implies for the table (the oracle of
+/// `recovery_is_exact`): a row is there when its inserting transaction
+/// has a commit record and no transaction with a commit record deleted
+/// it (updated it away), also when the commit lies in a removed segment.
+#[test]
+fn rows_implied_by_wal_count_committed_changes_only() {
+    use crate::lsn::WalGeometry;
+    use crate::recovery::rows_implied_by_wal;
+    use crate::wal::Wal;
+    let mut w = Wal::new(WalGeometry::new(1 << 14));
+    let t = |key: u32, payload: u64, xmin: u32| Tuple {
+        key,
+        payload,
+        xmin: Xid(xmin),
+        xmax: Xid::INVALID,
+        infomask: 0,
+    };
+    let b = BlockNumber(1);
+    let ins = |w: &mut Wal, tuple: Tuple, offnum| {
+        w.insert(Tli(1), tuple.xmin, RecordBody::HeapInsert { block: b, offnum, tuple, image: None });
+    };
+    let upd = |w: &mut Wal, tuple: Tuple, old_offnum, new_offnum| {
+        let body = RecordBody::HeapUpdate { block: b, old_offnum, new_offnum, tuple, image: None };
+        w.insert(Tli(1), tuple.xmin, body);
+    };
+    ins(&mut w, t(1, 10, 3), 1);
+    w.insert(Tli(1), Xid(3), RecordBody::Commit);
+    // Everything so far goes with its segment.
+    w.insert(Tli(1), Xid(0), RecordBody::Switch);
+    ins(&mut w, t(2, 20, 4), 2);
+    w.insert(Tli(1), Xid(4), RecordBody::Abort);
+    ins(&mut w, t(3, 30, 5), 3);
+    upd(&mut w, t(1, 11, 6), 1, 4);
+    w.insert(Tli(1), Xid(6), RecordBody::Commit);
+    upd(&mut w, t(1, 12, 7), 4, 5);
+    w.flush_upto(w.end());
+    let seg2 = Lsn(1 << 14);
+    assert_eq!(w.remove_before(seg2), Some((0, 0)));
+    assert!(w.removed_base().is_committed(Xid(3)));
+    // (1,10) was updated by the committed 6; (2,20) aborted; (3,30) never
+    // committed; (1,12) by 7, not committed, so (1,11) stays.
+    assert_eq!(rows_implied_by_wal(&w, 4), [(1, 11)]);
+    w.insert(Tli(1), Xid(7), RecordBody::Commit);
+    w.insert(Tli(1), Xid(5), RecordBody::Commit);
+    assert_eq!(rows_implied_by_wal(&w, 4), [(1, 12), (3, 30)]);
+}
+
+/// Crash recovery replays an update at the offsets its record names:
+/// xmax on the old version (offset 2), the new version at the next free
+/// offset; the table then holds what the WAL commits
+/// (`recovery_is_exact` is checked when it ends).
+#[test]
+fn crash_recovery_replays_updates_at_their_offsets() {
+    let mut c = quiesced(0, 0);
+    {
+        let n = &mut c.nodes[0];
+        let t = |key: u32, payload: u64, xid: Xid| Tuple {
+            key,
+            payload,
+            xmin: xid,
+            xmax: Xid::INVALID,
+            infomask: 0,
+        };
+        let b = BlockNumber(0);
+        let x = n.assign_xid();
+        n.xlog_insert(x, RecordBody::HeapInsert { block: b, offnum: 1, tuple: t(1, 10, x), image: None });
+        n.xlog_insert(x, RecordBody::HeapInsert { block: b, offnum: 2, tuple: t(2, 20, x), image: None });
+        n.xlog_insert(x, RecordBody::Commit);
+        n.end_xid(x);
+        let y = n.assign_xid();
+        let body = RecordBody::HeapUpdate {
+            block: b,
+            old_offnum: 2,
+            new_offnum: 3,
+            tuple: t(2, 21, y),
+            image: None,
+        };
+        n.xlog_insert(y, body);
+        n.xlog_insert(y, RecordBody::Commit);
+        n.end_xid(y);
+        n.wal.flush_upto(Lsn(u64::MAX));
+    }
+    crash(&mut c, 0);
+    start(&mut c, 0);
+    settle(&mut c);
+    let n = &c.nodes[0];
+    assert_eq!(n.status, Status::Production);
+    assert!(n.failed.is_none(), "{:?}", n.failed);
+    assert_eq!(n.visible_rows(), [(1, 10), (2, 21)]);
+    let page = n.current_page(BlockNumber(0));
+    let xmaxes: Vec<_> = page.tuples.iter().map(|t| t.xmax).collect();
+    assert_eq!(xmaxes, [Xid::INVALID, Xid(4), Xid::INVALID]);
+}
