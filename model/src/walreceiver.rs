@@ -829,4 +829,95 @@ mod tests {
             assert_eq!(w.flush_lsn(), end);
         }
     }
+
+    /// The startup process asks for streaming only once its local WAL is
+    /// replayed (WaitForWALToBecomeAvailable tries pg_wal first).
+    #[test]
+    fn a_standby_with_local_wal_to_replay_does_not_connect_yet() {
+        let mut c = disconnected();
+        assert!(c.can_connect(&c.nodes[1]));
+        c.nodes[1].startup.as_mut().unwrap().next -= 1;
+        assert!(!c.can_connect(&c.nodes[1]));
+    }
+
+    /// A standby whose WAL goes further than its upstream flushed (here:
+    /// into the next segment) is refused on the same timeline:
+    /// "requested starting point %X/%X is ahead of the WAL flush position
+    /// of this server %X/%X".
+    #[test]
+    fn a_standby_ahead_of_its_upstream_is_refused() {
+        let mut c = disconnected();
+        c.log = crate::log::Log::new(true);
+        let s = &mut c.nodes[1];
+        let tli = s.tli;
+        s.wal.insert(tli, Xid(0), RecordBody::Switch);
+        let end = s.wal.end();
+        s.wal.flush_upto(end);
+        let (start, _) = c.nodes[1].streaming_start();
+        assert_eq!(start, end, "a switch ends a segment");
+        let flush = c.sendable_upto(&c.nodes[0]);
+        assert!(start > flush);
+        c.connect(NodeId(1));
+        let msg = format!(
+            "requested starting point {start} is ahead of the WAL flush position of this server {flush}"
+        );
+        let refused: Vec<_> = c.fx.refusals.iter().map(|r| (r.1, r.2.clone())).collect();
+        assert_eq!(refused, [(RefusalKind::AheadOfFlush, format!("ERROR: {msg}"))]);
+        let lines: Vec<_> =
+            c.log.drain().map(|l| format!("{} {}: {}", l.node.name(), l.level.name(), l.message)).collect();
+        assert!(lines.contains(&format!("node1 ERROR: {msg}")), "{lines:#?}");
+        assert!(
+            lines.contains(&format!("node2 FATAL: could not receive data from WAL stream: ERROR:  {msg}")),
+            "{lines:#?}"
+        );
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+    }
+
+    /// Received WAL that starts inside the standby's own WAL beyond what it
+    /// replayed replaces its own from there (the reader reads the received
+    /// timeline's file); WAL appended at the end replaces nothing.
+    #[test]
+    fn received_wal_supersedes_the_standbys_unreplayed_own() {
+        let mut c = disconnected();
+        c.log = crate::log::Log::new(true);
+        let s = &mut c.nodes[1];
+        let (p, last) = (s.wal.end(), s.wal.last_start());
+        let tli = s.tli;
+        s.wal.insert(tli, Xid(9), RecordBody::Commit);
+        assert_eq!(s.startup.as_ref().unwrap().replayed, p, "its own record at {p} is not replayed");
+        let rec =
+            Record { lsn: p, end: Lsn(p.0 + 40), tli, prev: last, xid: Xid(0), body: RecordBody::Abort };
+        assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![rec.clone()]), None);
+        let s = &c.nodes[1];
+        assert_eq!(s.wal.records().last(), Some(&rec));
+        assert!(s.startup.as_ref().unwrap().read_error.is_none());
+        let lines: Vec<_> = c.log.drain().map(|l| l.message).collect();
+        assert!(lines.contains(&format!("WAL from {p} on will be read from what node1 sent")), "{lines:#?}");
+        // The next record, at the end: appended, nothing replaced.
+        let next = Record { lsn: rec.end, end: Lsn(rec.end.0 + 40), prev: rec.lsn, ..rec.clone() };
+        assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![next.clone()]), None);
+        assert_eq!(c.nodes[1].wal.records().last(), Some(&next));
+        assert!(!c.log.drain().any(|l| l.message.contains("will be read from")));
+    }
+
+    /// WAL the reader cannot parse ends the streaming connection (the
+    /// startup process restarts the walreceiver, forever).
+    #[test]
+    fn a_read_error_drops_the_connection() {
+        let mut c = quiesced(1, 300);
+        assert!(c.conns.iter().any(|x| x.downstream == NodeId(1)));
+        let s = &c.nodes[1];
+        let end = s.wal.end();
+        let rec = Record {
+            lsn: end,
+            end: Lsn(end.0 + 40),
+            tli: s.tli,
+            prev: Lsn(8),
+            xid: Xid(0),
+            body: RecordBody::Abort,
+        };
+        c.receive_wal(NodeId(1), NodeId(0), vec![rec]);
+        assert!(c.nodes[1].startup.as_ref().unwrap().read_error.is_some());
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+    }
 }
