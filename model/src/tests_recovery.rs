@@ -393,8 +393,20 @@ fn the_startup_process_waits_during_the_end_of_recovery_checkpoint_and_shutdown(
 /// The old primary (node1) stops, node2 is promoted, node3 follows it.
 /// Returns the cluster, quiesced, and the lines logged.
 fn failover(f: impl FnOnce(&mut Settings)) -> (Cluster, Vec<String>) {
+    failover_at(f, false)
+}
+
+/// [`failover`]; with `at_segment_end`, node1's last record is a WAL
+/// switch, so timeline 2 forks exactly at a segment start.
+fn failover_at(f: impl FnOnce(&mut Settings), at_segment_end: bool) -> (Cluster, Vec<String>) {
     use crate::script::{Action, Step};
     let mut c = quiesced_with(2, 200, f);
+    if at_segment_end {
+        let n = &mut c.nodes[0];
+        n.xlog_insert(Xid::INVALID, RecordBody::Switch);
+        n.wal.flush_upto(Lsn(u64::MAX));
+        settle(&mut c);
+    }
     std::sync::Arc::make_mut(&mut c.settings).operator =
         vec![Step::new(Action::StopImmediate, "node1"), Step::new(Action::Promote, "node2")];
     c.log = Log::new(true);
@@ -537,7 +549,11 @@ fn a_timeline_switch_is_checked_against_history_and_min_recovery_point() {
 /// of the new one (node2). `ahead`: its WAL goes on past the switch point
 /// into the next segment (it wrote WAL node2 never received).
 fn old_primary_rejoins(ahead: bool) -> (Cluster, Vec<String>, Lsn) {
-    let (mut c, _) = failover(|_| {});
+    old_primary_rejoins_at(ahead, false)
+}
+
+fn old_primary_rejoins_at(ahead: bool, at_segment_end: bool) -> (Cluster, Vec<String>, Lsn) {
+    let (mut c, _) = failover_at(|_| {}, at_segment_end);
     let sp = c.nodes[1].history.switch_point(Tli(2), Tli(1)).expect("timeline 2 forked from 1");
     let n = &mut c.nodes[0];
     assert_eq!(n.status, Status::Down);
@@ -565,6 +581,30 @@ fn an_old_primary_not_ahead_follows_the_new_timeline() {
     assert_eq!((n.tli, n.walrcv.target_tli), (Tli(2), Tli(2)));
     assert!(has(&l, "node1 walreceiver LOG: fetching timeline history file for timeline 2"), "{l:#?}");
     assert!(has(&l, "node1 startup LOG: new target timeline is 2"), "{l:#?}");
+    let started: Vec<_> = l.iter().filter(|l| l.contains("started streaming WAL")).collect();
+    let start1 = n.wal.geometry().segment_start(n.history.switch_point(Tli(2), Tli(1)).unwrap());
+    assert_eq!(
+        started,
+        [
+            &format!("node1 walreceiver LOG: started streaming WAL from primary at {start1} on timeline 1"),
+            &format!("node1 walreceiver LOG: started streaming WAL from primary at {start1} on timeline 2"),
+        ],
+        "{l:#?}"
+    );
+}
+
+/// The walsender refuses a start point only past the switch point
+/// (`switchpoint < startpoint`): an old primary whose WAL ends exactly at
+/// the fork, a segment start, streams timeline 1 from there.
+#[test]
+fn an_old_primary_ending_exactly_at_the_fork_is_not_refused() {
+    let (c, l, sp) = old_primary_rejoins_at(false, true);
+    let n = &c.nodes[0];
+    assert_eq!(n.wal.geometry().segment_start(sp), sp, "the fork is at a segment start");
+    assert!(c.refusals.is_empty(), "{:?}", c.refusals);
+    assert_eq!((n.tli, n.walrcv.target_tli), (Tli(2), Tli(2)));
+    let started = format!("node1 walreceiver LOG: started streaming WAL from primary at {sp} on timeline 1");
+    assert!(has(&l, &started), "{l:#?}");
 }
 
 /// An old primary ahead of the switch point asks to stream timeline 1 from
@@ -600,6 +640,13 @@ fn an_old_primary_ahead_of_the_switch_point_is_refused() {
     );
     assert_eq!((n.tli, n.walrcv.target_tli), (Tli(1), Tli(1)));
     assert!(!c.conns.iter().any(|x| x.downstream == NodeId(0)));
+    assert_eq!(count(&l, "node1 walreceiver LOG: fetching timeline history file for timeline 2"), 1);
+    // Another attempt: the history file is there already, not fetched again.
+    let mut c = c;
+    c.connect(NodeId(0));
+    let l = lines(&mut c);
+    assert!(!l.iter().any(|l| l.contains("fetching timeline history file")), "{l:#?}");
+    assert!(has(&l, &format!("node2 walsender ERROR: {msg}")), "{l:#?}");
 }
 
 /// What a WAL stream implies for the table (the oracle of
