@@ -488,4 +488,34 @@ mod tests {
         let ended = "node3: replication terminated by primary server: end of WAL reached on timeline 1";
         assert_eq!(lines.iter().filter(|l| *l == ended).count(), 1, "{lines:#?}");
     }
+
+    /// A standby whose next WAL was removed by a checkpoint while it
+    /// lagged: the walsender's read fails ("requested WAL segment %s has
+    /// already been removed", the segment of what it sent last) and that
+    /// connection, only that one, ends.
+    #[test]
+    fn a_walsender_whose_next_segment_was_removed_ends_its_connection() {
+        let mut c = quiesced(2, 300);
+        let p = &mut c.nodes[0];
+        let tli = p.tli;
+        p.wal.insert(tli, crate::ids::Xid(0), crate::wal::RecordBody::Switch);
+        let end = p.wal.end();
+        p.wal.flush_upto(end);
+        assert!(p.wal.remove_before(end).is_some());
+        let conn = c.conns.iter().find(|x| x.downstream == NodeId(1)).expect("streaming").clone();
+        assert!(conn.cursor < c.nodes[0].wal.first_index());
+        assert!(c.walsender_ready(&conn), "its next read fails");
+        let seg = c.nodes[0].wal.geometry().wal_file_name(tli, conn.sent);
+        c.log = crate::log::Log::new(true);
+        c.walsender_send(NodeId(0), NodeId(1));
+        let lines: Vec<_> =
+            c.log.drain().map(|l| format!("{} {}: {}", l.node.name(), l.level.name(), l.message)).collect();
+        let msg = format!("requested WAL segment {seg} has already been removed");
+        assert!(lines.contains(&format!("node1 ERROR: {msg}")), "{lines:#?}");
+        assert!(
+            lines.contains(&format!("node2 FATAL: could not receive data from WAL stream: ERROR:  {msg}"))
+        );
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+        assert!(c.conns.iter().any(|x| x.downstream == NodeId(2)), "the other standby's connection stays");
+    }
 }
