@@ -518,4 +518,23 @@ mod tests {
         assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
         assert!(c.conns.iter().any(|x| x.downstream == NodeId(2)), "the other standby's connection stays");
     }
+
+    /// A reply without a flush position (nothing fsynced yet) leaves the
+    /// slot's restart_lsn where it is (PhysicalConfirmReceivedLocation
+    /// only moves it to a valid position), while the walsender records
+    /// the positions.
+    #[test]
+    fn a_reply_without_a_flush_position_keeps_the_slot() {
+        use crate::network::Msg;
+        use crate::syncrep::ReportedPositions;
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| s.cluster.replication_slots = true);
+        let kept = c.nodes[0].slots[0].restart_lsn;
+        assert!(kept.is_valid());
+        let pos = ReportedPositions { write: Lsn(kept.0 + 8), flush: Lsn(0), apply: Lsn(0) };
+        let i = c.conn_index(NodeId(1)).expect("streaming");
+        c.conns[i].to_upstream.push_back(Msg::Reply(pos));
+        assert_eq!(c.deliver(NodeId(0), NodeId(1)), None);
+        assert_eq!(c.nodes[0].walsenders[0].reported, pos);
+        assert_eq!(c.nodes[0].slots[0].restart_lsn, kept);
+    }
 }
