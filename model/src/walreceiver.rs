@@ -920,4 +920,23 @@ mod tests {
         assert!(c.nodes[1].startup.as_ref().unwrap().read_error.is_some());
         assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
     }
+
+    /// "Caught up with this primary as a synchronous candidate" survives a
+    /// reconnection to the same upstream and is forgotten on connecting to
+    /// another (whose WAL it has not caught up with yet).
+    #[test]
+    fn a_reconnection_keeps_what_the_standby_caught_up_with_only_for_the_same_upstream() {
+        let mut c = quiesced(2, 200);
+        assert_eq!(c.nodes[1].synced_to, Some(NodeId(0)));
+        c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
+        c.connect(NodeId(1));
+        assert!(c.fx.refusals.is_empty());
+        assert_eq!(c.nodes[1].synced_to, Some(NodeId(0)), "same upstream");
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        c.nodes[2].upstream = Some(NodeId(1));
+        assert!(c.can_connect(&c.nodes[2]));
+        c.connect(NodeId(2));
+        assert!(c.conns.iter().any(|x| x.upstream == NodeId(1) && x.downstream == NodeId(2)));
+        assert_eq!(c.nodes[2].synced_to, None, "a cascading upstream");
+    }
 }
