@@ -885,6 +885,12 @@ mod tests {
         let tli = s.tli;
         s.wal.insert(tli, Xid(9), RecordBody::Commit);
         assert_eq!(s.startup.as_ref().unwrap().replayed, p, "its own record at {p} is not replayed");
+        // The same record as its own unreplayed one: taken as received,
+        // nothing replaced.
+        let own = c.nodes[1].wal.records().last().unwrap().clone();
+        assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![own.clone()]), None);
+        assert_eq!(c.nodes[1].wal.records().last(), Some(&own));
+        assert!(!c.log.drain().any(|l| l.message.contains("will be read from")));
         let rec =
             Record { lsn: p, end: Lsn(p.0 + 40), tli, prev: last, xid: Xid(0), body: RecordBody::Abort };
         assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![rec.clone()]), None);
