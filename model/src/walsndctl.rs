@@ -431,4 +431,42 @@ mod tests {
         n.status = Status::Recovery;
         assert_eq!(n.transfer_wait(env, Lsn(0x180), FileKind::Data), None, "in recovery");
     }
+
+    /// SyncRepReleaseWaiters returns at once for a walsender whose standby
+    /// has not reported a flush position — also under the planted bug
+    /// that lets such a standby be a candidate: it announces nothing and
+    /// stays armed to announce.
+    #[test]
+    fn a_walsender_without_a_flush_position_announces_nothing() {
+        let (mut n, rules) =
+            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0), (NodeId(2), "node3", 0x80)]);
+        let off = Rules { sync_candidates_need_flush_position: false, ..rules };
+        let mut log = Log::new(true);
+        n.release_waiters(NodeId(1), &off, &mut log);
+        assert_eq!(log.drain().count(), 0);
+        assert!(n.walsenders[0].announce_next_takeover);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0));
+    }
+
+    /// FIRST 2 with one synchronous standby connected: it announces itself
+    /// once, and releases nothing until a second one is there.
+    #[test]
+    fn a_synchronous_standby_announces_itself_once_while_too_few_are_there() {
+        let (mut n, rules) = primary("FIRST 2 (node2, node3)", &[(NodeId(1), "node2", 0x100)]);
+        let mut log = Log::new(true);
+        n.release_waiters(NodeId(1), &rules, &mut log);
+        n.release_waiters(NodeId(1), &rules, &mut log);
+        let lines: Vec<String> = log.drain().map(|l| l.message).collect();
+        assert_eq!(lines, ["standby \"node2\" is now a synchronous standby with priority 1"]);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0));
+        // A potential standby stays armed: once it is synchronous, it says so.
+        let (mut n, rules) =
+            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x100)]);
+        n.release_waiters(NodeId(2), &rules, &mut log);
+        assert!(n.walsenders[1].announce_next_takeover);
+        n.walsenders.retain(|w| w.peer != NodeId(1));
+        n.release_waiters(NodeId(2), &rules, &mut log);
+        let lines: Vec<String> = log.drain().map(|l| l.message).collect();
+        assert_eq!(lines, ["standby \"node3\" is now a synchronous standby with priority 2"]);
+    }
 }
