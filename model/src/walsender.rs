@@ -448,6 +448,12 @@ mod tests {
         );
         c.conns.retain(|x| x.downstream != NodeId(2));
         c.conns.push(conn(last + 1));
+        // Everything up to the switch sent: not caught up with node2 (that
+        // is its current timeline's WAL), no synchronous candidate.
+        let rules = c.settings.rules.clone();
+        c.nodes[1].add_walsender(crate::walsndctl::WalSndInfo::new(NodeId(2), "node3".into()), &rules);
+        c.mark_caught_up();
+        assert!(c.nodes[1].walsenders.iter().all(|w| w.peer != NodeId(2) || !w.streaming));
         c.end_finished_timelines();
         assert!(!c.conns.iter().any(|x| x.downstream == NodeId(2)), "everything up to the switch was sent");
     }
@@ -536,5 +542,45 @@ mod tests {
         assert_eq!(c.deliver(NodeId(0), NodeId(1)), None);
         assert_eq!(c.nodes[0].walsenders[0].reported, pos);
         assert_eq!(c.nodes[0].slots[0].restart_lsn, kept);
+    }
+
+    /// A walsender moves from catchup to streaming once it has sent all it
+    /// can ("\"%s\" has now caught up with upstream server"), once: not
+    /// while WAL is left to send, and a standby already streaming is not
+    /// caught up again when another one connects.
+    #[test]
+    fn a_walsender_is_caught_up_once_it_sent_everything() {
+        let mut c = quiesced(2, 200);
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        let p = &mut c.nodes[0];
+        let tli = p.tli;
+        for _ in 0..3 {
+            p.wal.insert(tli, crate::ids::Xid(0), crate::wal::RecordBody::Abort);
+        }
+        let end = p.wal.end();
+        p.wal.flush_upto(end);
+        let conn = |c: &crate::cluster::Cluster, d: u8| {
+            c.conns.iter().find(|x| x.downstream == NodeId(d)).unwrap().clone()
+        };
+        while c.walsender_ready(&conn(&c, 1)) {
+            c.walsender_send(NodeId(0), NodeId(1));
+        }
+        c.connect(NodeId(2));
+        assert!(c.walsender_ready(&conn(&c, 2)), "node3 is behind");
+        c.log = crate::log::Log::new(true);
+        c.mark_caught_up();
+        let streaming = |c: &crate::cluster::Cluster| {
+            c.nodes[0].walsenders.iter().map(|w| (w.name.clone(), w.streaming)).collect::<Vec<_>>()
+        };
+        assert_eq!(streaming(&c), [("node2".to_string(), true), ("node3".to_string(), false)]);
+        assert_eq!(c.log.drain().count(), 0, "nobody caught up just now");
+        while c.walsender_ready(&conn(&c, 2)) {
+            c.walsender_send(NodeId(0), NodeId(2));
+        }
+        c.mark_caught_up();
+        assert_eq!(streaming(&c), [("node2".to_string(), true), ("node3".to_string(), true)]);
+        let lines: Vec<_> = c.log.drain().map(|l| l.message).filter(|m| m.contains("caught up")).collect();
+        assert_eq!(lines, ["\"node3\" has now caught up with upstream server"]);
+        assert_eq!(c.nodes[2].synced_to, Some(NodeId(0)));
     }
 }
