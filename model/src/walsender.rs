@@ -583,4 +583,28 @@ mod tests {
         assert_eq!(lines, ["\"node3\" has now caught up with upstream server"]);
         assert_eq!(c.nodes[2].synced_to, Some(NodeId(0)));
     }
+
+    /// WalSndDone: at a fast shutdown the primary exits only once its
+    /// standby has confirmed flushing all WAL, the shutdown checkpoint
+    /// included — its report of that comes before "database system is
+    /// shut down".
+    #[test]
+    fn a_fast_shutdown_waits_for_the_standby_to_confirm_the_flush() {
+        use crate::script::{Action, Step};
+        let mut c = quiesced(1, 200);
+        std::sync::Arc::make_mut(&mut c.settings).operator = vec![Step::new(Action::StopFast, "node1")];
+        c.log = crate::log::Log::new(true);
+        crate::testkit::settle(&mut c);
+        let end = c.nodes[0].wal.end();
+        assert!(matches!(
+            c.nodes[0].wal.records().last().unwrap().body,
+            crate::wal::RecordBody::CheckpointShutdown(_)
+        ));
+        let lines: Vec<_> = c.log.drain().map(|l| format!("{} {}", l.node.name(), l.message)).collect();
+        let down = lines.iter().position(|l| l == "node1 database system is shut down").expect("shut down");
+        let confirmed = lines
+            .iter()
+            .position(|l| l.starts_with("node1 standby") && l.contains(&format!(" flush {end} ")));
+        assert!(confirmed.is_some_and(|i| i < down), "{lines:#?}");
+    }
 }
