@@ -72,3 +72,6 @@ mod tests_node;
 mod tests_operator;
 #[cfg(test)]
 mod tests_script;
+
+#[cfg(test)]
+mod tests_recovery;

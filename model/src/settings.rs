@@ -1025,4 +1025,208 @@ mod tests {
         let t = [SynchronousTransfer::Commit, SynchronousTransfer::DataFlush, SynchronousTransfer::All];
         assert_eq!(t.map(|t| t.name()), ["commit", "data_flush", "all"]);
     }
+
+    /// The values as `postgresql.conf` spells them (guc_tables.c's
+    /// synchronous_commit options), and the version names trace files use.
+    #[test]
+    fn setting_values_print_as_postgresql_spells_them() {
+        use SynchronousCommit as C;
+        let c = [C::Off, C::Local, C::RemoteWrite, C::On, C::RemoteApply];
+        assert_eq!(c.map(|c| c.name()), ["off", "local", "remote_write", "on", "remote_apply"]);
+        assert_eq!((ServerVersion::V15.name(), ServerVersion::V94Devel.name()), ("15", "9.4devel"));
+        let k = [FileKind::Data, FileKind::Clog, FileKind::Control];
+        assert_eq!(k.map(|k| k.name()), ["data page", "CLOG page", "pg_control"]);
+    }
+
+    /// `synchronous_transfer`: `commit` holds back commits only,
+    /// `data_flush` file writes only, `all` both; the 2013 patch's
+    /// `data_flush` covered data and CLOG pages, not pg_control.
+    #[test]
+    fn synchronous_transfer_covers_commits_or_files() {
+        use SynchronousTransfer as T;
+        let t = [T::Commit, T::DataFlush, T::All];
+        assert_eq!(
+            t.map(|t| (t.covers_commit(), t.covers_data())),
+            [(true, false), (false, true), (true, true)]
+        );
+        let d = DesignSettings::default();
+        assert!(d.covers(FileKind::Data) && d.covers(FileKind::Clog) && !d.covers(FileKind::Control));
+        let only_control = DesignSettings { data_flush_covers: vec![FileKind::Control] };
+        assert!(only_control.covers(FileKind::Control) && !only_control.covers(FileKind::Data));
+    }
+
+    /// A size prints in the largest unit that divides it, zero in bytes.
+    #[test]
+    fn sizes_print_in_the_largest_whole_unit() {
+        let shown = |n: u64| Bytes(n).to_string();
+        assert_eq!(shown(0), "0B");
+        assert_eq!(shown(1 << 30), "1GB");
+        assert_eq!(shown(3 << 30), "3GB");
+        assert_eq!(shown((1 << 30) + (1 << 20)), "1025MB");
+        assert_eq!(shown(64 << 10), "64kB");
+        assert_eq!(shown((1 << 20) + (1 << 10)), "1025kB");
+        assert_eq!(shown(1536), "1536B");
+        assert_eq!(Bytes::parse("2GB"), Ok(Bytes(2 << 30)));
+        assert_eq!(Bytes::parse("3kB"), Ok(Bytes(3 << 10)));
+    }
+
+    /// An invalid setting prints its key and why.
+    #[test]
+    fn an_invalid_setting_prints_its_key_and_message() {
+        let s = Settings { shared_buffers: 1, ..Settings::default() };
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.to_string(), "invalid value for shared_buffers: 1 is outside 2..65536");
+    }
+
+    /// The fault probabilities are summed over every kind: any two that
+    /// add up to more than 1 are refused together.
+    #[test]
+    fn every_fault_probability_counts_in_the_sum() {
+        let with = |pairs: &[(usize, f64)]| {
+            let mut s = Settings::default();
+            let f = &mut s.faults;
+            (f.process_crash, f.power_loss, f.disconnect, f.partition, f.archive_command) =
+                (0.0, 0.0, 0.0, 0.0, 0.0);
+            for &(i, p) in pairs {
+                *[
+                    &mut f.process_crash,
+                    &mut f.power_loss,
+                    &mut f.disconnect,
+                    &mut f.partition,
+                    &mut f.archive_command,
+                ][i] = p;
+            }
+            s.validate().map_err(|e| e.key)
+        };
+        for a in 0..5 {
+            for b in 0..5 {
+                if a == b {
+                    continue;
+                }
+                assert_eq!(with(&[(a, 0.6), (b, 0.5)]), Err("faults".to_string()), "kinds {a} and {b}");
+                assert_eq!(with(&[(a, 0.5), (b, 0.5)]), Ok(()), "kinds {a} and {b}");
+            }
+        }
+    }
+
+    /// A serializer that takes strings only: what a size is written as.
+    struct StrOnly;
+
+    macro_rules! refuse {
+        ($($f:ident($t:ty)),*) => {
+            $(fn $f(self, _: $t) -> Result<String, serde::de::value::Error> {
+                Err(serde::ser::Error::custom("not a string"))
+            })*
+        };
+    }
+
+    impl Serializer for StrOnly {
+        type Ok = String;
+        type Error = serde::de::value::Error;
+        type SerializeSeq = serde::ser::Impossible<String, Self::Error>;
+        type SerializeTuple = serde::ser::Impossible<String, Self::Error>;
+        type SerializeTupleStruct = serde::ser::Impossible<String, Self::Error>;
+        type SerializeTupleVariant = serde::ser::Impossible<String, Self::Error>;
+        type SerializeMap = serde::ser::Impossible<String, Self::Error>;
+        type SerializeStruct = serde::ser::Impossible<String, Self::Error>;
+        type SerializeStructVariant = serde::ser::Impossible<String, Self::Error>;
+        fn serialize_str(self, v: &str) -> Result<String, Self::Error> {
+            Ok(v.to_string())
+        }
+        refuse!(
+            serialize_bool(bool),
+            serialize_i8(i8),
+            serialize_i16(i16),
+            serialize_i32(i32),
+            serialize_i64(i64),
+            serialize_u8(u8),
+            serialize_u16(u16),
+            serialize_u32(u32),
+            serialize_u64(u64),
+            serialize_f32(f32),
+            serialize_f64(f64),
+            serialize_char(char),
+            serialize_bytes(&[u8]),
+            serialize_unit_struct(&'static str)
+        );
+        fn serialize_none(self) -> Result<String, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<String, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_unit(self) -> Result<String, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+        ) -> Result<String, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: &T,
+        ) -> Result<String, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<String, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, Self::Error> {
+            Err(serde::ser::Error::custom("not a string"))
+        }
+    }
+
+    /// Sizes are written back as PostgreSQL writes them: a string with the
+    /// largest whole unit (so a written settings file reads back the same).
+    #[test]
+    fn sizes_serialize_as_strings_with_a_unit() {
+        assert_eq!(Bytes(16 << 20).serialize(StrOnly), Ok("16MB".to_string()));
+        assert_eq!(WalSize(Bytes(64 << 20)).serialize(StrOnly), Ok("64MB".to_string()));
+        assert_eq!(WalSize(Bytes(1536)).serialize(StrOnly), Ok("1536B".to_string()));
+    }
 }

@@ -387,4 +387,93 @@ mod tests {
         let first1 = StandbyNames::parse("FIRST 1 (a, b, c)").unwrap();
         assert_eq!(first1.release_position(&list, WaitMode::Flush, true), Some(Lsn(30)));
     }
+
+    /// The other spellings syncrep_gram.y accepts or refuses: a plain list
+    /// is `FIRST 1`, names fold to lower case unless quoted, the keywords
+    /// are case-insensitive; a method keyword needs a parenthesized list,
+    /// and nothing may follow the closing parenthesis.
+    #[test]
+    fn plain_lists_keywords_and_trailing_text() {
+        let first = |num, names: &[&str]| StandbyNames::First {
+            num,
+            names: names.iter().map(|n| n.to_string()).collect(),
+        };
+        assert_eq!(StandbyNames::parse("node2, Node3"), Ok(first(1, &["node2", "node3"])));
+        assert_eq!(StandbyNames::parse("  \"Node2\"  "), Ok(first(1, &["Node2"])));
+        assert_eq!(StandbyNames::parse("first 1 (a)"), Ok(first(1, &["a"])));
+        assert_eq!(
+            StandbyNames::parse("ANY 2 (a,b)"),
+            Ok(StandbyNames::Any { num: 2, names: vec!["a".into(), "b".into()] })
+        );
+        // FIRST and ANY are keywords (syncrep_scanner.l): as standby names
+        // they must be quoted.
+        assert!(StandbyNames::parse("first, any").is_err());
+        assert_eq!(StandbyNames::parse("\"first\", \"any\""), Ok(first(1, &["first", "any"])));
+        assert_eq!(
+            StandbyNames::parse("FIRST 2"),
+            Err("syntax error in \"FIRST 2\": expected \"(\" after the number".into())
+        );
+        assert_eq!(
+            StandbyNames::parse("ANY 1 (a) b"),
+            Err("syntax error in \"ANY 1 (a) b\": missing \")\"".into())
+        );
+        assert_eq!(
+            StandbyNames::parse("FIRST 1 (a, )"),
+            Err("syntax error in \"FIRST 1 (a, )\": empty standby name".into())
+        );
+        assert_eq!(
+            StandbyNames::parse("FIRST 0 (a)"),
+            Err("number of synchronous standbys (0) must be greater than zero in \"FIRST 0 (a)\"".into())
+        );
+        assert_eq!(StandbyNames::parse("   "), Ok(StandbyNames::Async));
+        assert!(!StandbyNames::Async.is_sync() && first(1, &["a"]).is_sync());
+    }
+
+    /// SyncRepGetStandbyPriority: the 1-based position of the first
+    /// matching entry (`*` matches any name, case-insensitively), 0 when
+    /// not listed; in quorum mode every listed standby has priority 1.
+    #[test]
+    fn priority_is_list_position_or_one_in_quorum_mode() {
+        let first = StandbyNames::parse("FIRST 1 (a, B, *)").unwrap();
+        assert_eq!(["a", "b", "zz"].map(|n| first.priority(n)), [1, 2, 3]);
+        let listed = StandbyNames::parse("FIRST 1 (a, b, c)").unwrap();
+        assert_eq!(["A", "c", "d"].map(|n| listed.priority(n)), [1, 3, 0]);
+        let any = StandbyNames::parse("ANY 1 (a, b, c)").unwrap();
+        assert_eq!(["a", "c", "d"].map(|n| any.priority(n)), [1, 1, 0]);
+        assert_eq!(StandbyNames::Async.priority("a"), 0);
+        assert_eq!((any.num_sync(), listed.num_sync(), StandbyNames::Async.num_sync()), (1, 1, 0));
+        assert!(any.is_quorum() && !listed.is_quorum() && !StandbyNames::Async.is_quorum());
+    }
+
+    /// Each wait mode reads its own reported position; the released
+    /// positions are kept per mode.
+    #[test]
+    fn positions_per_wait_mode() {
+        let p = ReportedPositions { write: Lsn(30), flush: Lsn(20), apply: Lsn(10) };
+        assert_eq!(
+            [WaitMode::Write, WaitMode::Flush, WaitMode::Apply].map(|m| p.get(m)),
+            [Lsn(30), Lsn(20), Lsn(10)]
+        );
+        let ctl = WalSndCtl { lsn: [Lsn(3), Lsn(2), Lsn(1)], sync_standbys_defined: true };
+        assert_eq!(
+            [WaitMode::Write, WaitMode::Flush, WaitMode::Apply].map(|m| ctl.released(m)),
+            [Lsn(3), Lsn(2), Lsn(1)]
+        );
+        // FIRST: the oldest of each position separately.
+        let names = StandbyNames::parse("FIRST 2 (a, b)").unwrap();
+        let a = ReportedPositions { write: Lsn(50), flush: Lsn(40), apply: Lsn(5) };
+        let b = ReportedPositions { write: Lsn(45), flush: Lsn(42), apply: Lsn(7) };
+        let list = [SlotView { pos: a, ..slot(0, "a", 0) }, SlotView { pos: b, ..slot(1, "b", 0) }];
+        let want = ReportedPositions { write: Lsn(45), flush: Lsn(40), apply: Lsn(5) };
+        assert_eq!(names.sync_rec_ptr(&list, 0, true), (Some(want), true));
+        assert_eq!(names.release_position(&list, WaitMode::Apply, true), Some(Lsn(5)));
+    }
+
+    /// pg_stat_replication.state (WalSndGetStateString).
+    #[test]
+    fn walsender_states_print_as_pg_stat_replication_shows_them() {
+        use WalSndState as S;
+        let all = [S::Startup, S::Catchup, S::Streaming, S::Stopping];
+        assert_eq!(all.map(|s| s.name()), ["startup", "catchup", "streaming", "stopping"]);
+    }
 }

@@ -120,4 +120,35 @@ mod tests {
         assert_eq!(h.newest(), Tli(3));
         assert_eq!(History::file_name(Tli(2)), "00000002.history");
     }
+
+    /// tliSwitchPoint's next timeline, tliOfPointInHistory at a switch
+    /// point (the byte at the switch point is the child's: `ptr < end`),
+    /// which files a node has (timeline 1 never has one), and a file
+    /// copied from another server.
+    #[test]
+    fn next_timelines_switch_points_and_files() {
+        let mut h = History::default();
+        assert_eq!((h.newest(), h.timelines().count()), (Tli(1), 0));
+        assert!(h.has(Tli(1)) && !h.has(Tli(2)));
+        h.add_child(Tli(2), Tli(1), Lsn(0x100), "a");
+        h.add_child(Tli(3), Tli(2), Lsn(0x200), "b");
+        assert_eq!(h.timelines().collect::<Vec<_>>(), [Tli(2), Tli(3)]);
+        assert!(h.has(Tli(1)) && h.has(Tli(3)) && !h.has(Tli(4)));
+        assert_eq!(h.next_tli(Tli(3), Tli(1)), Some(Tli(2)));
+        assert_eq!(h.next_tli(Tli(3), Tli(2)), Some(Tli(3)));
+        assert_eq!(h.next_tli(Tli(3), Tli(3)), None);
+        assert_eq!(h.next_tli(Tli(2), Tli(1)), Some(Tli(2)));
+        assert_eq!(h.tli_of_point(Tli(3), Lsn(0xFF)), Tli(1));
+        assert_eq!(h.tli_of_point(Tli(3), Lsn(0x100)), Tli(2));
+        assert_eq!(h.tli_of_point(Tli(3), Lsn(0x200)), Tli(3));
+        assert_eq!(h.tli_of_point(Tli(1), Lsn(0x300)), Tli(1));
+        assert_eq!(h.switch_point(Tli(3), Tli(2)), Some(Lsn(0x200)));
+        assert_eq!(h.switch_point(Tli(2), Tli(3)), None);
+        assert!(h.in_history_of(Tli(2), Tli(1)) && !h.in_history_of(Tli(1), Tli(2)));
+        let mut other = History::default();
+        other.insert_file(Tli(3), h.entries(Tli(3)).to_vec());
+        assert_eq!(other.render(Tli(3)), "1\t0/100\ta\n2\t0/200\tb\n");
+        assert!(other.has(Tli(3)) && !other.has(Tli(2)));
+        assert_eq!(other.newest(), Tli(3));
+    }
 }

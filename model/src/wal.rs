@@ -789,4 +789,157 @@ mod tests {
         assert_eq!(s.end, Lsn(1 << 20));
         assert_eq!(w.insert_lsn(), Lsn((1 << 20) + 40));
     }
+
+    /// What the whole WAL implies, kept up to date incrementally: absent
+    /// until refreshed and after any change, then the same table a replay
+    /// from scratch gives, also once segments were removed from under it.
+    /// The replay follows updates (xmax of the old version, at its offset)
+    /// and prunes (tuples removed by offset); a row is visible when its
+    /// inserter committed and no committed transaction deleted it.
+    #[test]
+    fn the_implied_table_follows_inserts_updates_prunes_and_removal() {
+        let seg = 1u64 << 14;
+        let mut w = Wal::new(WalGeometry::new(seg));
+        let t = |key: u32, xmin: u32| Tuple {
+            key,
+            payload: u64::from(key) * 10,
+            xmin: Xid(xmin),
+            xmax: Xid::INVALID,
+            infomask: 0,
+        };
+        let ins = |w: &mut Wal, key: u32, xid: u32, offnum: u16| {
+            w.insert(
+                Tli(1),
+                Xid(xid),
+                RecordBody::HeapInsert { block: BlockNumber(1), offnum, tuple: t(key, xid), image: None },
+            );
+        };
+        assert!(w.implied().is_none(), "never refreshed");
+        // Three rows by xids 3 (committed), 4 (never commits), 5 (committed).
+        ins(&mut w, 1, 3, 1);
+        ins(&mut w, 2, 4, 2);
+        ins(&mut w, 3, 5, 3);
+        w.insert(Tli(1), Xid(3), RecordBody::Commit);
+        w.insert(Tli(1), Xid(5), RecordBody::Commit);
+        w.refresh_implied();
+        let rows = |w: &Wal| {
+            w.implied().expect("refreshed").visible_rows_of_block(BlockNumber(1)).collect::<Vec<_>>()
+        };
+        assert_eq!(rows(&w), [(1, 10), (3, 30)]);
+        assert!(w.implied().unwrap().visible_rows_of_block(BlockNumber(7)).next().is_none(), "no such block");
+        // xid 6 updates row 3 (offset 3) into a new version, then commits;
+        // xid 7 updates row 1 (offset 1) but never commits.
+        let upd = |w: &mut Wal, xid: u32, old: u16, new: u16, key: u32| {
+            let tuple = Tuple { payload: 99, ..t(key, xid) };
+            w.insert(
+                Tli(1),
+                Xid(xid),
+                RecordBody::HeapUpdate {
+                    block: BlockNumber(1),
+                    old_offnum: old,
+                    new_offnum: new,
+                    tuple,
+                    image: None,
+                },
+            );
+        };
+        upd(&mut w, 6, 3, 4, 3);
+        assert!(w.implied().is_none(), "stale after an insert");
+        w.insert(Tli(1), Xid(6), RecordBody::Commit);
+        upd(&mut w, 7, 1, 5, 1);
+        w.refresh_implied();
+        assert_eq!(rows(&w), [(1, 10), (3, 99)]);
+        let xmaxes = |w: &Wal| w.implied().unwrap().pages[1].iter().map(|t| t.xmax.0).collect::<Vec<_>>();
+        assert_eq!(xmaxes(&w), [7, 0, 6, 0, 0]);
+        // Prune offsets 2 and 3 (the aborted row, the dead version).
+        w.insert(
+            Tli(1),
+            Xid(0),
+            RecordBody::HeapPrune { block: BlockNumber(1), offnums: Arc::from([2u16, 3]), image: None },
+        );
+        w.refresh_implied();
+        assert_eq!(w.implied().unwrap().pages[1].iter().map(|t| t.key).collect::<Vec<_>>(), [1, 3, 1]);
+        assert_eq!(rows(&w), [(1, 10), (3, 99)]);
+        // Remove the first segment under the cache, then add more: the
+        // refresh replays only the new records on top.
+        for x in 100..800u32 {
+            w.insert(Tli(1), Xid(x), RecordBody::Commit);
+        }
+        w.flush_upto(w.end());
+        w.refresh_implied();
+        assert!(w.remove_before(Lsn(seg)).is_some());
+        assert!(w.first_index() > 0);
+        assert!(w.implied().is_some(), "still covers every record");
+        ins(&mut w, 4, 800, 4);
+        w.refresh_implied();
+        assert_eq!(rows(&w), [(1, 10), (3, 99)], "xid 800 did not commit");
+        w.insert(Tli(1), Xid(800), RecordBody::Commit);
+        w.refresh_implied();
+        assert_eq!(rows(&w), [(1, 10), (3, 99), (4, 40)]);
+        assert!(w.implied().unwrap().is_committed(Xid(799)) && !w.implied().unwrap().is_committed(Xid(801)));
+    }
+
+    /// The flags and noun checkpoint log lines print (LogCheckpointStart:
+    /// "checkpoint starting: time", "end-of-recovery immediate wait",
+    /// "shutdown immediate"; restartpoints say "restartpoint").
+    #[test]
+    fn checkpoint_kinds_print_as_postgresql_logs_them() {
+        use CkptKind as K;
+        let all = [K::Online, K::Restartpoint, K::EndOfRecovery, K::ShutdownRestartpoint, K::Shutdown];
+        assert_eq!(
+            all.map(|k| (k.flags(), k.noun(), k.is_restartpoint())),
+            [
+                ("time", "checkpoint", false),
+                ("time", "restartpoint", true),
+                ("end-of-recovery immediate wait", "checkpoint", false),
+                ("shutdown immediate", "restartpoint", true),
+                ("shutdown immediate", "checkpoint", false),
+            ]
+        );
+    }
+
+    /// The implied-table cache after truncation: records replaced by others
+    /// (a crash losing WAL, then new WAL) must not leave the lost ones'
+    /// effects behind, even when the record count comes back to where the
+    /// cache was; truncating nothing, or removing every segment the cache
+    /// covers, keeps it.
+    #[test]
+    fn the_implied_cache_forgets_truncated_records() {
+        let mut w = Wal::new(WalGeometry::new(1 << 14));
+        let tuple = Tuple { key: 1, payload: 10, xmin: Xid(3), xmax: Xid::INVALID, infomask: 0 };
+        w.insert(Tli(1), Xid(0), RecordBody::Abort);
+        let kept = w.end();
+        w.insert(
+            Tli(1),
+            Xid(3),
+            RecordBody::HeapInsert { block: BlockNumber(0), offnum: 1, tuple, image: None },
+        );
+        w.insert(Tli(1), Xid(3), RecordBody::Commit);
+        w.refresh_implied();
+        let rows = |w: &Wal| w.implied().map(|i| i.visible_rows_of_block(BlockNumber(0)).collect::<Vec<_>>());
+        assert_eq!(rows(&w), Some(vec![(1, 10)]));
+        w.truncate(w.end());
+        assert_eq!(rows(&w), Some(vec![(1, 10)]), "nothing truncated: still valid");
+        w.truncate(kept);
+        w.insert(Tli(1), Xid(4), RecordBody::Abort);
+        w.insert(Tli(1), Xid(5), RecordBody::Abort);
+        assert_eq!(w.end_index(), 3);
+        assert_eq!(rows(&w), None, "the cache was of other records");
+        w.refresh_implied();
+        assert_eq!(rows(&w), Some(vec![]));
+        assert!(!w.implied().unwrap().is_committed(Xid(3)));
+        // Every record removed with its segment: the cache still covers it.
+        w.insert(
+            Tli(1),
+            Xid(3),
+            RecordBody::HeapInsert { block: BlockNumber(0), offnum: 1, tuple, image: None },
+        );
+        w.insert(Tli(1), Xid(3), RecordBody::Commit);
+        w.insert(Tli(1), Xid(0), RecordBody::Switch);
+        w.flush_upto(w.end());
+        w.refresh_implied();
+        assert!(w.remove_before(w.end()).is_some());
+        assert_eq!((w.first_index(), w.end_index()), (6, 6));
+        assert_eq!(rows(&w), Some(vec![(1, 10)]));
+    }
 }

@@ -730,4 +730,219 @@ mod tests {
         s.status = Status::Production;
         assert_eq!(s.send_upto(true, false), flushed);
     }
+
+    /// START_REPLICATION through a slot the upstream does not have is
+    /// refused with ReplicationSlotAcquire's ERROR; through one it has, it
+    /// streams.
+    #[test]
+    fn streaming_through_a_missing_slot_is_refused() {
+        let mut c = disconnected();
+        c.nodes[1].primary_slot_name = Some("nope".into());
+        c.connect(NodeId(1));
+        let refused: Vec<_> = c.fx.refusals.iter().map(|r| (r.1, r.2.clone())).collect();
+        assert_eq!(
+            refused,
+            [(RefusalKind::SlotDoesNotExist, "ERROR: replication slot \"nope\" does not exist".into())]
+        );
+        assert!(c.nodes[1].walrcv.refused.is_some());
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+        let mut c = disconnected();
+        c.nodes[0].slots.push(crate::node::ReplSlot {
+            name: "s".into(),
+            restart_lsn: Lsn(0),
+            invalidated: false,
+        });
+        c.nodes[1].primary_slot_name = Some("s".into());
+        c.connect(NodeId(1));
+        assert!(c.fx.refusals.is_empty(), "{:?}", c.fx.refusals);
+        assert!(c.conns.iter().any(|x| x.downstream == NodeId(1)));
+    }
+
+    /// A standby whose next segment its upstream already removed is refused
+    /// at START_REPLICATION (the walsender's first read fails): "requested
+    /// WAL segment %s has already been removed", naming the segment file
+    /// of the start point.
+    #[test]
+    fn streaming_from_a_removed_segment_is_refused() {
+        let mut c = disconnected();
+        let (start, tli) = c.nodes[1].streaming_start();
+        let p = &mut c.nodes[0];
+        for _ in 0..3 {
+            p.wal.insert(tli, Xid(0), RecordBody::Switch);
+        }
+        let end = p.wal.end();
+        p.wal.flush_upto(end);
+        assert!(p.wal.remove_before(end).is_some());
+        assert!(p.wal.segment_removed(start));
+        let seg = p.wal.geometry().wal_file_name(tli, start);
+        c.connect(NodeId(1));
+        let refused: Vec<_> = c.fx.refusals.iter().map(|r| (r.1, r.2.clone())).collect();
+        let msg = format!("ERROR: requested WAL segment {seg} has already been removed");
+        assert_eq!(refused, [(RefusalKind::SegmentRemoved, msg)]);
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+    }
+
+    /// What the reader finds where its own WAL ends: a record that starts
+    /// later (a gap) reads as zeroes there, one with a prev-link that is
+    /// not the last record is refused (xlogreader's messages); a record
+    /// already there is taken as received again, not appended twice.
+    /// Without the framing checks (the planted bug) both are appended.
+    #[test]
+    fn received_wal_must_continue_the_standbys_own() {
+        for checks in [true, false] {
+            let mut c = crate::testkit::quiesced_with(1, 300, |s| s.rules.wal_reader_checks_framing = checks);
+            c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
+            let n = &c.nodes[1];
+            let (end, last) = (n.wal.end(), n.wal.last_start());
+            let tli = n.tli;
+            let at = |lsn: u64, prev: Lsn| Record {
+                lsn: Lsn(lsn),
+                end: Lsn(lsn + 40),
+                tli,
+                prev,
+                xid: Xid(0),
+                body: RecordBody::Abort,
+            };
+            // Already there: nothing changes.
+            let mine = n.wal.records().last().unwrap().clone();
+            assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![mine]), None);
+            assert_eq!(c.nodes[1].wal.end(), end);
+            assert!(c.nodes[1].startup.as_ref().unwrap().read_error.is_none());
+            let mut gap = c.clone();
+            gap.receive_wal(NodeId(1), NodeId(0), vec![at(end.0 + 64, last)]);
+            let mut bad_prev = c.clone();
+            bad_prev.receive_wal(NodeId(1), NodeId(0), vec![at(end.0, Lsn(8))]);
+            let why = |c: &Cluster| c.nodes[1].startup.as_ref().unwrap().read_error.clone();
+            if checks {
+                assert_eq!(why(&gap), Some(format!("invalid record length at {end}: wanted 24, got 0")));
+                assert_eq!(why(&bad_prev), Some(format!("record with incorrect prev-link 0/8 at {end}")));
+                assert_eq!((gap.nodes[1].wal.end(), bad_prev.nodes[1].wal.end()), (end, end));
+            } else {
+                assert_eq!((why(&gap), why(&bad_prev)), (None, None));
+                assert_eq!(gap.nodes[1].wal.end(), Lsn(end.0 + 104));
+                assert_eq!(bad_prev.nodes[1].wal.end(), Lsn(end.0 + 40));
+            }
+            // The right record is appended and written (not yet flushed).
+            c.receive_wal(NodeId(1), NodeId(0), vec![at(end.0, last)]);
+            let w = &c.nodes[1].wal;
+            assert_eq!((w.end(), w.write_lsn()), (Lsn(end.0 + 40), Lsn(end.0 + 40)));
+            assert_eq!(w.flush_lsn(), end);
+        }
+    }
+
+    /// The startup process asks for streaming only once its local WAL is
+    /// replayed (WaitForWALToBecomeAvailable tries pg_wal first).
+    #[test]
+    fn a_standby_with_local_wal_to_replay_does_not_connect_yet() {
+        let mut c = disconnected();
+        assert!(c.can_connect(&c.nodes[1]));
+        c.nodes[1].startup.as_mut().unwrap().next -= 1;
+        assert!(!c.can_connect(&c.nodes[1]));
+    }
+
+    /// A standby whose WAL goes further than its upstream flushed (here:
+    /// into the next segment) is refused on the same timeline:
+    /// "requested starting point %X/%X is ahead of the WAL flush position
+    /// of this server %X/%X".
+    #[test]
+    fn a_standby_ahead_of_its_upstream_is_refused() {
+        let mut c = disconnected();
+        c.log = crate::log::Log::new(true);
+        let s = &mut c.nodes[1];
+        let tli = s.tli;
+        s.wal.insert(tli, Xid(0), RecordBody::Switch);
+        let end = s.wal.end();
+        s.wal.flush_upto(end);
+        let (start, _) = c.nodes[1].streaming_start();
+        assert_eq!(start, end, "a switch ends a segment");
+        let flush = c.sendable_upto(&c.nodes[0]);
+        assert!(start > flush);
+        c.connect(NodeId(1));
+        let msg = format!(
+            "requested starting point {start} is ahead of the WAL flush position of this server {flush}"
+        );
+        let refused: Vec<_> = c.fx.refusals.iter().map(|r| (r.1, r.2.clone())).collect();
+        assert_eq!(refused, [(RefusalKind::AheadOfFlush, format!("ERROR: {msg}"))]);
+        let lines: Vec<_> =
+            c.log.drain().map(|l| format!("{} {}: {}", l.node.name(), l.level.name(), l.message)).collect();
+        assert!(lines.contains(&format!("node1 ERROR: {msg}")), "{lines:#?}");
+        assert!(
+            lines.contains(&format!("node2 FATAL: could not receive data from WAL stream: ERROR:  {msg}")),
+            "{lines:#?}"
+        );
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+    }
+
+    /// Received WAL that starts inside the standby's own WAL beyond what it
+    /// replayed replaces its own from there (the reader reads the received
+    /// timeline's file); WAL appended at the end replaces nothing.
+    #[test]
+    fn received_wal_supersedes_the_standbys_unreplayed_own() {
+        let mut c = disconnected();
+        c.log = crate::log::Log::new(true);
+        let s = &mut c.nodes[1];
+        let (p, last) = (s.wal.end(), s.wal.last_start());
+        let tli = s.tli;
+        s.wal.insert(tli, Xid(9), RecordBody::Commit);
+        assert_eq!(s.startup.as_ref().unwrap().replayed, p, "its own record at {p} is not replayed");
+        // The same record as its own unreplayed one: taken as received,
+        // nothing replaced.
+        let own = c.nodes[1].wal.records().last().unwrap().clone();
+        assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![own.clone()]), None);
+        assert_eq!(c.nodes[1].wal.records().last(), Some(&own));
+        assert!(!c.log.drain().any(|l| l.message.contains("will be read from")));
+        let rec =
+            Record { lsn: p, end: Lsn(p.0 + 40), tli, prev: last, xid: Xid(0), body: RecordBody::Abort };
+        assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![rec.clone()]), None);
+        let s = &c.nodes[1];
+        assert_eq!(s.wal.records().last(), Some(&rec));
+        assert!(s.startup.as_ref().unwrap().read_error.is_none());
+        let lines: Vec<_> = c.log.drain().map(|l| l.message).collect();
+        assert!(lines.contains(&format!("WAL from {p} on will be read from what node1 sent")), "{lines:#?}");
+        // The next record, at the end: appended, nothing replaced.
+        let next = Record { lsn: rec.end, end: Lsn(rec.end.0 + 40), prev: rec.lsn, ..rec.clone() };
+        assert_eq!(c.receive_wal(NodeId(1), NodeId(0), vec![next.clone()]), None);
+        assert_eq!(c.nodes[1].wal.records().last(), Some(&next));
+        assert!(!c.log.drain().any(|l| l.message.contains("will be read from")));
+    }
+
+    /// WAL the reader cannot parse ends the streaming connection (the
+    /// startup process restarts the walreceiver, forever).
+    #[test]
+    fn a_read_error_drops_the_connection() {
+        let mut c = quiesced(1, 300);
+        assert!(c.conns.iter().any(|x| x.downstream == NodeId(1)));
+        let s = &c.nodes[1];
+        let end = s.wal.end();
+        let rec = Record {
+            lsn: end,
+            end: Lsn(end.0 + 40),
+            tli: s.tli,
+            prev: Lsn(8),
+            xid: Xid(0),
+            body: RecordBody::Abort,
+        };
+        c.receive_wal(NodeId(1), NodeId(0), vec![rec]);
+        assert!(c.nodes[1].startup.as_ref().unwrap().read_error.is_some());
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+    }
+
+    /// "Caught up with this primary as a synchronous candidate" survives a
+    /// reconnection to the same upstream and is forgotten on connecting to
+    /// another (whose WAL it has not caught up with yet).
+    #[test]
+    fn a_reconnection_keeps_what_the_standby_caught_up_with_only_for_the_same_upstream() {
+        let mut c = quiesced(2, 200);
+        assert_eq!(c.nodes[1].synced_to, Some(NodeId(0)));
+        c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
+        c.connect(NodeId(1));
+        assert!(c.fx.refusals.is_empty());
+        assert_eq!(c.nodes[1].synced_to, Some(NodeId(0)), "same upstream");
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        c.nodes[2].upstream = Some(NodeId(1));
+        assert!(c.can_connect(&c.nodes[2]));
+        c.connect(NodeId(2));
+        assert!(c.conns.iter().any(|x| x.upstream == NodeId(1) && x.downstream == NodeId(2)));
+        assert_eq!(c.nodes[2].synced_to, None, "a cascading upstream");
+    }
 }

@@ -296,7 +296,7 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
-    use crate::ids::NodeId;
+    use crate::ids::{NodeId, Tli};
     use crate::lsn::Lsn;
     use crate::testkit::quiesced;
 
@@ -324,5 +324,287 @@ mod tests {
         assert!(c.status_reply_due(&c.nodes[1]), "releases waiters up to {released}");
         c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
         assert!(!c.status_reply_due(&c.nodes[1]), "no connection");
+    }
+
+    /// WalSndSegmentOpen on a historic timeline: the segment holding the
+    /// switch point is read from the next timeline's file (which holds the
+    /// same WAL up to the switch); earlier segments from the timeline's
+    /// own; the current timeline's from its own.
+    #[test]
+    fn a_historic_timelines_last_segment_is_the_next_timelines_file() {
+        use crate::script::{Action, Step};
+        let mut c = quiesced(2, 200);
+        std::sync::Arc::make_mut(&mut c.settings).operator =
+            vec![Step::new(Action::StopImmediate, "node1"), Step::new(Action::Promote, "node2")];
+        crate::testkit::settle(&mut c);
+        let up = &c.nodes[1];
+        assert_eq!(up.tli, Tli(2));
+        let sp = up.history.switch_point(Tli(2), Tli(1)).expect("forked");
+        let g = *up.wal.geometry();
+        let file = |tli, lsn| c.walsender_segment_file(NodeId(1), tli, lsn);
+        assert_eq!(file(Tli(1), sp), g.wal_file_name(Tli(2), sp));
+        let seg_start = g.segment_start(sp);
+        assert_eq!(file(Tli(1), seg_start), g.wal_file_name(Tli(2), seg_start));
+        let before = Lsn(seg_start.0 - 1);
+        assert_eq!(file(Tli(1), before), g.wal_file_name(Tli(1), before));
+        assert_eq!(file(Tli(2), sp), g.wal_file_name(Tli(2), sp));
+        assert_ne!(g.wal_file_name(Tli(1), sp), g.wal_file_name(Tli(2), sp));
+    }
+
+    /// PhysicalConfirmReceivedLocation: a standby's flush reports move its
+    /// slot's restart_lsn to the flushed position; an invalidated slot
+    /// stays as it is.
+    #[test]
+    fn flush_reports_advance_the_standbys_slot() {
+        let c = crate::testkit::quiesced_with(1, 300, |s| s.cluster.replication_slots = true);
+        let flushed = c.nodes[1].wal.flush_lsn();
+        assert_eq!(c.nodes[0].walsenders[0].reported.flush, flushed);
+        let slot = &c.nodes[0].slots[0];
+        assert_eq!((slot.name.as_str(), slot.restart_lsn), ("node2", flushed));
+        assert!(flushed > c.nodes[0].wal.records()[0].end, "moved on from the backup's REDO");
+        // An invalidated slot does not move.
+        let mut c = crate::testkit::quiesced_with(1, 0, |s| s.cluster.replication_slots = true);
+        let before = c.nodes[0].slots[0].restart_lsn;
+        c.nodes[0].slots[0].invalidated = true;
+        c.set_quiesce(false);
+        let mut evs = Vec::new();
+        for i in 0..300u64 {
+            c.enabled(&mut evs);
+            let ev = evs[(i as usize * 7) % evs.len()];
+            c.apply(ev, i).expect("no violation");
+        }
+        crate::testkit::settle(&mut c);
+        assert!(c.nodes[0].walsenders[0].reported.flush > before);
+        assert_eq!(c.nodes[0].slots[0].restart_lsn, before);
+    }
+
+    /// A walsender whose standby has everything has nothing to do, also
+    /// when every segment before its position was removed (its next read
+    /// is not of a removed segment).
+    #[test]
+    fn a_caught_up_walsender_after_segment_removal_is_idle() {
+        let mut c = quiesced(1, 300);
+        let p = &mut c.nodes[0];
+        let tli = p.tli;
+        p.wal.insert(tli, crate::ids::Xid(0), crate::wal::RecordBody::Switch);
+        let end = p.wal.end();
+        p.wal.flush_upto(end);
+        crate::testkit::settle(&mut c);
+        assert_eq!(c.nodes[1].wal.flush_lsn(), end);
+        assert!(c.nodes[0].wal.remove_before(end).is_some());
+        let p = &c.nodes[0];
+        assert_eq!(p.wal.first_index(), p.wal.end_index(), "no record retained");
+        let conn = c.conns.iter().find(|x| x.downstream == NodeId(1)).expect("streaming");
+        assert_eq!(conn.cursor, p.wal.first_index());
+        assert!(!c.walsender_ready(conn));
+    }
+
+    /// A cascading standby's walsender sends up to what its server
+    /// replayed, or also what its walreceiver flushed while one is
+    /// connected to its own upstream (GetStandbyFlushRecPtr).
+    #[test]
+    fn a_cascading_walsender_counts_received_wal_only_while_receiving() {
+        let mut c = quiesced(2, 200);
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        c.nodes[2].upstream = Some(NodeId(1));
+        crate::testkit::settle(&mut c);
+        assert!(c.conns.iter().any(|x| x.upstream == NodeId(1) && x.downstream == NodeId(2)), "cascading");
+        let flushed = c.nodes[1].wal.flush_lsn();
+        let replayed = Lsn(flushed.0 - 8);
+        c.nodes[1].startup.as_mut().unwrap().replayed = replayed;
+        assert_eq!(c.sendable_upto(&c.nodes[1]), flushed, "receiving from node1");
+        c.drop_conns_where(|x| x.downstream == NodeId(1), "test");
+        assert_eq!(c.sendable_upto(&c.nodes[1]), replayed, "no walreceiver");
+    }
+
+    /// A connection streaming a historic timeline ends once everything up
+    /// to the switch point was sent: not while the record ending exactly
+    /// at the switch point is still to send, and as soon as the next
+    /// record to send is past it.
+    #[test]
+    fn a_historic_timeline_ends_after_its_last_record() {
+        use crate::network::Conn;
+        use crate::script::{Action, Step};
+        let mut c = quiesced(2, 200);
+        std::sync::Arc::make_mut(&mut c.settings).operator =
+            vec![Step::new(Action::StopImmediate, "node1"), Step::new(Action::Promote, "node2")];
+        crate::testkit::settle(&mut c);
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        let up = &c.nodes[1];
+        let sp = up.history.switch_point(Tli(2), Tli(1)).expect("promoted");
+        let last = up.wal.index_at(sp) - 1;
+        assert_eq!(
+            up.wal.get(last).map(|r| r.end),
+            Some(sp),
+            "the last record of timeline 1 ends at the switch"
+        );
+        let conn = |cursor| Conn::new(NodeId(1), NodeId(2), cursor, sp, Tli(1));
+        c.conns.push(conn(last));
+        c.end_finished_timelines();
+        assert_eq!(
+            c.conns.iter().filter(|x| x.downstream == NodeId(2)).count(),
+            1,
+            "its last record is still to send"
+        );
+        c.conns.retain(|x| x.downstream != NodeId(2));
+        c.conns.push(conn(last + 1));
+        // Everything up to the switch sent: not caught up with node2 (that
+        // is its current timeline's WAL), no synchronous candidate.
+        let rules = c.settings.rules.clone();
+        c.nodes[1].add_walsender(crate::walsndctl::WalSndInfo::new(NodeId(2), "node3".into()), &rules);
+        c.mark_caught_up();
+        assert!(c.nodes[1].walsenders.iter().all(|w| w.peer != NodeId(2) || !w.streaming));
+        c.end_finished_timelines();
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(2)), "everything up to the switch was sent");
+    }
+
+    /// A standby that lagged behind the promoted one streams the rest of
+    /// the old timeline from it, up to the switch point and no further,
+    /// then "end of WAL reached on timeline 1", and follows timeline 2:
+    /// it ends with the new primary's WAL.
+    #[test]
+    fn a_lagging_standby_gets_the_old_timeline_to_its_end_then_the_new_one() {
+        use crate::event::Event;
+        use crate::script::{Action, Step};
+        let mut c = quiesced(2, 200);
+        c.set_quiesce(false);
+        c.partitions.cut(NodeId(2), NodeId(0));
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        let mut evs = Vec::new();
+        for i in 0..200u64 {
+            c.enabled(&mut evs);
+            let ev = evs[(i as usize * 7) % evs.len()];
+            c.apply(ev, i).expect("no violation");
+        }
+        let behind = c.nodes[2].wal.end();
+        assert!(behind < c.nodes[1].wal.end(), "node3 lags behind node2");
+        std::sync::Arc::make_mut(&mut c.settings).operator =
+            vec![Step::new(Action::StopImmediate, "node1"), Step::new(Action::Promote, "node2")];
+        c.apply(Event::Operator { node: NodeId(0), step: 0 }, 0).expect("no violation");
+        c.log = crate::log::Log::new(true);
+        crate::testkit::settle(&mut c);
+        let lines: Vec<String> = c.log.drain().map(|l| format!("{}: {}", l.node.name(), l.message)).collect();
+        let (p, s) = (&c.nodes[1], &c.nodes[2]);
+        let sp = p.history.switch_point(Tli(2), Tli(1)).expect("promoted");
+        assert!(behind < sp, "node3 had not all of timeline 1");
+        assert_eq!((p.tli, s.tli), (Tli(2), Tli(2)));
+        assert_eq!(s.wal.end(), p.wal.end());
+        let from = s.wal.records()[0].lsn.max(p.wal.records()[0].lsn);
+        assert_eq!(s.wal.records_from(from), p.wal.records_from(from));
+        let ended = "node3: replication terminated by primary server: end of WAL reached on timeline 1";
+        assert_eq!(lines.iter().filter(|l| *l == ended).count(), 1, "{lines:#?}");
+    }
+
+    /// A standby whose next WAL was removed by a checkpoint while it
+    /// lagged: the walsender's read fails ("requested WAL segment %s has
+    /// already been removed", the segment of what it sent last) and that
+    /// connection, only that one, ends.
+    #[test]
+    fn a_walsender_whose_next_segment_was_removed_ends_its_connection() {
+        let mut c = quiesced(2, 300);
+        let p = &mut c.nodes[0];
+        let tli = p.tli;
+        p.wal.insert(tli, crate::ids::Xid(0), crate::wal::RecordBody::Switch);
+        let end = p.wal.end();
+        p.wal.flush_upto(end);
+        assert!(p.wal.remove_before(end).is_some());
+        let conn = c.conns.iter().find(|x| x.downstream == NodeId(1)).expect("streaming").clone();
+        assert!(conn.cursor < c.nodes[0].wal.first_index());
+        assert!(c.walsender_ready(&conn), "its next read fails");
+        let seg = c.nodes[0].wal.geometry().wal_file_name(tli, conn.sent);
+        c.log = crate::log::Log::new(true);
+        c.walsender_send(NodeId(0), NodeId(1));
+        let lines: Vec<_> =
+            c.log.drain().map(|l| format!("{} {}: {}", l.node.name(), l.level.name(), l.message)).collect();
+        let msg = format!("requested WAL segment {seg} has already been removed");
+        assert!(lines.contains(&format!("node1 ERROR: {msg}")), "{lines:#?}");
+        assert!(
+            lines.contains(&format!("node2 FATAL: could not receive data from WAL stream: ERROR:  {msg}"))
+        );
+        assert!(!c.conns.iter().any(|x| x.downstream == NodeId(1)));
+        assert!(c.conns.iter().any(|x| x.downstream == NodeId(2)), "the other standby's connection stays");
+    }
+
+    /// A reply without a flush position (nothing fsynced yet) leaves the
+    /// slot's restart_lsn where it is (PhysicalConfirmReceivedLocation
+    /// only moves it to a valid position), while the walsender records
+    /// the positions.
+    #[test]
+    fn a_reply_without_a_flush_position_keeps_the_slot() {
+        use crate::network::Msg;
+        use crate::syncrep::ReportedPositions;
+        let mut c = crate::testkit::quiesced_with(1, 300, |s| s.cluster.replication_slots = true);
+        let kept = c.nodes[0].slots[0].restart_lsn;
+        assert!(kept.is_valid());
+        let pos = ReportedPositions { write: Lsn(kept.0 + 8), flush: Lsn(0), apply: Lsn(0) };
+        let i = c.conn_index(NodeId(1)).expect("streaming");
+        c.conns[i].to_upstream.push_back(Msg::Reply(pos));
+        assert_eq!(c.deliver(NodeId(0), NodeId(1)), None);
+        assert_eq!(c.nodes[0].walsenders[0].reported, pos);
+        assert_eq!(c.nodes[0].slots[0].restart_lsn, kept);
+    }
+
+    /// A walsender moves from catchup to streaming once it has sent all it
+    /// can ("\"%s\" has now caught up with upstream server"), once: not
+    /// while WAL is left to send, and a standby already streaming is not
+    /// caught up again when another one connects.
+    #[test]
+    fn a_walsender_is_caught_up_once_it_sent_everything() {
+        let mut c = quiesced(2, 200);
+        c.drop_conns_where(|x| x.downstream == NodeId(2), "test");
+        let p = &mut c.nodes[0];
+        let tli = p.tli;
+        for _ in 0..3 {
+            p.wal.insert(tli, crate::ids::Xid(0), crate::wal::RecordBody::Abort);
+        }
+        let end = p.wal.end();
+        p.wal.flush_upto(end);
+        let conn = |c: &crate::cluster::Cluster, d: u8| {
+            c.conns.iter().find(|x| x.downstream == NodeId(d)).unwrap().clone()
+        };
+        while c.walsender_ready(&conn(&c, 1)) {
+            c.walsender_send(NodeId(0), NodeId(1));
+        }
+        c.connect(NodeId(2));
+        assert!(c.walsender_ready(&conn(&c, 2)), "node3 is behind");
+        c.log = crate::log::Log::new(true);
+        c.mark_caught_up();
+        let streaming = |c: &crate::cluster::Cluster| {
+            c.nodes[0].walsenders.iter().map(|w| (w.name.clone(), w.streaming)).collect::<Vec<_>>()
+        };
+        assert_eq!(streaming(&c), [("node2".to_string(), true), ("node3".to_string(), false)]);
+        assert_eq!(c.log.drain().count(), 0, "nobody caught up just now");
+        while c.walsender_ready(&conn(&c, 2)) {
+            c.walsender_send(NodeId(0), NodeId(2));
+        }
+        c.mark_caught_up();
+        assert_eq!(streaming(&c), [("node2".to_string(), true), ("node3".to_string(), true)]);
+        let lines: Vec<_> = c.log.drain().map(|l| l.message).filter(|m| m.contains("caught up")).collect();
+        assert_eq!(lines, ["\"node3\" has now caught up with upstream server"]);
+        assert_eq!(c.nodes[2].synced_to, Some(NodeId(0)));
+    }
+
+    /// WalSndDone: at a fast shutdown the primary exits only once its
+    /// standby has confirmed flushing all WAL, the shutdown checkpoint
+    /// included — its report of that comes before "database system is
+    /// shut down".
+    #[test]
+    fn a_fast_shutdown_waits_for_the_standby_to_confirm_the_flush() {
+        use crate::script::{Action, Step};
+        let mut c = quiesced(1, 200);
+        std::sync::Arc::make_mut(&mut c.settings).operator = vec![Step::new(Action::StopFast, "node1")];
+        c.log = crate::log::Log::new(true);
+        crate::testkit::settle(&mut c);
+        let end = c.nodes[0].wal.end();
+        assert!(matches!(
+            c.nodes[0].wal.records().last().unwrap().body,
+            crate::wal::RecordBody::CheckpointShutdown(_)
+        ));
+        let lines: Vec<_> = c.log.drain().map(|l| format!("{} {}", l.node.name(), l.message)).collect();
+        let down = lines.iter().position(|l| l == "node1 database system is shut down").expect("shut down");
+        let confirmed = lines
+            .iter()
+            .position(|l| l.starts_with("node1 standby") && l.contains(&format!(" flush {end} ")));
+        assert!(confirmed.is_some_and(|i| i < down), "{lines:#?}");
     }
 }

@@ -353,4 +353,120 @@ mod tests {
         assert!(n.backend_ready(0, env, true));
         assert!(!n.sync_released(&rules, Lsn(0x100), WaitMode::Flush));
     }
+
+    /// SyncRepRequested and `sync_standbys_defined`: only a primary (also
+    /// in fast shutdown) with names set makes anything wait; not a server
+    /// in single-user mode, not a standby. When nothing waits, every LSN
+    /// is released at once.
+    #[test]
+    fn sync_rep_is_active_only_on_a_primary_with_names() {
+        let (n, rules) = primary("FIRST 1 (node2)", &[]);
+        assert!(n.sync_rep_active());
+        assert!(!n.sync_released(&rules, Lsn(0x10), WaitMode::Flush));
+        let mut m = n.clone();
+        m.status = Status::ShuttingDown;
+        assert!(m.sync_rep_active(), "a primary in fast shutdown");
+        let mut m = n.clone();
+        m.single_user = true;
+        assert!(!m.sync_rep_active());
+        assert!(m.sync_released(&rules, Lsn(0x10), WaitMode::Flush));
+        let mut m = n.clone();
+        m.status = Status::Recovery;
+        assert!(!m.sync_rep_active());
+        let (m, _) = primary("", &[]);
+        assert!(!m.sync_rep_active());
+    }
+
+    /// WalSnd->state: catchup until caught up once, then streaming;
+    /// stopping while the server shuts down.
+    #[test]
+    fn walsender_states() {
+        let (mut n, _) = primary("FIRST 1 (node2)", &[(NodeId(1), "node2", 0x100)]);
+        let mut w = n.walsenders[0].clone();
+        assert_eq!(n.walsender_state(&w), WalSndState::Streaming);
+        w.streaming = false;
+        assert_eq!(n.walsender_state(&w), WalSndState::Catchup);
+        n.status = Status::ShuttingDown;
+        assert_eq!(n.walsender_state(&w), WalSndState::Stopping);
+        let views = n.slot_views();
+        assert_eq!(views.len(), 1);
+        assert_eq!((views[0].slot, views[0].name, views[0].state), (0, "node2", WalSndState::Stopping));
+        assert_eq!(views[0].pos.flush, Lsn(0x100));
+    }
+
+    /// A cascading standby's walsender releases nothing and keeps its
+    /// announcement (SyncRepReleaseWaiters runs on a primary only).
+    #[test]
+    fn a_cascading_walsender_releases_nothing() {
+        let (mut n, rules) = primary("FIRST 1 (node2)", &[(NodeId(1), "node2", 0x100)]);
+        n.status = Status::Recovery;
+        n.walsenders[0].announce_next_takeover = false;
+        let (ctl, announce, line) = n.release_outcome(NodeId(1), &rules);
+        assert_eq!((ctl, announce, line), (n.walsndctl, false, None));
+        assert_eq!(n.release_outcome(NodeId(5), &rules), (n.walsndctl, true, None), "no such walsender");
+    }
+
+    /// `synchronous_transfer = data_flush`: a write of a covered file whose
+    /// LSN the sync standby has not flushed waits for it; nothing waits
+    /// under `commit`, for a file the design does not cover, in recovery,
+    /// or once the standby flushed that far.
+    #[test]
+    fn transfer_waits_only_for_covered_unreleased_writes() {
+        use crate::settings::SynchronousTransfer as T;
+        let (mut n, rules) = primary("FIRST 1 (node2)", &[(NodeId(1), "node2", 0x100)]);
+        n.release_waiters(NodeId(1), &rules, &mut Log::new(false));
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0x100));
+        let settings = Settings::default();
+        let env = Env { settings: &settings, archive: &Default::default() };
+        n.gucs.synchronous_transfer = T::DataFlush;
+        assert_eq!(n.transfer_wait(env, Lsn(0x180), FileKind::Data), Some(Lsn(0x180)));
+        assert_eq!(n.transfer_wait(env, Lsn(0x180), FileKind::Clog), Some(Lsn(0x180)));
+        assert_eq!(n.transfer_wait(env, Lsn(0x100), FileKind::Data), None, "flushed by the standby");
+        assert_eq!(n.transfer_wait(env, Lsn(0x180), FileKind::Control), None, "not covered");
+        n.gucs.synchronous_transfer = T::All;
+        assert_eq!(n.transfer_wait(env, Lsn(0x180), FileKind::Data), Some(Lsn(0x180)));
+        n.gucs.synchronous_transfer = T::Commit;
+        assert_eq!(n.transfer_wait(env, Lsn(0x180), FileKind::Data), None);
+        n.gucs.synchronous_transfer = T::DataFlush;
+        n.status = Status::Recovery;
+        assert_eq!(n.transfer_wait(env, Lsn(0x180), FileKind::Data), None, "in recovery");
+    }
+
+    /// SyncRepReleaseWaiters returns at once for a walsender whose standby
+    /// has not reported a flush position — also under the planted bug
+    /// that lets such a standby be a candidate: it announces nothing and
+    /// stays armed to announce.
+    #[test]
+    fn a_walsender_without_a_flush_position_announces_nothing() {
+        let (mut n, rules) =
+            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0), (NodeId(2), "node3", 0x80)]);
+        let off = Rules { sync_candidates_need_flush_position: false, ..rules };
+        let mut log = Log::new(true);
+        n.release_waiters(NodeId(1), &off, &mut log);
+        assert_eq!(log.drain().count(), 0);
+        assert!(n.walsenders[0].announce_next_takeover);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0));
+    }
+
+    /// FIRST 2 with one synchronous standby connected: it announces itself
+    /// once, and releases nothing until a second one is there.
+    #[test]
+    fn a_synchronous_standby_announces_itself_once_while_too_few_are_there() {
+        let (mut n, rules) = primary("FIRST 2 (node2, node3)", &[(NodeId(1), "node2", 0x100)]);
+        let mut log = Log::new(true);
+        n.release_waiters(NodeId(1), &rules, &mut log);
+        n.release_waiters(NodeId(1), &rules, &mut log);
+        let lines: Vec<String> = log.drain().map(|l| l.message).collect();
+        assert_eq!(lines, ["standby \"node2\" is now a synchronous standby with priority 1"]);
+        assert_eq!(n.walsndctl.released(WaitMode::Flush), Lsn(0));
+        // A potential standby stays armed: once it is synchronous, it says so.
+        let (mut n, rules) =
+            primary("FIRST 1 (node2, node3)", &[(NodeId(1), "node2", 0x100), (NodeId(2), "node3", 0x100)]);
+        n.release_waiters(NodeId(2), &rules, &mut log);
+        assert!(n.walsenders[1].announce_next_takeover);
+        n.walsenders.retain(|w| w.peer != NodeId(1));
+        n.release_waiters(NodeId(2), &rules, &mut log);
+        let lines: Vec<String> = log.drain().map(|l| l.message).collect();
+        assert_eq!(lines, ["standby \"node3\" is now a synchronous standby with priority 2"]);
+    }
 }
