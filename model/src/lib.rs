@@ -54,24 +54,26 @@ pub use event::{CrashKind, Event, EventKind};
 pub use invariants::{Invariant, Violation};
 pub use lsn::Lsn;
 pub use settings::Settings;
+
 #[cfg(test)]
-mod tests_scenarios;
-#[cfg(test)]
-mod tests_walks;
 mod tests_crash_image;
 #[cfg(test)]
-mod tests_pgarch;
-#[cfg(test)]
-mod tests_walwriter;
-#[cfg(test)]
-mod tests_xlogarchive;
 mod tests_failback;
 #[cfg(test)]
 mod tests_node;
 #[cfg(test)]
 mod tests_operator;
 #[cfg(test)]
-mod tests_script;
-
+mod tests_pgarch;
 #[cfg(test)]
 mod tests_recovery;
+#[cfg(test)]
+mod tests_scenarios;
+#[cfg(test)]
+mod tests_script;
+#[cfg(test)]
+mod tests_walks;
+#[cfg(test)]
+mod tests_walwriter;
+#[cfg(test)]
+mod tests_xlogarchive;

@@ -217,6 +217,8 @@ pub(crate) fn settings(sets: &[&str]) -> Settings {
     let s: Settings = toml::from_str(&sets.join("\n")).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
     s.validate().unwrap_or_else(|e| panic!("{sets:?}: {e}"));
     s
+}
+
 /// Runs `f` on node `i` of `c` with logging on and fresh effects (the
 /// cluster's own log and effects are left alone). Returns what `f`
 /// returned, the messages logged and the effects.
