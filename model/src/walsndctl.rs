@@ -469,4 +469,23 @@ mod tests {
         let lines: Vec<String> = log.drain().map(|l| l.message).collect();
         assert_eq!(lines, ["standby \"node3\" is now a synchronous standby with priority 2"]);
     }
+
+    /// Setting synchronous_standby_names wakes nobody; clearing it wakes a
+    /// waiting commit at once.
+    #[test]
+    fn only_clearing_the_names_wakes_waiters() {
+        let (mut n, _) = primary("FIRST 1 (node2)", &[]);
+        let env = Env { settings: &Settings::default(), archive: &Default::default() };
+        let op = crate::event::Op { client: 0, kind: crate::event::OpKind::Insert, key: 1, payload: 1 };
+        n.backends[0] =
+            Backend::SyncRepWait { xid: Xid(900), op, end: Lsn(0x100), mode: WaitMode::Flush, woken: false };
+        n.walsndctl.sync_standbys_defined = false;
+        n.update_sync_standbys_defined();
+        assert!(n.walsndctl.sync_standbys_defined);
+        assert!(!n.backend_ready(0, env, true), "defining the names wakes nobody");
+        n.gucs.names = StandbyNames::Async;
+        n.update_sync_standbys_defined();
+        assert!(!n.walsndctl.sync_standbys_defined);
+        assert!(n.backend_ready(0, env, true), "woken");
+    }
 }
