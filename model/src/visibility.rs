@@ -282,9 +282,7 @@ mod tests {
                 assert!(!n.buffers.frame(f).dirty);
                 n.wal.flush_upto(end);
                 crate::testkit::on_node(&s, &mut n, |n, ctx| n.set_hint_bits(f, Process::Backend(0), ctx));
-                // (No xmin hint either: xid 10 shares the CLOG page, whose group
-                // LSN is now that of the unflushed commit.)
-                assert_eq!(n.buffers.frame(f).page.tuples[0].infomask, 0);
+                assert_eq!(n.buffers.frame(f).page.tuples[0].infomask, HEAP_XMIN_COMMITTED);
             } else {
                 assert_eq!(mask, HEAP_XMIN_COMMITTED);
             }
@@ -334,9 +332,7 @@ mod tests {
         n.buffers.install(f, BlockNumber(1), page(Lsn(0x40)));
         crate::testkit::on_node(&s, &mut n, |n, ctx| n.set_hint_bits(f, Process::Backend(3), ctx));
         assert_eq!(n.wal.end(), wal_end);
-        // (No xmin hint either: xid 10 shares the CLOG page, whose group
-        // LSN is now that of the unflushed commit.)
-        assert_eq!(n.buffers.frame(f).page.tuples[0].infomask, 0);
+        assert_eq!(n.buffers.frame(f).page.tuples[0].infomask, HEAP_XMIN_COMMITTED);
     }
 
     /// A hint bit once set is believed, never re-derived from the CLOG:
