@@ -1109,124 +1109,12 @@ mod tests {
         }
     }
 
-    /// A serializer that takes strings only: what a size is written as.
-    struct StrOnly;
-
-    macro_rules! refuse {
-        ($($f:ident($t:ty)),*) => {
-            $(fn $f(self, _: $t) -> Result<String, serde::de::value::Error> {
-                Err(serde::ser::Error::custom("not a string"))
-            })*
-        };
-    }
-
-    impl Serializer for StrOnly {
-        type Ok = String;
-        type Error = serde::de::value::Error;
-        type SerializeSeq = serde::ser::Impossible<String, Self::Error>;
-        type SerializeTuple = serde::ser::Impossible<String, Self::Error>;
-        type SerializeTupleStruct = serde::ser::Impossible<String, Self::Error>;
-        type SerializeTupleVariant = serde::ser::Impossible<String, Self::Error>;
-        type SerializeMap = serde::ser::Impossible<String, Self::Error>;
-        type SerializeStruct = serde::ser::Impossible<String, Self::Error>;
-        type SerializeStructVariant = serde::ser::Impossible<String, Self::Error>;
-        fn serialize_str(self, v: &str) -> Result<String, Self::Error> {
-            Ok(v.to_string())
-        }
-        refuse!(
-            serialize_bool(bool),
-            serialize_i8(i8),
-            serialize_i16(i16),
-            serialize_i32(i32),
-            serialize_i64(i64),
-            serialize_u8(u8),
-            serialize_u16(u16),
-            serialize_u32(u32),
-            serialize_u64(u64),
-            serialize_f32(f32),
-            serialize_f64(f64),
-            serialize_char(char),
-            serialize_bytes(&[u8]),
-            serialize_unit_struct(&'static str)
-        );
-        fn serialize_none(self) -> Result<String, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<String, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_unit(self) -> Result<String, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_unit_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-        ) -> Result<String, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_newtype_struct<T: Serialize + ?Sized>(
-            self,
-            _: &'static str,
-            _: &T,
-        ) -> Result<String, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_newtype_variant<T: Serialize + ?Sized>(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: &T,
-        ) -> Result<String, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_tuple_struct(
-            self,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeTupleStruct, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_tuple_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeTupleVariant, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-        fn serialize_struct_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeStructVariant, Self::Error> {
-            Err(serde::ser::Error::custom("not a string"))
-        }
-    }
-
     /// Sizes are written back as PostgreSQL writes them: a string with the
     /// largest whole unit (so a written settings file reads back the same).
     #[test]
     fn sizes_serialize_as_strings_with_a_unit() {
-        assert_eq!(Bytes(16 << 20).serialize(StrOnly), Ok("16MB".to_string()));
-        assert_eq!(WalSize(Bytes(64 << 20)).serialize(StrOnly), Ok("64MB".to_string()));
-        assert_eq!(WalSize(Bytes(1536)).serialize(StrOnly), Ok("1536B".to_string()));
+        assert_eq!(toml::Value::try_from(Bytes(16 << 20)), Ok(toml::Value::from("16MB")));
+        assert_eq!(toml::Value::try_from(WalSize(Bytes(64 << 20))), Ok(toml::Value::from("64MB")));
+        assert_eq!(toml::Value::try_from(WalSize(Bytes(1536))), Ok(toml::Value::from("1536B")));
     }
 }
