@@ -256,3 +256,19 @@ pub(crate) fn on_node<R>(
     let r = f(n, &mut ctx);
     (r, log.drain().map(|l| l.message).collect())
 }
+
+/// Runs `c`'s operator script to its end in the fixed rotation of
+/// [`quiesced`], calling `after(c, event)` right after each event.
+pub(crate) fn run_script_rotation(c: &mut Cluster, mut after: impl FnMut(&mut Cluster, crate::event::Event)) {
+    let mut evs = Vec::new();
+    let mut i = 0u64;
+    while !c.script_done() {
+        c.enabled(&mut evs);
+        assert!(!evs.is_empty(), "stuck: {:?}", c.waits());
+        let ev = evs[(i as usize * 7) % evs.len()];
+        c.apply(ev, i).expect("no violation while the script runs");
+        after(c, ev);
+        i += 1;
+        assert!(i < 100_000, "the script never finished: {:?}", c.waits());
+    }
+}

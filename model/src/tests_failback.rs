@@ -21,16 +21,8 @@ fn story(f: impl FnOnce(&mut Settings)) -> Cluster {
     s.cluster.standbys = 1;
     f(&mut s);
     let mut c = Cluster::new(s, false);
+    crate::testkit::run_script_rotation(&mut c, |_, _| {});
     let mut evs = Vec::new();
-    let mut i = 0u64;
-    while !c.script_done() {
-        c.enabled(&mut evs);
-        assert!(!evs.is_empty(), "stuck: {:?}", c.waits());
-        let ev = evs[(i as usize * 7) % evs.len()];
-        c.apply(ev, i).expect("no violation while running");
-        i += 1;
-        assert!(i < 100_000, "the script never finished");
-    }
     c.set_quiesce(true);
     for j in 0..100_000 {
         c.enabled(&mut evs);

@@ -18,20 +18,12 @@ fn run_script(
     let mut s = Settings { operator: script, ..Settings::default() };
     s.cluster.standbys = standbys;
     let mut c = Cluster::new(s, true);
-    let mut evs = Vec::new();
-    let mut i = 0u64;
-    while !c.script_done() {
-        c.enabled(&mut evs);
-        assert!(!evs.is_empty(), "stuck: {:?}", c.waits());
-        let ev = evs[(i as usize * 7) % evs.len()];
-        c.apply(ev, i).expect("no violation");
+    crate::testkit::run_script_rotation(&mut c, |c, ev| {
         let lines: Vec<String> = c.log.drain().map(|l| format!("{} {}", l.node, l.message)).collect();
         if let Event::Operator { step, .. } = ev {
-            check(step as usize, &mut c, lines);
+            check(step as usize, c, lines);
         }
-        i += 1;
-        assert!(i < 50_000, "the script never finished: {:?}", c.waits());
-    }
+    });
     c
 }
 
